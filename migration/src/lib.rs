@@ -1,0 +1,21 @@
+//! Agentdesk database migrations.
+//!
+//! One module per migration, applied in order by [`Migrator`]. Every migration has a real
+//! `down` that undoes its `up` exactly, and the integration tests run all of them up, all
+//! the way down and up again on SQLite and PostgreSQL. Names are snake_case; every lookup
+//! the application makes has an index here.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_accounts;
+
+/// The ordered list of Agentdesk migrations, driven by `agentdesk migrate …` and by
+/// `serve` on start (unless `migrate_on_start = false`).
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_accounts::Migration)]
+    }
+}

@@ -1,0 +1,224 @@
+//! `/v1/auth/*`: register, login, refresh-token rotation, logout. Rate limited per IP
+//! (`auth_rate_limit_per_ip_per_min`) and, for login, per account.
+
+use poem::web::Data;
+use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
+
+use super::{Tag, me::UserOut};
+use crate::{api_errors, app::AppState, domain::accounts, http::middleware::ClientInfo};
+
+/// `auth.register` request.
+#[derive(Object)]
+pub struct RegisterIn {
+    /// Email address; normalised to lower case and unique across the server.
+    #[oai(validator(max_length = 320))]
+    pub email: String,
+    /// Password, 10–256 characters, not equal to the email.
+    #[oai(validator(max_length = 256))]
+    pub password: String,
+    /// Name shown to other members, 1–200 characters.
+    #[oai(validator(max_length = 200))]
+    pub display_name: String,
+}
+
+/// `auth.login` request.
+#[derive(Object)]
+pub struct LoginIn {
+    /// The account's email (case-insensitive).
+    #[oai(validator(max_length = 320))]
+    pub email: String,
+    /// The account's password.
+    #[oai(validator(max_length = 256))]
+    pub password: String,
+}
+
+/// A refresh token presented to `auth.refresh` or `auth.logout`.
+#[derive(Object)]
+pub struct RefreshIn {
+    /// The opaque refresh token from `auth.login` or the last `auth.refresh`.
+    #[oai(validator(max_length = 128))]
+    pub refresh_token: String,
+}
+
+/// A token pair (RFC 6749 §5.1 field names).
+#[derive(Object)]
+pub struct TokenOut {
+    /// Access token (JWT): send as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    /// Always `Bearer` (RFC 6750).
+    pub token_type: String,
+    /// Access token lifetime in seconds.
+    pub expires_in: u64,
+    /// Opaque refresh token, single use: `auth.refresh` spends it and returns a new one.
+    /// Presenting a spent one revokes every token of its login.
+    pub refresh_token: String,
+    /// Refresh token lifetime in seconds.
+    pub refresh_expires_in: u64,
+}
+
+impl From<accounts::TokenPair> for TokenOut {
+    fn from(p: accounts::TokenPair) -> Self {
+        Self {
+            access_token: p.access_token,
+            token_type: "Bearer".into(),
+            expires_in: p.expires_in,
+            refresh_token: p.refresh_token,
+            refresh_expires_in: p.refresh_expires_in,
+        }
+    }
+}
+
+/// `auth.register` success.
+#[derive(ApiResponse)]
+pub enum RegisterResponse {
+    /// The account was created. Log in with `auth.login`.
+    #[oai(status = 201)]
+    Created(Json<UserOut>, #[oai(header = "Location")] String),
+}
+
+/// `auth.login` / `auth.refresh` success.
+#[derive(ApiResponse)]
+pub enum TokenResponse {
+    /// A new token pair.
+    #[oai(status = 200)]
+    Ok(Json<TokenOut>),
+}
+
+/// `auth.logout` success.
+#[derive(ApiResponse)]
+pub enum LogoutResponse {
+    /// The refresh token's whole family is revoked (also when it was unknown or already revoked).
+    #[oai(status = 204)]
+    NoContent,
+}
+
+api_errors!(RegisterErrors {
+    BadRequest,
+    Forbidden,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unprocessable
+});
+api_errors!(LoginErrors {
+    BadRequest,
+    Unauthorized,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unprocessable
+});
+api_errors!(LogoutErrors {
+    BadRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unprocessable
+});
+
+/// The auth operations.
+pub struct AuthApi;
+
+#[OpenApi(tag = "Tag::Auth")]
+impl AuthApi {
+    /// Register an account
+    ///
+    /// Creates a user with an argon2id-hashed password. Open unless the server turned
+    /// registration off (`403 registration_closed`). A taken email answers `409 email_taken`;
+    /// invalid fields answer `422 validation_failed` naming each field.
+    #[oai(
+        path = "/v1/auth/register",
+        method = "post",
+        operation_id = "auth.register"
+    )]
+    async fn register(
+        &self,
+        state: Data<&AppState>,
+        client: Data<&ClientInfo>,
+        body: Json<RegisterIn>,
+    ) -> Result<RegisterResponse, RegisterErrors> {
+        let b = body.0;
+        let user = accounts::register(
+            &state.db,
+            state.config.registration_open,
+            &b.email,
+            b.password,
+            &b.display_name,
+            &client.audit(),
+        )
+        .await?;
+        Ok(RegisterResponse::Created(
+            Json(user.into()),
+            "/v1/me".into(),
+        ))
+    }
+
+    /// Log in with email and password
+    ///
+    /// Returns an access token and a refresh token. A wrong email and a wrong password answer
+    /// the same `401 invalid_credentials`. Limited per IP and per account
+    /// (`login_rate_limit_per_account_per_min`, `429 rate_limited`). Audited as `auth.login`.
+    #[oai(path = "/v1/auth/login", method = "post", operation_id = "auth.login")]
+    async fn login(
+        &self,
+        state: Data<&AppState>,
+        client: Data<&ClientInfo>,
+        body: Json<LoginIn>,
+    ) -> Result<TokenResponse, LoginErrors> {
+        state.limiters.check_login_account(&body.email)?;
+        let b = body.0;
+        let pair = accounts::login(
+            &state.db,
+            &state.keyring,
+            state.config.refresh_token_ttl_s,
+            &b.email,
+            b.password,
+            &client.audit(),
+        )
+        .await?;
+        Ok(TokenResponse::Ok(Json(pair.into())))
+    }
+
+    /// Rotate a refresh token
+    ///
+    /// Spends the refresh token and returns a new pair. Presenting a token that was already
+    /// spent revokes every token descended from the same login (RFC 9700 §4.14) and answers
+    /// `401 invalid_refresh_token`, as do unknown, expired and revoked tokens.
+    #[oai(
+        path = "/v1/auth/refresh",
+        method = "post",
+        operation_id = "auth.refresh"
+    )]
+    async fn refresh(
+        &self,
+        state: Data<&AppState>,
+        client: Data<&ClientInfo>,
+        body: Json<RefreshIn>,
+    ) -> Result<TokenResponse, LoginErrors> {
+        let pair = accounts::refresh(
+            &state.db,
+            &state.keyring,
+            state.config.refresh_token_ttl_s,
+            &body.refresh_token,
+            &client.audit(),
+        )
+        .await?;
+        Ok(TokenResponse::Ok(Json(pair.into())))
+    }
+
+    /// Log out
+    ///
+    /// Revokes the refresh token and every token rotated from the same login. Access tokens
+    /// already issued stay valid until they expire (`access_token_ttl_s`).
+    #[oai(
+        path = "/v1/auth/logout",
+        method = "post",
+        operation_id = "auth.logout"
+    )]
+    async fn logout(
+        &self,
+        state: Data<&AppState>,
+        body: Json<RefreshIn>,
+    ) -> Result<LogoutResponse, LogoutErrors> {
+        accounts::logout(&state.db, &body.refresh_token).await?;
+        Ok(LogoutResponse::NoContent)
+    }
+}

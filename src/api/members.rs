@@ -1,0 +1,305 @@
+//! `/v1/orgs/{org_id}/members`: who belongs to an org and with which role. Only owners grant
+//! or take `owner`; an org never loses its last owner.
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
+use uuid::Uuid;
+
+use super::{BearerAuth, RoleName, Tag};
+use crate::{
+    api_errors,
+    app::AppState,
+    auth::rbac::{self, Role},
+    domain::{
+        orgs::{self, Member},
+        page::PageRequest,
+    },
+    http::middleware::ClientInfo,
+};
+
+/// A member of an organization.
+#[derive(Object)]
+pub struct MemberOut {
+    /// The member's user id.
+    pub user_id: Uuid,
+    /// The member's email.
+    pub email: String,
+    /// The member's display name.
+    pub display_name: String,
+    /// The member's role.
+    pub role: RoleName,
+    /// When the user joined (RFC 3339, UTC).
+    pub joined_at: DateTime<Utc>,
+    /// When the role last changed (RFC 3339, UTC).
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Member> for MemberOut {
+    fn from(m: Member) -> Self {
+        Self {
+            user_id: m.user.id,
+            email: m.user.email,
+            display_name: m.user.display_name,
+            role: Role::parse(&m.membership.role)
+                .unwrap_or(Role::Viewer)
+                .into(),
+            joined_at: m.membership.created_at,
+            updated_at: m.membership.updated_at,
+        }
+    }
+}
+
+/// `members.add` request.
+#[derive(Object)]
+pub struct MemberIn {
+    /// Email of an existing account (`422` naming `email` when there is none).
+    #[oai(validator(max_length = 320))]
+    pub email: String,
+    /// Role to grant; `owner` needs `members:owner`.
+    pub role: RoleName,
+}
+
+/// `members.update` request.
+#[derive(Object)]
+pub struct MemberRoleIn {
+    /// The new role; granting or taking `owner` needs `members:owner`.
+    pub role: RoleName,
+}
+
+/// A page of members.
+#[derive(Object)]
+pub struct MemberList {
+    /// The members, in user-id order.
+    pub items: Vec<MemberOut>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `members.add` success.
+#[derive(ApiResponse)]
+pub enum MemberCreated {
+    /// The user is now a member.
+    #[oai(status = 201)]
+    Created(
+        Json<MemberOut>,
+        /// The membership's URL.
+        #[oai(header = "Location")]
+        String,
+    ),
+}
+
+/// One member.
+#[derive(ApiResponse)]
+pub enum MemberResponse {
+    /// The member.
+    #[oai(status = 200)]
+    Ok(Json<MemberOut>),
+}
+
+/// A page of members.
+#[derive(ApiResponse)]
+pub enum MemberListResponse {
+    /// The page.
+    #[oai(status = 200)]
+    Ok(Json<MemberList>),
+}
+
+/// Removed.
+#[derive(ApiResponse)]
+pub enum MemberRemoved {
+    /// The user is no longer a member.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+api_errors!(MemberListErrors {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound
+});
+api_errors!(MemberWriteErrors {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unprocessable
+});
+api_errors!(MemberRemoveErrors {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict
+});
+
+/// The membership operations.
+pub struct MembersApi;
+
+#[OpenApi(tag = "Tag::Members")]
+impl MembersApi {
+    /// List members
+    ///
+    /// Needs `members:read`. Cursor-paginated in user-id order.
+    #[oai(
+        path = "/v1/orgs/:org_id/members",
+        method = "get",
+        operation_id = "members.list"
+    )]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// Organization id.
+        org_id: Path<Uuid>,
+        /// Page size, 1–200 (default 50).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` from the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<MemberListResponse, MemberListErrors> {
+        orgs::authorize(
+            &state.db,
+            &state.rbac,
+            auth.0.user_id,
+            org_id.0,
+            rbac::MEMBERS_READ,
+        )
+        .await?;
+        let page = PageRequest::new(limit.0, cursor.0.as_deref())?;
+        let page = orgs::list_members(&state.db, org_id.0, page).await?;
+        Ok(MemberListResponse::Ok(Json(MemberList {
+            items: page.items.into_iter().map(Into::into).collect(),
+            next_cursor: page.next_cursor,
+        })))
+    }
+
+    /// Add a member
+    ///
+    /// Needs `members:write` (`members:owner` to grant `owner`). Adds an existing account by
+    /// email; `409 already_member` if it is one. Audited as `member.added`.
+    #[oai(
+        path = "/v1/orgs/:org_id/members",
+        method = "post",
+        operation_id = "members.add"
+    )]
+    async fn add(
+        &self,
+        state: Data<&AppState>,
+        client: Data<&ClientInfo>,
+        auth: BearerAuth,
+        /// Organization id.
+        org_id: Path<Uuid>,
+        body: Json<MemberIn>,
+    ) -> Result<MemberCreated, MemberWriteErrors> {
+        let user_id = auth.0.user_id;
+        let access = orgs::authorize(
+            &state.db,
+            &state.rbac,
+            user_id,
+            org_id.0,
+            rbac::MEMBERS_WRITE,
+        )
+        .await?;
+        let ctx = client.audit().as_actor(user_id);
+        let member = orgs::add_member(
+            &state.db,
+            &state.rbac,
+            access,
+            &body.email,
+            body.role.into(),
+            &ctx,
+        )
+        .await?;
+        let location = format!("/v1/orgs/{}/members/{}", org_id.0, member.user.id);
+        Ok(MemberCreated::Created(Json(member.into()), location))
+    }
+
+    /// Change a member's role
+    ///
+    /// Needs `members:write` (`members:owner` to grant or take `owner`). Demoting the last
+    /// owner answers `409 last_owner`. Audited as `member.updated`.
+    #[oai(
+        path = "/v1/orgs/:org_id/members/:user_id",
+        method = "put",
+        operation_id = "members.update"
+    )]
+    async fn update(
+        &self,
+        state: Data<&AppState>,
+        client: Data<&ClientInfo>,
+        auth: BearerAuth,
+        /// Organization id.
+        org_id: Path<Uuid>,
+        /// The member's user id.
+        user_id: Path<Uuid>,
+        body: Json<MemberRoleIn>,
+    ) -> Result<MemberResponse, MemberWriteErrors> {
+        let caller = auth.0.user_id;
+        let access = orgs::authorize(
+            &state.db,
+            &state.rbac,
+            caller,
+            org_id.0,
+            rbac::MEMBERS_WRITE,
+        )
+        .await?;
+        let ctx = client.audit().as_actor(caller);
+        let member = orgs::update_member(
+            &state.db,
+            &state.rbac,
+            access,
+            user_id.0,
+            body.role.into(),
+            &ctx,
+        )
+        .await?;
+        Ok(MemberResponse::Ok(Json(member.into())))
+    }
+
+    /// Remove a member
+    ///
+    /// Needs `members:write` (`members:owner` to remove an owner). Removing the last owner
+    /// answers `409 last_owner`. Audited as `member.removed`.
+    #[oai(
+        path = "/v1/orgs/:org_id/members/:user_id",
+        method = "delete",
+        operation_id = "members.remove"
+    )]
+    async fn remove(
+        &self,
+        state: Data<&AppState>,
+        client: Data<&ClientInfo>,
+        auth: BearerAuth,
+        /// Organization id.
+        org_id: Path<Uuid>,
+        /// The member's user id.
+        user_id: Path<Uuid>,
+    ) -> Result<MemberRemoved, MemberRemoveErrors> {
+        let caller = auth.0.user_id;
+        let access = orgs::authorize(
+            &state.db,
+            &state.rbac,
+            caller,
+            org_id.0,
+            rbac::MEMBERS_WRITE,
+        )
+        .await?;
+        orgs::remove_member(
+            &state.db,
+            &state.rbac,
+            access,
+            user_id.0,
+            &client.audit().as_actor(caller),
+        )
+        .await?;
+        Ok(MemberRemoved::NoContent)
+    }
+}

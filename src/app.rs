@@ -1,0 +1,151 @@
+//! Application wiring: [`AppState`] (database, enforcer, keys, limiters, config), the
+//! database connection, the route table and the server loop ([`serve`]).
+//!
+//! Routes: `/v1/...` (the contract, see `api/`), `/v1/openapi.json` and `/v1/openapi.yaml`
+//! (the spec), `/docs/` (Swagger UI), `/healthz` (process alive), `/readyz` (database
+//! reachable, else 503), `/metrics` (Prometheus text).
+
+use std::{sync::Arc, time::Duration};
+
+use migration::MigratorTrait;
+use poem::{
+    Endpoint, EndpointExt, IntoResponse, Response, Route, Server, get, handler, http::StatusCode,
+    listener::TcpAcceptor, web::Data,
+};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+
+use crate::{
+    api,
+    auth::{rbac::Rbac, tokens::Keyring},
+    config::Config,
+    error::AppError,
+    http::{docs, metrics, middleware, ratelimit::Limiters},
+};
+
+/// Everything a request handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The connection pool.
+    pub db: DatabaseConnection,
+    /// The casbin enforcer.
+    pub rbac: Rbac,
+    /// Access-token keys.
+    pub keyring: Arc<Keyring>,
+    /// Rate limiters.
+    pub limiters: Arc<Limiters>,
+    /// The configuration in force.
+    pub config: Arc<Config>,
+}
+
+/// Opens the pool for `config.database_url()`. SQLite: creates `data_dir` for the default
+/// file, WAL journal, foreign keys on, 5 s busy timeout. Errors: unreachable database.
+pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let url = config.database_url();
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)?;
+    }
+    let mut opts = ConnectOptions::new(url);
+    opts.max_connections(config.db_max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+    Ok(Database::connect(opts).await?)
+}
+
+/// Connects, migrates when `migrate_on_start`, loads the enforcer and keys.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let db = connect(&config).await?;
+    if config.migrate_on_start {
+        migration::Migrator::up(&db, None).await?;
+    }
+    let rbac = Rbac::load(&db).await?;
+    let keyring = Arc::new(Keyring::from_config(&config)?);
+    let limiters = Arc::new(Limiters::new(&config));
+    metrics::install();
+    Ok(AppState {
+        db,
+        rbac,
+        keyring,
+        limiters,
+        config: Arc::new(config),
+    })
+}
+
+#[handler]
+fn healthz() -> poem::web::Json<serde_json::Value> {
+    poem::web::Json(serde_json::json!({ "status": "ok" }))
+}
+
+#[handler]
+async fn readyz(state: Data<&AppState>) -> Response {
+    match state.db.ping().await {
+        Ok(()) => poem::web::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: database unreachable");
+            AppError::Unavailable {
+                code: "database_unavailable",
+                detail: "the database is not reachable".into(),
+            }
+            .into_response()
+        }
+    }
+}
+
+#[handler]
+fn metrics_endpoint() -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics::render())
+}
+
+/// The full endpoint: routes, shared state and the middleware stack.
+pub fn routes(state: AppState) -> impl Endpoint {
+    let api = api::service();
+    let spec_json = api.spec_endpoint();
+    let spec_yaml = api.spec_endpoint_yaml();
+    let config = state.config.clone();
+    let limiters = state.limiters.clone();
+    let app = Route::new()
+        .at("/healthz", get(healthz))
+        .at("/readyz", get(readyz))
+        .at("/metrics", get(metrics_endpoint))
+        .at("/v1/openapi.json", spec_json)
+        .at("/v1/openapi.yaml", spec_yaml)
+        .at("/docs", get(docs::docs_root))
+        .at("/docs/", get(docs::docs_index))
+        .at("/docs/*path", get(docs::docs_file))
+        .nest_no_strip("/v1", api)
+        .data(state);
+    middleware::wrap(app, config, limiters)
+}
+
+/// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish for
+/// up to `shutdown_timeout_s`. Also runs the limiter housekeeping.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let grace = Duration::from_secs(state.config.shutdown_timeout_s);
+    let limiters = state.limiters.clone();
+    let housekeeping = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limiters.retain_recent();
+        }
+    });
+    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    let result = Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(routes(state), shutdown, Some(grace))
+        .await;
+    housekeeping.abort();
+    Ok(result?)
+}

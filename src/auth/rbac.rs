@@ -1,0 +1,617 @@
+//! Authorization with casbin: RBAC with domains (ARCHITECTURE §5).
+//!
+//! * Request `(subject, domain, object, action)`; domains are `org:<uuid>`; permissions are
+//!   `object:action` (`members:write`).
+//! * Built-in roles are `p` rules in the wildcard domain `*`, written from [`BUILTIN_ROLES`]
+//!   (the one permission table, also in the README) into `casbin_rule` at start-up.
+//! * Memberships are `g, user:<id>, role:<name>, org:<id>` rules, written in the same
+//!   transaction as the `memberships` row ([`grant_in_tx`], [`revoke_in_tx`]) and applied to the
+//!   in-memory enforcer after the commit ([`Rbac::apply`]).
+//! * A request is decided from the caller's membership row, read fresh from the database on
+//!   every request (so a role change on one node holds on every node at once), and casbin's
+//!   evaluation of that role's permissions in the org's domain ([`Rbac::allows`]).
+//!
+//! The adapter ([`SeaOrmAdapter`]) is ours: no published casbin adapter supports sea-orm 2.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use casbin::{Adapter, CoreApi, DefaultModel, Enforcer, Filter, MgmtApi, Model};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::ExprTrait,
+};
+use tokio::sync::RwLock;
+use uuid::Uuid;
+
+use crate::entity::casbin_rule;
+
+/// The casbin model: RBAC with domains; `p.dom == "*"` rules apply in every org.
+pub const MODEL: &str = r#"
+[request_definition]
+r = sub, dom, obj, act
+
+[policy_definition]
+p = sub, dom, obj, act
+
+[role_definition]
+g = _, _, _
+
+[policy_effect]
+e = some(where (p.eft == allow))
+
+[matchers]
+m = g(r.sub, p.sub, r.dom) && (p.dom == "*" || r.dom == p.dom) && r.obj == p.obj && r.act == p.act
+"#;
+
+/// Read the organization (`orgs.get`).
+pub const ORGS_READ: &str = "orgs:read";
+/// Rename the organization (`orgs.update`).
+pub const ORGS_WRITE: &str = "orgs:write";
+/// Delete the organization (`orgs.delete`).
+pub const ORGS_DELETE: &str = "orgs:delete";
+/// List members (`members.list`).
+pub const MEMBERS_READ: &str = "members:read";
+/// Add, change and remove non-owner members (`members.add`, `members.update`, `members.remove`).
+pub const MEMBERS_WRITE: &str = "members:write";
+/// Grant or take the `owner` role.
+pub const MEMBERS_OWNER: &str = "members:owner";
+/// Read the audit log (`audit.list`).
+pub const AUDIT_READ: &str = "audit:read";
+
+/// The permission catalog: `(name, description)`.
+pub const PERMISSIONS: &[(&str, &str)] = &[
+    (ORGS_READ, "Read the organization."),
+    (ORGS_WRITE, "Change the organization's settings."),
+    (ORGS_DELETE, "Delete the organization and everything in it."),
+    (MEMBERS_READ, "List members and their roles."),
+    (
+        MEMBERS_WRITE,
+        "Add members, change their roles (except owner), remove them.",
+    ),
+    (MEMBERS_OWNER, "Grant or take the owner role."),
+    (AUDIT_READ, "Read the organization's audit log."),
+];
+
+/// A built-in role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Everything, including deleting the org and managing owners.
+    Owner,
+    /// Manages the org, members (not owners) and reads the audit log.
+    Admin,
+    /// Runs sessions (later issues); reads the org and its members.
+    Operator,
+    /// Reads the org and its members.
+    Viewer,
+}
+
+/// The permission table: which built-in role holds which permission.
+pub const BUILTIN_ROLES: &[(Role, &[&str])] = &[
+    (
+        Role::Owner,
+        &[
+            ORGS_READ,
+            ORGS_WRITE,
+            ORGS_DELETE,
+            MEMBERS_READ,
+            MEMBERS_WRITE,
+            MEMBERS_OWNER,
+            AUDIT_READ,
+        ],
+    ),
+    (
+        Role::Admin,
+        &[
+            ORGS_READ,
+            ORGS_WRITE,
+            MEMBERS_READ,
+            MEMBERS_WRITE,
+            AUDIT_READ,
+        ],
+    ),
+    (Role::Operator, &[ORGS_READ, MEMBERS_READ]),
+    (Role::Viewer, &[ORGS_READ, MEMBERS_READ]),
+];
+
+impl Role {
+    /// Every built-in role, most powerful first.
+    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Operator, Role::Viewer];
+
+    /// The stored name (`owner`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The role's permissions from [`BUILTIN_ROLES`].
+    pub fn permissions(self) -> &'static [&'static str] {
+        BUILTIN_ROLES
+            .iter()
+            .find(|(r, _)| *r == self)
+            .map(|(_, p)| *p)
+            .unwrap_or(&[])
+    }
+
+    fn subject(self) -> String {
+        format!("role:{}", self.as_str())
+    }
+}
+
+fn domain(org_id: Uuid) -> String {
+    format!("org:{org_id}")
+}
+
+fn user_subject(user_id: Uuid) -> String {
+    format!("user:{user_id}")
+}
+
+/// A change to the in-memory policy, applied after the transaction that stored it commits.
+#[derive(Clone, Debug)]
+pub enum RuleChange {
+    /// `g, user, role, org` added.
+    Grant {
+        user_id: Uuid,
+        org_id: Uuid,
+        role: Role,
+    },
+    /// `g, user, role, org` removed.
+    Revoke {
+        user_id: Uuid,
+        org_id: Uuid,
+        role: Role,
+    },
+    /// Every rule in the org's domain removed (org deleted).
+    DropDomain { org_id: Uuid },
+}
+
+/// The enforcer, shared by all requests.
+#[derive(Clone)]
+pub struct Rbac {
+    enforcer: Arc<RwLock<Enforcer>>,
+}
+
+impl Rbac {
+    /// Writes the built-in role rules (replacing older ones in one transaction), then loads
+    /// every rule into a casbin enforcer. Errors: database or model errors.
+    pub async fn load(db: &DatabaseConnection) -> anyhow::Result<Self> {
+        sync_builtin_roles(db).await?;
+        let model = DefaultModel::from_str(MODEL).await?;
+        let mut enforcer = Enforcer::new(model, SeaOrmAdapter::new(db.clone())).await?;
+        // Rules are written by the domain inside its own transactions; the enforcer only
+        // mirrors them in memory.
+        enforcer.enable_auto_save(false);
+        Ok(Self {
+            enforcer: Arc::new(RwLock::new(enforcer)),
+        })
+    }
+
+    /// Whether `role` holds `permission` (`object:action`) in `org_id`.
+    pub async fn allows(&self, role: Role, org_id: Uuid, permission: &str) -> bool {
+        let Some((obj, act)) = permission.split_once(':') else {
+            return false;
+        };
+        let enforcer = self.enforcer.read().await;
+        enforcer
+            .enforce((
+                role.subject(),
+                domain(org_id),
+                obj.to_owned(),
+                act.to_owned(),
+            ))
+            .unwrap_or(false)
+    }
+
+    /// Roles `user_id` holds in `org_id` according to the in-memory policy.
+    pub async fn roles_of(&self, user_id: Uuid, org_id: Uuid) -> Vec<String> {
+        let enforcer = self.enforcer.read().await;
+        enforcer
+            .get_filtered_grouping_policy(0, vec![user_subject(user_id)])
+            .into_iter()
+            .filter(|r| r.get(2).map(String::as_str) == Some(domain(org_id).as_str()))
+            .filter_map(|r| {
+                r.get(1)
+                    .and_then(|s| s.strip_prefix("role:"))
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
+    /// Mirrors committed changes in memory. Failures are logged (the database holds the truth
+    /// and authorization reads memberships from it).
+    pub async fn apply(&self, changes: Vec<RuleChange>) {
+        let mut enforcer = self.enforcer.write().await;
+        for change in changes {
+            let result = match change {
+                RuleChange::Grant {
+                    user_id,
+                    org_id,
+                    role,
+                } => enforcer
+                    .add_grouping_policy(vec![
+                        user_subject(user_id),
+                        role.subject(),
+                        domain(org_id),
+                    ])
+                    .await
+                    .map(|_| ()),
+                RuleChange::Revoke {
+                    user_id,
+                    org_id,
+                    role,
+                } => enforcer
+                    .remove_grouping_policy(vec![
+                        user_subject(user_id),
+                        role.subject(),
+                        domain(org_id),
+                    ])
+                    .await
+                    .map(|_| ()),
+                RuleChange::DropDomain { org_id } => enforcer
+                    .remove_filtered_grouping_policy(2, vec![domain(org_id)])
+                    .await
+                    .map(|_| ()),
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "casbin in-memory update failed");
+            }
+        }
+    }
+}
+
+/// Inserts the `g` rule for a membership, inside the caller's transaction.
+pub async fn grant_in_tx(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    org_id: Uuid,
+    role: Role,
+) -> Result<RuleChange, sea_orm::DbErr> {
+    casbin_rule::Entity::insert(rule_row(
+        "g",
+        &[&user_subject(user_id), &role.subject(), &domain(org_id)],
+    ))
+    .exec(db)
+    .await?;
+    Ok(RuleChange::Grant {
+        user_id,
+        org_id,
+        role,
+    })
+}
+
+/// Deletes the `g` rule for a membership, inside the caller's transaction.
+pub async fn revoke_in_tx(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    org_id: Uuid,
+    role: Role,
+) -> Result<RuleChange, sea_orm::DbErr> {
+    casbin_rule::Entity::delete_many()
+        .filter(casbin_rule::Column::Ptype.eq("g"))
+        .filter(casbin_rule::Column::V0.eq(user_subject(user_id)))
+        .filter(casbin_rule::Column::V1.eq(role.subject()))
+        .filter(casbin_rule::Column::V2.eq(domain(org_id)))
+        .exec(db)
+        .await?;
+    Ok(RuleChange::Revoke {
+        user_id,
+        org_id,
+        role,
+    })
+}
+
+/// Deletes every rule in an org's domain, inside the caller's transaction.
+pub async fn drop_domain_in_tx(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+) -> Result<RuleChange, sea_orm::DbErr> {
+    let dom = domain(org_id);
+    casbin_rule::Entity::delete_many()
+        .filter(
+            sea_orm::Condition::any()
+                .add(
+                    casbin_rule::Column::Ptype
+                        .eq("g")
+                        .and(casbin_rule::Column::V2.eq(dom.clone())),
+                )
+                .add(
+                    casbin_rule::Column::Ptype
+                        .eq("p")
+                        .and(casbin_rule::Column::V1.eq(dom)),
+                ),
+        )
+        .exec(db)
+        .await?;
+    Ok(RuleChange::DropDomain { org_id })
+}
+
+async fn sync_builtin_roles(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    let tx = db.begin().await?;
+    casbin_rule::Entity::delete_many()
+        .filter(casbin_rule::Column::Ptype.eq("p"))
+        .filter(casbin_rule::Column::V1.eq("*"))
+        .exec(&tx)
+        .await?;
+    let rows: Vec<_> = BUILTIN_ROLES
+        .iter()
+        .flat_map(|(role, perms)| {
+            perms.iter().map(move |p| {
+                let (obj, act) = p.split_once(':').expect("permission is object:action");
+                rule_row("p", &[&role.subject(), "*", obj, act])
+            })
+        })
+        .collect();
+    casbin_rule::Entity::insert_many(rows).exec(&tx).await?;
+    tx.commit().await
+}
+
+fn rule_row(ptype: &str, values: &[&str]) -> casbin_rule::ActiveModel {
+    let v = |i: usize| Set(values.get(i).map(|s| (*s).to_owned()).unwrap_or_default());
+    casbin_rule::ActiveModel {
+        id: NotSet,
+        ptype: Set(ptype.to_owned()),
+        v0: v(0),
+        v1: v(1),
+        v2: v(2),
+        v3: v(3),
+        v4: v(4),
+        v5: v(5),
+    }
+}
+
+fn row_values(row: &casbin_rule::Model) -> Vec<String> {
+    let mut v = vec![
+        row.v0.clone(),
+        row.v1.clone(),
+        row.v2.clone(),
+        row.v3.clone(),
+        row.v4.clone(),
+        row.v5.clone(),
+    ];
+    while v.last().is_some_and(String::is_empty) {
+        v.pop();
+    }
+    v
+}
+
+/// A casbin [`Adapter`] storing rules in the `casbin_rule` table through SeaORM.
+pub struct SeaOrmAdapter {
+    db: DatabaseConnection,
+    filtered: bool,
+}
+
+impl SeaOrmAdapter {
+    /// An adapter over `db`.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self {
+            db,
+            filtered: false,
+        }
+    }
+}
+
+fn adapter_err(e: sea_orm::DbErr) -> casbin::Error {
+    casbin::error::AdapterError(Box::new(e)).into()
+}
+
+fn load_row(m: &mut dyn Model, row: &casbin_rule::Model) {
+    let sec = if row.ptype.starts_with('g') { "g" } else { "p" };
+    m.add_policy(sec, &row.ptype, row_values(row));
+}
+
+fn matches_filter(values: &[String], filter: &[&str]) -> bool {
+    filter
+        .iter()
+        .enumerate()
+        .all(|(i, f)| f.is_empty() || values.get(i).map(String::as_str) == Some(*f))
+}
+
+#[async_trait]
+impl Adapter for SeaOrmAdapter {
+    async fn load_policy(&mut self, m: &mut dyn Model) -> casbin::Result<()> {
+        self.filtered = false;
+        for row in casbin_rule::Entity::find()
+            .all(&self.db)
+            .await
+            .map_err(adapter_err)?
+        {
+            load_row(m, &row);
+        }
+        Ok(())
+    }
+
+    async fn load_filtered_policy<'a>(
+        &mut self,
+        m: &mut dyn Model,
+        f: Filter<'a>,
+    ) -> casbin::Result<()> {
+        for row in casbin_rule::Entity::find()
+            .all(&self.db)
+            .await
+            .map_err(adapter_err)?
+        {
+            let values = row_values(&row);
+            let filter = if row.ptype.starts_with('g') {
+                &f.g
+            } else {
+                &f.p
+            };
+            if matches_filter(&values, filter) {
+                load_row(m, &row);
+            } else {
+                self.filtered = true;
+            }
+        }
+        Ok(())
+    }
+
+    async fn save_policy(&mut self, m: &mut dyn Model) -> casbin::Result<()> {
+        let mut rows = Vec::new();
+        for sec in ["p", "g"] {
+            if let Some(map) = m.get_model().get(sec) {
+                for (ptype, ast) in map {
+                    for rule in ast.get_policy() {
+                        let refs: Vec<&str> = rule.iter().map(String::as_str).collect();
+                        rows.push(rule_row(ptype, &refs));
+                    }
+                }
+            }
+        }
+        let tx = self.db.begin().await.map_err(adapter_err)?;
+        casbin_rule::Entity::delete_many()
+            .exec(&tx)
+            .await
+            .map_err(adapter_err)?;
+        if !rows.is_empty() {
+            casbin_rule::Entity::insert_many(rows)
+                .exec(&tx)
+                .await
+                .map_err(adapter_err)?;
+        }
+        tx.commit().await.map_err(adapter_err)
+    }
+
+    async fn clear_policy(&mut self) -> casbin::Result<()> {
+        casbin_rule::Entity::delete_many()
+            .exec(&self.db)
+            .await
+            .map_err(adapter_err)?;
+        Ok(())
+    }
+
+    fn is_filtered(&self) -> bool {
+        self.filtered
+    }
+
+    async fn add_policy(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rule: Vec<String>,
+    ) -> casbin::Result<bool> {
+        self.add_policies(_sec, ptype, vec![rule]).await
+    }
+
+    async fn add_policies(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rules: Vec<Vec<String>>,
+    ) -> casbin::Result<bool> {
+        if rules.is_empty() {
+            return Ok(true);
+        }
+        let rows = rules.iter().map(|r| {
+            let refs: Vec<&str> = r.iter().map(String::as_str).collect();
+            rule_row(ptype, &refs)
+        });
+        casbin_rule::Entity::insert_many(rows)
+            .exec(&self.db)
+            .await
+            .map_err(adapter_err)?;
+        Ok(true)
+    }
+
+    async fn remove_policy(
+        &mut self,
+        sec: &str,
+        ptype: &str,
+        rule: Vec<String>,
+    ) -> casbin::Result<bool> {
+        self.remove_policies(sec, ptype, vec![rule]).await
+    }
+
+    async fn remove_policies(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rules: Vec<Vec<String>>,
+    ) -> casbin::Result<bool> {
+        let tx = self.db.begin().await.map_err(adapter_err)?;
+        let mut removed = 0;
+        for rule in rules {
+            let mut q =
+                casbin_rule::Entity::delete_many().filter(casbin_rule::Column::Ptype.eq(ptype));
+            for (i, col) in value_columns().into_iter().enumerate() {
+                q = q.filter(col.eq(rule.get(i).cloned().unwrap_or_default()));
+            }
+            removed += q.exec(&tx).await.map_err(adapter_err)?.rows_affected;
+        }
+        tx.commit().await.map_err(adapter_err)?;
+        Ok(removed > 0)
+    }
+
+    async fn remove_filtered_policy(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        field_index: usize,
+        field_values: Vec<String>,
+    ) -> casbin::Result<bool> {
+        let mut q = casbin_rule::Entity::delete_many().filter(casbin_rule::Column::Ptype.eq(ptype));
+        for (offset, value) in field_values.into_iter().enumerate() {
+            if let Some(col) = value_columns().get(field_index + offset)
+                && !value.is_empty()
+            {
+                q = q.filter(col.eq(value));
+            }
+        }
+        Ok(q.exec(&self.db).await.map_err(adapter_err)?.rows_affected > 0)
+    }
+}
+
+fn value_columns() -> [casbin_rule::Column; 6] {
+    use casbin_rule::Column::*;
+    [V0, V1, V2, V3, V4, V5]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_table_is_consistent() {
+        for (role, perms) in BUILTIN_ROLES {
+            for p in *perms {
+                assert!(
+                    PERMISSIONS.iter().any(|(n, _)| n == p),
+                    "{role:?} has unknown {p}"
+                );
+            }
+        }
+        // Each role holds a subset of the permissions of every role above it.
+        for pair in Role::ALL.windows(2) {
+            for p in pair[1].permissions() {
+                assert!(
+                    pair[0].permissions().contains(p),
+                    "{:?} lacks {p} of {:?}",
+                    pair[0],
+                    pair[1]
+                );
+            }
+        }
+        assert_eq!(Role::parse("admin"), Some(Role::Admin));
+        assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn filters_match_by_position() {
+        let v = vec![
+            "user:1".to_owned(),
+            "role:owner".to_owned(),
+            "org:a".to_owned(),
+        ];
+        assert!(matches_filter(&v, &["", "", "org:a"]));
+        assert!(!matches_filter(&v, &["user:2"]));
+    }
+}

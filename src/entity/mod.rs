@@ -1,0 +1,9 @@
+//! SeaORM entities: one file per table, no logic. Nothing here crosses the API boundary;
+//! `api/` maps these into its own response types.
+
+pub mod audit_event;
+pub mod casbin_rule;
+pub mod membership;
+pub mod organization;
+pub mod refresh_token;
+pub mod user;

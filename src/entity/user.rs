@@ -1,0 +1,31 @@
+//! `users`: a person. `email` is stored normalised (trimmed, lower-case) and unique.
+
+use sea_orm::entity::prelude::*;
+
+/// A user row.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    /// UUIDv7.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// Normalised email (lower-case), unique.
+    #[sea_orm(unique)]
+    pub email: String,
+    /// Display name, 1–200 characters.
+    pub display_name: String,
+    /// PHC string of the argon2id hash; `None` for accounts without a password.
+    pub password_hash: Option<String>,
+    /// Set when the account is disabled; disabled users cannot log in or refresh.
+    pub disabled_at: Option<DateTimeUtc>,
+    /// Creation time (UTC).
+    pub created_at: DateTimeUtc,
+    /// Last update time (UTC).
+    pub updated_at: DateTimeUtc,
+}
+
+/// No relations are navigated through SeaORM; joins are written where they are used.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,198 @@
+//! [`AppError`]: every failure the domain and auth layers report, in HTTP-neutral terms
+//! plus the status it maps to. `http::problem` turns it into an RFC 9457 body; this is the
+//! one place database constraint violations become 409 (see [`AppError::from_db`]).
+
+use poem::http::StatusCode;
+
+/// A field-level validation message: `field` is the JSON field name (dotted for nesting).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON field name, e.g. `password`.
+    pub field: String,
+    /// What is wrong, in a sentence a developer can act on.
+    pub message: String,
+}
+
+impl FieldError {
+    /// Shorthand constructor.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Rate-limit details carried by a 429 (`Retry-After`, `RateLimit-Policy`, `RateLimit`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimited {
+    /// Seconds until a retry can succeed (`Retry-After`, RFC 9110 §10.2.3).
+    pub retry_after_s: u64,
+    /// `RateLimit-Policy` value, e.g. `"auth";q=10;w=60`.
+    pub policy: String,
+    /// `RateLimit` value, e.g. `"auth";r=0;t=6`.
+    pub limit: String,
+}
+
+/// Errors with a stable `code` (snake_case) that clients switch on.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 422 `validation_failed`: the request was well-formed but fields break the rules.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// 400: malformed request (bad JSON, wrong types, bad parameter).
+    #[error("{detail}")]
+    BadRequest {
+        code: &'static str,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    /// 401: missing or invalid credentials. `bearer_error` is the RFC 6750 §3 `error`
+    /// attribute for `WWW-Authenticate` (`invalid_token`), when a bearer token was at fault.
+    #[error("{detail}")]
+    Unauthorized {
+        code: &'static str,
+        detail: String,
+        bearer_error: Option<&'static str>,
+    },
+    /// 403 `permission_denied` naming the missing permission, or another 403 code.
+    #[error("{detail}")]
+    Forbidden {
+        code: &'static str,
+        detail: String,
+        permission: Option<String>,
+    },
+    /// 404 `not_found`. Also what a non-member sees for an org and everything in it.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 409: the request conflicts with current state (taken email, last owner, …).
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    /// 412 `precondition_failed`: `If-Match` did not match the current `ETag`.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// 413 `payload_too_large`.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 415 `unsupported_media_type`.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 429: over a rate limit.
+    #[error("{detail}")]
+    TooManyRequests {
+        code: &'static str,
+        detail: String,
+        limit: RateLimited,
+    },
+    /// 503: not ready or timed out; retry later.
+    #[error("{detail}")]
+    Unavailable { code: &'static str, detail: String },
+    /// 500: a bug or an infrastructure failure. The message is logged, never sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Shorthand result type for domain functions.
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    /// The HTTP status this error maps to.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable problem `code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "validation_failed",
+            Self::BadRequest { code, .. }
+            | Self::Unauthorized { code, .. }
+            | Self::Forbidden { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::TooManyRequests { code, .. }
+            | Self::Unavailable { code, .. } => code,
+            Self::NotFound(_) => "not_found",
+            Self::PreconditionFailed(_) => "precondition_failed",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// One field failed validation.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    /// 409 with a code and detail.
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// 401 for bad credentials at login/refresh (no `WWW-Authenticate` challenge attributes).
+    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            code,
+            detail: detail.into(),
+            bearer_error: None,
+        }
+    }
+
+    /// 401 for a missing/invalid bearer token (RFC 6750 §3.1 `invalid_token`).
+    pub fn invalid_token(detail: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            code: "invalid_token",
+            detail: detail.into(),
+            bearer_error: Some("invalid_token"),
+        }
+    }
+
+    /// 403 `permission_denied` naming the permission the caller lacks.
+    pub fn permission_denied(permission: &str) -> Self {
+        Self::Forbidden {
+            code: "permission_denied",
+            detail: format!("your role in this organization lacks the `{permission}` permission"),
+            permission: Some(permission.to_owned()),
+        }
+    }
+
+    /// Maps a database error: unique-constraint violations become 409 `code`/`detail`;
+    /// anything else is internal. The one place that looks at database error kinds.
+    pub fn from_db(err: sea_orm::DbErr, code: &'static str, detail: &str) -> Self {
+        match err.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Self::conflict(code, detail),
+            _ => Self::Internal(err.into()),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+impl From<sea_orm::TransactionError<AppError>> for AppError {
+    fn from(err: sea_orm::TransactionError<AppError>) -> Self {
+        match err {
+            sea_orm::TransactionError::Connection(e) => e.into(),
+            sea_orm::TransactionError::Transaction(e) => e,
+        }
+    }
+}

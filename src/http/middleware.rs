@@ -1,0 +1,358 @@
+//! The middleware stack, outermost first (see [`wrap`]):
+//!
+//! 1. **edge**: accepts a sane `X-Request-Id` (1–128 of `[A-Za-z0-9._-]`) or makes one, runs
+//!    the request inside a tracing span and a problem context carrying it, turns every error
+//!    into `application/problem+json`, records metrics, logs one line per request, and sets
+//!    security headers (strict CSP on the API, a looser one on `/docs` only).
+//! 2. **CORS** from `cors_allowed_origins` (none by default).
+//! 3. **rate limits** per client IP (stricter on `/v1/auth/*`).
+//! 4. **body limit**: `body_limit_bytes`, by `Content-Length` or while reading a chunked body.
+//! 5. **timeout**: `request_timeout_s`, then 503 `request_timeout`.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use poem::{
+    Endpoint, EndpointExt, IntoResponse, PathPattern, Request, Response,
+    http::{HeaderValue, Method, header},
+    middleware::Cors,
+};
+use tracing::Instrument;
+
+use super::{
+    problem::{RequestContext, from_poem_error, with_request_context},
+    ratelimit::Limiters,
+};
+use crate::{config::Config, domain::audit::AuditCtx, error::AppError};
+
+/// Request header carrying the request id (also echoed on the response).
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// CSP for API responses: nothing may load, nothing may frame.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+/// CSP for Swagger UI under `/docs`: its own scripts and styles (it injects inline styles and
+/// its initializer), images as data URIs, fetches to this origin only.
+pub const DOCS_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; \
+img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// Who is calling, from where: inserted by the edge middleware for handlers.
+#[derive(Clone, Debug)]
+pub struct ClientInfo {
+    /// Client IP (`X-Forwarded-For` right-most entry when `trust_forwarded_for`).
+    pub ip: Option<IpAddr>,
+    /// `User-Agent`, truncated to 512 bytes.
+    pub user_agent: Option<String>,
+    /// The request id.
+    pub request_id: String,
+}
+
+impl ClientInfo {
+    /// The audit context for an anonymous caller.
+    pub fn audit(&self) -> AuditCtx {
+        AuditCtx {
+            actor_id: None,
+            ip: self.ip.map(|i| i.to_string()),
+            user_agent: self.user_agent.clone(),
+            request_id: Some(self.request_id.clone()),
+        }
+    }
+}
+
+fn sane_request_id(v: &str) -> bool {
+    (1..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// The client IP for `req`: the socket peer, or with `trust_forwarded_for` the right-most
+/// valid `X-Forwarded-For` entry (the one the proxy in front appended).
+pub fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for
+        && let Some(ip) = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .next_back()
+    {
+        return Some(ip);
+    }
+    req.remote_addr().as_socket_addr().map(SocketAddr::ip)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// Wraps the application routes in the whole stack.
+pub fn wrap(
+    app: impl Endpoint + 'static,
+    config: Arc<Config>,
+    limiters: Arc<Limiters>,
+) -> impl Endpoint {
+    let body_limit = config.body_limit_bytes as usize;
+    let timeout = Duration::from_secs(config.request_timeout_s);
+    let cors_config = config.clone();
+    let edge_config = config.clone();
+    app.around(move |ep, req| async move {
+        match tokio::time::timeout(timeout, ep.call(req)).await {
+            Ok(r) => r.map(IntoResponse::into_response),
+            Err(_) => Ok(AppError::Unavailable {
+                code: "request_timeout",
+                detail: format!("the request did not finish within {} s", timeout.as_secs()),
+            }
+            .into_response()),
+        }
+    })
+    .around(move |ep, req| async move { body_limit_and_diagnosis(ep, req, body_limit).await })
+    .around(move |ep, req| {
+        let limiters = limiters.clone();
+        async move {
+            let ip = client_ip(&req, limiters.trust_forwarded_for);
+            let is_auth = req.uri().path().starts_with("/v1/auth/");
+            let state = match limiters.check_ip(ip, is_auth) {
+                Ok(state) => state,
+                Err(err) => return Ok(err.into_response()),
+            };
+            let mut resp = match ep.call(req).await {
+                Ok(resp) => resp.into_response(),
+                // Unmatched routes keep their error type so the edge labels them `unmatched`.
+                Err(err) if err.is::<poem::error::NotFoundError>() => return Err(err),
+                Err(err) => {
+                    let route = err.data::<PathPattern>().cloned();
+                    let mut resp = from_poem_error(err);
+                    if let Some(route) = route {
+                        resp.set_data(route);
+                    }
+                    resp
+                }
+            };
+            state.apply(&mut resp);
+            Ok(resp)
+        }
+    })
+    .with(cors(&cors_config))
+    .around(move |ep, req| {
+        let config = edge_config.clone();
+        edge(ep, req, config)
+    })
+}
+
+/// Enforces `body_limit_bytes` (by `Content-Length`, or while reading a chunked body), keeps
+/// the buffered body, and turns poem-openapi's body parse errors into field-level problems.
+async fn body_limit_and_diagnosis<E: Endpoint>(
+    ep: Arc<E>,
+    mut req: Request,
+    limit: usize,
+) -> poem::Result<Response> {
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH) {
+        match len.to_str().ok().and_then(|l| l.parse::<usize>().ok()) {
+            Some(len) if len > limit => return Ok(too_large(limit)),
+            Some(_) => {}
+            None => {
+                return Ok(AppError::BadRequest {
+                    code: "invalid_content_length",
+                    detail: "Content-Length is not a number".into(),
+                    errors: vec![],
+                }
+                .into_response());
+            }
+        }
+    }
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        return ep.call(req).await.map(IntoResponse::into_response);
+    }
+    let body = match req.take_body().into_bytes_limit(limit).await {
+        Ok(bytes) => bytes,
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => return Ok(too_large(limit)),
+        Err(e) => return Err(e.into()),
+    };
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if is_json && let Some(problem) = super::validation::precheck(method.as_str(), &path, &body) {
+        return Ok(problem.into_response());
+    }
+    req.set_body(body.clone());
+    match ep.call(req).await {
+        Ok(resp) => Ok(resp.into_response()),
+        Err(err) => match err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>() {
+            Some(parse) => {
+                Ok(
+                    super::validation::diagnose(method.as_str(), &path, &body, &parse.reason)
+                        .into_response(),
+                )
+            }
+            None => Err(err),
+        },
+    }
+}
+
+fn too_large(limit: usize) -> Response {
+    AppError::PayloadTooLarge(format!("the request body is larger than {limit} bytes"))
+        .into_response()
+}
+
+fn cors(config: &Config) -> Cors {
+    let mut cors = Cors::new()
+        .allow_credentials(false)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            "authorization",
+            "content-type",
+            "if-match",
+            "idempotency-key",
+            REQUEST_ID,
+        ])
+        .expose_headers([
+            "etag",
+            "location",
+            "retry-after",
+            "ratelimit",
+            "ratelimit-policy",
+            REQUEST_ID,
+        ])
+        .max_age(600);
+    if config.cors_allowed_origins.is_empty() {
+        // No origin is allowed; an unknown origin still never gets CORS headers.
+        cors = cors.allow_origin_regex("^$");
+    } else {
+        cors = cors.allow_origins(config.cors_allowed_origins.iter().map(String::as_str));
+    }
+    cors
+}
+
+async fn edge<E: Endpoint>(
+    ep: Arc<E>,
+    mut req: Request,
+    config: Arc<Config>,
+) -> poem::Result<Response> {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| sane_request_id(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let client = ClientInfo {
+        ip: client_ip(&req, config.trust_forwarded_for),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| truncate(v, 512)),
+        request_id: request_id.clone(),
+    };
+    req.extensions_mut().insert(client);
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
+    let ctx = RequestContext {
+        request_id: request_id.clone(),
+        path: path.clone(),
+    };
+    let (mut resp, route) = with_request_context(ctx, async {
+        match ep.call(req).await {
+            Ok(resp) => {
+                let resp = resp.into_response();
+                let route = resp.data::<PathPattern>().map(|p| p.0.to_string());
+                (resp, route)
+            }
+            Err(err) => {
+                let unmatched = err.is::<poem::error::NotFoundError>();
+                let route = err
+                    .data::<PathPattern>()
+                    .map(|p| p.0.to_string())
+                    .filter(|_| !unmatched);
+                (from_poem_error(err), route)
+            }
+        }
+    })
+    .instrument(span.clone())
+    .await;
+    let status = resp.status();
+    let elapsed = started.elapsed();
+    let route = route.unwrap_or_else(|| {
+        if status.as_u16() == 404 {
+            "unmatched".into()
+        } else {
+            path.clone()
+        }
+    });
+    super::metrics::record_request(method.as_str(), &route, status.as_u16(), elapsed);
+    span.in_scope(|| {
+        tracing::info!(status = status.as_u16(), route = %route, latency_ms = elapsed.as_secs_f64() * 1000.0, "request")
+    });
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert(REQUEST_ID, v);
+    }
+    let docs = path == "/docs" || path.starts_with("/docs/");
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static(if docs { DOCS_CSP } else { API_CSP }),
+    );
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    if path.starts_with("/v1/") && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if config.hsts_max_age_s > 0
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "max-age={}; includeSubDomains",
+            config.hsts_max_age_s
+        ))
+    {
+        headers.insert("strict-transport-security", v);
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids() {
+        assert!(sane_request_id("abc-123_x.y"));
+        assert!(!sane_request_id(""));
+        assert!(!sane_request_id("a b"));
+        assert!(!sane_request_id(&"a".repeat(129)));
+        assert!(!sane_request_id("<script>"));
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}

@@ -1,0 +1,378 @@
+//! The test harness: [`TestApp`] starts the real server on 127.0.0.1:0 against a fresh SQLite
+//! file, or a fresh PostgreSQL database (one per test) when `AGENTDESK_TEST_POSTGRES_URL` is
+//! set. [`db_tests!`] runs each test body on both backends. Calls state their expected status
+//! and fail with the response body when it differs.
+
+use std::time::Duration;
+
+use agentdesk::Config;
+use reqwest::{Method, header::HeaderMap};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use tokio::sync::{OnceCell, oneshot};
+
+/// Which database a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A known signing key so tests can forge tokens.
+pub const TEST_KEY: &str = "dGVzdC1zaWduaW5nLWtleS10ZXN0LXNpZ25pbmcta2V5LTAx";
+pub const TEST_KEY_BYTES: &[u8] = b"test-signing-key-test-signing-key-01";
+
+static PG_CLEANUP: OnceCell<()> = OnceCell::const_new();
+
+/// A fresh, empty database URL for `backend`; `None` for PostgreSQL when it is not configured.
+pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> Option<String> {
+    match backend {
+        Backend::Sqlite => Some(format!(
+            "sqlite://{}?mode=rwc",
+            dir.join("test.db").display()
+        )),
+        Backend::Postgres => {
+            let admin = std::env::var("AGENTDESK_TEST_POSTGRES_URL").ok()?;
+            let conn = Database::connect(&admin)
+                .await
+                .expect("AGENTDESK_TEST_POSTGRES_URL is set but unreachable");
+            PG_CLEANUP
+                .get_or_init(|| async {
+                    // Databases left by earlier runs of this binary.
+                    let rows = conn
+                        .query_all_raw(sea_orm::Statement::from_string(
+                            sea_orm::DatabaseBackend::Postgres,
+                            "SELECT datname FROM pg_database WHERE datname LIKE 'agentdesk_t_%'",
+                        ))
+                        .await
+                        .expect("list test databases");
+                    for row in rows {
+                        let name: String = row.try_get("", "datname").unwrap();
+                        let _ = conn
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .await;
+                    }
+                })
+                .await;
+            let name = format!("agentdesk_t_{}", uuid::Uuid::now_v7().simple());
+            conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create test database");
+            let mut url = url::Url::parse(&admin).expect("AGENTDESK_TEST_POSTGRES_URL is a URL");
+            url.set_path(&name);
+            Some(url.to_string())
+        }
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub database_url: String,
+    pub http: reqwest::Client,
+    /// Keeps the temp dir (SQLite file, key file) alive as long as the server.
+    _dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Config every test server starts from: generous limits so tests do not trip them.
+pub fn test_config(dir: &std::path::Path, database_url: String) -> Config {
+    Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: Some(database_url),
+        data_dir: dir.to_path_buf(),
+        db_max_connections: 5,
+        jwt_signing_key: TEST_KEY.into(),
+        rate_limit_per_ip_per_min: 100_000,
+        auth_rate_limit_per_ip_per_min: 100_000,
+        login_rate_limit_per_account_per_min: 100_000,
+        log_level: "warn".into(),
+        ..Config::default()
+    }
+}
+
+impl TestApp {
+    /// Starts a server with the default test config.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts a server after `tweak` adjusts the config; `None` when the backend is not
+    /// available (PostgreSQL without `AGENTDESK_TEST_POSTGRES_URL`).
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = fresh_database(backend, dir.path()).await?;
+        let mut config = test_config(dir.path(), database_url.clone());
+        tweak(&mut config);
+        config.validate().expect("test config is valid");
+        Some(Self::start(backend, dir, database_url, config).await)
+    }
+
+    /// Starts a server on an existing config (e.g. a second server on one database).
+    pub async fn start(
+        _backend: Backend,
+        dir: tempfile::TempDir,
+        database_url: String,
+        config: Config,
+    ) -> Self {
+        let state = agentdesk::build_state(config).await.expect("server state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let server = tokio::spawn(async move {
+            agentdesk::serve(state, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server ran");
+        });
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self {
+            addr,
+            database_url,
+            http,
+            _dir: dir,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            let _ = h.await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Starts a request.
+    pub fn call(&self, method: Method, path: &str) -> Call<'_> {
+        Call {
+            app: self,
+            rb: self.http.request(method, self.url(path)),
+        }
+    }
+    pub fn get(&self, path: &str) -> Call<'_> {
+        self.call(Method::GET, path)
+    }
+    pub fn post(&self, path: &str) -> Call<'_> {
+        self.call(Method::POST, path)
+    }
+    pub fn patch(&self, path: &str) -> Call<'_> {
+        self.call(Method::PATCH, path)
+    }
+    pub fn put(&self, path: &str) -> Call<'_> {
+        self.call(Method::PUT, path)
+    }
+    pub fn delete(&self, path: &str) -> Call<'_> {
+        self.call(Method::DELETE, path)
+    }
+
+    /// Registers and logs in a user; returns it with its tokens.
+    pub async fn user(&self, name: &str) -> User {
+        let email = format!("{name}-{}@example.com", uuid::Uuid::now_v7().simple());
+        let password = format!("{name} correct horse battery");
+        let r = self
+            .post("/v1/auth/register")
+            .json(json!({ "email": email, "password": password, "display_name": name }))
+            .expect(201)
+            .await;
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        let t = self
+            .post("/v1/auth/login")
+            .json(json!({ "email": email, "password": password }))
+            .expect(200)
+            .await;
+        User {
+            id,
+            email,
+            password,
+            token: t.body["access_token"].as_str().unwrap().to_owned(),
+            refresh: t.body["refresh_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Creates an org owned by `owner`; returns its id.
+    pub async fn org(&self, owner: &User, name: &str) -> String {
+        let r = self
+            .post("/v1/orgs")
+            .token(&owner.token)
+            .json(json!({ "name": name }))
+            .expect(201)
+            .await;
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Adds `user` to `org` with `role` (as `by`).
+    pub async fn add_member(&self, by: &User, org: &str, user: &User, role: &str) {
+        self.post(&format!("/v1/orgs/{org}/members"))
+            .token(&by.token)
+            .json(json!({ "email": user.email, "role": role }))
+            .expect(201)
+            .await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A registered, logged-in user.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+    pub refresh: String,
+}
+
+/// A request being built.
+pub struct Call<'a> {
+    #[allow(dead_code)]
+    app: &'a TestApp,
+    rb: reqwest::RequestBuilder,
+}
+
+/// A response: status, headers and the JSON body (`Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an RFC 9457 problem with `code`.
+    pub fn assert_problem(&self, code: &str) -> &Self {
+        assert!(
+            self.header("content-type")
+                .is_some_and(|c| c.starts_with("application/problem+json")),
+            "not a problem: {self:?}"
+        );
+        assert_eq!(self.body["code"], code, "{}", self.text);
+        assert_eq!(self.body["status"], self.status, "{}", self.text);
+        assert_eq!(self.body["type"], format!("urn:agentdesk:problem:{code}"));
+        assert!(self.body["title"].is_string() && self.body["detail"].is_string());
+        self
+    }
+
+    /// The `field` names of a validation problem.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl<'a> Call<'a> {
+    pub fn token(mut self, token: &str) -> Self {
+        self.rb = self.rb.bearer_auth(token);
+        self
+    }
+    pub fn json(mut self, body: Value) -> Self {
+        self.rb = self.rb.json(&body);
+        self
+    }
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.rb = self.rb.header(name, value);
+        self
+    }
+    pub fn body(mut self, body: impl Into<reqwest::Body>) -> Self {
+        self.rb = self.rb.body(body);
+        self
+    }
+
+    /// Sends and returns the response, whatever its status.
+    pub async fn send(self) -> Resp {
+        let r = self.rb.send().await.expect("request sent");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// Sends and asserts the status; every 5xx fails the test unless expected.
+    pub async fn expect(self, status: u16) -> Resp {
+        let r = self.send().await;
+        assert_eq!(r.status, status, "unexpected status; body: {}", r.text);
+        r
+    }
+}
+
+/// Runs each named `async fn(TestApp)` on SQLite and, when configured, on PostgreSQL.
+#[macro_export]
+macro_rules! db_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use $crate::common::{Backend, TestApp};
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(TestApp::spawn(Backend::Sqlite).await.unwrap()).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    match TestApp::spawn(Backend::Postgres).await {
+                        Some(app) => super::$name(app).await,
+                        None => eprintln!("skipped: AGENTDESK_TEST_POSTGRES_URL is not set"),
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// Runs each named `async fn(Backend)` on SQLite and PostgreSQL, for tests that build their
+/// own server or database (custom config, migrations). The body returns early when
+/// [`fresh_database`] gives `None` (PostgreSQL not configured).
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use $crate::common::Backend;
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+}

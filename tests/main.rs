@@ -1,0 +1,9 @@
+//! Agentdesk integration tests: one binary, the real server on 127.0.0.1:0, SQLite always and
+//! PostgreSQL when `AGENTDESK_TEST_POSTGRES_URL` is set (CI sets it).
+
+mod common;
+
+mod accounts;
+mod contract;
+mod orgs;
+mod platform;
