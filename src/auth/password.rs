@@ -23,7 +23,7 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 /// Checks the password rules; errors name `field`.
 pub fn validate(field: &str, password: &str, email: &str) -> Result<(), FieldError> {
     let len = password.chars().count();
-    if len < MIN_LEN || len > MAX_LEN {
+    if !(MIN_LEN..=MAX_LEN).contains(&len) {
         return Err(FieldError::new(
             field,
             format!("must be {MIN_LEN} to {MAX_LEN} characters long"),

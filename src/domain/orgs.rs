@@ -32,9 +32,12 @@ use crate::{
 /// Longest organization name, in characters.
 pub const NAME_MAX: usize = 200;
 
-/// The caller's standing in an org, returned by [`authorize`].
-#[derive(Clone, Copy, Debug)]
+/// The caller's standing in an org, returned by [`authorize`], with the org itself (read in
+/// the same query, so a single-org read costs one round trip).
+#[derive(Clone, Debug)]
 pub struct Access {
+    /// The org as read during authorization.
+    pub org: organization::Model,
     /// The org.
     pub org_id: Uuid,
     /// The caller.
@@ -52,10 +55,12 @@ pub async fn authorize(
     org_id: Uuid,
     permission: &str,
 ) -> AppResult<Access> {
-    let m = membership::Entity::find_by_id((org_id, user_id))
+    let (m, org) = membership::Entity::find_by_id((org_id, user_id))
+        .find_also_related(organization::Entity)
         .one(db)
         .await?
         .ok_or(AppError::NotFound("organization"))?;
+    let org = org.ok_or(AppError::NotFound("organization"))?;
     let role = Role::parse(&m.role).ok_or_else(|| {
         AppError::Internal(anyhow::anyhow!("unknown role {:?} in membership", m.role))
     })?;
@@ -63,6 +68,7 @@ pub async fn authorize(
         return Err(AppError::permission_denied(permission));
     }
     Ok(Access {
+        org,
         org_id,
         user_id,
         role,
