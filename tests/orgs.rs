@@ -43,27 +43,22 @@ async fn org_crud_pagination_etag(app: TestApp) {
     for i in 0..4 {
         app.org(&u, &format!("Org {i}")).await;
     }
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/v1/orgs?limit=2&cursor={c}"),
-            None => "/v1/orgs?limit=2".into(),
-        };
-        let page = app.get(&path).token(&u.token).expect(200).await;
-        let items = page.body["items"].as_array().unwrap();
-        assert!(items.len() <= 2);
-        seen.extend(items.iter().map(|o| o["id"].as_str().unwrap().to_owned()));
-        match page.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let first = app
+        .get("/v1/orgs?limit=2")
+        .token(&u.token)
+        .expect(200)
+        .await;
+    assert_eq!(first.body["items"].as_array().unwrap().len(), 2);
+    let seen: Vec<String> = app
+        .walk_pages("/v1/orgs?limit=2", &u.token)
+        .await
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(seen.len(), 5);
     assert_eq!(seen[0], id, "oldest first");
-    let mut dedup = seen.clone();
-    dedup.dedup();
-    assert_eq!(dedup.len(), 5);
+    let distinct: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(distinct.len(), 5, "no item repeats across pages");
 
     // GET sends ETag; PATCH with the right If-Match succeeds, a stale one is 412.
     let got = app
@@ -491,28 +486,17 @@ async fn audit_log(app: TestApp) {
     assert!(r.body["next_cursor"].is_string());
 
     // Cursor pages walk the whole log without repeats.
-    let mut ids = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let r = app
-            .get(&format!(
-                "/v1/orgs/{org}/audit-events?limit=3&cursor={cursor}"
-            ))
-            .token(&owner.token)
-            .expect(200)
-            .await;
-        ids.extend(
-            r.body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["id"].as_str().unwrap().to_owned()),
-        );
-        match r.body["next_cursor"].as_str() {
-            Some(c) => cursor = c.to_owned(),
-            None => break,
-        }
-    }
+    let ids: Vec<String> = app
+        .walk_pages(
+            &format!("/v1/orgs/{org}/audit-events?limit=3"),
+            &owner.token,
+        )
+        .await
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "no event repeats across pages");
     let total = app
         .get(&format!("/v1/orgs/{org}/audit-events?limit=200"))
         .token(&owner.token)

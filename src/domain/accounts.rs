@@ -9,7 +9,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::audit::{self, AuditCtx, Event, target};
+use super::audit::{self, AuditCtx, Event};
 use crate::{
     auth::{password, tokens},
     entity::{refresh_token, user},
@@ -131,14 +131,7 @@ pub async fn register(
             "an account with this email already exists",
         )
     })?;
-    let event = Event {
-        org_id: None,
-        action: "user.registered",
-        target_type: target::USER,
-        target_id: Some(id),
-        success: true,
-        details: json!({}),
-    };
+    let event = Event::account("user.registered", Some(id), true, json!({}));
     audit::record(&tx, &ctx.as_actor(id), event).await?;
     tx.commit().await?;
     Ok(user)
@@ -175,28 +168,14 @@ pub async fn login(
     };
     let user_id = found.as_ref().map(|u| u.id);
     if let Some(reason) = reason {
-        let event = Event {
-            org_id: None,
-            action: "auth.login",
-            target_type: target::USER,
-            target_id: user_id,
-            success: false,
-            details: json!({ "reason": reason }),
-        };
+        let event = Event::account("auth.login", user_id, false, json!({ "reason": reason }));
         audit::record(db, ctx, event).await?;
         return Err(invalid_credentials());
     }
     let user_id = user_id.expect("found");
     let tx = db.begin().await?;
     let pair = issue_pair(&tx, keyring, refresh_ttl_s, user_id, Uuid::now_v7()).await?;
-    let event = Event {
-        org_id: None,
-        action: "auth.login",
-        target_type: target::USER,
-        target_id: Some(user_id),
-        success: true,
-        details: json!({}),
-    };
+    let event = Event::account("auth.login", Some(user_id), true, json!({}));
     audit::record(&tx, &ctx.as_actor(user_id), event).await?;
     tx.commit().await?;
     Ok(pair)
@@ -285,14 +264,12 @@ pub async fn refresh(
     if spent == 0 {
         if row.used_at.is_some() && row.revoked_at.is_none() {
             let revoked = revoke_family(&tx, row.family_id).await?;
-            let event = Event {
-                org_id: None,
-                action: "auth.refresh_token_reused",
-                target_type: target::USER,
-                target_id: Some(row.user_id),
-                success: false,
-                details: json!({ "family_id": row.family_id, "revoked_tokens": revoked }),
-            };
+            let event = Event::account(
+                "auth.refresh_token_reused",
+                Some(row.user_id),
+                false,
+                json!({ "family_id": row.family_id, "revoked_tokens": revoked }),
+            );
             audit::record(&tx, ctx, event).await?;
             tx.commit().await?;
             tracing::warn!(family_id = %row.family_id, "refresh token reuse: family revoked");
@@ -402,14 +379,7 @@ pub async fn update_me(
             .filter(refresh_token::Column::RevokedAt.is_null())
             .exec(&tx)
             .await?;
-        let event = Event {
-            org_id: None,
-            action: "user.password_changed",
-            target_type: target::USER,
-            target_id: Some(user_id),
-            success: true,
-            details: json!({}),
-        };
+        let event = Event::account("user.password_changed", Some(user_id), true, json!({}));
         audit::record(&tx, &ctx.as_actor(user_id), event).await?;
     }
     tx.commit().await?;

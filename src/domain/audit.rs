@@ -63,6 +63,26 @@ pub struct Event<'a> {
     pub details: serde_json::Value,
 }
 
+impl<'a> Event<'a> {
+    /// An account event (login, registration, password change): no org, the user as target.
+    /// Shown in the audit logs of the orgs the user belongs to.
+    pub fn account(
+        action: &'a str,
+        user_id: Option<Uuid>,
+        success: bool,
+        details: serde_json::Value,
+    ) -> Self {
+        Self {
+            org_id: None,
+            action,
+            target_type: target::USER,
+            target_id: user_id,
+            success,
+            details,
+        }
+    }
+}
+
 /// Appends `event` with `ctx`.
 pub async fn record(db: &impl ConnectionTrait, ctx: &AuditCtx, event: Event<'_>) -> AppResult<()> {
     let row = audit_event::ActiveModel {

@@ -204,6 +204,25 @@ impl TestApp {
         }
     }
 
+    /// Follows `next_cursor` from `path` (which must already carry a `?` query) to the last
+    /// page; returns every item in order.
+    pub async fn walk_pages(&self, path: &str, token: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page = self
+                .get(&format!("{path}&cursor={cursor}"))
+                .token(token)
+                .expect(200)
+                .await;
+            items.extend(page.body["items"].as_array().unwrap().iter().cloned());
+            match page.body["next_cursor"].as_str() {
+                Some(c) => cursor = c.to_owned(),
+                None => return items,
+            }
+        }
+    }
+
     /// Creates an org owned by `owner`; returns its id.
     pub async fn org(&self, owner: &User, name: &str) -> String {
         let r = self
