@@ -11,7 +11,7 @@ RUN mkdir -p src migration/src tests \
     && touch src/lib.rs migration/src/lib.rs \
     && echo 'fn main() {}' > tests/main.rs \
     && cargo build --release --locked --bin agentdesk \
-    && rm -rf src migration/src tests
+    && rm -rf src migration/src
 # Then the sources.
 COPY src src
 COPY migration/src migration/src
