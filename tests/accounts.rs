@@ -12,6 +12,7 @@ use crate::{
 db_tests!(
     register_login_and_me,
     refresh_rotation_and_reuse,
+    concurrent_refresh_is_reuse,
     password_change_revokes_sessions,
     jwt_rejections
 );
@@ -98,6 +99,8 @@ async fn register_login_and_me(app: TestApp) {
 
 async fn refresh_rotation_and_reuse(app: TestApp) {
     let u = app.user("rita").await;
+    // Rita's org shows her account events from now on.
+    let org = app.org(&u, "Rita's").await;
     let r1 = u.refresh.clone();
     let r2 = app
         .post("/v1/auth/refresh")
@@ -139,7 +142,6 @@ async fn refresh_rotation_and_reuse(app: TestApp) {
     let other2 = other2.body["refresh_token"].as_str().unwrap().to_owned();
 
     // The reuse is in the audit log of the user's orgs.
-    let org = app.org(&u, "Rita's").await;
     let audit = app
         .get(&format!(
             "/v1/orgs/{org}/audit-events?action=auth.refresh_token_reused"
@@ -167,6 +169,27 @@ async fn refresh_rotation_and_reuse(app: TestApp) {
         .json(json!({ "refresh_token": "garbage" }))
         .expect(401)
         .await;
+}
+
+/// Two clients presenting the same refresh token at once: one rotation wins, the other counts
+/// as reuse, and the reuse revokes the token the winner just received.
+async fn concurrent_refresh_is_reuse(app: TestApp) {
+    let u = app.user("twin").await;
+    let body = json!({ "refresh_token": u.refresh });
+    let (a, b) = tokio::join!(
+        app.post("/v1/auth/refresh").json(body.clone()).send(),
+        app.post("/v1/auth/refresh").json(body.clone()).send()
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [200, 401], "{} / {}", a.text, b.text);
+    let winner = if a.status == 200 { a } else { b };
+    let new_token = winner.body["refresh_token"].as_str().unwrap();
+    app.post("/v1/auth/refresh")
+        .json(json!({ "refresh_token": new_token }))
+        .expect(401)
+        .await
+        .assert_problem("invalid_refresh_token");
 }
 
 async fn password_change_revokes_sessions(app: TestApp) {

@@ -78,6 +78,8 @@ async fn malformed_input_is_4xx(app: TestApp) {
     app.post("/v1/orgs")
         .token(&u.token)
         .header("content-type", "application/json")
+        // The server answers before reading the body and drops the connection: do not reuse it.
+        .header("connection", "close")
         .body(big.clone())
         .expect(413)
         .await
@@ -91,6 +93,8 @@ async fn malformed_input_is_4xx(app: TestApp) {
     app.post("/v1/orgs")
         .token(&u.token)
         .header("content-type", "application/json")
+        // The server answers before reading the body and drops the connection: do not reuse it.
+        .header("connection", "close")
         .body(reqwest::Body::wrap_stream(stream))
         .expect(413)
         .await;
@@ -171,7 +175,20 @@ async fn health_ready_metrics_and_headers(app: TestApp) {
         .token(&u.token)
         .expect(200)
         .await;
+    // A request answered before routing (413) must not put its raw path into a label.
+    app.post("/v1/made-up-path-xyz")
+        .header("content-type", "application/json")
+        // The server answers before reading the body and drops the connection: do not reuse it.
+        .header("connection", "close")
+        .body("x".repeat(1024 * 1024 + 1))
+        .expect(413)
+        .await;
     let m = app.get("/metrics").expect(200).await;
+    assert!(
+        !m.text.contains("made-up-path-xyz"),
+        "unrouted paths stay out of labels"
+    );
+    assert!(m.text.contains("route=\"unrouted\""));
     assert!(m.header("content-type").unwrap().starts_with("text/plain"));
     assert!(
         m.text.contains("http_requests_total{"),

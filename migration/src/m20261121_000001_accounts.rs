@@ -66,6 +66,7 @@ enum AuditEvents {
     Action,
     TargetType,
     TargetId,
+    SubjectUserId,
     Outcome,
     Ip,
     UserAgent,
@@ -214,6 +215,7 @@ impl MigrationTrait for Migration {
                     .col(string_len(AuditEvents::Action, 64))
                     .col(string_len(AuditEvents::TargetType, 32))
                     .col(string_len_null(AuditEvents::TargetId, 64))
+                    .col(uuid_null(AuditEvents::SubjectUserId))
                     .col(string_len(AuditEvents::Outcome, 16))
                     .col(string_len_null(AuditEvents::Ip, 64))
                     .col(string_len_null(AuditEvents::UserAgent, 512))
@@ -238,10 +240,10 @@ impl MigrationTrait for Migration {
         manager
             .create_index(
                 Index::create()
-                    .name("idx_audit_events_target")
+                    .name("idx_audit_events_subject_user")
                     .table(AuditEvents::Table)
-                    .col(AuditEvents::TargetType)
-                    .col(AuditEvents::TargetId)
+                    .col(AuditEvents::SubjectUserId)
+                    .col(AuditEvents::Id)
                     .to_owned(),
             )
             .await?;

@@ -90,8 +90,9 @@ impl MeApi {
     /// Update the caller's account
     ///
     /// Changes the display name and/or the password. A password change needs
-    /// `current_password` (`422` naming it when missing or wrong), revokes every refresh token of
-    /// the account and is audited as `user.password_changed`.
+    /// `current_password` (`422` naming it when missing or wrong; attempts are limited per account
+    /// like logins, `429`), revokes every refresh token of the account and is audited as
+    /// `user.password_changed`.
     #[oai(path = "/v1/me", method = "patch", operation_id = "me.update")]
     async fn update(
         &self,
@@ -101,6 +102,12 @@ impl MeApi {
         body: Json<MePatch>,
     ) -> Result<MeResponse, MeUpdateErrors> {
         let b = body.0;
+        if b.current_password.is_some() {
+            // A stolen access token must not turn into unlimited password guessing.
+            state
+                .limiters
+                .check_login_account(&auth.0.user_id.to_string())?;
+        }
         let change = accounts::MeUpdate {
             display_name: b.display_name,
             new_password: b.new_password,

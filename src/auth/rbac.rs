@@ -212,21 +212,6 @@ impl Rbac {
             .unwrap_or(false)
     }
 
-    /// Roles `user_id` holds in `org_id` according to the in-memory policy.
-    pub async fn roles_of(&self, user_id: Uuid, org_id: Uuid) -> Vec<String> {
-        let enforcer = self.enforcer.read().await;
-        enforcer
-            .get_filtered_grouping_policy(0, vec![user_subject(user_id)])
-            .into_iter()
-            .filter(|r| r.get(2).map(String::as_str) == Some(domain(org_id).as_str()))
-            .filter_map(|r| {
-                r.get(1)
-                    .and_then(|s| s.strip_prefix("role:"))
-                    .map(str::to_owned)
-            })
-            .collect()
-    }
-
     /// Mirrors committed changes in memory. Failures are logged (the database holds the truth
     /// and authorization reads memberships from it).
     pub async fn apply(&self, changes: Vec<RuleChange>) {

@@ -211,6 +211,19 @@ async fn issue_pair(
     })
 }
 
+/// Locks the user's row for the rest of the transaction. Every write to a user's refresh tokens
+/// takes this lock first (rotation, reuse revocation, logout, password change), so a revocation
+/// can never miss a token that a concurrent rotation is about to commit (PostgreSQL runs each
+/// statement on its own snapshot; SQLite serialises writers anyway).
+async fn lock_user(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
+    user::Entity::update_many()
+        .col_expr(user::Column::Id, Expr::col(user::Column::Id))
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 fn invalid_refresh() -> AppError {
     AppError::unauthorized(
         "invalid_refresh_token",
@@ -242,8 +255,16 @@ pub async fn refresh(
     ctx: &AuditCtx,
 ) -> AppResult<TokenPair> {
     let hash = tokens::hash_refresh_token(token);
+    let Some(owner) = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(&hash))
+        .one(db)
+        .await?
+    else {
+        return Err(invalid_refresh());
+    };
     let tx = db.begin().await?;
-    // Spend first (a write), so concurrent refreshes serialise on the row on both databases.
+    lock_user(&tx, owner.user_id).await?;
+    // Spend (compare-and-set), then re-read the row under the lock.
     let now = Utc::now();
     let spent = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
@@ -297,7 +318,10 @@ pub async fn logout(db: &DatabaseConnection, token: &str) -> AppResult<()> {
         .one(db)
         .await?
     {
-        revoke_family(db, row.family_id).await?;
+        let tx = db.begin().await?;
+        lock_user(&tx, row.user_id).await?;
+        revoke_family(&tx, row.family_id).await?;
+        tx.commit().await?;
     }
     Ok(())
 }

@@ -98,6 +98,13 @@ pub async fn record(db: &impl ConnectionTrait, ctx: &AuditCtx, event: Event<'_>)
         action: Set(event.action.to_owned()),
         target_type: Set(event.target_type.to_owned()),
         target_id: Set(event.target_id.map(|t| t.to_string())),
+        subject_user_id: Set(
+            if event.org_id.is_none() && event.target_type == target::USER {
+                event.target_id
+            } else {
+                None
+            },
+        ),
         outcome: Set(if event.success { "success" } else { "failure" }.to_owned()),
         ip: Set(ctx.ip.clone()),
         user_agent: Set(ctx.user_agent.clone()),
@@ -112,30 +119,36 @@ pub async fn record(db: &impl ConnectionTrait, ctx: &AuditCtx, event: Event<'_>)
 }
 
 /// An org's audit log, newest first: events recorded in the org plus account events (login,
-/// password change) of its current members. Filters: `action` exact match.
+/// password change) of its current members from the time they joined (never their history
+/// from before). Filters: `action` exact match.
 pub async fn list(
     db: &impl ConnectionTrait,
     org_id: Uuid,
     action: Option<&str>,
     page: PageRequest,
 ) -> AppResult<Page<audit_event::Model>> {
-    let member_ids: Vec<String> = membership::Entity::find()
-        .select_only()
-        .column(membership::Column::UserId)
-        .filter(membership::Column::OrgId.eq(org_id))
-        .into_tuple::<Uuid>()
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|u| u.to_string())
-        .collect();
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let member_since = Query::select()
+        .expr(Expr::val(1))
+        .from(membership::Entity)
+        .and_where(Expr::col((membership::Entity, membership::Column::OrgId)).eq(org_id))
+        .and_where(
+            Expr::col((membership::Entity, membership::Column::UserId))
+                .equals((audit_event::Entity, audit_event::Column::SubjectUserId)),
+        )
+        .and_where(
+            Expr::col((membership::Entity, membership::Column::CreatedAt)).lte(Expr::col((
+                audit_event::Entity,
+                audit_event::Column::CreatedAt,
+            ))),
+        )
+        .to_owned();
     let scope = Condition::any()
         .add(audit_event::Column::OrgId.eq(org_id))
         .add(
             Condition::all()
                 .add(audit_event::Column::OrgId.is_null())
-                .add(audit_event::Column::TargetType.eq(target::USER))
-                .add(audit_event::Column::TargetId.is_in(member_ids)),
+                .add(Expr::exists(member_since)),
         );
     let mut q = audit_event::Entity::find().filter(scope);
     if let Some(action) = action {

@@ -237,6 +237,8 @@ pub async fn delete(
     ctx: &AuditCtx,
 ) -> AppResult<()> {
     let tx = db.begin().await?;
+    // Same lock order as membership changes (org row first), so they cannot deadlock.
+    lock_org(&tx, org_id).await?;
     membership::Entity::delete_many()
         .filter(membership::Column::OrgId.eq(org_id))
         .exec(&tx)
@@ -326,6 +328,19 @@ async fn owner_count(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<u64> 
         .await?)
 }
 
+/// Locks the org and re-reads the caller's membership inside the transaction: a decision made
+/// under the lock uses the caller's role as it is now, not as it was when the request began
+/// (a concurrently demoted owner cannot still grant `owner`). Errors: 404, 403.
+async fn lock_and_reauthorize(
+    db: &impl ConnectionTrait,
+    rbac: &Rbac,
+    access: &Access,
+    permission: &str,
+) -> AppResult<Access> {
+    lock_org(db, access.org_id).await?;
+    authorize(db, rbac, access.user_id, access.org_id, permission).await
+}
+
 async fn require_owner_rights(rbac: &Rbac, access: &Access) -> AppResult<()> {
     if rbac
         .allows(access.role, access.org_id, rbac::MEMBERS_OWNER)
@@ -354,9 +369,6 @@ pub async fn add_member(
     role: Role,
     ctx: &AuditCtx,
 ) -> AppResult<Member> {
-    if role == Role::Owner {
-        require_owner_rights(rbac, &access).await?;
-    }
     let email = normalize_email("email", email).map_err(|e| AppError::Validation(vec![e]))?;
     let user = user::Entity::find()
         .filter(user::Column::Email.eq(email))
@@ -369,7 +381,10 @@ pub async fn add_member(
             )])
         })?;
     let tx = db.begin().await?;
-    lock_org(&tx, access.org_id).await?;
+    let access = lock_and_reauthorize(&tx, rbac, &access, rbac::MEMBERS_WRITE).await?;
+    if role == Role::Owner {
+        require_owner_rights(rbac, &access).await?;
+    }
     insert_membership(&tx, access.org_id, user.id, role).await?;
     let change = rbac::grant_in_tx(&tx, user.id, access.org_id, role).await?;
     let event = Event {
@@ -415,7 +430,7 @@ pub async fn update_member(
     ctx: &AuditCtx,
 ) -> AppResult<Member> {
     let tx = db.begin().await?;
-    lock_org(&tx, access.org_id).await?;
+    let access = lock_and_reauthorize(&tx, rbac, &access, rbac::MEMBERS_WRITE).await?;
     let current = find_member(&tx, access.org_id, user_id).await?;
     let old = Role::parse(&current.membership.role).unwrap_or(Role::Viewer);
     if old == role {
@@ -460,7 +475,7 @@ pub async fn remove_member(
     ctx: &AuditCtx,
 ) -> AppResult<()> {
     let tx = db.begin().await?;
-    lock_org(&tx, access.org_id).await?;
+    let access = lock_and_reauthorize(&tx, rbac, &access, rbac::MEMBERS_WRITE).await?;
     let current = find_member(&tx, access.org_id, user_id).await?;
     let role = Role::parse(&current.membership.role).unwrap_or(Role::Viewer);
     if role == Role::Owner {

@@ -21,6 +21,8 @@ pub struct Model {
     pub target_type: String,
     /// The target's id, when there is one.
     pub target_id: Option<String>,
+    /// For account events (`org_id` is `None`): the account concerned.
+    pub subject_user_id: Option<Uuid>,
     /// `success` or `failure`.
     pub outcome: String,
     /// Client IP as seen by the server (see `trust_forwarded_for`).

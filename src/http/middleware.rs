@@ -68,7 +68,9 @@ fn sane_request_id(v: &str) -> bool {
 }
 
 /// The client IP for `req`: the socket peer, or with `trust_forwarded_for` the right-most
-/// valid `X-Forwarded-For` entry (the one the proxy in front appended).
+/// `X-Forwarded-For` entry (the one the proxy in front appended). Only that entry is trusted:
+/// when it does not parse as an IP, the socket peer is used, never an earlier entry the client
+/// may have written.
 pub fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
     if trust_forwarded_for
         && let Some(ip) = req
@@ -77,8 +79,8 @@ pub fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
             .next_back()
+            .and_then(|s| s.trim().parse::<IpAddr>().ok())
     {
         return Some(ip);
     }
@@ -297,11 +299,13 @@ async fn edge<E: Endpoint>(
     .await;
     let status = resp.status();
     let elapsed = started.elapsed();
+    // Responses that never reached the router (413, 429, timeouts, body prechecks) share one
+    // label: raw paths would let any client grow the metric set without bound.
     let route = route.unwrap_or_else(|| {
         if status.as_u16() == 404 {
             "unmatched".into()
         } else {
-            path.clone()
+            "unrouted".into()
         }
     });
     super::metrics::record_request(method.as_str(), &route, status.as_u16(), elapsed);

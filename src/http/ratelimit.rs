@@ -116,6 +116,18 @@ pub struct Limiters {
 
 const UNKNOWN_IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
+/// The key an address is limited under: IPv4 as is (IPv4-mapped IPv6 too), IPv6 by its /64,
+/// since one subscriber routinely holds a whole /64.
+fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
 impl Limiters {
     /// Limiters from `rate_limit_per_ip_per_min`, `auth_rate_limit_per_ip_per_min` and
     /// `login_rate_limit_per_account_per_min`.
@@ -131,7 +143,7 @@ impl Limiters {
     /// Counts a request from `ip` against the general limit and, for `/v1/auth/*`, the auth
     /// limit. Errors: 429 `rate_limited`.
     pub fn check_ip(&self, ip: Option<IpAddr>, auth: bool) -> Result<LimitState, AppError> {
-        let ip = ip.unwrap_or(UNKNOWN_IP);
+        let ip = limit_key(ip.unwrap_or(UNKNOWN_IP));
         let general = self.ip.check(&ip)?;
         if auth {
             self.auth_ip.check(&ip)
@@ -140,7 +152,8 @@ impl Limiters {
         }
     }
 
-    /// Counts a login attempt for an account (normalised email). Errors: 429 `rate_limited`.
+    /// Counts a password check for an account: a login (by normalised email) or a
+    /// `me.update` password change (by user id). Errors: 429 `rate_limited`.
     pub fn check_login_account(&self, email: &str) -> Result<(), AppError> {
         self.login_account
             .check(&email.trim().to_lowercase())
@@ -180,5 +193,15 @@ mod tests {
         // Another IP and non-auth routes are unaffected.
         assert!(l.check_ip(Some("10.9.9.9".parse().unwrap()), true).is_ok());
         assert!(l.check_ip(ip, false).is_ok());
+    }
+
+    #[test]
+    fn ipv6_is_limited_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(limit_key(a), limit_key(b));
+        assert_ne!(limit_key(a), limit_key("2001:db8:1:3::1".parse().unwrap()));
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(limit_key(mapped), "10.1.2.3".parse::<IpAddr>().unwrap());
     }
 }
