@@ -355,6 +355,18 @@ mod tests {
     }
 
     #[test]
+    fn forwarded_for_trusts_only_the_right_most_entry() {
+        let req = |xff: &str| Request::builder().header("x-forwarded-for", xff).finish();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(&req("9.9.9.9, 10.0.0.1"), true), ip("10.0.0.1"));
+        // An unparsable last entry never promotes the client-written one before it.
+        assert_eq!(client_ip(&req("9.9.9.9, unknown"), true), None);
+        assert_eq!(client_ip(&req("9.9.9.9, 10.0.0.1:4711"), true), None);
+        // Off by default: the header is ignored.
+        assert_eq!(client_ip(&req("9.9.9.9"), false), None);
+    }
+
+    #[test]
     fn truncation_respects_char_boundaries() {
         assert_eq!(truncate("héllo", 2), "h");
         assert_eq!(truncate("abc", 10), "abc");
