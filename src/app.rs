@@ -19,7 +19,10 @@ use crate::{
     auth::{rbac::Rbac, tokens::Keyring},
     config::Config,
     error::AppError,
-    http::{docs, metrics, middleware, ratelimit::Limiters},
+    http::{docs, idempotency::Idempotency, metrics, middleware, ratelimit::Limiters},
+    jobs::worker,
+    realtime::{bus::Bus, feed::Feeds},
+    runtime::DesktopRuntime,
 };
 
 /// Everything a request handler may need; cheap to clone.
@@ -35,6 +38,12 @@ pub struct AppState {
     pub limiters: Arc<Limiters>,
     /// The configuration in force.
     pub config: Arc<Config>,
+    /// The event bus (in-process, or PostgreSQL LISTEN/NOTIFY).
+    pub bus: Bus,
+    /// Per-session event feeds for SSE subscribers.
+    pub feeds: Feeds,
+    /// The desktop driver.
+    pub runtime: Arc<dyn DesktopRuntime>,
 }
 
 /// Opens the pool for `config.database_url()`. SQLite: creates `data_dir` for the default
@@ -58,7 +67,8 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     Ok(Database::connect(opts).await?)
 }
 
-/// Connects, migrates when `migrate_on_start`, loads the enforcer and keys.
+/// Connects, migrates when `migrate_on_start`, loads the enforcer and keys, builds the bus
+/// and the desktop driver (the process driver reaps desktops a crashed predecessor left).
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let db = connect(&config).await?;
     if config.migrate_on_start {
@@ -68,12 +78,18 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let keyring = Arc::new(Keyring::from_config(&config)?);
     let limiters = Arc::new(Limiters::new(&config));
     metrics::install();
+    let bus = Bus::new(db.get_database_backend());
+    let feeds = Feeds::new(db.clone(), bus.clone());
+    let runtime = crate::runtime::from_config(&config).await?;
     Ok(AppState {
         db,
         rbac,
         keyring,
         limiters,
         config: Arc::new(config),
+        bus,
+        feeds,
+        runtime,
     })
 }
 
@@ -84,6 +100,14 @@ fn healthz() -> poem::web::Json<serde_json::Value> {
 
 #[handler]
 async fn readyz(state: Data<&AppState>) -> Response {
+    if let Err(e) = state.runtime.health().await {
+        tracing::warn!(error = %e, "readiness: desktop runtime unhealthy");
+        return AppError::Unavailable {
+            code: "runtime_unavailable",
+            detail: "the desktop runtime cannot provision desktops".into(),
+        }
+        .into_response();
+    }
     match state.db.ping().await {
         Ok(()) => poem::web::Json(serde_json::json!({ "status": "ready" })).into_response(),
         Err(e) => {
@@ -122,12 +146,14 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .at("/docs/", get(docs::docs_index))
         .at("/docs/*path", get(docs::docs_file))
         .nest_no_strip("/v1", api)
+        .with(Idempotency)
         .data(state);
     middleware::wrap(app, config, limiters)
 }
 
 /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish for
-/// up to `shutdown_timeout_s`. Also runs the limiter housekeeping.
+/// up to `shutdown_timeout_s`. Also runs the limiter housekeeping, the bus listener
+/// (PostgreSQL) and, with `worker_concurrency > 0`, a job worker.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
@@ -142,10 +168,36 @@ pub async fn serve(
             limiters.retain_recent();
         }
     });
+    let listener_task = state.bus.start_listener(&state.config.database_url());
+    let worker = (state.config.worker_concurrency > 0)
+        .then(|| worker::spawn(state.clone(), state.config.worker_concurrency));
     let acceptor = TcpAcceptor::from_tokio(listener)?;
     let result = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(routes(state), shutdown, Some(grace))
         .await;
     housekeeping.abort();
+    if let Some(w) = worker {
+        w.shutdown();
+    }
+    if let Some(t) = listener_task {
+        t.abort();
+    }
     Ok(result?)
+}
+
+/// Runs only the job worker (`agentdesk worker`) with `worker_concurrency` slots (at least
+/// 1) until `shutdown` resolves.
+pub async fn run_worker(
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let listener_task = state.bus.start_listener(&state.config.database_url());
+    let w = worker::spawn(state.clone(), state.config.worker_concurrency.max(1));
+    tracing::info!(worker_id = %w.id, "worker started");
+    shutdown.await;
+    w.shutdown();
+    if let Some(t) = listener_task {
+        t.abort();
+    }
+    Ok(())
 }

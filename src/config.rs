@@ -21,6 +21,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which desktop driver provisions session desktops (see `runtime`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DesktopRuntimeKind {
+    /// No desktop: sessions run at once without one (API-only agents).
+    None,
+    /// One TigerVNC `Xvnc` process per session on this host.
+    Process,
+}
+
 /// The whole runtime configuration. Field names are the keys in `agentdesk.toml` and, upper-cased
 /// with the `AGENTDESK_` prefix, in the environment (`AGENTDESK_DATABASE_URL`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -77,6 +87,53 @@ pub struct Config {
     pub auth_rate_limit_per_ip_per_min: u32,
     /// Login attempts per minute per account (normalised email).
     pub login_rate_limit_per_account_per_min: u32,
+    /// Jobs run at once by the worker inside `serve`; 0 runs no worker there (run
+    /// `agentdesk worker` separately).
+    pub worker_concurrency: u32,
+    /// Job lease (s): a running job whose worker stops extending it for this long is claimed
+    /// again by another worker.
+    pub job_lease_s: u64,
+    /// Attempts before a job is dead-lettered.
+    pub job_max_attempts: u32,
+    /// Retry backoff (ms) after the first failure; doubles per attempt, with ±50 % jitter.
+    pub job_backoff_base_ms: u64,
+    /// Longest retry backoff (ms).
+    pub job_backoff_max_ms: u64,
+    /// How often (ms) an idle worker looks for due jobs when nothing woke it.
+    pub job_poll_interval_ms: u64,
+    /// How often (ms) the reaper stops idle or over-long sessions, expires unclaimed
+    /// commands and deletes old idempotency keys.
+    pub reaper_interval_ms: u64,
+    /// Idle timeout (s) of a session that does not set `timeout_s`.
+    pub session_default_timeout_s: u64,
+    /// Longest run (s) of a session that does not set `max_duration_s`.
+    pub session_default_max_duration_s: u64,
+    /// Live (not stopped or failed) sessions an org may have at once; over it `sessions.create`
+    /// answers 429 `session_limit_reached`.
+    pub max_live_sessions_per_org: u32,
+    /// A queued command not claimed within this (s) expires.
+    pub command_claim_timeout_s: u64,
+    /// Largest event payload (bytes, as compact JSON) accepted by `events.append`.
+    pub event_payload_max_bytes: u64,
+    /// How long (s) an `Idempotency-Key` and its stored response are kept.
+    pub idempotency_ttl_s: u64,
+    /// Interval (s) between SSE heartbeat comments on event streams.
+    pub sse_heartbeat_s: u64,
+    /// Desktop driver: `none` (default) or `process`.
+    pub desktop_runtime: DesktopRuntimeKind,
+    /// `process` driver: the Xvnc binary (name on `PATH` or absolute path).
+    pub desktop_process_command: String,
+    /// `process` driver: the host desktops listen on, as clients reach it.
+    pub desktop_vnc_host: String,
+    /// `process` driver: lowest X display number used.
+    pub desktop_display_min: u32,
+    /// `process` driver: highest X display number used (caps desktops per host).
+    pub desktop_display_max: u32,
+    /// `process` driver: VNC port of `desktop_display_min`; display N listens on
+    /// `desktop_port_min + (N - desktop_display_min)`.
+    pub desktop_port_min: u16,
+    /// `process` driver: how long (s) a new desktop gets to answer with an RFB greeting.
+    pub desktop_ready_timeout_s: u64,
 }
 
 impl Default for Config {
@@ -105,6 +162,27 @@ impl Default for Config {
             rate_limit_per_ip_per_min: 600,
             auth_rate_limit_per_ip_per_min: 10,
             login_rate_limit_per_account_per_min: 10,
+            worker_concurrency: 4,
+            job_lease_s: 30,
+            job_max_attempts: 5,
+            job_backoff_base_ms: 1000,
+            job_backoff_max_ms: 300_000,
+            job_poll_interval_ms: 1000,
+            reaper_interval_ms: 5000,
+            session_default_timeout_s: 900,
+            session_default_max_duration_s: 14_400,
+            max_live_sessions_per_org: 10,
+            command_claim_timeout_s: 60,
+            event_payload_max_bytes: 256 * 1024,
+            idempotency_ttl_s: 24 * 3600,
+            sse_heartbeat_s: 15,
+            desktop_runtime: DesktopRuntimeKind::None,
+            desktop_process_command: "Xvnc".into(),
+            desktop_vnc_host: "127.0.0.1".into(),
+            desktop_display_min: 100,
+            desktop_display_max: 199,
+            desktop_port_min: 15900,
+            desktop_ready_timeout_s: 10,
         }
     }
 }
@@ -156,6 +234,25 @@ impl Config {
             ("body_limit_bytes", self.body_limit_bytes),
             ("access_token_ttl_s", self.access_token_ttl_s),
             ("refresh_token_ttl_s", self.refresh_token_ttl_s),
+            ("job_lease_s", self.job_lease_s),
+            ("job_backoff_base_ms", self.job_backoff_base_ms),
+            ("job_poll_interval_ms", self.job_poll_interval_ms),
+            ("reaper_interval_ms", self.reaper_interval_ms),
+            ("session_default_timeout_s", self.session_default_timeout_s),
+            (
+                "session_default_max_duration_s",
+                self.session_default_max_duration_s,
+            ),
+            ("command_claim_timeout_s", self.command_claim_timeout_s),
+            ("event_payload_max_bytes", self.event_payload_max_bytes),
+            ("idempotency_ttl_s", self.idempotency_ttl_s),
+            ("sse_heartbeat_s", self.sse_heartbeat_s),
+            ("desktop_ready_timeout_s", self.desktop_ready_timeout_s),
+            ("job_max_attempts", u64::from(self.job_max_attempts)),
+            (
+                "max_live_sessions_per_org",
+                u64::from(self.max_live_sessions_per_org),
+            ),
         ] {
             if v == 0 {
                 return err(key, "must be greater than 0");
@@ -175,6 +272,23 @@ impl Config {
             if v == 0 {
                 return err(key, "must be greater than 0");
             }
+        }
+        if self.job_backoff_max_ms < self.job_backoff_base_ms {
+            return err("job_backoff_max_ms", "must be at least job_backoff_base_ms");
+        }
+        if self.desktop_display_max < self.desktop_display_min {
+            return err(
+                "desktop_display_max",
+                "must be at least desktop_display_min",
+            );
+        }
+        if u32::from(self.desktop_port_min) + (self.desktop_display_max - self.desktop_display_min)
+            > u32::from(u16::MAX)
+        {
+            return err("desktop_port_min", "the display range runs past port 65535");
+        }
+        if self.desktop_process_command.trim().is_empty() {
+            return err("desktop_process_command", "must name the Xvnc binary");
         }
         for origin in &self.cors_allowed_origins {
             match url::Url::parse(origin) {

@@ -68,9 +68,20 @@ pub enum AppError {
     /// 409: the request conflicts with current state (taken email, last owner, …).
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
+    /// 409 `invalid_transition` or `session_not_live`: the session is in `current`, which does
+    /// not allow this; the problem carries `current_status`.
+    #[error("{detail}")]
+    SessionState {
+        code: &'static str,
+        current: &'static str,
+        detail: String,
+    },
     /// 412 `precondition_failed`: `If-Match` did not match the current `ETag`.
     #[error("{0}")]
     PreconditionFailed(String),
+    /// 428 `precondition_required`: the operation needs `If-Match` and it was not sent.
+    #[error("{0}")]
+    PreconditionRequired(String),
     /// 413 `payload_too_large`.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -104,8 +115,9 @@ impl AppError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::SessionState { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -122,10 +134,12 @@ impl AppError {
             | Self::Unauthorized { code, .. }
             | Self::Forbidden { code, .. }
             | Self::Conflict { code, .. }
+            | Self::SessionState { code, .. }
             | Self::TooManyRequests { code, .. }
             | Self::Unavailable { code, .. } => code,
             Self::NotFound(_) => "not_found",
             Self::PreconditionFailed(_) => "precondition_failed",
+            Self::PreconditionRequired(_) => "precondition_required",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Internal(_) => "internal_error",

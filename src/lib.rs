@@ -13,6 +13,9 @@ pub mod domain;
 pub mod entity;
 pub mod error;
 pub mod http;
+pub mod jobs;
+pub mod realtime;
+pub mod runtime;
 
-pub use app::{AppState, build_state, serve};
+pub use app::{AppState, build_state, run_worker, serve};
 pub use config::Config;

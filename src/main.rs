@@ -1,4 +1,4 @@
-//! The `agentdesk` binary: `serve` (default), `migrate`, `openapi`, `healthcheck`.
+//! The `agentdesk` binary: `serve` (default), `worker`, `migrate`, `openapi`, `healthcheck`.
 #![forbid(unsafe_code)]
 
 use std::{path::PathBuf, process::ExitCode};
@@ -33,6 +33,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Run only the job worker (provisioning, stops, retries, the reaper), apart from API
+    /// nodes; `worker_concurrency` jobs at once.
+    Worker,
     /// Exit 0 when the local server's /healthz answers 200 (for container HEALTHCHECK).
     Healthcheck {
         /// Address to probe; defaults to the configured listen address (0.0.0.0 → 127.0.0.1).
@@ -89,6 +92,7 @@ async fn main() -> ExitCode {
     init_tracing(&config);
     let result = match command {
         Command::Serve => serve(config).await,
+        Command::Worker => worker(config).await,
         Command::Migrate { action } => migrate(config, action).await,
         Command::Openapi { .. } | Command::Healthcheck { .. } => unreachable!(),
     };
@@ -114,6 +118,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     agentdesk::serve(state, listener, shutdown_signal()).await?;
     tracing::info!("agentdesk stopped");
+    Ok(())
+}
+
+async fn worker(config: Config) -> anyhow::Result<()> {
+    let state = agentdesk::build_state(config).await?;
+    agentdesk::run_worker(state, shutdown_signal()).await?;
+    tracing::info!("worker stopped");
     Ok(())
 }
 

@@ -7,3 +7,4 @@ mod accounts;
 mod contract;
 mod orgs;
 mod platform;
+mod sessions;

@@ -8,6 +8,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_accounts;
+mod m20261121_000002_sessions;
 
 /// The ordered list of Agentdesk migrations, driven by `agentdesk migrate …` and by
 /// `serve` on start (unless `migrate_on_start = false`).
@@ -16,6 +17,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_accounts::Migration)]
+        vec![
+            Box::new(m20261121_000001_accounts::Migration),
+            Box::new(m20261121_000002_sessions::Migration),
+        ]
     }
 }

@@ -5,17 +5,60 @@
 //! domain function → map. Request/response types (`XIn` / `XOut` / `XPatch`) are separate from
 //! entities.
 
+pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod commands;
+pub mod events;
+pub mod jobs;
 pub mod me;
 pub mod members;
 pub mod orgs;
+pub mod sessions;
 
 use poem::Request;
 use poem_openapi::{Enum, OpenApiService, SecurityScheme, Tags, auth::Bearer};
 use uuid::Uuid;
 
-use crate::{app::AppState, auth::rbac::Role, error::AppError};
+use crate::{
+    app::AppState,
+    auth::rbac::Role,
+    domain::orgs::{Access, authorize},
+    error::{AppError, AppResult},
+};
+
+/// Authorizes the caller for `permission` in `org_id` (404 for non-members, 403
+/// `permission_denied`).
+pub async fn access(
+    state: &AppState,
+    auth: &BearerAuth,
+    org_id: Uuid,
+    permission: &str,
+) -> AppResult<Access> {
+    authorize(&state.db, &state.rbac, auth.0.user_id, org_id, permission).await
+}
+
+/// `If-Match` for operations that require it: 428 `precondition_required` when absent, the
+/// version otherwise (`*` is refused: it would defeat the check).
+pub fn required_if_match(value: Option<&str>) -> AppResult<i64> {
+    match value.map(str::trim) {
+        None | Some("") | Some("*") => Err(AppError::PreconditionRequired(
+            "send `If-Match` with the `ETag` you last read (e.g. `\"3\"`)".into(),
+        )),
+        v => Ok(parse_if_match(v).unwrap_or(-1)),
+    }
+}
+
+/// A JSON object in a request or response (`{}` when absent).
+pub type JsonObject = std::collections::BTreeMap<String, serde_json::Value>;
+
+/// Converts a stored JSON value to a [`JsonObject`] (non-objects become `{}`).
+pub fn to_object(v: serde_json::Value) -> JsonObject {
+    match v {
+        serde_json::Value::Object(m) => m.into_iter().collect(),
+        _ => JsonObject::new(),
+    }
+}
 
 /// API version in the spec's `info.version`.
 pub const API_VERSION: &str = "1.0.0";
@@ -33,6 +76,16 @@ pub enum Tag {
     Members,
     /// The organization's audit log.
     Audit,
+    /// AI agent definitions and their desktop capabilities.
+    Agents,
+    /// Sessions: one run of an agent on one desktop, and their lifecycle.
+    Sessions,
+    /// The ordered, replayable event log of a session, and its live streams.
+    Events,
+    /// Actions relayed to a session's desktop, and the executor's side of them.
+    Commands,
+    /// Background jobs: provisioning, stops, retries, the dead-letter queue.
+    Jobs,
 }
 
 /// The authenticated caller, from a verified access token.
@@ -120,20 +173,36 @@ pub fn parse_if_match(value: Option<&str>) -> Option<i64> {
     Some(v.trim_matches('"').parse().unwrap_or(-1))
 }
 
+/// Every resource's operations, in tag order.
+pub type V1Apis = (
+    auth::AuthApi,
+    me::MeApi,
+    orgs::OrgsApi,
+    members::MembersApi,
+    audit::AuditApi,
+    agents::AgentsApi,
+    sessions::SessionsApi,
+    events::EventsApi,
+    commands::CommandsApi,
+    jobs::JobsApi,
+);
+
 /// The whole v1 API as one poem-openapi service (no state needed: the spec can be generated
 /// without a database).
-pub fn service() -> OpenApiService<
-    (
-        auth::AuthApi,
-        me::MeApi,
-        orgs::OrgsApi,
-        members::MembersApi,
-        audit::AuditApi,
-    ),
-    (),
-> {
+pub fn service() -> OpenApiService<V1Apis, ()> {
     OpenApiService::new(
-        (auth::AuthApi, me::MeApi, orgs::OrgsApi, members::MembersApi, audit::AuditApi),
+        (
+            auth::AuthApi,
+            me::MeApi,
+            orgs::OrgsApi,
+            members::MembersApi,
+            audit::AuditApi,
+            agents::AgentsApi,
+            sessions::SessionsApi,
+            events::EventsApi,
+            commands::CommandsApi,
+            jobs::JobsApi,
+        ),
         "Agentdesk API",
         API_VERSION,
     )

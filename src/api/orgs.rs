@@ -136,6 +136,13 @@ api_errors!(OrgGetErrors {
     Forbidden,
     NotFound
 });
+api_errors!(OrgDeleteErrors {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict
+});
 api_errors!(OrgUpdateErrors {
     BadRequest,
     Unauthorized,
@@ -262,8 +269,9 @@ impl OrgsApi {
 
     /// Delete an organization
     ///
-    /// Needs `orgs:delete` (owners). Removes its memberships and policies; audit rows are kept.
-    /// Audited as `org.deleted`.
+    /// Needs `orgs:delete` (owners). Removes its memberships, policies, agents, sessions
+    /// (with their event logs and commands) and jobs; audit rows are kept. Refused with 409
+    /// `org_has_live_sessions` while a session is live. Audited as `org.deleted`.
     #[oai(
         path = "/v1/orgs/:org_id",
         method = "delete",
@@ -276,7 +284,7 @@ impl OrgsApi {
         auth: BearerAuth,
         /// Organization id.
         org_id: Path<Uuid>,
-    ) -> Result<OrgDeleted, OrgGetErrors> {
+    ) -> Result<OrgDeleted, OrgDeleteErrors> {
         let user_id = auth.0.user_id;
         orgs::authorize(&state.db, &state.rbac, user_id, org_id.0, rbac::ORGS_DELETE).await?;
         orgs::delete(

@@ -60,6 +60,23 @@ pub const MEMBERS_OWNER: &str = "members:owner";
 /// Read the audit log (`audit.list`).
 pub const AUDIT_READ: &str = "audit:read";
 
+/// Read agents (`agents.list`, `agents.get`).
+pub const AGENTS_READ: &str = "agents:read";
+/// Create, change and delete agents and their capabilities.
+pub const AGENTS_WRITE: &str = "agents:write";
+/// Read sessions, their event logs and streams, and their commands.
+pub const SESSIONS_READ: &str = "sessions:read";
+/// Start and stop sessions; append events.
+pub const SESSIONS_WRITE: &str = "sessions:write";
+/// Send commands to a session's desktop (`commands.create`).
+pub const COMMANDS_WRITE: &str = "commands:write";
+/// Act as a session's executor: claim commands and report results.
+pub const COMMANDS_EXECUTE: &str = "commands:execute";
+/// Read the org's background jobs, including dead ones.
+pub const JOBS_READ: &str = "jobs:read";
+/// Re-drive dead jobs (`jobs.retry`).
+pub const JOBS_WRITE: &str = "jobs:write";
+
 /// The permission catalog: `(name, description)`.
 pub const PERMISSIONS: &[(&str, &str)] = &[
     (ORGS_READ, "Read the organization."),
@@ -72,6 +89,41 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
     ),
     (MEMBERS_OWNER, "Grant or take the owner role."),
     (AUDIT_READ, "Read the organization's audit log."),
+    (AGENTS_READ, "Read agents and their capabilities."),
+    (
+        AGENTS_WRITE,
+        "Create, change and delete agents and their capabilities.",
+    ),
+    (
+        SESSIONS_READ,
+        "Read sessions, their event logs, live streams and commands.",
+    ),
+    (SESSIONS_WRITE, "Start and stop sessions; append events."),
+    (COMMANDS_WRITE, "Send commands to a session's desktop."),
+    (
+        COMMANDS_EXECUTE,
+        "Claim a session's commands and report their results (the desktop-side executor).",
+    ),
+    (
+        JOBS_READ,
+        "Read background jobs, including dead-lettered ones.",
+    ),
+    (JOBS_WRITE, "Re-drive dead-lettered jobs."),
+];
+
+/// The agent capability catalog: `(name, description)`. A capability is a casbin `p` rule
+/// `agent:<id>, org:<org>, <object>, <action>` for the name `<object>:<action>`.
+pub const CAPABILITIES: &[(&str, &str)] = &[
+    ("desktop:screen.capture", "Take screenshots of the desktop."),
+    (
+        "desktop:input.pointer",
+        "Move, click and scroll the pointer.",
+    ),
+    ("desktop:input.keyboard", "Type text and press keys."),
+    ("desktop:clipboard", "Set the desktop clipboard."),
+    ("desktop:shell", "Run shell commands on the desktop."),
+    ("desktop:files", "Read and write files on the desktop."),
+    ("browser:navigate", "Open URLs in the desktop's browser."),
 ];
 
 /// A built-in role.
@@ -81,7 +133,7 @@ pub enum Role {
     Owner,
     /// Manages the org, members (not owners) and reads the audit log.
     Admin,
-    /// Runs sessions (later issues); reads the org and its members.
+    /// Runs sessions and commands; reads the org, its members and agents.
     Operator,
     /// Reads the org and its members.
     Viewer,
@@ -99,6 +151,14 @@ pub const BUILTIN_ROLES: &[(Role, &[&str])] = &[
             MEMBERS_WRITE,
             MEMBERS_OWNER,
             AUDIT_READ,
+            AGENTS_READ,
+            AGENTS_WRITE,
+            SESSIONS_READ,
+            SESSIONS_WRITE,
+            COMMANDS_WRITE,
+            COMMANDS_EXECUTE,
+            JOBS_READ,
+            JOBS_WRITE,
         ],
     ),
     (
@@ -109,10 +169,32 @@ pub const BUILTIN_ROLES: &[(Role, &[&str])] = &[
             MEMBERS_READ,
             MEMBERS_WRITE,
             AUDIT_READ,
+            AGENTS_READ,
+            AGENTS_WRITE,
+            SESSIONS_READ,
+            SESSIONS_WRITE,
+            COMMANDS_WRITE,
+            COMMANDS_EXECUTE,
+            JOBS_READ,
+            JOBS_WRITE,
         ],
     ),
-    (Role::Operator, &[ORGS_READ, MEMBERS_READ]),
-    (Role::Viewer, &[ORGS_READ, MEMBERS_READ]),
+    (
+        Role::Operator,
+        &[
+            ORGS_READ,
+            MEMBERS_READ,
+            AGENTS_READ,
+            SESSIONS_READ,
+            SESSIONS_WRITE,
+            COMMANDS_WRITE,
+            COMMANDS_EXECUTE,
+        ],
+    ),
+    (
+        Role::Viewer,
+        &[ORGS_READ, MEMBERS_READ, AGENTS_READ, SESSIONS_READ],
+    ),
 ];
 
 impl Role {
@@ -173,6 +255,31 @@ pub enum RuleChange {
     },
     /// Every rule in the org's domain removed (org deleted).
     DropDomain { org_id: Uuid },
+    /// The agent's capability rules replaced by `capabilities` (empty: agent deleted).
+    AgentCapabilities {
+        agent_id: Uuid,
+        org_id: Uuid,
+        capabilities: Vec<String>,
+    },
+}
+
+fn agent_subject(agent_id: Uuid) -> String {
+    format!("agent:{agent_id}")
+}
+
+fn capability_rule(agent_id: Uuid, org_id: Uuid, capability: &str) -> Option<Vec<String>> {
+    let (obj, act) = capability.split_once(':')?;
+    Some(vec![
+        agent_subject(agent_id),
+        domain(org_id),
+        obj.to_owned(),
+        act.to_owned(),
+    ])
+}
+
+/// Whether `name` is in [`CAPABILITIES`].
+pub fn is_capability(name: &str) -> bool {
+    CAPABILITIES.iter().any(|(n, _)| *n == name)
 }
 
 /// The enforcer, shared by all requests.
@@ -242,16 +349,159 @@ impl Rbac {
                     ])
                     .await
                     .map(|_| ()),
-                RuleChange::DropDomain { org_id } => enforcer
-                    .remove_filtered_grouping_policy(2, vec![domain(org_id)])
-                    .await
-                    .map(|_| ()),
+                RuleChange::DropDomain { org_id } => {
+                    let r = enforcer
+                        .remove_filtered_grouping_policy(2, vec![domain(org_id)])
+                        .await;
+                    let _ = enforcer
+                        .remove_filtered_policy(1, vec![domain(org_id)])
+                        .await;
+                    r.map(|_| ())
+                }
+                RuleChange::AgentCapabilities {
+                    agent_id,
+                    org_id,
+                    capabilities,
+                } => replace_agent_rules(&mut enforcer, agent_id, org_id, &capabilities).await,
             };
             if let Err(e) = result {
                 tracing::error!(error = %e, "casbin in-memory update failed");
             }
         }
     }
+}
+
+/// Replaces the agent's `p` rules in the in-memory enforcer.
+async fn replace_agent_rules(
+    enforcer: &mut Enforcer,
+    agent_id: Uuid,
+    org_id: Uuid,
+    capabilities: &[String],
+) -> casbin::Result<()> {
+    enforcer
+        .remove_filtered_policy(0, vec![agent_subject(agent_id)])
+        .await?;
+    let rules: Vec<Vec<String>> = capabilities
+        .iter()
+        .filter_map(|c| capability_rule(agent_id, org_id, c))
+        .collect();
+    if !rules.is_empty() {
+        enforcer.add_policies(rules).await?;
+    }
+    Ok(())
+}
+
+impl Rbac {
+    /// Whether the agent holds `capability` in `org_id`, decided by casbin over the agent's
+    /// rules. `stored` are the agent's capabilities as read from `casbin_rule` in the caller's
+    /// transaction ([`agent_capabilities`]): when this node's in-memory copy differs (another
+    /// node changed the agent), it is brought up to date first, so a decision never rests on
+    /// a stale policy.
+    pub async fn agent_allows(
+        &self,
+        agent_id: Uuid,
+        org_id: Uuid,
+        stored: &[String],
+        capability: &str,
+    ) -> bool {
+        let Some(request) = capability_rule(agent_id, org_id, capability) else {
+            return false;
+        };
+        let in_sync = {
+            let enforcer = self.enforcer.read().await;
+            let mut mem: Vec<String> = enforcer
+                .get_filtered_policy(0, vec![agent_subject(agent_id)])
+                .into_iter()
+                .filter(|r| r.len() >= 4 && r[1] == domain(org_id))
+                .map(|r| format!("{}:{}", r[2], r[3]))
+                .collect();
+            mem.sort();
+            let mut want = stored.to_vec();
+            want.sort();
+            mem == want
+        };
+        if !in_sync {
+            let mut enforcer = self.enforcer.write().await;
+            if let Err(e) = replace_agent_rules(&mut enforcer, agent_id, org_id, stored).await {
+                tracing::error!(error = %e, "casbin in-memory agent sync failed");
+                return false;
+            }
+        }
+        let enforcer = self.enforcer.read().await;
+        enforcer
+            .enforce((
+                request[0].clone(),
+                request[1].clone(),
+                request[2].clone(),
+                request[3].clone(),
+            ))
+            .unwrap_or(false)
+    }
+}
+
+/// Replaces the agent's capability rules inside the caller's transaction; apply the returned
+/// change with [`Rbac::apply`] after the commit. An empty list removes them all (agent
+/// deleted). Errors: database errors.
+pub async fn set_agent_capabilities_in_tx(
+    db: &impl ConnectionTrait,
+    agent_id: Uuid,
+    org_id: Uuid,
+    capabilities: &[String],
+) -> Result<RuleChange, sea_orm::DbErr> {
+    casbin_rule::Entity::delete_many()
+        .filter(casbin_rule::Column::Ptype.eq("p"))
+        .filter(casbin_rule::Column::V0.eq(agent_subject(agent_id)))
+        .exec(db)
+        .await?;
+    let rows: Vec<_> = capabilities
+        .iter()
+        .filter_map(|c| capability_rule(agent_id, org_id, c))
+        .map(|r| {
+            let refs: Vec<&str> = r.iter().map(String::as_str).collect();
+            rule_row("p", &refs)
+        })
+        .collect();
+    if !rows.is_empty() {
+        casbin_rule::Entity::insert_many(rows).exec(db).await?;
+    }
+    Ok(RuleChange::AgentCapabilities {
+        agent_id,
+        org_id,
+        capabilities: capabilities.to_vec(),
+    })
+}
+
+/// The stored capabilities of each agent in `agent_ids` (sorted by name), read from
+/// `casbin_rule`, the one source of truth. Agents without rules map to an empty list.
+pub async fn agent_capabilities(
+    db: &impl ConnectionTrait,
+    agent_ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Vec<String>>, sea_orm::DbErr> {
+    let mut out: std::collections::HashMap<Uuid, Vec<String>> =
+        agent_ids.iter().map(|id| (*id, Vec::new())).collect();
+    if agent_ids.is_empty() {
+        return Ok(out);
+    }
+    let rows = casbin_rule::Entity::find()
+        .filter(casbin_rule::Column::Ptype.eq("p"))
+        .filter(casbin_rule::Column::V0.is_in(agent_ids.iter().map(|id| agent_subject(*id))))
+        .all(db)
+        .await?;
+    for row in rows {
+        if let Some(id) = row
+            .v0
+            .strip_prefix("agent:")
+            .and_then(|s| Uuid::parse_str(s).ok())
+        {
+            out.entry(id)
+                .or_default()
+                .push(format!("{}:{}", row.v2, row.v3));
+        }
+    }
+    for caps in out.values_mut() {
+        caps.sort();
+    }
+    Ok(out)
 }
 
 /// Inserts the `g` rule for a membership, inside the caller's transaction.
@@ -587,6 +837,42 @@ mod tests {
         }
         assert_eq!(Role::parse("admin"), Some(Role::Admin));
         assert_eq!(Role::parse("root"), None);
+    }
+
+    #[tokio::test]
+    async fn agent_capabilities_are_decided_by_casbin() {
+        let model = DefaultModel::from_str(MODEL).await.unwrap();
+        let enforcer = Enforcer::new(model, casbin::MemoryAdapter::default())
+            .await
+            .unwrap();
+        let rbac = Rbac {
+            enforcer: Arc::new(RwLock::new(enforcer)),
+        };
+        let (agent, org, other_org) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let stored = vec!["desktop:input.pointer".to_owned()];
+        assert!(
+            rbac.agent_allows(agent, org, &stored, "desktop:input.pointer")
+                .await
+        );
+        assert!(
+            !rbac
+                .agent_allows(agent, org, &stored, "desktop:shell")
+                .await
+        );
+        // The same rule does not hold in another org.
+        assert!(
+            !rbac
+                .agent_allows(agent, other_org, &[], "desktop:input.pointer")
+                .await
+        );
+        // A change made elsewhere (stored differs) is picked up before deciding.
+        assert!(
+            !rbac
+                .agent_allows(agent, org, &[], "desktop:input.pointer")
+                .await
+        );
+        assert!(CAPABILITIES.iter().all(|(c, _)| is_capability(c)));
+        assert!(!is_capability("desktop:everything"));
     }
 
     #[test]

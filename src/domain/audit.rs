@@ -45,6 +45,14 @@ pub mod target {
     pub const ORGANIZATION: &str = "organization";
     /// A membership (target id = the member's user id).
     pub const MEMBERSHIP: &str = "membership";
+    /// An agent.
+    pub const AGENT: &str = "agent";
+    /// A session.
+    pub const SESSION: &str = "session";
+    /// A command (target id = the session id for refused commands, which have no id).
+    pub const COMMAND: &str = "command";
+    /// A background job.
+    pub const JOB: &str = "job";
 }
 
 /// One event to record.

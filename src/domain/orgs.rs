@@ -229,7 +229,8 @@ pub async fn update(
     Ok(org)
 }
 
-/// Deletes an org, its memberships and its casbin rules; the audit rows stay. Errors: 404.
+/// Deletes an org, its memberships, agents, sessions (with their logs and commands), jobs and
+/// casbin rules; the audit rows stay. Errors: 404; 409 `org_has_live_sessions`.
 pub async fn delete(
     db: &DatabaseConnection,
     rbac: &Rbac,
@@ -239,6 +240,13 @@ pub async fn delete(
     let tx = db.begin().await?;
     // Same lock order as membership changes (org row first), so they cannot deadlock.
     lock_org(&tx, org_id).await?;
+    // Live sessions hold desktops; deleting their org would orphan them.
+    if super::sessions::org_has_live_sessions(&tx, org_id).await? {
+        return Err(AppError::conflict(
+            "org_has_live_sessions",
+            "the organization has live sessions; stop them first",
+        ));
+    }
     membership::Entity::delete_many()
         .filter(membership::Column::OrgId.eq(org_id))
         .exec(&tx)
@@ -303,7 +311,7 @@ pub async fn list_members(
     Ok(page.finish(rows, |m| m.membership.user_id))
 }
 
-async fn lock_org(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<()> {
+pub(crate) async fn lock_org(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<()> {
     let locked = organization::Entity::update_many()
         .col_expr(
             organization::Column::Version,

@@ -3,6 +3,7 @@
 //! Business rules live in `domain/`; the contract in `api/`.
 
 pub mod docs;
+pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
 pub mod problem;

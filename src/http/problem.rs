@@ -67,8 +67,11 @@ pub struct Problem {
     pub error_id: Option<String>,
     /// On validation problems: the fields at fault.
     pub errors: Option<Vec<ProblemFieldError>>,
-    /// On `permission_denied`: the permission the caller's role lacks, e.g. `members:write`.
+    /// On `permission_denied`: the permission the caller's role lacks, e.g. `members:write`;
+    /// on `capability_denied`: the capability the agent lacks, e.g. `desktop:shell`.
     pub missing_permission: Option<String>,
+    /// On `invalid_transition` and `session_not_live`: the session's current status.
+    pub current_status: Option<String>,
 }
 
 /// Response headers a problem may need beside its body.
@@ -99,6 +102,7 @@ impl Problem {
             error_id: None,
             errors: None,
             missing_permission: None,
+            current_status: None,
         }
     }
 
@@ -203,6 +207,13 @@ impl AppError {
             } => {
                 let mut p = Problem::new(status, self.code(), detail);
                 p.missing_permission = permission.clone();
+                p
+            }
+            AppError::SessionState {
+                detail, current, ..
+            } => {
+                let mut p = Problem::new(status, self.code(), detail);
+                p.current_status = Some((*current).to_owned());
                 p
             }
             AppError::TooManyRequests { detail, limit, .. } => {
@@ -326,7 +337,7 @@ pub fn is_problem(resp: &Response) -> bool {
 /// the operation does not declare is a bug, logged and answered as 500.
 ///
 /// Variants: `BadRequest`, `Unauthorized`, `Forbidden`, `NotFound`, `Conflict`,
-/// `PreconditionFailed`, `PayloadTooLarge`, `UnsupportedMediaType`, `Unprocessable`.
+/// `PreconditionFailed`, `PreconditionRequired`, `PayloadTooLarge`, `UnsupportedMediaType`, `Unprocessable`.
 #[macro_export]
 macro_rules! api_errors {
     ($(#[$m:meta])* $name:ident { $($v:ident),* $(,)? }) => {
@@ -352,7 +363,7 @@ macro_rules! api_errors {
     };
     (@build [$($m:tt)*] $name:ident [$($acc:tt)*] [$($names:ident)*] Forbidden $($rest:ident)*) => {
         $crate::api_errors!(@build [$($m)*] $name [$($acc)*
-            /// The caller may not do this (`permission_denied` with `missing_permission`, `registration_closed`, `owner_required`).
+            /// The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`).
             #[oai(status = 403, content_type = "application/problem+json")]
             Forbidden(poem_openapi::payload::Json<$crate::http::problem::Problem>),
         ] [$($names)* Forbidden] $($rest)*);
@@ -366,7 +377,7 @@ macro_rules! api_errors {
     };
     (@build [$($m:tt)*] $name:ident [$($acc:tt)*] [$($names:ident)*] Conflict $($rest:ident)*) => {
         $crate::api_errors!(@build [$($m)*] $name [$($acc)*
-            /// Conflicts with current state (`email_taken`, `last_owner`, `already_member`).
+            /// Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …).
             #[oai(status = 409, content_type = "application/problem+json")]
             Conflict(poem_openapi::payload::Json<$crate::http::problem::Problem>),
         ] [$($names)* Conflict] $($rest)*);
@@ -377,6 +388,13 @@ macro_rules! api_errors {
             #[oai(status = 412, content_type = "application/problem+json")]
             PreconditionFailed(poem_openapi::payload::Json<$crate::http::problem::Problem>),
         ] [$($names)* PreconditionFailed] $($rest)*);
+    };
+    (@build [$($m:tt)*] $name:ident [$($acc:tt)*] [$($names:ident)*] PreconditionRequired $($rest:ident)*) => {
+        $crate::api_errors!(@build [$($m)*] $name [$($acc)*
+            /// `If-Match` is required and was not sent (`precondition_required`): read the resource and send its `ETag`.
+            #[oai(status = 428, content_type = "application/problem+json")]
+            PreconditionRequired(poem_openapi::payload::Json<$crate::http::problem::Problem>),
+        ] [$($names)* PreconditionRequired] $($rest)*);
     };
     (@build [$($m:tt)*] $name:ident [$($acc:tt)*] [$($names:ident)*] PayloadTooLarge $($rest:ident)*) => {
         $crate::api_errors!(@build [$($m)*] $name [$($acc)*
@@ -394,14 +412,14 @@ macro_rules! api_errors {
     };
     (@build [$($m:tt)*] $name:ident [$($acc:tt)*] [$($names:ident)*] Unprocessable $($rest:ident)*) => {
         $crate::api_errors!(@build [$($m)*] $name [$($acc)*
-            /// Well-formed JSON that breaks the rules (`validation_failed`, with `errors` naming each field).
+            /// Well-formed JSON that breaks the rules (`validation_failed`, with `errors` naming each field; `idempotency_key_reused`).
             #[oai(status = 422, content_type = "application/problem+json")]
             Unprocessable(poem_openapi::payload::Json<$crate::http::problem::Problem>),
         ] [$($names)* Unprocessable] $($rest)*);
     };
     (@build [$($m:tt)*] $name:ident [$($acc:tt)*] [$($names:ident)*] TooManyRequests $($rest:ident)*) => {
         $crate::api_errors!(@build [$($m)*] $name [$($acc)*
-            /// Over a rate limit (`rate_limited`); retry after `Retry-After` seconds.
+            /// Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds.
             #[oai(status = 429, content_type = "application/problem+json")]
             TooManyRequests(
                 poem_openapi::payload::Json<$crate::http::problem::Problem>,
@@ -457,6 +475,7 @@ macro_rules! api_errors {
     (@status NotFound) => { 404 };
     (@status Conflict) => { 409 };
     (@status PreconditionFailed) => { 412 };
+    (@status PreconditionRequired) => { 428 };
     (@status PayloadTooLarge) => { 413 };
     (@status UnsupportedMediaType) => { 415 };
     (@status Unprocessable) => { 422 };

@@ -395,3 +395,121 @@ macro_rules! backend_tests {
         )*
     };
 }
+
+impl TestApp {
+    /// Creates an agent in `org` with `capabilities`; returns its id.
+    pub async fn agent(&self, by: &User, org: &str, name: &str, capabilities: &[&str]) -> String {
+        let r = self
+            .post(&format!("/v1/orgs/{org}/agents"))
+            .token(&by.token)
+            .json(json!({ "name": name, "model": "test-model", "capabilities": capabilities }))
+            .expect(201)
+            .await;
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Starts a session of `agent`; returns its id.
+    pub async fn session(&self, by: &User, org: &str, agent: &str) -> String {
+        let r = self
+            .post(&format!("/v1/orgs/{org}/sessions"))
+            .token(&by.token)
+            .json(json!({ "agent_id": agent }))
+            .expect(202)
+            .await;
+        assert_eq!(r.body["status"], "pending");
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls `sessions.get` until the session is `status` (fails after 20 s); returns it.
+    pub async fn wait_status(&self, by: &User, org: &str, session: &str, status: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = self
+                .get(&format!("/v1/orgs/{org}/sessions/{session}"))
+                .token(&by.token)
+                .expect(200)
+                .await;
+            if r.body["status"] == status {
+                return r.body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "session never became {status}: {}",
+                r.text
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Opens an SSE stream at `path` with extra headers.
+    pub async fn sse(&self, path: &str, token: &str, headers: &[(&str, &str)]) -> Sse {
+        let mut rb = self.http.get(self.url(path)).bearer_auth(token);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        let resp = rb.send().await.expect("stream opened");
+        assert_eq!(resp.status(), 200, "stream refused");
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        Sse {
+            stream: Box::pin(resp.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: Value,
+}
+
+/// A minimal SSE reader over a reqwest byte stream.
+pub struct Sse {
+    stream:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl Sse {
+    /// The next event (comments skipped); `None` when the stream ended. Fails after 20 s.
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        use futures_util::StreamExt;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, None, String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if id.is_none() && event.is_none() && data.is_empty() {
+                    continue; // heartbeat comment
+                }
+                return Some(SseEvent {
+                    id,
+                    event,
+                    data: serde_json::from_str(&data).unwrap_or(Value::Null),
+                });
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(20), self.stream.next())
+                .await
+                .expect("no SSE event within 20 s");
+            match chunk {
+                Some(Ok(b)) => self.buf.push_str(&String::from_utf8_lossy(&b)),
+                _ => return None,
+            }
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! `/v1/orgs/{org_id}/sessions/{session_id}/commands`: actions relayed to a session's
+//! desktop — created by people or orchestrators, claimed and answered by the executor that
+//! runs beside the desktop.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::{
+    ApiResponse, Enum, Object, OpenApi,
+    param::{Header, Path, Query},
+    payload::Json,
+};
+use uuid::Uuid;
+
+use super::{BearerAuth, JsonObject, Tag, access, to_object};
+use crate::{
+    api_errors,
+    app::AppState,
+    auth::rbac,
+    domain::{
+        commands::{self, CommandKind},
+        page::PageRequest,
+    },
+    entity::command,
+    error::{AppError, FieldError},
+    http::middleware::ClientInfo,
+};
+
+/// Longest long-poll wait of `commands.claim` (s).
+pub const CLAIM_WAIT_MAX_S: u32 = 30;
+
+/// A command kind, with the agent capability it needs and its `args`.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum CommandKindName {
+    /// Capture the screen. Needs `desktop:screen.capture`. Args: none.
+    Screenshot,
+    /// Click at `x`, `y` (pixels) with optional `button` (`left`, `middle`, `right`). Needs `desktop:input.pointer`.
+    Click,
+    /// Move the pointer to `x`, `y`. Needs `desktop:input.pointer`.
+    Move,
+    /// Scroll by `dx`, `dy` (−100…100 wheel steps) at `x`, `y`. Needs `desktop:input.pointer`.
+    Scroll,
+    /// Type `text` (≤ 64 KiB). Needs `desktop:input.keyboard`.
+    Type,
+    /// Press the chord `keys`, e.g. `ctrl+c`. Needs `desktop:input.keyboard`.
+    Key,
+    /// Set the clipboard to `text`. Needs `desktop:clipboard`.
+    ClipboardSet,
+    /// Run `command` in a shell (≤ 8 KiB). Needs `desktop:shell`.
+    Shell,
+    /// Open `url` (http or https) in the browser. Needs `browser:navigate`.
+    OpenUrl,
+}
+
+impl From<CommandKindName> for CommandKind {
+    fn from(k: CommandKindName) -> Self {
+        match k {
+            CommandKindName::Screenshot => Self::Screenshot,
+            CommandKindName::Click => Self::Click,
+            CommandKindName::Move => Self::Move,
+            CommandKindName::Scroll => Self::Scroll,
+            CommandKindName::Type => Self::Type,
+            CommandKindName::Key => Self::Key,
+            CommandKindName::ClipboardSet => Self::ClipboardSet,
+            CommandKindName::Shell => Self::Shell,
+            CommandKindName::OpenUrl => Self::OpenUrl,
+        }
+    }
+}
+
+impl CommandKindName {
+    fn parse(s: &str) -> Self {
+        match CommandKind::parse(s).unwrap_or(CommandKind::Screenshot) {
+            CommandKind::Screenshot => Self::Screenshot,
+            CommandKind::Click => Self::Click,
+            CommandKind::Move => Self::Move,
+            CommandKind::Scroll => Self::Scroll,
+            CommandKind::Type => Self::Type,
+            CommandKind::Key => Self::Key,
+            CommandKind::ClipboardSet => Self::ClipboardSet,
+            CommandKind::Shell => Self::Shell,
+            CommandKind::OpenUrl => Self::OpenUrl,
+        }
+    }
+}
+
+/// A command's state: `queued → dispatched → succeeded | failed`; `cancelled` when the
+/// session winds down first; `expired` when no executor claimed it in time.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum CommandStatusName {
+    /// Waiting for the executor.
+    Queued,
+    /// Claimed by the executor.
+    Dispatched,
+    /// Done.
+    Succeeded,
+    /// The executor reported failure (`error`).
+    Failed,
+    /// The session stopped first.
+    Cancelled,
+    /// Not claimed within `command_claim_timeout_s`.
+    Expired,
+}
+
+impl CommandStatusName {
+    fn parse(s: &str) -> Self {
+        match s {
+            "queued" => Self::Queued,
+            "dispatched" => Self::Dispatched,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            _ => Self::Expired,
+        }
+    }
+}
+
+/// A command.
+#[derive(Object)]
+pub struct CommandOut {
+    /// Command id (UUIDv7).
+    pub id: Uuid,
+    /// The session it is for.
+    pub session_id: Uuid,
+    /// What to do.
+    pub kind: CommandKindName,
+    /// Kind-specific arguments.
+    pub args: JsonObject,
+    /// Its state.
+    pub status: CommandStatusName,
+    /// The executor's output, once finished (any JSON).
+    pub output: Option<serde_json::Value>,
+    /// The executor's error message, when failed.
+    pub error: Option<String>,
+    /// The user who asked for it.
+    pub created_by: Option<Uuid>,
+    /// A queued command not claimed by then expires (RFC 3339, UTC).
+    pub expires_at: DateTime<Utc>,
+    /// When the executor claimed it.
+    pub dispatched_at: Option<DateTime<Utc>>,
+    /// When it reached a final state.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Creation time (RFC 3339, UTC).
+    pub created_at: DateTime<Utc>,
+    /// Last change (RFC 3339, UTC).
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<command::Model> for CommandOut {
+    fn from(c: command::Model) -> Self {
+        Self {
+            id: c.id,
+            session_id: c.session_id,
+            kind: CommandKindName::parse(&c.kind),
+            args: to_object(c.args),
+            status: CommandStatusName::parse(&c.status),
+            output: c.output,
+            error: c.error,
+            created_by: c.created_by,
+            expires_at: c.expires_at,
+            dispatched_at: c.dispatched_at,
+            completed_at: c.completed_at,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// `commands.create` request.
+#[derive(Object)]
+pub struct CommandIn {
+    /// What to do; each kind needs one agent capability.
+    pub kind: CommandKindName,
+    /// Kind-specific arguments (see `kind`); default `{}`. Bad ones → 422 naming `args.<name>`.
+    pub args: Option<JsonObject>,
+}
+
+/// The outcome an executor reports.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum ResultStatus {
+    /// It worked.
+    Succeeded,
+    /// It did not (say why in `error`).
+    Failed,
+}
+
+/// `commands.complete` request.
+#[derive(Object)]
+pub struct CommandResultIn {
+    /// The outcome.
+    pub status: ResultStatus,
+    /// Output to keep with the command and in its `result` event (any JSON, e.g. a
+    /// screenshot reference).
+    pub output: Option<serde_json::Value>,
+    /// Error message when `failed`, up to 2,000 characters.
+    #[oai(validator(max_length = 2000))]
+    pub error: Option<String>,
+}
+
+/// A page of commands.
+#[derive(Object)]
+pub struct CommandList {
+    /// The commands, oldest first.
+    pub items: Vec<CommandOut>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `commands.create` success.
+#[derive(ApiResponse)]
+pub enum CommandAccepted {
+    /// Queued for the executor; also appended to the log as an `action` event.
+    #[oai(status = 202)]
+    Accepted(
+        Json<CommandOut>,
+        /// The command's URL.
+        #[oai(header = "Location")]
+        String,
+    ),
+}
+
+/// `commands.claim` result.
+#[derive(ApiResponse)]
+pub enum Claimed {
+    /// A command, now `dispatched` to the caller.
+    #[oai(status = 200)]
+    Ok(Json<CommandOut>),
+    /// No command arrived within `wait_s`; claim again.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+/// One command.
+#[derive(ApiResponse)]
+pub enum CommandResponse {
+    /// The command.
+    #[oai(status = 200)]
+    Ok(Json<CommandOut>),
+}
+
+/// A page of commands.
+#[derive(ApiResponse)]
+pub enum CommandListResponse {
+    /// The page.
+    #[oai(status = 200)]
+    Ok(Json<CommandList>),
+}
+
+api_errors!(CommandCreateErrors {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unprocessable
+});
+api_errors!(CommandReadErrors {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound
+});
+api_errors!(CommandClaimErrors {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict
+});
+
+/// The command operations.
+pub struct CommandsApi;
+
+#[OpenApi(tag = "Tag::Commands")]
+impl CommandsApi {
+    /// Send a command to the desktop
+    ///
+    /// Needs `commands:write`; the session must be `running` (409 `session_not_running`).
+    /// The kind's capability is checked against the agent's policies first: outside them →
+    /// 403 `capability_denied` (naming it in `missing_permission`), audited as
+    /// `command.denied`, and nothing is queued. Accepted commands are queued for the
+    /// executor and appended as `action` events. Honours `Idempotency-Key`.
+    #[oai(
+        path = "/v1/orgs/:org_id/sessions/:session_id/commands",
+        method = "post",
+        operation_id = "commands.create"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        client: Data<&ClientInfo>,
+        auth: BearerAuth,
+        /// Organization id.
+        org_id: Path<Uuid>,
+        /// Session id.
+        session_id: Path<Uuid>,
+        /// Makes a retry safe: the same key with the same body replays the first response
+        /// (with `Idempotent-Replayed: true`) for 24 h, so the command is queued once; with
+        /// another body → 422 `idempotency_key_reused`; while the first is running → 409
+        /// `idempotency_key_in_use`.
+        #[oai(name = "Idempotency-Key", validator(max_length = 255))]
+        _idempotency_key: Header<Option<String>>,
+        body: Json<CommandIn>,
+    ) -> Result<CommandAccepted, CommandCreateErrors> {
+        let a = access(&state, &auth, org_id.0, rbac::COMMANDS_WRITE).await?;
+        let b = body.0;
+        let args = serde_json::Value::Object(b.args.unwrap_or_default().into_iter().collect());
+        let ctx = client.audit().as_actor(a.user_id);
+        let c = commands::create(
+            &state.db,
+            &state.bus,
+            &state.rbac,
+            &state.config,
+            a.org_id,
+            session_id.0,
+            b.kind.into(),
+            args,
+            &ctx,
+        )
+        .await?;
+        let loc = format!(
+            "/v1/orgs/{}/sessions/{}/commands/{}",
+            a.org_id, c.session_id, c.id
+        );
+        Ok(CommandAccepted::Accepted(Json(c.into()), loc))
+    }
+
+    /// List a session's commands
+    ///
+    /// Needs `sessions:read`. Oldest first, cursor-paginated.
+    #[oai(
+        path = "/v1/orgs/:org_id/sessions/:session_id/commands",
+        method = "get",
+        operation_id = "commands.list"
+    )]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// Organization id.
+        org_id: Path<Uuid>,
+        /// Session id.
+        session_id: Path<Uuid>,
+        /// Page size, 1–200 (default 50).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` from the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<CommandListResponse, CommandReadErrors> {
+        let a = access(&state, &auth, org_id.0, rbac::SESSIONS_READ).await?;
+        let page = PageRequest::new(limit.0, cursor.0.as_deref())?;
+        let page = commands::list(&state.db, a.org_id, session_id.0, page).await?;
+        Ok(CommandListResponse::Ok(Json(CommandList {
+            items: page.items.into_iter().map(Into::into).collect(),
+            next_cursor: page.next_cursor,
+        })))
+    }
+
+    /// Get a command
+    ///
+    /// Needs `sessions:read`.
+    #[oai(
+        path = "/v1/orgs/:org_id/sessions/:session_id/commands/:command_id",
+        method = "get",
+        operation_id = "commands.get"
+    )]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// Organization id.
+        org_id: Path<Uuid>,
+        /// Session id.
+        session_id: Path<Uuid>,
+        /// Command id.
+        command_id: Path<Uuid>,
+    ) -> Result<CommandResponse, CommandReadErrors> {
+        let a = access(&state, &auth, org_id.0, rbac::SESSIONS_READ).await?;
+        let c = commands::get(&state.db, a.org_id, session_id.0, command_id.0).await?;
+        Ok(CommandResponse::Ok(Json(c.into())))
+    }
+
+    /// Claim the next command (executor)
+    ///
+    /// Needs `commands:execute`. Long poll: returns the oldest queued command, now
+    /// `dispatched` to the caller, or waits up to `wait_s` (≤ 30, capped below
+    /// `request_timeout_s`) for one and answers 204 when none came. Two executors never get
+    /// the same command. 409 `session_not_live` once the session has ended.
+    #[oai(
+        path = "/v1/orgs/:org_id/sessions/:session_id/commands/claim",
+        method = "post",
+        operation_id = "commands.claim"
+    )]
+    async fn claim(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// Organization id.
+        org_id: Path<Uuid>,
+        /// Session id.
+        session_id: Path<Uuid>,
+        /// Longest wait (s), 0–30 (default 0: answer at once).
+        wait_s: Query<Option<u32>>,
+    ) -> Result<Claimed, CommandClaimErrors> {
+        let a = access(&state, &auth, org_id.0, rbac::COMMANDS_EXECUTE).await?;
+        let wait = wait_s.0.unwrap_or(0);
+        if wait > CLAIM_WAIT_MAX_S {
+            return Err(AppError::BadRequest {
+                code: "invalid_parameter",
+                detail: format!("parameter `wait_s` must be between 0 and {CLAIM_WAIT_MAX_S}"),
+                errors: vec![FieldError::new("wait_s", "must be between 0 and 30")],
+            }
+            .into());
+        }
+        let cap = state.config.request_timeout_s.saturating_sub(1);
+        let wait = Duration::from_secs(u64::from(wait).min(cap));
+        match commands::claim(&state.db, &state.bus, a.org_id, session_id.0, wait).await? {
+            Some(c) => Ok(Claimed::Ok(Json(c.into()))),
+            None => Ok(Claimed::NoContent),
+        }
+    }
+
+    /// Report a command's result (executor)
+    ///
+    /// Needs `commands:execute`. Finishes a `dispatched` command as `succeeded` or `failed`
+    /// and appends a `result` event to the log. A command that is not dispatched → 409
+    /// `command_not_dispatched`.
+    #[oai(
+        path = "/v1/orgs/:org_id/sessions/:session_id/commands/:command_id/result",
+        method = "post",
+        operation_id = "commands.complete"
+    )]
+    async fn complete(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// Organization id.
+        org_id: Path<Uuid>,
+        /// Session id.
+        session_id: Path<Uuid>,
+        /// Command id.
+        command_id: Path<Uuid>,
+        body: Json<CommandResultIn>,
+    ) -> Result<CommandResponse, CommandCreateErrors> {
+        let a = access(&state, &auth, org_id.0, rbac::COMMANDS_EXECUTE).await?;
+        let b = body.0;
+        let c = commands::complete(
+            &state.db,
+            &state.bus,
+            a.org_id,
+            session_id.0,
+            command_id.0,
+            b.status == ResultStatus::Succeeded,
+            b.output,
+            b.error,
+        )
+        .await?;
+        Ok(CommandResponse::Ok(Json(c.into())))
+    }
+}

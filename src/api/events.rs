@@ -1,0 +1,516 @@
+//! `/v1/orgs/{org_id}/sessions/{session_id}/events`: append to and read a session's event
+//! log, and follow it live over SSE; `/v1/orgs/{org_id}/events/stream`: status changes of
+//! every session of the org, for dashboards.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, stream::BoxStream};
+use poem::web::Data;
+use poem_openapi::{
+    ApiResponse, Enum, Object, OpenApi,
+    param::{Header, Path, Query},
+    payload::{EventStream, Json},
+};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{BearerAuth, JsonObject, Tag, access, sessions::SessionStatus, to_object};
+use crate::{
+    api_errors,
+    app::AppState,
+    auth::rbac,
+    domain::{
+        events::{self, NewEvent},
+        orgs,
+        sessions::{self, Status},
+    },
+    entity::session_event,
+    error::{AppError, FieldError},
+    realtime::bus::BusMessage,
+};
+
+/// How often a live stream re-checks that the caller may still read it (s).
+const REAUTHORIZE_S: u64 = 30;
+
+/// An event kind. `status` (lifecycle changes) is written by the server only.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum EventKind {
+    /// Something the agent did (accepted commands also appear as `action` events).
+    Action,
+    /// A screenshot (reference or small inline image).
+    Screenshot,
+    /// An outcome (command results also appear as `result` events).
+    Result,
+    /// Chat between the agent and people.
+    Message,
+    /// Diagnostics.
+    Log,
+    /// A lifecycle change: `{status, previous_status, reason}` (server only).
+    Status,
+}
+
+impl EventKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Action => "action",
+            Self::Screenshot => "screenshot",
+            Self::Result => "result",
+            Self::Message => "message",
+            Self::Log => "log",
+            Self::Status => "status",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "action" => Self::Action,
+            "screenshot" => Self::Screenshot,
+            "result" => Self::Result,
+            "message" => Self::Message,
+            "status" => Self::Status,
+            _ => Self::Log,
+        }
+    }
+}
+
+/// One event of a session's log.
+#[derive(Object, Clone)]
+pub struct EventOut {
+    /// Position in the session's log: gapless from 1, in commit order. The SSE `id:`.
+    pub seq: i64,
+    /// The kind. The SSE `event:`.
+    pub kind: EventKind,
+    /// The event's data (a JSON object).
+    pub payload: JsonObject,
+    /// When it was appended (RFC 3339, UTC).
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<session_event::Model> for EventOut {
+    fn from(e: session_event::Model) -> Self {
+        Self {
+            seq: e.seq,
+            kind: EventKind::parse(&e.kind),
+            payload: to_object(e.payload),
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// One event to append.
+#[derive(Object)]
+pub struct EventIn {
+    /// `action`, `screenshot`, `result`, `message` or `log` (`status` → 422).
+    pub kind: EventKind,
+    /// The event's data: a JSON object of at most `event_payload_max_bytes` (256 KiB by
+    /// default) as compact JSON.
+    pub payload: JsonObject,
+}
+
+/// `events.append` request.
+#[derive(Object)]
+pub struct EventBatchIn {
+    /// 1–500 events, appended in this order with consecutive seqs.
+    #[oai(validator(min_items = 1, max_items = 500))]
+    pub events: Vec<EventIn>,
+}
+
+/// `events.append` result.
+#[derive(Object)]
+pub struct AppendedOut {
+    /// Seq of the first event appended.
+    pub first_seq: i64,
+    /// Seq of the last event appended.
+    pub last_seq: i64,
+}
+
+/// A page of a session's log.
+#[derive(Object)]
+pub struct EventPage {
+    /// Events with `seq > after_seq`, oldest first.
+    pub items: Vec<EventOut>,
+    /// Pass as `after_seq` for the next page (the last seq returned, or the `after_seq`
+    /// sent when the page is empty): polling with it never skips or repeats an event.
+    pub next_after_seq: i64,
+    /// More events were already there beyond this page.
+    pub has_more: bool,
+}
+
+/// A session's status change, as the org stream reports it.
+#[derive(Object, Clone)]
+pub struct SessionStatusEvent {
+    /// The session.
+    pub session_id: Uuid,
+    /// The status event's seq in that session's log.
+    pub seq: i64,
+    /// The new status.
+    pub status: SessionStatus,
+    /// The status before.
+    pub previous_status: Option<SessionStatus>,
+    /// Why (`stop_requested`, `idle_timeout`, an error…).
+    pub reason: Option<String>,
+    /// When it changed (RFC 3339, UTC).
+    pub created_at: DateTime<Utc>,
+}
+
+/// A session's live event stream.
+#[derive(ApiResponse)]
+pub enum SessionStream {
+    /// `text/event-stream`: `id:` = seq, `event:` = kind, `data:` = the event as JSON; a `:`
+    /// heartbeat comment every `sse_heartbeat_s`; ends after the final `status` event.
+    #[oai(status = 200)]
+    Ok(EventStream<BoxStream<'static, EventOut>>),
+}
+
+/// The org's live status stream.
+#[derive(ApiResponse)]
+pub enum OrgStream {
+    /// `text/event-stream`: `event: status`, `id: <session_id>:<seq>`, `data:` a
+    /// `SessionStatusEvent`; a `:` heartbeat comment every `sse_heartbeat_s`.
+    #[oai(status = 200)]
+    Ok(EventStream<BoxStream<'static, SessionStatusEvent>>),
+}
+
+/// `events.append` success.
+#[derive(ApiResponse)]
+pub enum Appended {
+    /// Appended; their seqs are `first_seq..=last_seq`.
+    #[oai(status = 201)]
+    Created(Json<AppendedOut>),
+}
+
+/// A page of events.
+#[derive(ApiResponse)]
+pub enum EventPageResponse {
+    /// The page.
+    #[oai(status = 200)]
+    Ok(Json<EventPage>),
+}
+
+api_errors!(EventAppendErrors {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unprocessable
+});
+api_errors!(EventReadErrors {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound
+});
+
+fn bad_param(name: &str, message: &str) -> AppError {
+    AppError::BadRequest {
+        code: "invalid_parameter",
+        detail: format!("parameter `{name}` {message}"),
+        errors: vec![FieldError::new(name, message)],
+    }
+}
+
+/// The event operations.
+pub struct EventsApi;
+
+#[OpenApi(tag = "Tag::Events")]
+impl EventsApi {
+    /// Append events
+    ///
+    /// Needs `sessions:write`. Appends 1–500 events in order; each gets the next `seq`
+    /// (gapless, per session, in commit order — also under concurrent appends). Only while
+    /// the session is live (409 `session_not_live` with `current_status` once it ended).
+    /// Honours `Idempotency-Key`.
+    #[oai(
+        path = "/v1/orgs/:org_id/sessions/:session_id/events",
+        method = "post",
+        operation_id = "events.append"
+    )]
+    async fn append(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// Organization id.
+        org_id: Path<Uuid>,
+        /// Session id.
+        session_id: Path<Uuid>,
+        /// Makes a retry safe: the same key with the same body replays the first response
+        /// (with `Idempotent-Replayed: true`) for 24 h, so no event is appended twice; with
+        /// another body → 422 `idempotency_key_reused`; while the first is running → 409
+        /// `idempotency_key_in_use`.
+        #[oai(name = "Idempotency-Key", validator(max_length = 255))]
+        _idempotency_key: Header<Option<String>>,
+        body: Json<EventBatchIn>,
+    ) -> Result<Appended, EventAppendErrors> {
+        let a = access(&state, &auth, org_id.0, rbac::SESSIONS_WRITE).await?;
+        let batch = body
+            .0
+            .events
+            .into_iter()
+            .map(|e| NewEvent {
+                kind: e.kind.as_str().to_owned(),
+                payload: serde_json::Value::Object(e.payload.into_iter().collect()),
+            })
+            .collect();
+        let (first_seq, last_seq) = events::append(
+            &state.db,
+            &state.bus,
+            state.config.event_payload_max_bytes,
+            a.org_id,
+            session_id.0,
+            batch,
+        )
+        .await?;
+        Ok(Appended::Created(Json(AppendedOut {
+            first_seq,
+            last_seq,
+        })))
+    }
+
+    /// Read events
+    ///
+    /// Needs `sessions:read`. Events with `seq > after_seq`, oldest first, optionally of one
+    /// kind. Page with `next_after_seq`.
+    #[oai(
+        path = "/v1/orgs/:org_id/sessions/:session_id/events",
+        method = "get",
+        operation_id = "events.list"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// Organization id.
+        org_id: Path<Uuid>,
+        /// Session id.
+        session_id: Path<Uuid>,
+        /// Return events after this seq (default 0: from the start).
+        after_seq: Query<Option<i64>>,
+        /// Page size, 1–500 (default 100).
+        limit: Query<Option<u32>>,
+        /// Only events of this kind.
+        kind: Query<Option<EventKind>>,
+    ) -> Result<EventPageResponse, EventReadErrors> {
+        let a = access(&state, &auth, org_id.0, rbac::SESSIONS_READ).await?;
+        let after = after_seq.0.unwrap_or(0);
+        if after < 0 {
+            return Err(bad_param("after_seq", "must be 0 or more").into());
+        }
+        let limit = limit.0.unwrap_or(100);
+        if !(1..=500).contains(&limit) {
+            return Err(bad_param("limit", "must be between 1 and 500").into());
+        }
+        let (rows, has_more) = events::list(
+            &state.db,
+            a.org_id,
+            session_id.0,
+            after,
+            limit,
+            kind.0.map(EventKind::as_str),
+        )
+        .await?;
+        let next_after_seq = rows.last().map(|e| e.seq).unwrap_or(after);
+        Ok(EventPageResponse::Ok(Json(EventPage {
+            items: rows.into_iter().map(Into::into).collect(),
+            next_after_seq,
+            has_more,
+        })))
+    }
+
+    /// Follow a session's events (SSE)
+    ///
+    /// Needs `sessions:read`. A `text/event-stream`: each event has `id:` = seq, `event:` =
+    /// kind and `data:` = the event as JSON. Resumes after `Last-Event-ID` (or `after_seq`):
+    /// it first replays what was missed from the log, then follows live, without a gap or a
+    /// duplicate. A `:` comment is sent every `sse_heartbeat_s` (15 s). The stream ends after
+    /// the session's final `status` event (`stopped` or `failed`).
+    #[oai(
+        path = "/v1/orgs/:org_id/sessions/:session_id/events/stream",
+        method = "get",
+        operation_id = "events.stream"
+    )]
+    async fn stream(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// Organization id.
+        org_id: Path<Uuid>,
+        /// Session id.
+        session_id: Path<Uuid>,
+        /// Resume after this seq (the last `id:` received). Wins over `after_seq`.
+        #[oai(name = "Last-Event-ID")]
+        last_event_id: Header<Option<String>>,
+        /// Start after this seq (default 0: the whole log).
+        after_seq: Query<Option<i64>>,
+    ) -> Result<SessionStream, EventReadErrors> {
+        let a = access(&state, &auth, org_id.0, rbac::SESSIONS_READ).await?;
+        let after = match last_event_id.0.as_deref().map(str::trim) {
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| bad_param("Last-Event-ID", "must be a seq (0 or more)"))?,
+            None => after_seq.0.unwrap_or(0),
+        };
+        if after < 0 {
+            return Err(bad_param("after_seq", "must be 0 or more").into());
+        }
+        let s = events::session_for_stream(&state.db, a.org_id, session_id.0).await?;
+        let done = sessions::status_of(&s)?.is_final() && after >= s.last_seq;
+        let (tx, rx) = mpsc::channel::<EventOut>(256);
+        if !done {
+            let mut follower = state
+                .feeds
+                .follow(session_id.0, after)
+                .await
+                .map_err(AppError::from)?;
+            let state = state.clone();
+            let (user_id, org) = (auth.0.user_id, a.org_id);
+            tokio::spawn(async move {
+                let mut recheck = tokio::time::interval(Duration::from_secs(REAUTHORIZE_S));
+                recheck.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = tx.closed() => return,
+                        _ = recheck.tick() => {
+                            if orgs::authorize(&state.db, &state.rbac, user_id, org, rbac::SESSIONS_READ).await.is_err() {
+                                return;
+                            }
+                        }
+                        batch = follower.next_batch() => {
+                            let batch = match batch {
+                                Ok(b) => b,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "event stream read failed");
+                                    return;
+                                }
+                            };
+                            for e in batch {
+                                let last = events::is_final_status(&e);
+                                if tx.send(e.into()).await.is_err() || last {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        let stream =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|e| (e, rx)) },
+            )
+            .boxed();
+        Ok(SessionStream::Ok(
+            EventStream::new(stream)
+                .keep_alive(Duration::from_secs(state.config.sse_heartbeat_s))
+                .to_event(|e: EventOut| {
+                    let data = serde_json::to_string(&poem_openapi::types::ToJSON::to_json(&e))
+                        .unwrap_or_default();
+                    poem::web::sse::Event::message(data)
+                        .event_type(e.kind.as_str())
+                        .id(e.seq.to_string())
+                }),
+        ))
+    }
+
+    /// Follow the org's session status changes (SSE)
+    ///
+    /// Needs `sessions:read`. A `text/event-stream` of every session status change in the
+    /// organization (`event: status`, `id: <session_id>:<seq>`, `data:` a
+    /// `SessionStatusEvent`), for dashboards. Live only: after a reconnect, re-read
+    /// `sessions.list`. The caller's access is re-checked every 30 s; the stream ends when
+    /// it is gone. Heartbeat comment every `sse_heartbeat_s`.
+    #[oai(
+        path = "/v1/orgs/:org_id/events/stream",
+        method = "get",
+        operation_id = "events.stream_org"
+    )]
+    async fn stream_org(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// Organization id.
+        org_id: Path<Uuid>,
+    ) -> Result<OrgStream, EventReadErrors> {
+        let a = access(&state, &auth, org_id.0, rbac::SESSIONS_READ).await?;
+        let (tx, rx) = mpsc::channel::<SessionStatusEvent>(256);
+        let mut bus = state.bus.subscribe();
+        let state2 = state.clone();
+        let (user_id, org) = (auth.0.user_id, a.org_id);
+        tokio::spawn(async move {
+            let state = state2;
+            let mut recheck = tokio::time::interval(Duration::from_secs(REAUTHORIZE_S));
+            recheck.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = recheck.tick() => {
+                        if orgs::authorize(&state.db, &state.rbac, user_id, org, rbac::SESSIONS_READ).await.is_err() {
+                            return;
+                        }
+                    }
+                    msg = bus.recv() => {
+                        let e = match msg {
+                            Ok(BusMessage::Event(e)) if e.status && e.org_id == org => e,
+                            Ok(_) => continue,
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                                tracing::warn!(skipped = n, "org stream lagged");
+                                continue;
+                            }
+                            Err(_) => return,
+                        };
+                        // Visibility: the event must belong to a session of this org.
+                        let row = <session_event::Entity as sea_orm::EntityTrait>::find_by_id(
+                            (e.session_id, e.seq),
+                        )
+                        .one(&state.db)
+                        .await;
+                        let Ok(Some(row)) = row else { continue };
+                        if row.org_id != org || row.kind != "status" {
+                            continue;
+                        }
+                        let status_of = |k: &str| {
+                            row.payload.get(k).and_then(|v| v.as_str()).and_then(Status::parse)
+                        };
+                        let Some(status) = status_of("status") else { continue };
+                        let out = SessionStatusEvent {
+                            session_id: row.session_id,
+                            seq: row.seq,
+                            status: status.into(),
+                            previous_status: status_of("previous_status").map(Into::into),
+                            reason: row.payload.get("reason").and_then(|v| v.as_str()).map(str::to_owned),
+                            created_at: row.created_at,
+                        };
+                        if tx.send(out).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let stream =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|e| (e, rx)) },
+            )
+            .boxed();
+        Ok(OrgStream::Ok(
+            EventStream::new(stream)
+                .keep_alive(Duration::from_secs(state.config.sse_heartbeat_s))
+                .to_event(|e: SessionStatusEvent| {
+                    let data = serde_json::to_string(&poem_openapi::types::ToJSON::to_json(&e))
+                        .unwrap_or_default();
+                    poem::web::sse::Event::message(data)
+                        .event_type("status")
+                        .id(format!("{}:{}", e.session_id, e.seq))
+                }),
+        ))
+    }
+}

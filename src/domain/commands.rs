@@ -1,0 +1,545 @@
+//! Commands: actions asked of a session's desktop, relayed to the executor running beside
+//! it.
+//!
+//! `queued → dispatched → succeeded | failed`; `queued | dispatched → cancelled` when the
+//! session winds down; `queued → expired` when no executor claims it within
+//! `command_claim_timeout_s`. Every command kind needs one agent capability
+//! ([`CommandKind::capability`]); a command outside the agent's capabilities is refused with
+//! 403 `capability_denied`, audited, and never queued. Accepted commands also appear in the
+//! event log as `action` events, and results as `result` events.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait, sea_query::Expr,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{
+    audit::{self, AuditCtx, Event},
+    events::{self, NewEvent},
+    page::{Page, PageRequest},
+    sessions::{self, Status},
+};
+use crate::{
+    auth::rbac::{self, Rbac},
+    config::Config,
+    entity::command,
+    error::{AppError, AppResult, FieldError},
+    realtime::bus::{Bus, BusMessage, Outbox},
+};
+
+/// A command kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandKind {
+    /// Capture the screen. Args: none.
+    Screenshot,
+    /// Click. Args: `x`, `y` (pixels), optional `button` (`left`, `middle`, `right`).
+    Click,
+    /// Move the pointer. Args: `x`, `y`.
+    Move,
+    /// Scroll. Args: `x`, `y`, `dx`, `dy` (wheel steps).
+    Scroll,
+    /// Type text. Args: `text`.
+    Type,
+    /// Press a key chord. Args: `keys` (e.g. `ctrl+c`).
+    Key,
+    /// Set the clipboard. Args: `text`.
+    ClipboardSet,
+    /// Run a shell command. Args: `command`.
+    Shell,
+    /// Open a URL in the browser. Args: `url` (http or https).
+    OpenUrl,
+}
+
+impl CommandKind {
+    /// Every kind.
+    pub const ALL: [CommandKind; 9] = [
+        Self::Screenshot,
+        Self::Click,
+        Self::Move,
+        Self::Scroll,
+        Self::Type,
+        Self::Key,
+        Self::ClipboardSet,
+        Self::Shell,
+        Self::OpenUrl,
+    ];
+
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Screenshot => "screenshot",
+            Self::Click => "click",
+            Self::Move => "move",
+            Self::Scroll => "scroll",
+            Self::Type => "type",
+            Self::Key => "key",
+            Self::ClipboardSet => "clipboard_set",
+            Self::Shell => "shell",
+            Self::OpenUrl => "open_url",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The agent capability the kind needs.
+    pub fn capability(self) -> &'static str {
+        match self {
+            Self::Screenshot => "desktop:screen.capture",
+            Self::Click | Self::Move | Self::Scroll => "desktop:input.pointer",
+            Self::Type | Self::Key => "desktop:input.keyboard",
+            Self::ClipboardSet => "desktop:clipboard",
+            Self::Shell => "desktop:shell",
+            Self::OpenUrl => "browser:navigate",
+        }
+    }
+
+    /// Checks `args` for this kind. Errors: field errors named `args.<name>`.
+    pub fn validate_args(self, args: &Value) -> Result<(), Vec<FieldError>> {
+        let Some(obj) = args.as_object() else {
+            return Err(vec![FieldError::new("args", "must be a JSON object")]);
+        };
+        let mut errors = Vec::new();
+        let int = |name: &str, min: i64, max: i64, errors: &mut Vec<FieldError>| match obj
+            .get(name)
+            .and_then(Value::as_i64)
+        {
+            Some(v) if (min..=max).contains(&v) => {}
+            _ => errors.push(FieldError::new(
+                format!("args.{name}"),
+                format!("must be an integer from {min} to {max}"),
+            )),
+        };
+        let text = |name: &str, max: usize, errors: &mut Vec<FieldError>| match obj
+            .get(name)
+            .and_then(Value::as_str)
+        {
+            Some(v) if !v.is_empty() && v.len() <= max => {}
+            _ => errors.push(FieldError::new(
+                format!("args.{name}"),
+                format!("must be a string of 1 to {max} bytes"),
+            )),
+        };
+        match self {
+            Self::Screenshot => {}
+            Self::Click | Self::Move => {
+                int("x", 0, 16_384, &mut errors);
+                int("y", 0, 16_384, &mut errors);
+                if self == Self::Click
+                    && let Some(b) = obj.get("button")
+                    && !matches!(b.as_str(), Some("left" | "middle" | "right"))
+                {
+                    errors.push(FieldError::new(
+                        "args.button",
+                        "must be `left`, `middle` or `right`",
+                    ));
+                }
+            }
+            Self::Scroll => {
+                int("x", 0, 16_384, &mut errors);
+                int("y", 0, 16_384, &mut errors);
+                int("dx", -100, 100, &mut errors);
+                int("dy", -100, 100, &mut errors);
+            }
+            Self::Type | Self::ClipboardSet => text("text", 65_536, &mut errors),
+            Self::Key => text("keys", 100, &mut errors),
+            Self::Shell => text("command", 8_192, &mut errors),
+            Self::OpenUrl => match obj.get("url").and_then(Value::as_str).map(url::Url::parse) {
+                Some(Ok(u)) if u.scheme() == "http" || u.scheme() == "https" => {}
+                _ => errors.push(FieldError::new("args.url", "must be an http(s) URL")),
+            },
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A command's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandStatus {
+    /// Waiting for an executor.
+    Queued,
+    /// Claimed by an executor.
+    Dispatched,
+    /// Done.
+    Succeeded,
+    /// The executor reported failure.
+    Failed,
+    /// The session wound down first.
+    Cancelled,
+    /// Not claimed in time.
+    Expired,
+}
+
+impl CommandStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Dispatched => "dispatched",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// Creates a command for a running session of `org_id`: checks the kind's capability
+/// against the agent's casbin rules, then queues it and appends its `action` event in one
+/// transaction. Errors: 404; 422 for bad args; 409 `session_not_running`; 403
+/// `capability_denied` (audited as `command.denied`, nothing queued).
+#[allow(clippy::too_many_arguments)]
+pub async fn create(
+    db: &DatabaseConnection,
+    bus: &Bus,
+    rbac: &Rbac,
+    config: &Config,
+    org_id: Uuid,
+    session_id: Uuid,
+    kind: CommandKind,
+    args: Value,
+    ctx: &AuditCtx,
+) -> AppResult<command::Model> {
+    kind.validate_args(&args).map_err(AppError::Validation)?;
+    let tx = db.begin().await?;
+    let s = sessions::get(&tx, org_id, session_id).await?;
+    let status = sessions::status_of(&s)?;
+    if status != Status::Running {
+        return Err(AppError::SessionState {
+            code: "session_not_running",
+            current: status.as_str(),
+            detail: format!(
+                "the session is `{}`; commands are accepted while it is `running`",
+                status.as_str()
+            ),
+        });
+    }
+    let caps = rbac::agent_capabilities(&tx, &[s.agent_id]).await?;
+    let caps = caps.get(&s.agent_id).cloned().unwrap_or_default();
+    let capability = kind.capability();
+    if !rbac
+        .agent_allows(s.agent_id, org_id, &caps, capability)
+        .await
+    {
+        drop(tx);
+        audit::record(
+            db,
+            ctx,
+            Event {
+                org_id: Some(org_id),
+                action: "command.denied",
+                target_type: audit::target::SESSION,
+                target_id: Some(session_id),
+                success: false,
+                details: json!({
+                    "kind": kind.as_str(),
+                    "capability": capability,
+                    "agent_id": s.agent_id,
+                }),
+            },
+        )
+        .await?;
+        return Err(AppError::Forbidden {
+            code: "capability_denied",
+            detail: format!(
+                "the session's agent lacks the `{capability}` capability that `{}` needs",
+                kind.as_str()
+            ),
+            permission: Some(capability.to_owned()),
+        });
+    }
+    let now = Utc::now();
+    let id = Uuid::now_v7();
+    let expires_at = now + chrono::Duration::seconds(config.command_claim_timeout_s as i64);
+    let row = command::Model {
+        id,
+        org_id,
+        session_id,
+        kind: kind.as_str().into(),
+        args: args.clone(),
+        status: CommandStatus::Queued.as_str().into(),
+        output: None,
+        error: None,
+        created_by: ctx.actor_id,
+        expires_at,
+        dispatched_at: None,
+        completed_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let active: command::ActiveModel = row.clone().into();
+    command::Entity::insert(active)
+        .exec_without_returning(&tx)
+        .await?;
+    let mut outbox = Outbox::default();
+    events::append_in_tx(
+        &tx,
+        org_id,
+        session_id,
+        vec![NewEvent {
+            kind: "action".into(),
+            payload: json!({ "command_id": id, "kind": kind.as_str(), "args": args }),
+        }],
+        &mut outbox,
+    )
+    .await?;
+    bus.stage(&tx, &outbox).await?;
+    tx.commit().await?;
+    bus.committed(outbox);
+    Ok(row)
+}
+
+/// Claims the oldest queued, unexpired command of a live session of `org_id` for the
+/// executor, waiting up to `wait` for one to arrive (long poll). `Ok(None)` when none came.
+/// Concurrent claimers never get the same command (compare-and-set on `status`).
+/// Errors: 404; 409 `session_not_live` once the session has ended.
+pub async fn claim(
+    db: &DatabaseConnection,
+    bus: &Bus,
+    org_id: Uuid,
+    session_id: Uuid,
+    wait: Duration,
+) -> AppResult<Option<command::Model>> {
+    let deadline = tokio::time::Instant::now() + wait;
+    // Subscribe before looking, so a command queued in between wakes us.
+    let mut rx = bus.subscribe();
+    loop {
+        let s = sessions::get(db, org_id, session_id).await?;
+        let status = sessions::status_of(&s)?;
+        if status.is_final() {
+            return Err(sessions::not_live(status));
+        }
+        let now = Utc::now();
+        let candidates = command::Entity::find()
+            .filter(command::Column::SessionId.eq(session_id))
+            .filter(command::Column::Status.eq(CommandStatus::Queued.as_str()))
+            .filter(command::Column::ExpiresAt.gt(now))
+            .order_by_asc(command::Column::Id)
+            .limit(5)
+            .all(db)
+            .await?;
+        for c in candidates {
+            let won = command::Entity::update_many()
+                .col_expr(
+                    command::Column::Status,
+                    Expr::value(CommandStatus::Dispatched.as_str()),
+                )
+                .col_expr(command::Column::DispatchedAt, Expr::value(now))
+                .col_expr(command::Column::UpdatedAt, Expr::value(now))
+                .filter(command::Column::Id.eq(c.id))
+                .filter(command::Column::Status.eq(CommandStatus::Queued.as_str()))
+                .exec(db)
+                .await?
+                .rows_affected
+                == 1;
+            if won {
+                return Ok(command::Entity::find_by_id(c.id).one(db).await?);
+            }
+        }
+        // Wait for any event of this session (an accepted command appends one) or time out.
+        loop {
+            let msg = tokio::time::timeout_at(deadline, rx.recv()).await;
+            match msg {
+                Err(_) => return Ok(None),
+                Ok(Ok(BusMessage::Event(e))) if e.session_id != session_id => continue,
+                Ok(_) => break,
+            }
+        }
+    }
+}
+
+/// Records the executor's result of a dispatched command and appends its `result` event.
+/// Errors: 404; 409 `command_not_dispatched` (already finished, or never claimed).
+#[allow(clippy::too_many_arguments)]
+pub async fn complete(
+    db: &DatabaseConnection,
+    bus: &Bus,
+    org_id: Uuid,
+    session_id: Uuid,
+    command_id: Uuid,
+    succeeded: bool,
+    output: Option<Value>,
+    error: Option<String>,
+) -> AppResult<command::Model> {
+    let tx = db.begin().await?;
+    let c = get(&tx, org_id, session_id, command_id).await?;
+    let now = Utc::now();
+    let status = if succeeded {
+        CommandStatus::Succeeded
+    } else {
+        CommandStatus::Failed
+    };
+    let changed = command::Entity::update_many()
+        .col_expr(command::Column::Status, Expr::value(status.as_str()))
+        .col_expr(command::Column::Output, Expr::value(output.clone()))
+        .col_expr(command::Column::Error, Expr::value(error.clone()))
+        .col_expr(command::Column::CompletedAt, Expr::value(now))
+        .col_expr(command::Column::UpdatedAt, Expr::value(now))
+        .filter(command::Column::Id.eq(c.id))
+        .filter(command::Column::Status.eq(CommandStatus::Dispatched.as_str()))
+        .exec(&tx)
+        .await?
+        .rows_affected;
+    if changed != 1 {
+        return Err(AppError::conflict(
+            "command_not_dispatched",
+            format!(
+                "the command is `{}`; only a dispatched command takes a result",
+                c.status
+            ),
+        ));
+    }
+    let mut outbox = Outbox::default();
+    events::append_in_tx(
+        &tx,
+        org_id,
+        session_id,
+        vec![NewEvent {
+            kind: "result".into(),
+            payload: json!({
+                "command_id": c.id,
+                "kind": c.kind,
+                "status": status.as_str(),
+                "output": output,
+                "error": error,
+            }),
+        }],
+        &mut outbox,
+    )
+    .await?;
+    bus.stage(&tx, &outbox).await?;
+    tx.commit().await?;
+    bus.committed(outbox);
+    get(db, org_id, session_id, command_id).await
+}
+
+/// One command of a session of `org_id`. Errors: 404.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    session_id: Uuid,
+    command_id: Uuid,
+) -> AppResult<command::Model> {
+    command::Entity::find_by_id(command_id)
+        .filter(command::Column::OrgId.eq(org_id))
+        .filter(command::Column::SessionId.eq(session_id))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("command"))
+}
+
+/// A session's commands, oldest first.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    session_id: Uuid,
+    page: PageRequest,
+) -> AppResult<Page<command::Model>> {
+    sessions::get(db, org_id, session_id).await?;
+    let mut q = command::Entity::find()
+        .filter(command::Column::OrgId.eq(org_id))
+        .filter(command::Column::SessionId.eq(session_id));
+    if let Some(after) = page.after {
+        q = q.filter(command::Column::Id.gt(after));
+    }
+    let rows = q
+        .order_by_asc(command::Column::Id)
+        .limit(page.fetch())
+        .all(db)
+        .await?;
+    Ok(page.finish(rows, |c| c.id))
+}
+
+/// Cancels a session's queued and dispatched commands (the session is winding down), in
+/// the caller's transaction.
+pub async fn cancel_open(tx: &impl ConnectionTrait, session_id: Uuid) -> AppResult<u64> {
+    let now = Utc::now();
+    Ok(command::Entity::update_many()
+        .col_expr(
+            command::Column::Status,
+            Expr::value(CommandStatus::Cancelled.as_str()),
+        )
+        .col_expr(command::Column::CompletedAt, Expr::value(now))
+        .col_expr(command::Column::UpdatedAt, Expr::value(now))
+        .filter(command::Column::SessionId.eq(session_id))
+        .filter(command::Column::Status.is_in([
+            CommandStatus::Queued.as_str(),
+            CommandStatus::Dispatched.as_str(),
+        ]))
+        .exec(tx)
+        .await?
+        .rows_affected)
+}
+
+/// The reaper's command pass: queued commands past `expires_at` become `expired`.
+pub async fn expire(db: &impl ConnectionTrait) -> AppResult<u64> {
+    let now = Utc::now();
+    Ok(command::Entity::update_many()
+        .col_expr(
+            command::Column::Status,
+            Expr::value(CommandStatus::Expired.as_str()),
+        )
+        .col_expr(command::Column::CompletedAt, Expr::value(now))
+        .col_expr(command::Column::UpdatedAt, Expr::value(now))
+        .filter(command::Column::Status.eq(CommandStatus::Queued.as_str()))
+        .filter(command::Column::ExpiresAt.lte(now))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_maps_to_a_catalog_capability() {
+        for k in CommandKind::ALL {
+            assert!(rbac::is_capability(k.capability()), "{k:?}");
+            assert_eq!(CommandKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(CommandKind::Shell.capability(), "desktop:shell");
+        assert_eq!(CommandKind::parse("reboot"), None);
+    }
+
+    #[test]
+    fn args_are_checked_per_kind() {
+        assert!(
+            CommandKind::Click
+                .validate_args(&json!({"x": 1, "y": 2}))
+                .is_ok()
+        );
+        let errs = CommandKind::Click
+            .validate_args(&json!({"x": -1, "button": "side"}))
+            .unwrap_err();
+        let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["args.x", "args.y", "args.button"]);
+        assert!(
+            CommandKind::OpenUrl
+                .validate_args(&json!({"url": "file:///etc/passwd"}))
+                .is_err()
+        );
+        assert!(
+            CommandKind::OpenUrl
+                .validate_args(&json!({"url": "https://a.example"}))
+                .is_ok()
+        );
+        assert!(CommandKind::Screenshot.validate_args(&json!([])).is_err());
+        assert!(
+            CommandKind::Type
+                .validate_args(&json!({"text": ""}))
+                .is_err()
+        );
+    }
+}

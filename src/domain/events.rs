@@ -1,0 +1,219 @@
+//! The session event log: append-only, `seq` per session, gapless from 1, in commit order.
+//!
+//! [`append`] takes its seqs by incrementing `sessions.last_seq` (`UPDATE … RETURNING`),
+//! which locks the session row until the transaction commits: concurrent appenders to one
+//! session queue on that lock, so seq order is commit order and no seq is skipped (a
+//! rolled-back append gives its seqs back with the row). Appends to different sessions do
+//! not contend. Readers page with `after_seq`.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::sessions::{self, Status};
+use crate::{
+    entity::{session, session_event},
+    error::{AppError, AppResult, FieldError},
+    realtime::bus::{Bus, BusEvent, Outbox},
+};
+
+/// Most events per `events.append` call.
+pub const MAX_BATCH: usize = 500;
+
+/// Kinds a client may append (`status` is written by the server only).
+pub const CLIENT_KINDS: [&str; 5] = ["action", "screenshot", "result", "message", "log"];
+
+/// One event to append.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    /// One of [`CLIENT_KINDS`] (or `status`/`action`/`result` when written by the server).
+    pub kind: String,
+    /// A JSON object.
+    pub payload: Value,
+}
+
+/// Checks a client batch: 1–500 events, client kinds only, payloads JSON objects of at most
+/// `payload_max` bytes. Errors: 422 naming `events[i].kind` / `events[i].payload`.
+pub fn validate_batch(events: &[NewEvent], payload_max: u64) -> AppResult<()> {
+    if events.is_empty() || events.len() > MAX_BATCH {
+        return Err(AppError::field(
+            "events",
+            format!("must hold 1 to {MAX_BATCH} events"),
+        ));
+    }
+    let mut errors = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        if !CLIENT_KINDS.contains(&e.kind.as_str()) {
+            errors.push(FieldError::new(
+                format!("events[{i}].kind"),
+                format!(
+                    "must be one of {} (`status` is written by the server)",
+                    CLIENT_KINDS.join(", ")
+                ),
+            ));
+        }
+        if !e.payload.is_object() {
+            errors.push(FieldError::new(
+                format!("events[{i}].payload"),
+                "must be a JSON object",
+            ));
+        } else if e.payload.to_string().len() as u64 > payload_max {
+            errors.push(FieldError::new(
+                format!("events[{i}].payload"),
+                format!("must be at most {payload_max} bytes as JSON"),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Validation(errors))
+    }
+}
+
+/// Appends `events` to a live session of `org_id` in the caller's transaction; returns
+/// `(first_seq, last_seq)`. Errors: 404; 409 `session_not_live`.
+pub async fn append_in_tx(
+    tx: &impl ConnectionTrait,
+    org_id: Uuid,
+    session_id: Uuid,
+    events: Vec<NewEvent>,
+    outbox: &mut Outbox,
+) -> AppResult<(i64, i64)> {
+    let n = events.len() as i64;
+    let Some(last) = sessions::take_seqs(tx, org_id, session_id, n).await? else {
+        let s = sessions::get(tx, org_id, session_id).await?;
+        return Err(sessions::not_live(sessions::status_of(&s)?));
+    };
+    let first = last - n + 1;
+    let now = Utc::now();
+    let rows = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| session_event::ActiveModel {
+            session_id: Set(session_id),
+            seq: Set(first + i as i64),
+            org_id: Set(org_id),
+            kind: Set(e.kind),
+            payload: Set(e.payload),
+            created_at: Set(now),
+        });
+    session_event::Entity::insert_many(rows)
+        .exec_without_returning(tx)
+        .await?;
+    outbox.events.push(BusEvent {
+        org_id,
+        session_id,
+        seq: last,
+        status: false,
+    });
+    Ok((first, last))
+}
+
+/// Validates and appends a client batch in its own transaction, then publishes it.
+/// Errors: as [`validate_batch`] and [`append_in_tx`].
+pub async fn append(
+    db: &DatabaseConnection,
+    bus: &Bus,
+    payload_max: u64,
+    org_id: Uuid,
+    session_id: Uuid,
+    events: Vec<NewEvent>,
+) -> AppResult<(i64, i64)> {
+    validate_batch(&events, payload_max)?;
+    let tx = db.begin().await?;
+    let mut outbox = Outbox::default();
+    let seqs = append_in_tx(&tx, org_id, session_id, events, &mut outbox).await?;
+    bus.stage(&tx, &outbox).await?;
+    tx.commit().await?;
+    bus.committed(outbox);
+    Ok(seqs)
+}
+
+/// A page of a session's log: events with `seq > after_seq`, oldest first, at most `limit`,
+/// optionally of one kind. Returns the events and whether more may follow.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    session_id: Uuid,
+    after_seq: i64,
+    limit: u32,
+    kind: Option<&str>,
+) -> AppResult<(Vec<session_event::Model>, bool)> {
+    sessions::get(db, org_id, session_id).await?;
+    let mut q = session_event::Entity::find()
+        .filter(session_event::Column::SessionId.eq(session_id))
+        .filter(session_event::Column::Seq.gt(after_seq));
+    if let Some(k) = kind {
+        q = q.filter(session_event::Column::Kind.eq(k));
+    }
+    let mut rows = q
+        .order_by_asc(session_event::Column::Seq)
+        .limit(u64::from(limit) + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    Ok((rows, more))
+}
+
+/// Whether the `status` event `e` ends the session's log (`stopped` or `failed`).
+pub fn is_final_status(e: &session_event::Model) -> bool {
+    e.kind == "status"
+        && e.payload
+            .get("status")
+            .and_then(Value::as_str)
+            .and_then(Status::parse)
+            .is_some_and(Status::is_final)
+}
+
+/// The session row, for stream set-up. Errors: 404.
+pub async fn session_for_stream(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    session_id: Uuid,
+) -> AppResult<session::Model> {
+    sessions::get(db, org_id, session_id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ev(kind: &str, payload: Value) -> NewEvent {
+        NewEvent {
+            kind: kind.into(),
+            payload,
+        }
+    }
+
+    #[test]
+    fn batch_rules_name_the_field() {
+        assert!(validate_batch(&[ev("log", json!({"line": "x"}))], 100).is_ok());
+        let AppError::Validation(errs) = validate_batch(
+            &[
+                ev("log", json!({})),
+                ev("status", json!({})),
+                ev("message", json!([1])),
+                ev("log", json!({"big": "x".repeat(200)})),
+            ],
+            100,
+        )
+        .unwrap_err() else {
+            panic!("validation expected")
+        };
+        let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["events[1].kind", "events[2].payload", "events[3].payload"]
+        );
+        assert!(validate_batch(&[], 100).is_err());
+        let many = vec![ev("log", json!({})); MAX_BATCH + 1];
+        assert!(validate_batch(&many, 100).is_err());
+    }
+}

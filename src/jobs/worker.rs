@@ -1,0 +1,161 @@
+//! The worker: claims due jobs up to its concurrency, runs each under a lease it extends
+//! every third of `job_lease_s`, records the outcome (fenced by the claim), and runs the
+//! reaper every `reaper_interval_ms`. It runs inside `serve` (`worker_concurrency > 0`) and
+//! alone as `agentdesk worker`, so workers scale apart from API nodes.
+//!
+//! Wake-ups: a job enqueued on any node wakes idle workers at once (the bus); otherwise
+//! they poll every `job_poll_interval_ms`, which also picks up retries whose backoff ended
+//! and jobs whose lease lapsed.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::{sync::Semaphore, task::JoinHandle};
+use uuid::Uuid;
+
+use super::{handlers, queue};
+use crate::{app::AppState, domain::sessions, entity::job};
+
+/// A running worker; dropping the handle does not stop it, [`Worker::shutdown`] does.
+pub struct Worker {
+    /// This worker's id (`locked_by` of the jobs it holds).
+    pub id: String,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Stops claiming and aborts jobs in progress (their leases lapse and another worker
+    /// runs them again: at-least-once).
+    pub fn shutdown(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts a worker with `concurrency` job slots and the reaper.
+pub fn spawn(state: AppState, concurrency: u32) -> Worker {
+    let id = format!("worker-{}", Uuid::now_v7().simple());
+    let claim_loop = tokio::spawn(claim_loop(state.clone(), id.clone(), concurrency));
+    let reaper = tokio::spawn(reaper_loop(state));
+    Worker {
+        id,
+        tasks: vec![claim_loop, reaper],
+    }
+}
+
+async fn claim_loop(state: AppState, worker_id: String, concurrency: u32) {
+    let slots = Arc::new(Semaphore::new(concurrency as usize));
+    let lease = Duration::from_secs(state.config.job_lease_s);
+    let poll = Duration::from_millis(state.config.job_poll_interval_ms);
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        while running.try_join_next().is_some() {}
+        let free = slots.available_permits() as u32;
+        let claimed = match queue::claim(&state.db, &worker_id, free, lease).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::warn!(error = %e, "job claim failed");
+                Vec::new()
+            }
+        };
+        let got = claimed.len() as u32;
+        for j in claimed {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let state = state.clone();
+            running.spawn(async move {
+                run_one(&state, j, lease).await;
+                drop(permit);
+            });
+        }
+        if got > 0 && got == free {
+            continue; // Possibly more due: claim again as slots free up.
+        }
+        tokio::select! {
+            _ = state.bus.job_wakeup() => {}
+            _ = tokio::time::sleep(poll) => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+        }
+    }
+}
+
+async fn run_one(state: &AppState, claimed: job::Model, lease: Duration) {
+    let heartbeat = {
+        let (state, claimed) = (state.clone(), claimed.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(lease / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match queue::extend_lease(&state.db, &claimed, lease).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(job_id = %claimed.id, "lease lost; another worker owns the job now");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, job_id = %claimed.id, "lease extension failed")
+                    }
+                }
+            }
+        })
+    };
+    let span = tracing::info_span!("job", job_id = %claimed.id, kind = %claimed.kind, attempt = claimed.attempts);
+    let outcome = tracing::Instrument::instrument(handlers::run(state, &claimed), span).await;
+    heartbeat.abort();
+    metrics::counter!("agentdesk_jobs_total", "kind" => claimed.kind.clone(), "outcome" => if outcome.is_ok() { "succeeded" } else { "failed" }).increment(1);
+    let result = match outcome {
+        Ok(()) => queue::complete(&state.db, &claimed).await.map(|_| ()),
+        Err(e) => {
+            let delay = queue::backoff(
+                claimed.attempts.max(1) as u32,
+                Duration::from_millis(state.config.job_backoff_base_ms),
+                Duration::from_millis(state.config.job_backoff_max_ms),
+                rand::random::<f64>(),
+            );
+            let message = format!("{e:#}");
+            tracing::warn!(job_id = %claimed.id, kind = %claimed.kind, attempt = claimed.attempts, error = %message, "job failed");
+            match queue::fail(&state.db, &claimed, &message, delay).await {
+                Ok(queue::Failed::Dead) => {
+                    tracing::error!(job_id = %claimed.id, kind = %claimed.kind, "job dead-lettered");
+                    let mut dead = claimed.clone();
+                    dead.last_error = Some(message);
+                    if let Err(e) = handlers::on_dead(state, &dead).await {
+                        tracing::error!(error = %e, job_id = %claimed.id, "dead-letter hook failed");
+                    }
+                    Ok(())
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, job_id = %claimed.id, "recording the job outcome failed; the lease will lapse and it runs again");
+    }
+}
+
+async fn reaper_loop(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_millis(state.config.reaper_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = reap_once(&state).await {
+            tracing::warn!(error = %e, "reaper pass failed");
+        }
+    }
+}
+
+/// One reaper pass: dead-letter jobs whose last lease lapsed, stop expired sessions, expire
+/// unclaimed commands, delete expired idempotency keys.
+pub async fn reap_once(state: &AppState) -> anyhow::Result<()> {
+    for dead in queue::sweep_expired(&state.db).await? {
+        tracing::error!(job_id = %dead.id, kind = %dead.kind, "job dead-lettered (lease lapsed on the last attempt)");
+        handlers::on_dead(state, &dead).await?;
+    }
+    sessions::reap(&state.db, &state.bus, &state.config).await?;
+    crate::domain::commands::expire(&state.db).await?;
+    crate::http::idempotency::purge_expired(&state.db).await?;
+    Ok(())
+}

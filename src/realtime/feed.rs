@@ -1,0 +1,217 @@
+//! Per-session feeds: one task per session with subscribers on this node turns bus wake-ups
+//! into ordered batches of events, read from the table once for all of the node's
+//! subscribers (100 SSE clients on one session cost one query per wake-up, not 100).
+//!
+//! A [`Follower`] is how a subscriber reads a session's log without a gap or a duplicate:
+//! it subscribes to the feed *before* it catches up from the table, skips what it has
+//! already seen, and re-reads from the table whenever the feed jumps ahead of it (a lagged
+//! receiver, a resync). The feed itself is only an accelerator; the table is the truth.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Weak},
+};
+
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use tokio::sync::{Mutex, broadcast};
+use uuid::Uuid;
+
+use super::bus::{Bus, BusMessage};
+use crate::entity::session_event;
+
+/// Largest batch read from the table at once.
+pub const READ_BATCH: u64 = 500;
+
+type Batch = Arc<Vec<session_event::Model>>;
+
+struct Shared {
+    tx: broadcast::Sender<Batch>,
+}
+
+/// The node's feeds, keyed by session. Cheap to clone.
+#[derive(Clone)]
+pub struct Feeds {
+    db: DatabaseConnection,
+    bus: Bus,
+    map: Arc<Mutex<HashMap<Uuid, Weak<Shared>>>>,
+}
+
+/// Events of `session_id` with `seq > after`, oldest first, at most `limit`.
+pub async fn read_after(
+    db: &DatabaseConnection,
+    session_id: Uuid,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<session_event::Model>, DbErr> {
+    session_event::Entity::find()
+        .filter(session_event::Column::SessionId.eq(session_id))
+        .filter(session_event::Column::Seq.gt(after))
+        .order_by_asc(session_event::Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+async fn max_seq(db: &DatabaseConnection, session_id: Uuid) -> Result<i64, DbErr> {
+    Ok(session_event::Entity::find()
+        .filter(session_event::Column::SessionId.eq(session_id))
+        .order_by_desc(session_event::Column::Seq)
+        .one(db)
+        .await?
+        .map(|e| e.seq)
+        .unwrap_or(0))
+}
+
+impl Feeds {
+    /// Feeds over `db`, woken by `bus`.
+    pub fn new(db: DatabaseConnection, bus: Bus) -> Self {
+        Self {
+            db,
+            bus,
+            map: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A follower of `session_id` positioned after `after_seq`. Errors: database errors.
+    pub async fn follow(&self, session_id: Uuid, after_seq: i64) -> Result<Follower, DbErr> {
+        let shared = {
+            let mut map = self.map.lock().await;
+            match map.get(&session_id).and_then(Weak::upgrade) {
+                Some(s) => s,
+                None => {
+                    let (tx, _) = broadcast::channel(256);
+                    let shared = Arc::new(Shared { tx });
+                    // Listen to the bus before reading where the feed starts, so nothing
+                    // committed in between is missed.
+                    let bus_rx = self.bus.subscribe();
+                    let start = max_seq(&self.db, session_id).await?;
+                    tokio::spawn(run_feed(
+                        self.db.clone(),
+                        session_id,
+                        start,
+                        bus_rx,
+                        Arc::downgrade(&shared),
+                    ));
+                    map.retain(|_, w| w.strong_count() > 0);
+                    map.insert(session_id, Arc::downgrade(&shared));
+                    shared
+                }
+            }
+        };
+        let rx = shared.tx.subscribe();
+        Ok(Follower {
+            db: self.db.clone(),
+            session_id,
+            last: after_seq,
+            rx,
+            _shared: shared,
+            pending: Vec::new(),
+            need_table: true,
+        })
+    }
+}
+
+async fn run_feed(
+    db: DatabaseConnection,
+    session_id: Uuid,
+    mut last: i64,
+    mut bus_rx: broadcast::Receiver<BusMessage>,
+    shared: Weak<Shared>,
+) {
+    loop {
+        // Wait for a wake-up for this session; drain what is queued (coalescing).
+        let mut wake = match bus_rx.recv().await {
+            Ok(BusMessage::Event(e)) => e.session_id == session_id && e.seq > last,
+            Ok(BusMessage::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => true,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        loop {
+            match bus_rx.try_recv() {
+                Ok(BusMessage::Event(e)) => wake |= e.session_id == session_id && e.seq > last,
+                Ok(BusMessage::Resync) | Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    wake = true
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(sh) = shared.upgrade() else { return };
+        if !wake {
+            continue;
+        }
+        loop {
+            match read_after(&db, session_id, last, READ_BATCH).await {
+                Ok(batch) if batch.is_empty() => break,
+                Ok(batch) => {
+                    let full = batch.len() as u64 == READ_BATCH;
+                    last = batch.last().map(|e| e.seq).unwrap_or(last);
+                    let _ = sh.tx.send(Arc::new(batch));
+                    if !full {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, %session_id, "feed read failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Reads one session's log in order, from a position, without gaps or duplicates: first
+/// from the table, then live from the feed.
+pub struct Follower {
+    db: DatabaseConnection,
+    session_id: Uuid,
+    last: i64,
+    rx: broadcast::Receiver<Batch>,
+    _shared: Arc<Shared>,
+    pending: Vec<session_event::Model>,
+    need_table: bool,
+}
+
+impl Follower {
+    /// The seq of the last event returned.
+    pub fn position(&self) -> i64 {
+        self.last
+    }
+
+    /// The next events after [`Follower::position`], waiting for them if there are none yet.
+    /// Errors: database errors.
+    pub async fn next_batch(&mut self) -> Result<Vec<session_event::Model>, DbErr> {
+        loop {
+            if !self.pending.is_empty() {
+                let out = std::mem::take(&mut self.pending);
+                self.last = out.last().map(|e| e.seq).unwrap_or(self.last);
+                return Ok(out);
+            }
+            // Catch-up and repair read the table; once caught up, only the feed is read.
+            if self.need_table {
+                let rows = read_after(&self.db, self.session_id, self.last, READ_BATCH).await?;
+                self.need_table = rows.len() as u64 == READ_BATCH;
+                if !rows.is_empty() {
+                    self.last = rows.last().map(|e| e.seq).unwrap_or(self.last);
+                    return Ok(rows);
+                }
+            }
+            match self.rx.recv().await {
+                Ok(batch) => {
+                    let fresh: Vec<_> = batch
+                        .iter()
+                        .filter(|e| e.seq > self.last)
+                        .cloned()
+                        .collect();
+                    match fresh.first() {
+                        None => {}
+                        Some(first) if first.seq == self.last + 1 => self.pending = fresh,
+                        // The feed is ahead of us: repair from the table.
+                        Some(_) => self.need_table = true,
+                    }
+                }
+                Err(_) => self.need_table = true,
+            }
+        }
+    }
+}

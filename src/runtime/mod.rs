@@ -1,0 +1,97 @@
+//! Desktop runtimes: where a session's desktop (a VNC display) comes from.
+//!
+//! [`DesktopRuntime`] is the seam between the session lifecycle and the machines: the
+//! provision job calls [`DesktopRuntime::provision`] and stores the returned [`Desktop`] on the
+//! session; the stop and release jobs call [`DesktopRuntime::release`]. Both must be
+//! idempotent, because jobs are delivered at least once: provisioning a session that already
+//! has a desktop returns the same desktop, releasing one that has none succeeds.
+//!
+//! Drivers: [`NoneRuntime`] (no desktop; API-only agents, the default) and
+//! [`process::ProcessRuntime`] (one TigerVNC `Xvnc` per session on this host).
+
+pub mod process;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::{Config, DesktopRuntimeKind};
+
+/// Where a running session's desktop can be reached: an RFB (VNC) endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Desktop {
+    /// Host the VNC server listens on, as seen from Agentdesk (e.g. `127.0.0.1`).
+    pub vnc_host: String,
+    /// TCP port of the VNC server.
+    pub vnc_port: u16,
+    /// X display name, e.g. `:101`.
+    pub display: String,
+    /// Screen width (pixels).
+    pub width: u32,
+    /// Screen height (pixels).
+    pub height: u32,
+}
+
+/// What a session asks of its desktop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesktopSpec {
+    /// The session the desktop belongs to (the key for idempotency and release).
+    pub session_id: Uuid,
+    /// Screen width (pixels), from the agent's desktop profile.
+    pub width: u32,
+    /// Screen height (pixels), from the agent's desktop profile.
+    pub height: u32,
+}
+
+/// A desktop driver. Implementations are shared by all job handlers (`Send + Sync`).
+#[async_trait]
+pub trait DesktopRuntime: Send + Sync {
+    /// The driver's name (`none`, `process`), as in `desktop_runtime`.
+    fn name(&self) -> &'static str;
+
+    /// Starts (or finds) the desktop for `spec.session_id` and returns once it is ready to
+    /// accept connections; `None` for drivers without desktops. Idempotent. Errors: the
+    /// desktop could not be started or did not become ready in time (the job retries).
+    async fn provision(&self, spec: &DesktopSpec) -> anyhow::Result<Option<Desktop>>;
+
+    /// Stops the session's desktop and frees its resources. Idempotent: succeeds when there
+    /// is nothing to release.
+    async fn release(&self, session_id: Uuid) -> anyhow::Result<()>;
+
+    /// Whether the driver can provision at all (binary present, capacity left). Used by
+    /// `/readyz`. Errors: a message an operator can act on.
+    async fn health(&self) -> anyhow::Result<()>;
+}
+
+/// Sessions without a desktop: `provision` succeeds at once with no endpoint.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoneRuntime;
+
+#[async_trait]
+impl DesktopRuntime for NoneRuntime {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+    async fn provision(&self, _spec: &DesktopSpec) -> anyhow::Result<Option<Desktop>> {
+        Ok(None)
+    }
+    async fn release(&self, _session_id: Uuid) -> anyhow::Result<()> {
+        Ok(())
+    }
+    async fn health(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Builds the driver `config.desktop_runtime` names. Errors: the process driver's state
+/// directory cannot be created.
+pub async fn from_config(config: &Config) -> anyhow::Result<Arc<dyn DesktopRuntime>> {
+    Ok(match config.desktop_runtime {
+        DesktopRuntimeKind::None => Arc::new(NoneRuntime),
+        DesktopRuntimeKind::Process => Arc::new(
+            process::ProcessRuntime::start(process::ProcessConfig::from_config(config)).await?,
+        ),
+    })
+}
