@@ -123,7 +123,7 @@ pub struct Config {
     pub desktop_runtime: DesktopRuntimeKind,
     /// `process` driver: the Xvnc binary (name on `PATH` or absolute path).
     pub desktop_process_command: String,
-    /// `process` driver: the host desktops listen on, as clients reach it.
+    /// `process` driver: the loopback host desktops listen on (Xvnc `-localhost`).
     pub desktop_vnc_host: String,
     /// `process` driver: lowest X display number used.
     pub desktop_display_min: u32,
@@ -194,12 +194,18 @@ pub struct ConfigError(pub String);
 
 impl Config {
     /// Loads defaults ← `agentdesk.toml` (or the file in `AGENTDESK_CONFIG`) ← `AGENTDESK_*`,
-    /// then validates. Errors: [`ConfigError`] naming the key and the source.
+    /// then validates. The test, bench and CI variables (`AGENTDESK_TEST_POSTGRES_URL`,
+    /// `AGENTDESK_BENCH_POSTGRES_URL`, `AGENTDESK_CI_VENV`) are not configuration and are skipped. Errors: [`ConfigError`] naming the key and the source.
     pub fn load() -> Result<Self, ConfigError> {
         let file = std::env::var("AGENTDESK_CONFIG").unwrap_or_else(|_| "agentdesk.toml".into());
         let figment = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(file))
-            .merge(Env::prefixed("AGENTDESK_").ignore(&["CONFIG"]));
+            .merge(Env::prefixed("AGENTDESK_").ignore(&[
+                "CONFIG",
+                "TEST_POSTGRES_URL",
+                "BENCH_POSTGRES_URL",
+                "CI_VENV",
+            ]));
         Self::from_figment(figment)
     }
 
@@ -287,6 +293,18 @@ impl Config {
         {
             return err("desktop_port_min", "the display range runs past port 65535");
         }
+        if self.desktop_runtime == DesktopRuntimeKind::Process
+            && !self
+                .desktop_vnc_host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+            && self.desktop_vnc_host != "localhost"
+        {
+            return err(
+                "desktop_vnc_host",
+                "the process runtime's desktops listen on loopback only (Xvnc -localhost)",
+            );
+        }
         if self.desktop_process_command.trim().is_empty() {
             return err("desktop_process_command", "must name the Xvnc binary");
         }
@@ -366,6 +384,16 @@ mod tests {
         assert!(e.contains("cors_allowed_origins"), "{e}");
         let e = with("jwt_signing_key = \"short\"").unwrap_err().to_string();
         assert!(e.contains("jwt_signing_key"), "{e}");
+        let e = with("desktop_runtime = \"process\"\ndesktop_vnc_host = \"10.0.0.5\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("desktop_vnc_host"), "{e}");
+        let e = with("desktop_runtime = \"kubernetes\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("desktop_runtime"), "{e}");
+        let e = with("job_backoff_max_ms = 10").unwrap_err().to_string();
+        assert!(e.contains("job_backoff_max_ms"), "{e}");
         let e = with("no_such_knob = 1").unwrap_err().to_string();
         assert!(e.contains("no_such_knob"), "{e}");
     }

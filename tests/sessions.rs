@@ -406,12 +406,6 @@ async fn events_append_and_read(app: TestApp) {
         .expect(422)
         .await;
     assert_eq!(r.error_fields(), ["events[0].payload"]);
-    let huge = "x".repeat(2 * 1024 * 1024);
-    app.post(&ev)
-        .token(&u.token)
-        .json(json!({"events": [{"kind": "log", "payload": {"x": huge}}]}))
-        .expect(413)
-        .await;
 
     // Reading: after_seq, limit, kind; next_after_seq resumes exactly.
     let page = app
@@ -1208,4 +1202,108 @@ async fn process_runtime_runs_xvnc(backend: Backend) {
         tokio::net::TcpStream::connect(&addr).await.is_err(),
         "Xvnc still listening"
     );
+}
+
+/// A crashed server leaves no desktop behind: the real binary is started with the `process`
+/// runtime, a session gets its Xvnc, the server is killed with SIGKILL, and the desktop's port
+/// closes (Xvnc runs under `setpriv --pdeathsig`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_server_leaves_no_xvnc() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentdesk"))
+        .arg("serve")
+        .env("AGENTDESK_LISTEN", format!("127.0.0.1:{port}"))
+        .env("AGENTDESK_DATA_DIR", dir.path())
+        .env("AGENTDESK_JWT_SIGNING_KEY", crate::common::TEST_KEY)
+        .env("AGENTDESK_LOG_LEVEL", "warn")
+        .env("AGENTDESK_DESKTOP_RUNTIME", "process")
+        .env("AGENTDESK_DESKTOP_DISPLAY_MIN", "360")
+        .env("AGENTDESK_DESKTOP_DISPLAY_MAX", "369")
+        .env("AGENTDESK_DESKTOP_PORT_MIN", "17760")
+        .env("AGENTDESK_AUTH_RATE_LIMIT_PER_IP_PER_MIN", "1000")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("agentdesk binary starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "server never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        let mut rb = http.post(format!("{base}{path}")).json(&body);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        async move {
+            let r = rb.send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let creds = json!({"email": "crash@example.com", "password": "crash test password"});
+    post("/v1/auth/register", None, json!({"email": "crash@example.com", "password": "crash test password", "display_name": "C"})).await;
+    let token = post("/v1/auth/login", None, creds).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let org = post("/v1/orgs", Some(&token), json!({"name": "Crash"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let agent = post(
+        &format!("/v1/orgs/{org}/agents"),
+        Some(&token),
+        json!({"name": "A", "model": "m"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s = post(
+        &format!("/v1/orgs/{org}/sessions"),
+        Some(&token),
+        json!({"agent_id": agent}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let desktop = loop {
+        let r: Value = http
+            .get(format!("{base}/v1/orgs/{org}/sessions/{s}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["status"] == "running" {
+            break r["desktop"].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never running: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let addr = format!("127.0.0.1:{}", desktop["vnc_port"]);
+    assert!(tokio::net::TcpStream::connect(&addr).await.is_ok());
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(&addr).await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Xvnc outlived the killed server"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -9,7 +9,7 @@
 use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
 use serde_json::json;
@@ -180,7 +180,7 @@ pub async fn create(
         updated_at: now,
     };
     let caps = f.capabilities.unwrap_or_default();
-    let tx = db.begin().await?;
+    let tx = super::begin_write(db).await?;
     let active: agent::ActiveModel = row.clone().into();
     let (code, detail) = name_taken();
     agent::Entity::insert(active)
@@ -267,7 +267,7 @@ pub async fn update(
     ctx: &AuditCtx,
 ) -> AppResult<AgentView> {
     let f = validate(&fields)?;
-    let tx = db.begin().await?;
+    let tx = super::begin_write(db).await?;
     let mut q = agent::Entity::update_many()
         .col_expr(
             agent::Column::Version,
@@ -338,7 +338,7 @@ pub async fn delete(
     agent_id: Uuid,
     ctx: &AuditCtx,
 ) -> AppResult<()> {
-    let tx = db.begin().await?;
+    let tx = super::begin_write(db).await?;
     // Lock the org like sessions.create does, so no session of this agent starts meanwhile.
     super::orgs::lock_org(&tx, org_id).await?;
     get(&tx, org_id, agent_id).await?;

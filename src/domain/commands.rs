@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait, sea_query::Expr,
+    QuerySelect, sea_query::Expr,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -212,7 +212,7 @@ pub async fn create(
     ctx: &AuditCtx,
 ) -> AppResult<command::Model> {
     kind.validate_args(&args).map_err(AppError::Validation)?;
-    let tx = db.begin().await?;
+    let tx = super::begin_write(db).await?;
     let s = sessions::get(&tx, org_id, session_id).await?;
     let status = sessions::status_of(&s)?;
     if status != Status::Running {
@@ -372,7 +372,7 @@ pub async fn complete(
     output: Option<Value>,
     error: Option<String>,
 ) -> AppResult<command::Model> {
-    let tx = db.begin().await?;
+    let tx = super::begin_write(db).await?;
     let c = get(&tx, org_id, session_id, command_id).await?;
     let now = Utc::now();
     let status = if succeeded {

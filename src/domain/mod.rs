@@ -11,3 +11,24 @@ pub mod events;
 pub mod orgs;
 pub mod page;
 pub mod sessions;
+
+use sea_orm::{
+    AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+/// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: the write lock is
+/// taken up front (waiting up to the busy timeout), so a transaction that reads before it
+/// writes cannot fail with `SQLITE_BUSY` when another writer commits in between. Elsewhere a
+/// plain `BEGIN`. Errors: database errors.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return db.begin().await;
+    }
+    db.begin_with_options(TransactionOptions {
+        isolation_level: None::<IsolationLevel>,
+        access_mode: None::<AccessMode>,
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+    })
+    .await
+}

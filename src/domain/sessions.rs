@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
     sea_query::{Expr, ExprTrait},
 };
 use serde_json::{Value, json};
@@ -301,7 +301,7 @@ pub async fn transition_now(
     session_id: Uuid,
     step: Step,
 ) -> AppResult<session::Model> {
-    let tx = db.begin().await?;
+    let tx = super::begin_write(db).await?;
     let mut outbox = Outbox::default();
     let s = transition(&tx, config, session_id, step, &mut outbox).await?;
     bus.stage(&tx, &outbox).await?;
@@ -409,7 +409,7 @@ pub async fn create(
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
-    let tx = db.begin().await?;
+    let tx = super::begin_write(db).await?;
     orgs::lock_org(&tx, org_id).await?;
     let agent = agent::Entity::find_by_id(input.agent_id)
         .filter(agent::Column::OrgId.eq(org_id))
@@ -516,7 +516,7 @@ pub async fn stop(
     session_id: Uuid,
     ctx: &AuditCtx,
 ) -> AppResult<session::Model> {
-    let tx = db.begin().await?;
+    let tx = super::begin_write(db).await?;
     let s = get(&tx, org_id, session_id).await?;
     let mut outbox = Outbox::default();
     let s = transition(
