@@ -6,10 +6,11 @@ WORKDIR /src
 # Dependencies first, in their own layer: rebuilt only when the manifests change.
 COPY Cargo.toml Cargo.lock ./
 COPY migration/Cargo.toml migration/Cargo.toml
-RUN mkdir -p src migration/src tests \
+RUN mkdir -p src migration/src tests benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs migration/src/lib.rs \
     && echo 'fn main() {}' > tests/main.rs \
+    && echo 'fn main() {}' > benches/sessions.rs \
     && cargo build --release --locked --bin agentdesk \
     && rm -rf src migration/src
 # Then the sources.

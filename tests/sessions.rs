@@ -863,11 +863,18 @@ async fn idempotency_keys(app: TestApp) {
 }
 
 async fn reaper_stops_idle_sessions(backend: Backend) {
-    let Some(app) = app_with(backend, |c| c.reaper_interval_ms = 100).await else {
+    let Some(app) = app_with(backend, |c| {
+        c.reaper_interval_ms = 100;
+        c.command_claim_timeout_s = 1;
+    })
+    .await
+    else {
         return;
     };
     let (u, org) = owner_org(&app).await;
-    let agent = app.agent(&u, &org, "Idle", &[]).await;
+    let agent = app
+        .agent(&u, &org, "Idle", &["desktop:screen.capture"])
+        .await;
     let url = format!("/v1/orgs/{org}/sessions");
     let idle = app
         .post(&url)
@@ -903,6 +910,33 @@ async fn reaper_stops_idle_sessions(backend: Backend) {
         .expect(200)
         .await;
     assert_eq!(r.body["status"], "running");
+    // A command nobody claims within command_claim_timeout_s expires and can no longer be
+    // claimed.
+    let c = app
+        .post(&format!("{url}/{busy}/commands"))
+        .token(&u.token)
+        .json(json!({"kind": "screenshot"}))
+        .expect(202)
+        .await;
+    let cmd = format!("{url}/{busy}/commands/{}", c.body["id"].as_str().unwrap());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = app.get(&cmd).token(&u.token).expect(200).await;
+        if r.body["status"] == "expired" {
+            assert!(r.body["completed_at"].is_string());
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never expired: {}",
+            r.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.post(&format!("{url}/{busy}/commands/claim"))
+        .token(&u.token)
+        .expect(204)
+        .await;
 }
 
 async fn app_with(backend: Backend, tweak: impl FnOnce(&mut agentdesk::Config)) -> Option<TestApp> {
