@@ -81,7 +81,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let bus = Bus::new(db.get_database_backend());
     let feeds = Feeds::new(db.clone(), bus.clone());
     let runtime = crate::runtime::from_config(&config).await?;
-    Ok(AppState {
+    let state = AppState {
         db,
         rbac,
         keyring,
@@ -90,7 +90,35 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         bus,
         feeds,
         runtime,
-    })
+    };
+    fail_lost_desktops(&state).await?;
+    Ok(state)
+}
+
+/// Sessions still `running` on a desktop that died with a previous run of this server go
+/// `failed` (`desktop lost: …`); a session that was still provisioning is left to its job,
+/// which provisions it again.
+async fn fail_lost_desktops(state: &AppState) -> anyhow::Result<()> {
+    use crate::domain::sessions::{self, Status};
+    for id in state.runtime.take_lost() {
+        let Some(s) = <crate::entity::session::Entity as sea_orm::EntityTrait>::find_by_id(id)
+            .one(&state.db)
+            .await?
+        else {
+            continue;
+        };
+        if sessions::status_of(&s).ok() != Some(Status::Running) {
+            continue;
+        }
+        let step = sessions::fail_step(&s, "desktop lost: the server stopped unexpectedly");
+        match sessions::transition_now(&state.db, &state.bus, &state.config, id, step).await {
+            Ok(_) => tracing::warn!(session_id = %id, "session failed: its desktop was lost"),
+            Err(e) => {
+                tracing::warn!(session_id = %id, error = %e, "could not fail a session whose desktop was lost")
+            }
+        }
+    }
+    Ok(())
 }
 
 #[handler]

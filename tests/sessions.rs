@@ -1240,7 +1240,7 @@ async fn process_runtime_runs_xvnc(backend: Backend) {
 
 /// A crashed server leaves no desktop behind: the real binary is started with the `process`
 /// runtime, a session gets its Xvnc, the server is killed with SIGKILL, and the desktop's port
-/// closes (Xvnc runs under `setpriv --pdeathsig`).
+/// closes (Xvnc runs under `setpriv --pdeathsig`). Restarted, the server fails that session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashed_server_leaves_no_xvnc() {
     let dir = tempfile::tempdir().unwrap();
@@ -1249,20 +1249,24 @@ async fn crashed_server_leaves_no_xvnc() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentdesk"))
-        .arg("serve")
-        .env("AGENTDESK_LISTEN", format!("127.0.0.1:{port}"))
-        .env("AGENTDESK_DATA_DIR", dir.path())
-        .env("AGENTDESK_JWT_SIGNING_KEY", crate::common::TEST_KEY)
-        .env("AGENTDESK_LOG_LEVEL", "warn")
-        .env("AGENTDESK_DESKTOP_RUNTIME", "process")
-        .env("AGENTDESK_DESKTOP_DISPLAY_MIN", "360")
-        .env("AGENTDESK_DESKTOP_DISPLAY_MAX", "369")
-        .env("AGENTDESK_DESKTOP_PORT_MIN", "17760")
-        .env("AGENTDESK_AUTH_RATE_LIMIT_PER_IP_PER_MIN", "1000")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("agentdesk binary starts");
+    let start = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_agentdesk"))
+            .arg("serve")
+            .env_remove("AGENTDESK_TEST_POSTGRES_URL")
+            .env("AGENTDESK_LISTEN", format!("127.0.0.1:{port}"))
+            .env("AGENTDESK_DATA_DIR", dir.path())
+            .env("AGENTDESK_JWT_SIGNING_KEY", crate::common::TEST_KEY)
+            .env("AGENTDESK_LOG_LEVEL", "warn")
+            .env("AGENTDESK_DESKTOP_RUNTIME", "process")
+            .env("AGENTDESK_DESKTOP_DISPLAY_MIN", "360")
+            .env("AGENTDESK_DESKTOP_DISPLAY_MAX", "369")
+            .env("AGENTDESK_DESKTOP_PORT_MIN", "17760")
+            .env("AGENTDESK_AUTH_RATE_LIMIT_PER_IP_PER_MIN", "1000")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("agentdesk binary starts")
+    };
+    let mut child = start();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -1340,4 +1344,27 @@ async fn crashed_server_leaves_no_xvnc() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Restarted, the server fails the session whose desktop died with it.
+    let _restarted = start();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let session = loop {
+        if let Ok(r) = http
+            .get(format!("{base}/v1/orgs/{org}/sessions/{s}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+        {
+            break r.json::<Value>().await.unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(session["status"], "failed", "{session}");
+    assert!(
+        session["status_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("desktop lost"),
+        "{session}"
+    );
 }

@@ -60,6 +60,12 @@ pub trait DesktopRuntime: Send + Sync {
     /// is nothing to release.
     async fn release(&self, session_id: Uuid) -> anyhow::Result<()>;
 
+    /// Sessions whose desktops were lost before this driver started (a previous run of the
+    /// server died and its desktops with it); each id is returned once. Default: none.
+    fn take_lost(&self) -> Vec<Uuid> {
+        Vec::new()
+    }
+
     /// Whether the driver can provision at all (binary present, capacity left). Used by
     /// `/readyz`. Errors: a message an operator can act on.
     async fn health(&self) -> anyhow::Result<()>;

@@ -155,6 +155,9 @@ pub struct ProcessRuntime {
     reserved: std::sync::Mutex<HashSet<u32>>,
     /// Per-session locks serializing provision and release of one session.
     session_locks: Mutex<HashMap<Uuid, Arc<Mutex<()>>>>,
+    /// Sessions whose desktops a previous run left behind (reaped at start), for
+    /// [`DesktopRuntime::take_lost`].
+    lost: std::sync::Mutex<Vec<Uuid>>,
 }
 
 impl ProcessRuntime {
@@ -206,6 +209,7 @@ impl ProcessRuntime {
             live: Mutex::new(HashMap::new()),
             reserved: std::sync::Mutex::new(HashSet::new()),
             session_locks: Mutex::new(HashMap::new()),
+            lost: std::sync::Mutex::new(Vec::new()),
         };
         runtime.reap_leftovers().await?;
         Ok(runtime)
@@ -587,6 +591,14 @@ impl ProcessRuntime {
                     cleanup_display_files(display);
                 }
             }
+            if let Some(id) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| Uuid::parse_str(s).ok())
+                && let Ok(mut lost) = self.lost.lock()
+            {
+                lost.push(id);
+            }
             remove_file_quietly(&path);
         }
         Ok(())
@@ -597,6 +609,13 @@ impl ProcessRuntime {
 impl DesktopRuntime for ProcessRuntime {
     fn name(&self) -> &'static str {
         "process"
+    }
+
+    fn take_lost(&self) -> Vec<Uuid> {
+        self.lost
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
     }
 
     /// Returns the session's running desktop, or starts one (see the module docs). The
