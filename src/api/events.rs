@@ -214,6 +214,26 @@ fn bad_param(name: &str, message: &str) -> AppError {
     }
 }
 
+/// A stream of what a producer task sends; it ends when the task drops its sender, and
+/// dropping it (the client went away) closes the channel, which ends the task.
+fn receiver_stream<T: Send + 'static>(rx: mpsc::Receiver<T>) -> BoxStream<'static, T> {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
+        .boxed()
+}
+
+/// Whether a stream's caller may still read the org's sessions (re-checked every
+/// [`REAUTHORIZE_S`], so a removed member's stream ends).
+async fn still_allowed(state: &AppState, user_id: Uuid, org_id: Uuid) -> bool {
+    orgs::authorize(&state.db, &state.rbac, user_id, org_id, rbac::SESSIONS_READ)
+        .await
+        .is_ok()
+}
+
+/// An SSE `data:` line's JSON.
+fn sse_data(value: &impl poem_openapi::types::ToJSON) -> String {
+    serde_json::to_string(&value.to_json()).unwrap_or_default()
+}
+
 /// The event operations.
 pub struct EventsApi;
 
@@ -378,7 +398,7 @@ impl EventsApi {
                     tokio::select! {
                         _ = tx.closed() => return,
                         _ = recheck.tick() => {
-                            if orgs::authorize(&state.db, &state.rbac, user_id, org, rbac::SESSIONS_READ).await.is_err() {
+                            if !still_allowed(&state, user_id, org).await {
                                 return;
                             }
                         }
@@ -401,18 +421,12 @@ impl EventsApi {
                 }
             });
         }
-        let stream =
-            futures_util::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|e| (e, rx)) },
-            )
-            .boxed();
+        let stream = receiver_stream(rx);
         Ok(SessionStream::Ok(
             EventStream::new(stream)
                 .keep_alive(Duration::from_secs(state.config.sse_heartbeat_s))
                 .to_event(|e: EventOut| {
-                    let data = serde_json::to_string(&poem_openapi::types::ToJSON::to_json(&e))
-                        .unwrap_or_default();
+                    let data = sse_data(&e);
                     poem::web::sse::Event::message(data)
                         .event_type(e.kind.as_str())
                         .id(e.seq.to_string())
@@ -452,7 +466,7 @@ impl EventsApi {
                 tokio::select! {
                     _ = tx.closed() => return,
                     _ = recheck.tick() => {
-                        if orgs::authorize(&state.db, &state.rbac, user_id, org, rbac::SESSIONS_READ).await.is_err() {
+                        if !still_allowed(&state, user_id, org).await {
                             return;
                         }
                     }
@@ -495,18 +509,12 @@ impl EventsApi {
                 }
             }
         });
-        let stream =
-            futures_util::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|e| (e, rx)) },
-            )
-            .boxed();
+        let stream = receiver_stream(rx);
         Ok(OrgStream::Ok(
             EventStream::new(stream)
                 .keep_alive(Duration::from_secs(state.config.sse_heartbeat_s))
                 .to_event(|e: SessionStatusEvent| {
-                    let data = serde_json::to_string(&poem_openapi::types::ToJSON::to_json(&e))
-                        .unwrap_or_default();
+                    let data = sse_data(&e);
                     poem::web::sse::Event::message(data)
                         .event_type("status")
                         .id(format!("{}:{}", e.session_id, e.seq))
