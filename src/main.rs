@@ -121,7 +121,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn worker(config: Config) -> anyhow::Result<()> {
+async fn worker(mut config: Config) -> anyhow::Result<()> {
+    if config.database_url().starts_with("sqlite:") {
+        anyhow::bail!(
+            "`agentdesk worker` needs PostgreSQL (`database_url`): with SQLite everything runs in \
+             one `serve` process (worker_concurrency > 0), whose in-process event bus a separate \
+             worker could not reach"
+        );
+    }
+    config.worker_concurrency = config.worker_concurrency.max(1);
     let state = agentdesk::build_state(config).await?;
     agentdesk::run_worker(state, shutdown_signal()).await?;
     tracing::info!("worker stopped");

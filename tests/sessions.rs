@@ -294,6 +294,7 @@ async fn session_limit_and_isolation(app: TestApp) {
     let r = app
         .post(&format!("/v1/orgs/{org}/sessions"))
         .token(&u.token)
+        .header("Idempotency-Key", "over-the-limit")
         .json(json!({"agent_id": agent}))
         .expect(429)
         .await;
@@ -343,7 +344,15 @@ async fn session_limit_and_isolation(app: TestApp) {
         .expect(202)
         .await;
     app.wait_status(&u, &org, &live[0], "stopped").await;
-    app.session(&u, &org, &agent).await;
+    // The 429 was not stored under its Idempotency-Key: the retry now succeeds.
+    let r = app
+        .post(&format!("/v1/orgs/{org}/sessions"))
+        .token(&u.token)
+        .header("Idempotency-Key", "over-the-limit")
+        .json(json!({"agent_id": agent}))
+        .expect(202)
+        .await;
+    assert!(r.header("idempotent-replayed").is_none());
 }
 
 async fn events_append_and_read(app: TestApp) {
@@ -398,6 +407,15 @@ async fn events_append_and_read(app: TestApp) {
         .json(json!({ "events": many }))
         .expect(422)
         .await;
+    // NUL cannot be stored by PostgreSQL: refused up front on every backend, naming the field.
+    let r = app
+        .post(&ev)
+        .token(&u.token)
+        .body(r#"{"events": [{"kind": "log", "payload": {"line": "a\u0000b"}}]}"#)
+        .header("content-type", "application/json")
+        .expect(422)
+        .await;
+    assert_eq!(r.error_fields(), ["events[0].payload.line"], "{}", r.text);
     let big = "x".repeat(300 * 1024);
     let r = app
         .post(&ev)

@@ -391,7 +391,7 @@ impl CommandsApi {
     /// Needs `commands:execute`. Long poll: returns the oldest queued command, now
     /// `dispatched` to the caller, or waits up to `wait_s` (≤ 30, capped below
     /// `request_timeout_s`) for one and answers 204 when none came. Two executors never get
-    /// the same command. 409 `session_not_live` once the session has ended.
+    /// the same command. 409 `session_not_live` once the session is stopping or has ended.
     #[oai(
         path = "/v1/orgs/:org_id/sessions/:session_id/commands/claim",
         method = "post",

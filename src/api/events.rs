@@ -382,7 +382,7 @@ impl EventsApi {
         }
         let s = events::session_for_stream(&state.db, a.org_id, session_id.0).await?;
         let done = sessions::status_of(&s)?.is_final() && after >= s.last_seq;
-        let (tx, rx) = mpsc::channel::<EventOut>(256);
+        let (tx, rx) = mpsc::channel::<EventOut>(64);
         if !done {
             let mut follower = state
                 .feeds
@@ -454,7 +454,7 @@ impl EventsApi {
         org_id: Path<Uuid>,
     ) -> Result<OrgStream, EventReadErrors> {
         let a = access(&state, &auth, org_id.0, rbac::SESSIONS_READ).await?;
-        let (tx, rx) = mpsc::channel::<SessionStatusEvent>(256);
+        let (tx, rx) = mpsc::channel::<SessionStatusEvent>(64);
         let mut bus = state.bus.subscribe();
         let state2 = state.clone();
         let (user_id, org) = (auth.0.user_id, a.org_id);

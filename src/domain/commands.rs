@@ -213,6 +213,9 @@ pub async fn create(
 ) -> AppResult<command::Model> {
     kind.validate_args(&args).map_err(AppError::Validation)?;
     let tx = super::begin_write(db).await?;
+    // Lock the session row first (a no-op seq take), so a concurrent stop either commits
+    // before this check or waits for this command to be queued and then cancels it.
+    sessions::take_seqs(&tx, org_id, session_id, 0).await?;
     let s = sessions::get(&tx, org_id, session_id).await?;
     let status = sessions::status_of(&s)?;
     if status != Status::Running {
@@ -303,7 +306,7 @@ pub async fn create(
 /// Claims the oldest queued, unexpired command of a live session of `org_id` for the
 /// executor, waiting up to `wait` for one to arrive (long poll). `Ok(None)` when none came.
 /// Concurrent claimers never get the same command (compare-and-set on `status`).
-/// Errors: 404; 409 `session_not_live` once the session has ended.
+/// Errors: 404; 409 `session_not_live` once the session is stopping or has ended.
 pub async fn claim(
     db: &DatabaseConnection,
     bus: &Bus,
@@ -317,7 +320,7 @@ pub async fn claim(
     loop {
         let s = sessions::get(db, org_id, session_id).await?;
         let status = sessions::status_of(&s)?;
-        if status.is_final() {
+        if status.is_final() || status == Status::Stopping {
             return Err(sessions::not_live(status));
         }
         let now = Utc::now();

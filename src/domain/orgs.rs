@@ -244,7 +244,7 @@ pub async fn delete(
     if super::sessions::org_has_live_sessions(&tx, org_id).await? {
         return Err(AppError::conflict(
             "org_has_live_sessions",
-            "the organization has live sessions; stop them first",
+            "the organization has live sessions or unfinished jobs; stop them and retry",
         ));
     }
     membership::Entity::delete_many()

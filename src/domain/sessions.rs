@@ -595,14 +595,23 @@ pub async fn agent_has_live_sessions(db: &impl ConnectionTrait, agent_id: Uuid) 
         > 0)
 }
 
-/// Whether the org has live sessions (it cannot be deleted then).
+/// Whether the org has live sessions, or jobs still to run (a failed session's desktop
+/// release, say): it cannot be deleted then, or a desktop could be stranded.
 pub async fn org_has_live_sessions(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<bool> {
-    Ok(session::Entity::find()
+    use crate::{entity::job, jobs::queue::JobStatus};
+    let live = session::Entity::find()
         .filter(session::Column::OrgId.eq(org_id))
         .filter(session::Column::Status.is_in(live_names()))
         .count(db)
-        .await?
-        > 0)
+        .await?;
+    let unfinished = job::Entity::find()
+        .filter(job::Column::OrgId.eq(org_id))
+        .filter(
+            job::Column::Status.is_in([JobStatus::Pending.as_str(), JobStatus::Running.as_str()]),
+        )
+        .count(db)
+        .await?;
+    Ok(live + unfinished > 0)
 }
 
 /// Why the reaper stops a session, if it should now: `idle_timeout` (no activity for
@@ -622,32 +631,42 @@ pub fn expiry_reason(s: &session::Model, now: DateTime<Utc>) -> Option<&'static 
 /// many it moved. Concurrent reapers on several nodes are safe: transitions compare-and-set.
 pub async fn reap(db: &DatabaseConnection, bus: &Bus, config: &Config) -> AppResult<usize> {
     let now = Utc::now();
-    let candidates = session::Entity::find()
-        .filter(session::Column::Status.is_in(live_names()))
-        .order_by_asc(session::Column::LastActivityAt)
-        .limit(500)
-        .all(db)
-        .await?;
     let mut moved = 0;
-    for s in candidates {
-        let Some(reason) = expiry_reason(&s, now) else {
-            continue;
+    let mut after: Option<Uuid> = None;
+    // Every live session, a page at a time, so none is starved however many there are.
+    loop {
+        let mut q = session::Entity::find().filter(session::Column::Status.is_in(live_names()));
+        if let Some(a) = after {
+            q = q.filter(session::Column::Id.gt(a));
+        }
+        let page = q
+            .order_by_asc(session::Column::Id)
+            .limit(500)
+            .all(db)
+            .await?;
+        let Some(last) = page.last().map(|s| s.id) else {
+            return Ok(moved);
         };
-        let step = if s.status == Status::Stopping.as_str() {
-            if reason != "max_duration" {
+        after = Some(last);
+        for s in page {
+            let Some(reason) = expiry_reason(&s, now) else {
                 continue;
+            };
+            let step = if s.status == Status::Stopping.as_str() {
+                if reason != "max_duration" {
+                    continue;
+                }
+                fail_step(&s, "stop did not finish within max_duration_s")
+            } else {
+                stop_step(&s, reason)
+            };
+            match transition_now(db, bus, config, s.id, step).await {
+                Ok(_) => moved += 1,
+                Err(AppError::SessionState { .. }) | Err(AppError::NotFound(_)) => {}
+                Err(e) => return Err(e),
             }
-            fail_step(&s, "stop did not finish within max_duration_s")
-        } else {
-            stop_step(&s, reason)
-        };
-        match transition_now(db, bus, config, s.id, step).await {
-            Ok(_) => moved += 1,
-            Err(AppError::SessionState { .. }) | Err(AppError::NotFound(_)) => {}
-            Err(e) => return Err(e),
         }
     }
-    Ok(moved)
 }
 
 #[cfg(test)]

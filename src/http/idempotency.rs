@@ -12,8 +12,10 @@
 //! * same key, different fingerprint: 422 `idempotency_key_reused`;
 //! * same key while the first request is still running: 409 `idempotency_key_in_use`.
 //!
-//! A 5xx is not stored (the record is dropped, so a retry runs again). A record left
-//! `in_flight` by a crashed node is taken over after twice `request_timeout_s`.
+//! A 5xx or a 429 is not stored (the record is dropped, so a retry runs again). The operation
+//! and the recording run in their own task, so a client that disconnects after the work
+//! committed still gets the stored response on its retry. A record left `in_flight` by a
+//! crashed node is taken over after twice `request_timeout_s`.
 
 use chrono::Utc;
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, http::StatusCode};
@@ -77,16 +79,18 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
 /// The middleware; needs `AppState` in the request data (install it inside `.data(state)`).
 pub struct Idempotency;
 
-impl<E: Endpoint> Middleware<E> for Idempotency {
+impl<E: Endpoint + 'static> Middleware<E> for Idempotency {
     type Output = IdempotencyEndpoint<E>;
     fn transform(&self, ep: E) -> Self::Output {
-        IdempotencyEndpoint { inner: ep }
+        IdempotencyEndpoint {
+            inner: std::sync::Arc::new(ep),
+        }
     }
 }
 
 /// See [`Idempotency`].
 pub struct IdempotencyEndpoint<E> {
-    inner: E,
+    inner: std::sync::Arc<E>,
 }
 
 enum Begin {
@@ -210,7 +214,7 @@ fn replay(stored: idempotency_key::Model) -> Response {
     resp
 }
 
-impl<E: Endpoint> Endpoint for IdempotencyEndpoint<E> {
+impl<E: Endpoint + 'static> Endpoint for IdempotencyEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
@@ -286,51 +290,80 @@ impl<E: Endpoint> Endpoint for IdempotencyEndpoint<E> {
             }
         }
         req.set_body(body);
-        let mut resp = match self.inner.call(req).await {
-            Ok(r) => r.into_response(),
-            Err(e) => super::problem::from_poem_error(e),
+        // Run the operation and record its outcome in a task of its own: if the client goes
+        // away or the request times out after the operation committed, the response is still
+        // stored, so the retry replays it instead of doing the work twice.
+        let inner = self.inner.clone();
+        let ctx = super::problem::current_request().unwrap_or_default();
+        let work = async move {
+            let resp = match inner.call(req).await {
+                Ok(r) => r.into_response(),
+                Err(e) => super::problem::from_poem_error(e),
+            };
+            finish(&state.db, &principal, &key, resp).await
         };
-        if resp.status().is_server_error() {
-            if let Err(e) = delete(&state.db, &principal, &key).await {
-                tracing::warn!(error = %e, "could not release an idempotency key after a 5xx");
-            }
-            return Ok(resp);
-        }
-        let status = resp.status();
-        let headers: serde_json::Map<String, serde_json::Value> = KEPT_HEADERS
-            .iter()
-            .filter_map(|h| {
-                resp.headers()
-                    .get(*h)
-                    .and_then(|v| v.to_str().ok())
-                    .map(|v| ((*h).to_owned(), serde_json::Value::String(v.to_owned())))
-            })
-            .collect();
-        let bytes = resp.take_body().into_bytes().await?;
-        let stored = idempotency_key::Entity::update_many()
-            .col_expr(idempotency_key::Column::Status, Expr::value("completed"))
-            .col_expr(
-                idempotency_key::Column::ResponseStatus,
-                Expr::value(i32::from(status.as_u16())),
-            )
-            .col_expr(
-                idempotency_key::Column::ResponseHeaders,
-                Expr::value(serde_json::Value::Object(headers)),
-            )
-            .col_expr(
-                idempotency_key::Column::ResponseBody,
-                Expr::value(bytes.to_vec()),
-            )
-            .filter(idempotency_key::Column::Principal.eq(principal.as_str()))
-            .filter(idempotency_key::Column::Key.eq(key.as_str()))
-            .exec(&state.db)
-            .await;
-        if let Err(e) = stored {
-            tracing::warn!(error = %e, "could not store an idempotent response");
-        }
-        resp.set_body(bytes);
-        Ok(resp)
+        // Keep the request's problem context (request id, instance) and tracing span.
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            super::problem::with_request_context(ctx, work),
+            tracing::Span::current(),
+        ));
+        task.await.map_err(|e| {
+            poem::Error::from(AppError::Internal(anyhow::anyhow!(
+                "idempotent request task: {e}"
+            )))
+        })?
     }
+}
+
+/// Stores `resp` for the key, or forgets the key when the outcome is worth retrying (a 5xx,
+/// or a 429 such as `session_limit_reached`: replaying it for 24 h would block a retry that
+/// could now succeed).
+async fn finish(
+    db: &DatabaseConnection,
+    principal: &str,
+    key: &str,
+    mut resp: Response,
+) -> poem::Result<Response> {
+    let status = resp.status();
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        if let Err(e) = delete(db, principal, key).await {
+            tracing::warn!(error = %e, "could not release an idempotency key");
+        }
+        return Ok(resp);
+    }
+    let headers: serde_json::Map<String, serde_json::Value> = KEPT_HEADERS
+        .iter()
+        .filter_map(|h| {
+            resp.headers()
+                .get(*h)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| ((*h).to_owned(), serde_json::Value::String(v.to_owned())))
+        })
+        .collect();
+    let bytes = resp.take_body().into_bytes().await?;
+    let stored = idempotency_key::Entity::update_many()
+        .col_expr(idempotency_key::Column::Status, Expr::value("completed"))
+        .col_expr(
+            idempotency_key::Column::ResponseStatus,
+            Expr::value(i32::from(status.as_u16())),
+        )
+        .col_expr(
+            idempotency_key::Column::ResponseHeaders,
+            Expr::value(serde_json::Value::Object(headers)),
+        )
+        .col_expr(
+            idempotency_key::Column::ResponseBody,
+            Expr::value(bytes.to_vec()),
+        )
+        .filter(idempotency_key::Column::Principal.eq(principal))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .exec(db)
+        .await;
+    if let Err(e) = stored {
+        tracing::warn!(error = %e, "could not store an idempotent response");
+    }
+    resp.set_body(bytes);
+    Ok(resp)
 }
 
 #[cfg(test)]

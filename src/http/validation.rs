@@ -32,7 +32,45 @@ pub fn precheck(method: &str, path: &str, body: &[u8]) -> Option<AppError> {
     };
     let mut errors = Vec::new();
     check(&value, schema, "", &mut errors);
+    find_nul(&value, "", &mut errors);
     (!errors.is_empty()).then_some(AppError::Validation(errors))
+}
+
+/// NUL (U+0000) anywhere in a string or an object key: PostgreSQL stores neither in `text`
+/// nor in `jsonb`, so it is refused up front, naming the field, on every backend alike.
+fn find_nul(value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    let field = |p: &str| {
+        if p.is_empty() {
+            "body".to_owned()
+        } else {
+            p.to_owned()
+        }
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => errors.push(FieldError::new(
+            field(path),
+            "must not contain the NUL character (U+0000)",
+        )),
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                find_nul(v, &format!("{}[{i}]", field(path)), errors);
+            }
+        }
+        Value::Object(obj) => {
+            for (k, v) in obj {
+                let p = join(path, k);
+                if k.contains('\0') {
+                    errors.push(FieldError::new(
+                        field(&p),
+                        "key must not contain the NUL character (U+0000)",
+                    ));
+                } else {
+                    find_nul(v, &p, errors);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The problem for a body poem-openapi refused (`reason`): [`precheck`]'s answer when it has
@@ -243,6 +281,18 @@ fn check(value: &Value, schema: &Value, path: &str, errors: &mut Vec<FieldError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_characters_are_named() {
+        let mut errors = Vec::new();
+        let v: Value = serde_json::from_str(
+            r#"{"events": [{"kind": "log", "payload": {"a\u0000": 1, "b": "x\u0000"}}]}"#,
+        )
+        .unwrap();
+        find_nul(&v, "", &mut errors);
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["events[0].payload.a\0", "events[0].payload.b"]);
+    }
 
     fn fields(method: &str, path: &str, body: &str) -> Vec<String> {
         match diagnose(method, path, body.as_bytes(), "poem reason") {

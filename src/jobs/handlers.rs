@@ -47,11 +47,11 @@ pub async fn on_dead(state: &AppState, job: &job::Model) -> anyhow::Result<()> {
     if sessions::status_of(&s)?.is_final() {
         return Ok(());
     }
+    // The error itself (logs, paths) stays in `jobs.last_error` for operators; tenants see
+    // which job gave up.
     let reason = format!(
-        "job {} dead after {} attempts: {}",
-        job.kind,
-        job.attempts,
-        job.last_error.as_deref().unwrap_or("unknown error")
+        "job {} dead after {} attempts (job {})",
+        job.kind, job.attempts, job.id
     );
     match sessions::transition_now(
         &state.db,
@@ -112,8 +112,15 @@ async fn provision(state: &AppState, id: Uuid) -> anyhow::Result<()> {
     match result {
         Ok(_) => Ok(()),
         Err(AppError::SessionState { .. }) => {
-            // Stopped or failed while we provisioned: give the desktop back.
-            state.runtime.release(id).await?;
+            // Someone else moved it on. Give the desktop back only if the session is winding
+            // down: a duplicate delivery that lost the race to `running` must not kill the
+            // desktop the winner just recorded.
+            let winding_down = load(state, id).await?.is_none_or(|(_, s)| {
+                matches!(s, Status::Stopping | Status::Stopped | Status::Failed)
+            });
+            if winding_down {
+                state.runtime.release(id).await?;
+            }
             Ok(())
         }
         Err(e) => Err(e.into()),

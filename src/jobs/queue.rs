@@ -304,15 +304,14 @@ pub async fn retry(
         .filter(job::Column::Id.eq(job_id))
         .filter(job::Column::OrgId.eq(org_id))
         .filter(job::Column::Status.eq(JobStatus::Dead.as_str()))
-        .exec(db)
-        .await?
-        .rows_affected;
-    let row = get(db, org_id, job_id).await?;
-    if updated == 1 {
+        .exec_with_returning(db)
+        .await?;
+    // The row as this update left it (a worker may claim it a moment later).
+    if let Some(row) = updated.into_iter().next() {
         outbox.job_enqueued = true;
-        return Ok(Ok(row));
+        return Ok(Ok(Some(row)));
     }
-    match row {
+    match get(db, org_id, job_id).await? {
         None => Ok(Ok(None)),
         Some(j) => Ok(Err(j.status)),
     }

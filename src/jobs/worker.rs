@@ -81,29 +81,33 @@ async fn claim_loop(state: AppState, worker_id: String, concurrency: u32) {
 }
 
 async fn run_one(state: &AppState, claimed: job::Model, lease: Duration) {
-    let heartbeat = {
-        let (state, claimed) = (state.clone(), claimed.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(lease / 3);
+    // The lease is extended every third of it, in the same task as the handler: if the
+    // lease is lost (another worker claimed the job after our extensions failed), the
+    // handler is dropped at its next await instead of racing the new owner, and nothing
+    // outlives this function.
+    let heartbeat = async {
+        let mut tick = tokio::time::interval(lease / 3);
+        tick.tick().await;
+        loop {
             tick.tick().await;
-            loop {
-                tick.tick().await;
-                match queue::extend_lease(&state.db, &claimed, lease).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(job_id = %claimed.id, "lease lost; another worker owns the job now");
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, job_id = %claimed.id, "lease extension failed")
-                    }
+            match queue::extend_lease(&state.db, &claimed, lease).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, job_id = %claimed.id, "lease extension failed")
                 }
             }
-        })
+        }
     };
     let span = tracing::info_span!("job", job_id = %claimed.id, kind = %claimed.kind, attempt = claimed.attempts);
-    let outcome = tracing::Instrument::instrument(handlers::run(state, &claimed), span).await;
-    heartbeat.abort();
+    let handler = tracing::Instrument::instrument(handlers::run(state, &claimed), span);
+    let outcome = tokio::select! {
+        outcome = handler => outcome,
+        () = heartbeat => {
+            tracing::warn!(job_id = %claimed.id, "lease lost; another worker owns the job now");
+            return;
+        }
+    };
     metrics::counter!("agentdesk_jobs_total", "kind" => claimed.kind.clone(), "outcome" => if outcome.is_ok() { "succeeded" } else { "failed" }).increment(1);
     let result = match outcome {
         Ok(()) => queue::complete(&state.db, &claimed).await.map(|_| ()),

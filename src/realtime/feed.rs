@@ -21,8 +21,12 @@ use uuid::Uuid;
 use super::bus::{Bus, BusMessage};
 use crate::entity::session_event;
 
-/// Largest batch read from the table at once.
-pub const READ_BATCH: u64 = 500;
+/// Largest batch read from the table at once (events; with 256 KiB payloads at most
+/// 50 MiB).
+pub const READ_BATCH: u64 = 200;
+
+/// How often a feed re-reads the table without a wake-up.
+const SAFETY_READ: std::time::Duration = std::time::Duration::from_secs(1);
 
 type Batch = Arc<Vec<session_event::Model>>;
 
@@ -81,7 +85,7 @@ impl Feeds {
             match map.get(&session_id).and_then(Weak::upgrade) {
                 Some(s) => s,
                 None => {
-                    let (tx, _) = broadcast::channel(256);
+                    let (tx, _) = broadcast::channel(64);
                     let shared = Arc::new(Shared { tx });
                     // Listen to the bus before reading where the feed starts, so nothing
                     // committed in between is missed.
@@ -120,12 +124,19 @@ async fn run_feed(
     mut bus_rx: broadcast::Receiver<BusMessage>,
     shared: Weak<Shared>,
 ) {
+    // A slow safety net besides the bus: a wake-up lost to a failed read is made up within
+    // a second.
+    let mut safety = tokio::time::interval(SAFETY_READ);
+    safety.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // Wait for a wake-up for this session; drain what is queued (coalescing).
-        let mut wake = match bus_rx.recv().await {
-            Ok(BusMessage::Event(e)) => e.session_id == session_id && e.seq > last,
-            Ok(BusMessage::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => true,
-            Err(broadcast::error::RecvError::Closed) => return,
+        let mut wake = tokio::select! {
+            msg = bus_rx.recv() => match msg {
+                Ok(BusMessage::Event(e)) => e.session_id == session_id && e.seq > last,
+                Ok(BusMessage::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => true,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = safety.tick() => true,
         };
         loop {
             match bus_rx.try_recv() {

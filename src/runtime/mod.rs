@@ -91,11 +91,14 @@ impl DesktopRuntime for NoneRuntime {
     }
 }
 
-/// Builds the driver `config.desktop_runtime` names. Errors: the process driver's state
-/// directory cannot be created.
+/// Builds the driver `config.desktop_runtime` names; with `worker_concurrency = 0` (an API
+/// node whose jobs run in `agentdesk worker`) no desktops are run here. Errors: the process
+/// driver's state directory cannot be created, or another process owns it.
 pub async fn from_config(config: &Config) -> anyhow::Result<Arc<dyn DesktopRuntime>> {
     Ok(match config.desktop_runtime {
         DesktopRuntimeKind::None => Arc::new(NoneRuntime),
+        // A process that runs no jobs never provisions; the worker process owns the desktops.
+        DesktopRuntimeKind::Process if config.worker_concurrency == 0 => Arc::new(NoneRuntime),
         DesktopRuntimeKind::Process => Arc::new(
             process::ProcessRuntime::start(process::ProcessConfig::from_config(config)).await?,
         ),

@@ -148,6 +148,9 @@ pub struct ProcessRuntime {
     setpriv: Option<PathBuf>,
     /// Requests to the launcher thread.
     launcher: std::sync::mpsc::Sender<LaunchRequest>,
+    /// `state_dir/.lock`, held exclusively (flock) for the runtime's life: one process owns
+    /// the desktops of a state directory, so no process reaps another's desktops.
+    _owner_lock: std::fs::File,
     /// Live desktops by session id.
     live: Mutex<HashMap<Uuid, Running>>,
     /// Displays being launched or torn down (not in `live`, but not free either). Never held
@@ -179,6 +182,20 @@ impl ProcessRuntime {
                     cfg.state_dir.display()
                 )
             })?;
+        let lock_path = cfg.state_dir.join(".lock");
+        let owner_lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| anyhow!("opening {}: {e}", lock_path.display()))?;
+        if owner_lock.try_lock().is_err() {
+            bail!(
+                "another agentdesk process runs the desktops of {} (`data_dir`): one process per \
+                 data_dir owns desktops; run the jobs there, or give this process its own data_dir",
+                cfg.state_dir.display()
+            );
+        }
         let setpriv = detect_setpriv().await;
         if setpriv.is_none() {
             tracing::warn!(
@@ -206,6 +223,7 @@ impl ProcessRuntime {
             command_name,
             setpriv,
             launcher,
+            _owner_lock: owner_lock,
             live: Mutex::new(HashMap::new()),
             reserved: std::sync::Mutex::new(HashSet::new()),
             session_locks: Mutex::new(HashMap::new()),
