@@ -19,7 +19,10 @@ use crate::{
     auth::{rbac::Rbac, tokens::Keyring},
     config::Config,
     error::AppError,
-    http::{docs, idempotency::Idempotency, metrics, middleware, ratelimit::Limiters},
+    http::{
+        deprecation::Deprecations, docs, idempotency::Idempotency, metrics, middleware,
+        ratelimit::Limiters,
+    },
     jobs::worker,
     realtime::{bus::Bus, feed::Feeds},
     runtime::DesktopRuntime,
@@ -175,6 +178,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .at("/docs/*path", get(docs::docs_file))
         .nest_no_strip("/v1", api)
         .with(Idempotency)
+        .with(Deprecations::new(api::deprecations()))
         .data(state);
     middleware::wrap(app, config, limiters)
 }

@@ -105,3 +105,115 @@ async fn spec_and_docs_are_served() {
         .await
         .assert_problem("route_not_found");
 }
+
+/// The two halves of a deprecation stay together: every operation marked `deprecated: true`
+/// in the spec has a row in `api::DEPRECATED_OPERATIONS` (its sunset and link), and every row
+/// names a deprecated operation.
+#[test]
+fn deprecated_operations_match_their_table() {
+    let spec: Value = serde_json::from_str(&agentdesk::api::service().spec()).unwrap();
+    let mut marked = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op["deprecated"] == true {
+                marked.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let mut table: Vec<_> = agentdesk::api::deprecations()
+        .iter()
+        .map(|d| (d.method.to_owned(), d.path.to_owned()))
+        .collect();
+    marked.sort();
+    table.sort();
+    assert_eq!(marked, table);
+    for d in agentdesk::api::deprecations() {
+        assert!(d.sunset_at > d.deprecated_at, "{d:?}");
+    }
+}
+
+/// The mechanism end to end on a test-only operation: `#[oai(deprecated)]` marks the spec,
+/// the middleware adds `Deprecation`, `Sunset` and `Link` to its responses, and only to its.
+#[tokio::test]
+async fn deprecation_headers_on_a_deprecated_operation() {
+    use agentdesk::http::deprecation::{Deprecation, Deprecations};
+    use poem::{Endpoint, EndpointExt, Request, Route};
+    use poem_openapi::{OpenApi, OpenApiService, payload::PlainText};
+
+    struct LegacyApi;
+    #[OpenApi]
+    impl LegacyApi {
+        /// Old
+        ///
+        /// Replaced by `current.get`.
+        #[oai(
+            path = "/v1/legacy/:id",
+            method = "get",
+            operation_id = "legacy.get",
+            deprecated
+        )]
+        async fn legacy(&self, id: poem_openapi::param::Path<String>) -> PlainText<String> {
+            PlainText(id.0)
+        }
+
+        /// Current
+        ///
+        /// The replacement.
+        #[oai(path = "/v1/current", method = "get", operation_id = "current.get")]
+        async fn current(&self) -> PlainText<&'static str> {
+            PlainText("new")
+        }
+    }
+
+    let service = OpenApiService::new(LegacyApi, "test", "1");
+    let spec: Value = serde_json::from_str(&service.spec()).unwrap();
+    assert_eq!(spec["paths"]["/v1/legacy/{id}"]["get"]["deprecated"], true);
+    assert!(
+        spec["paths"]["/v1/current"]["get"]
+            .get("deprecated")
+            .is_none()
+    );
+
+    let app = Route::new()
+        .nest_no_strip("/v1", service)
+        .with(Deprecations::new(vec![Deprecation {
+            method: "GET",
+            path: "/v1/legacy/{id}",
+            deprecated_at: 1_767_225_600,
+            sunset_at: 1_782_864_000,
+            link: "https://docs.example/migrate-legacy",
+        }]));
+    let resp = app
+        .call(
+            Request::builder()
+                .uri("/v1/legacy/7".parse().unwrap())
+                .finish(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let h = |n: &str| {
+        resp.headers()
+            .get(n)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(h("deprecation").as_deref(), Some("@1767225600"));
+    assert_eq!(
+        h("sunset").as_deref(),
+        Some("Wed, 01 Jul 2026 00:00:00 GMT")
+    );
+    assert_eq!(
+        h("link").as_deref(),
+        Some("<https://docs.example/migrate-legacy>; rel=\"deprecation\"")
+    );
+    let resp = app
+        .call(
+            Request::builder()
+                .uri("/v1/current".parse().unwrap())
+                .finish(),
+        )
+        .await
+        .unwrap();
+    assert!(resp.headers().get("deprecation").is_none());
+    assert!(resp.headers().get("sunset").is_none());
+}

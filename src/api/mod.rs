@@ -60,6 +60,16 @@ pub fn to_object(v: serde_json::Value) -> JsonObject {
     }
 }
 
+/// Deprecated operations of v1: each also carries `#[oai(deprecated)]` on its handler (a
+/// contract test keeps the two in step). Their responses get `Deprecation`, `Sunset` and
+/// `Link: rel="deprecation"` headers (see [`crate::http::deprecation`]). None yet.
+pub const DEPRECATED_OPERATIONS: &[crate::http::deprecation::Deprecation] = &[];
+
+/// The deprecation table the middleware serves.
+pub fn deprecations() -> Vec<crate::http::deprecation::Deprecation> {
+    DEPRECATED_OPERATIONS.to_vec()
+}
+
 /// API version in the spec's `info.version`.
 pub const API_VERSION: &str = "1.0.0";
 

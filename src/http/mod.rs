@@ -2,6 +2,7 @@
 //! security headers, CORS, rate limits, body limit, timeout) and the Swagger UI handler.
 //! Business rules live in `domain/`; the contract in `api/`.
 
+pub mod deprecation;
 pub mod docs;
 pub mod idempotency;
 pub mod metrics;

@@ -81,7 +81,7 @@ pub fn diagnose(method: &str, path: &str, body: &[u8], reason: &str) -> AppError
 }
 
 /// Whether a spec path template (`/v1/orgs/{org_id}`) matches a request path.
-fn template_matches(template: &str, path: &str) -> bool {
+pub(crate) fn template_matches(template: &str, path: &str) -> bool {
     let (mut t, mut p) = (template.split('/'), path.split('/'));
     loop {
         match (t.next(), p.next()) {
