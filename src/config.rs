@@ -195,7 +195,8 @@ pub struct ConfigError(pub String);
 impl Config {
     /// Loads defaults ← `agentdesk.toml` (or the file in `AGENTDESK_CONFIG`) ← `AGENTDESK_*`,
     /// then validates. The test, bench and CI variables (`AGENTDESK_TEST_POSTGRES_URL`,
-    /// `AGENTDESK_BENCH_POSTGRES_URL`, `AGENTDESK_CI_VENV`) are not configuration and are skipped. Errors: [`ConfigError`] naming the key and the source.
+    /// `AGENTDESK_BENCH_POSTGRES_URL`, `AGENTDESK_CI_VENV`, `AGENTDESK_BIN`,
+    /// `AGENTDESK_CONTRACT_OUT`) are not configuration and are skipped. Errors: [`ConfigError`] naming the key and the source.
     pub fn load() -> Result<Self, ConfigError> {
         let file = std::env::var("AGENTDESK_CONFIG").unwrap_or_else(|_| "agentdesk.toml".into());
         let figment = Figment::from(Serialized::defaults(Config::default()))
@@ -205,6 +206,8 @@ impl Config {
                 "TEST_POSTGRES_URL",
                 "BENCH_POSTGRES_URL",
                 "CI_VENV",
+                "BIN",
+                "CONTRACT_OUT",
             ]));
         Self::from_figment(figment)
     }
