@@ -79,6 +79,7 @@ impl Capability {
 
 /// The desktop an agent's sessions get.
 #[derive(Object, Clone, Copy)]
+#[oai(skip_serializing_if_is_none)]
 pub struct DesktopProfile {
     /// Screen width in pixels, 320–7680 (default 1280).
     #[oai(validator(minimum(value = "320"), maximum(value = "7680")))]
@@ -90,6 +91,7 @@ pub struct DesktopProfile {
 
 /// An agent.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AgentOut {
     /// Agent id (UUIDv7).
     pub id: Uuid,
@@ -146,6 +148,7 @@ impl From<AgentView> for AgentOut {
 
 /// `agents.create` request.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AgentIn {
     /// Name, 1–200 characters, unique in the organization (409 `agent_name_taken`).
     #[oai(validator(max_length = 200))]
@@ -168,6 +171,7 @@ pub struct AgentIn {
 
 /// `agents.update` request: absent fields are unchanged; `capabilities` replaces the set.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AgentPatch {
     /// New name, 1–200 characters.
     #[oai(validator(max_length = 200))]
@@ -194,6 +198,7 @@ fn caps(v: Option<Vec<Capability>>) -> Option<Vec<String>> {
 
 /// A page of agents.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AgentList {
     /// The agents, oldest first.
     pub items: Vec<AgentOut>,

@@ -20,6 +20,7 @@ use crate::{
 
 /// Who acted.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AuditActor {
     /// `user` or `anonymous` (e.g. a failed login).
     #[oai(rename = "type")]
@@ -30,6 +31,7 @@ pub struct AuditActor {
 
 /// What was acted on.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AuditTarget {
     /// `user`, `organization` or `membership` (id = the member's user id).
     #[oai(rename = "type")]
@@ -40,12 +42,14 @@ pub struct AuditTarget {
 
 /// One audit event.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AuditEventOut {
     /// Event id (UUIDv7).
     pub id: Uuid,
     /// Stable action name: `auth.login`, `auth.refresh_token_reused`, `user.registered`,
     /// `user.password_changed`, `org.created`, `org.updated`, `org.deleted`, `member.added`,
-    /// `member.updated`, `member.removed`.
+    /// `member.updated`, `member.removed`, `agent.created`, `agent.updated`, `agent.deleted`,
+    /// `session.created`, `session.stopped`, `command.denied`, `job.retried`.
     pub action: String,
     /// `success` or `failure`.
     pub outcome: String,
@@ -90,6 +94,7 @@ impl From<audit_event::Model> for AuditEventOut {
 
 /// A page of audit events.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AuditEventList {
     /// The events, newest first.
     pub items: Vec<AuditEventOut>,

@@ -9,6 +9,7 @@ use crate::{api_errors, app::AppState, domain::accounts, http::middleware::Clien
 
 /// `auth.register` request.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RegisterIn {
     /// Email address; normalised to lower case and unique across the server.
     #[oai(validator(max_length = 320))]
@@ -23,6 +24,7 @@ pub struct RegisterIn {
 
 /// `auth.login` request.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct LoginIn {
     /// The account's email (case-insensitive).
     #[oai(validator(max_length = 320))]
@@ -34,6 +36,7 @@ pub struct LoginIn {
 
 /// A refresh token presented to `auth.refresh` or `auth.logout`.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RefreshIn {
     /// The opaque refresh token from `auth.login` or the last `auth.refresh`.
     #[oai(validator(max_length = 128))]
@@ -42,6 +45,7 @@ pub struct RefreshIn {
 
 /// A token pair (RFC 6749 §5.1 field names).
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TokenOut {
     /// Access token (JWT): send as `Authorization: Bearer <access_token>`.
     pub access_token: String,

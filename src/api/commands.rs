@@ -120,6 +120,7 @@ impl CommandStatusName {
 
 /// A command.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CommandOut {
     /// Command id (UUIDv7).
     pub id: Uuid,
@@ -171,6 +172,7 @@ impl From<command::Model> for CommandOut {
 
 /// `commands.create` request.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CommandIn {
     /// What to do; each kind needs one agent capability.
     pub kind: CommandKindName,
@@ -190,6 +192,7 @@ pub enum ResultStatus {
 
 /// `commands.complete` request.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CommandResultIn {
     /// The outcome.
     pub status: ResultStatus,
@@ -203,6 +206,7 @@ pub struct CommandResultIn {
 
 /// A page of commands.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CommandList {
     /// The commands, oldest first.
     pub items: Vec<CommandOut>,

@@ -77,6 +77,7 @@ impl EventKind {
 
 /// One event of a session's log.
 #[derive(Object, Clone)]
+#[oai(skip_serializing_if_is_none)]
 pub struct EventOut {
     /// Position in the session's log: gapless from 1, in commit order. The SSE `id:`.
     pub seq: i64,
@@ -99,11 +100,40 @@ impl From<session_event::Model> for EventOut {
     }
 }
 
+/// The kinds a client may append (`status` is the server's).
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum ClientEventKind {
+    /// Something the agent did.
+    Action,
+    /// A screenshot (reference or small inline image).
+    Screenshot,
+    /// An outcome.
+    Result,
+    /// Chat between the agent and people.
+    Message,
+    /// Diagnostics.
+    Log,
+}
+
+impl ClientEventKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Action => "action",
+            Self::Screenshot => "screenshot",
+            Self::Result => "result",
+            Self::Message => "message",
+            Self::Log => "log",
+        }
+    }
+}
+
 /// One event to append.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct EventIn {
-    /// `action`, `screenshot`, `result`, `message` or `log` (`status` → 422).
-    pub kind: EventKind,
+    /// `action`, `screenshot`, `result`, `message` or `log`.
+    pub kind: ClientEventKind,
     /// The event's data: a JSON object of at most `event_payload_max_bytes` (256 KiB by
     /// default) as compact JSON.
     pub payload: JsonObject,
@@ -111,6 +141,7 @@ pub struct EventIn {
 
 /// `events.append` request.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct EventBatchIn {
     /// 1–500 events, appended in this order with consecutive seqs.
     #[oai(validator(min_items = 1, max_items = 500))]
@@ -119,6 +150,7 @@ pub struct EventBatchIn {
 
 /// `events.append` result.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AppendedOut {
     /// Seq of the first event appended.
     pub first_seq: i64,
@@ -128,6 +160,7 @@ pub struct AppendedOut {
 
 /// A page of a session's log.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct EventPage {
     /// Events with `seq > after_seq`, oldest first.
     pub items: Vec<EventOut>,
@@ -140,6 +173,7 @@ pub struct EventPage {
 
 /// A session's status change, as the org stream reports it.
 #[derive(Object, Clone)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SessionStatusEvent {
     /// The session.
     pub session_id: Uuid,

@@ -62,6 +62,7 @@ fn parse_status(s: &str) -> JobStatusName {
 
 /// A background job.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct JobOut {
     /// Job id (UUIDv7).
     pub id: Uuid,
@@ -110,6 +111,7 @@ impl From<job::Model> for JobOut {
 
 /// A page of jobs.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct JobList {
     /// The jobs, newest first.
     pub items: Vec<JobOut>,

@@ -12,6 +12,7 @@ use crate::{
 
 /// A user account as its owner sees it.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct UserOut {
     /// User id (UUIDv7).
     pub id: Uuid,
@@ -39,6 +40,7 @@ impl From<user::Model> for UserOut {
 
 /// `me.update` request: every field optional.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MePatch {
     /// New display name, 1–200 characters.
     #[oai(validator(max_length = 200))]

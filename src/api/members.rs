@@ -24,6 +24,7 @@ use crate::{
 
 /// A member of an organization.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MemberOut {
     /// The member's user id.
     pub user_id: Uuid,
@@ -56,6 +57,7 @@ impl From<Member> for MemberOut {
 
 /// `members.add` request.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MemberIn {
     /// Email of an existing account (`422` naming `email` when there is none).
     #[oai(validator(max_length = 320))]
@@ -66,6 +68,7 @@ pub struct MemberIn {
 
 /// `members.update` request.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MemberRoleIn {
     /// The new role; granting or taking `owner` needs `members:owner`.
     pub role: RoleName,
@@ -73,6 +76,7 @@ pub struct MemberRoleIn {
 
 /// A page of members.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MemberList {
     /// The members, in user-id order.
     pub items: Vec<MemberOut>,

@@ -21,6 +21,7 @@ use crate::{
 
 /// An organization, with the caller's role in it.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct OrgOut {
     /// Organization id (UUIDv7).
     pub id: Uuid,
@@ -51,6 +52,7 @@ impl OrgOut {
 
 /// `orgs.create` request.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct OrgIn {
     /// Display name, 1–200 characters.
     #[oai(validator(max_length = 200))]
@@ -59,6 +61,7 @@ pub struct OrgIn {
 
 /// `orgs.update` request: every field optional.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct OrgPatch {
     /// New display name, 1–200 characters.
     #[oai(validator(max_length = 200))]
@@ -67,6 +70,7 @@ pub struct OrgPatch {
 
 /// A page of organizations.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct OrgList {
     /// The organizations, oldest first.
     pub items: Vec<OrgOut>,

@@ -70,6 +70,7 @@ impl From<SessionStatus> for Status {
 
 /// Where a running session's desktop is reachable (RFB/VNC).
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct DesktopOut {
     /// Host of the VNC server, e.g. `127.0.0.1`.
     pub vnc_host: String,
@@ -85,6 +86,7 @@ pub struct DesktopOut {
 
 /// A session.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SessionOut {
     /// Session id (UUIDv7).
     pub id: Uuid,
@@ -159,6 +161,7 @@ impl From<session::Model> for SessionOut {
 
 /// `sessions.create` request.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SessionIn {
     /// The agent to run (of this organization).
     pub agent_id: Uuid,
@@ -174,6 +177,7 @@ pub struct SessionIn {
 
 /// A page of sessions.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SessionList {
     /// The sessions, newest first.
     pub items: Vec<SessionOut>,
