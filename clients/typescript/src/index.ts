@@ -1,0 +1,40 @@
+// @agentdesk/client: the public surface.
+export { createClient } from "./client.js";
+export type {
+  AgentdeskClient,
+  CallOptions,
+  ClientOptions,
+  EventStreamEnd,
+  EventStreamOptions,
+  IdempotentCallOptions,
+  IfMatchCallOptions,
+  OrgEventStreamOptions,
+} from "./client.js";
+export { isProblem, toProblem } from "./problem.js";
+export type { Problem, ProblemCode, ProblemFieldError, Result } from "./problem.js";
+export type { OnTokenRefresh, TokenOut } from "./auth.js";
+export { SseParser } from "./sse.js";
+export type { ReconnectOptions, SseMessage, StreamEnd } from "./sse.js";
+export type { components, operations, paths } from "./generated/v1.js";
+
+import type { components } from "./generated/v1.js";
+type S = components["schemas"];
+/** Every schema of the spec, by its spec name. */
+export type Schemas = S;
+export type UserOut = S["UserOut"];
+export type OrgOut = S["OrgOut"];
+export type RoleName = S["RoleName"];
+export type MemberOut = S["MemberOut"];
+export type AuditEventOut = S["AuditEventOut"];
+export type AgentOut = S["AgentOut"];
+export type Capability = S["Capability"];
+export type SessionOut = S["SessionOut"];
+export type SessionStatus = S["SessionStatus"];
+export type SessionStatusEvent = S["SessionStatusEvent"];
+export type EventIn = S["EventIn"];
+export type EventOut = S["EventOut"];
+export type EventKind = S["EventKind"];
+export type CommandIn = S["CommandIn"];
+export type CommandOut = S["CommandOut"];
+export type CommandKindName = S["CommandKindName"];
+export type JobOut = S["JobOut"];

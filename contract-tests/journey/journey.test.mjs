@@ -1,0 +1,408 @@
+// A user's journey through @agentdesk/client against the real server binary.
+// Run: AGENTDESK_BIN=/path/to/agentdesk npm test (default: the release build, see server.mjs).
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, test } from "node:test";
+import { createClient, isProblem } from "@agentdesk/client";
+import { startServer } from "./server.mjs";
+
+const PASSWORD = "correct horse battery staple";
+let server;
+/** Shared state the steps build up, in order. */
+const s = {};
+
+before(async () => {
+  server = await startServer();
+});
+
+after(async () => {
+  await server?.stop();
+});
+
+const client = (opts = {}) => createClient({ baseUrl: server.baseUrl, ...opts });
+
+/** Asserts a result is a success and returns its data. */
+function ok(result, status) {
+  if (result.error) {
+    assert.fail(`expected ${status}, got ${result.response.status}: ${JSON.stringify(result.error)}`);
+  }
+  assert.equal(result.response.status, status);
+  return result.data;
+}
+
+/** Asserts a result is the documented problem and returns it. */
+function problem(result, status, code) {
+  assert.equal(result.data, undefined, `expected a ${status} problem, got data ${JSON.stringify(result.data)}`);
+  assert.ok(isProblem(result.error), `not a Problem: ${JSON.stringify(result.error)}`);
+  assert.equal(result.response.status, status, JSON.stringify(result.error));
+  assert.match(result.response.headers.get("content-type") ?? "", /^application\/problem\+json/);
+  assert.equal(result.error.status, status);
+  assert.equal(result.error.code, code, JSON.stringify(result.error));
+  assert.equal(typeof result.error.title, "string");
+  assert.equal(typeof result.error.detail, "string");
+  assert.equal(typeof result.error.request_id, "string");
+  return result.error;
+}
+
+async function eventually(what, fn, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function waitForStatus(c, orgId, sessionId, status) {
+  return eventually(`session ${sessionId} to be ${status}`, async () => {
+    const session = ok(await c.sessions.get(orgId, sessionId), 200);
+    return session.status === status ? session : undefined;
+  });
+}
+
+async function signUp(email, displayName) {
+  const c = client();
+  const user = ok(await c.auth.register({ email, password: PASSWORD, display_name: displayName }), 201);
+  assert.equal(user.email, email);
+  const tokens = ok(await c.auth.login({ email, password: PASSWORD }), 200);
+  assert.equal(tokens.token_type.toLowerCase(), "bearer");
+  assert.equal(c.tokens.accessToken, tokens.access_token);
+  return { c, user, tokens };
+}
+
+/**
+ * A fetch that cuts the first event stream after `n` whole events (plus a few bytes of the
+ * next one), as a dropped connection would, and records each stream request's Last-Event-ID.
+ */
+function flakyFetch(n) {
+  const streams = [];
+  let dropped = false;
+  const fetchImpl = async (request) => {
+    const isStream = new URL(request.url).pathname.endsWith("/events/stream");
+    if (isStream) streams.push({ lastEventId: request.headers.get("last-event-id"), url: request.url });
+    const response = await fetch(request);
+    if (!isStream || dropped || !response.ok || !response.body) return response;
+    dropped = true;
+    const reader = response.body.getReader();
+    let events = 0;
+    let prev = -1;
+    const body = new ReadableStream({
+      async pull(controller) {
+        const { value, done } = await reader.read();
+        if (done) return controller.close();
+        for (let i = 0; i < value.length; i++) {
+          if (value[i] === 10 && prev === 10 && ++events === n) {
+            controller.enqueue(value.subarray(0, Math.min(value.length, i + 1 + 12)));
+            await reader.cancel();
+            controller.error(new TypeError("simulated network drop"));
+            return;
+          }
+          prev = value[i];
+        }
+        controller.enqueue(value);
+      },
+      cancel: () => reader.cancel(),
+    });
+    return new Response(body, { status: response.status, headers: response.headers });
+  };
+  return { fetchImpl, streams };
+}
+
+test("register and log in (422 validation_failed on a short password, 409 email_taken)", async () => {
+  const weak = await client().auth.register({ email: "weak@example.com", password: "short", display_name: "W" });
+  const p = problem(weak, 422, "validation_failed");
+  assert.ok(p.errors?.some((e) => e.field === "password"), JSON.stringify(p.errors));
+
+  s.alice = await signUp("alice@example.com", "Alice");
+  s.bob = await signUp("bob@example.com", "Bob");
+  s.mallory = await signUp("mallory@example.com", "Mallory");
+
+  problem(
+    await client().auth.register({ email: "alice@example.com", password: PASSWORD, display_name: "A2" }),
+    409,
+    "email_taken",
+  );
+  problem(await client().auth.login({ email: "alice@example.com", password: "wrong password!!" }), 401, "invalid_credentials");
+
+  const me = ok(await s.alice.c.me.get(), 200);
+  assert.equal(me.id, s.alice.user.id);
+  assert.equal(me.display_name, "Alice");
+  problem(await client().me.get(), 401, "invalid_token");
+});
+
+test("create an org and add a member", async () => {
+  const { c } = s.alice;
+  const org = ok(await c.orgs.create({ name: "Acme" }), 201);
+  assert.equal(org.role, "owner");
+  s.org = org.id;
+  const listed = ok(await c.orgs.list(), 200);
+  assert.deepEqual(
+    listed.items.map((o) => o.id),
+    [org.id],
+  );
+
+  const member = ok(await c.members.add(s.org, { email: "bob@example.com", role: "viewer" }), 201);
+  assert.equal(member.user_id, s.bob.user.id);
+  assert.equal(member.role, "viewer");
+  problem(await c.members.add(s.org, { email: "bob@example.com", role: "viewer" }), 409, "already_member");
+  const members = ok(await c.members.list(s.org), 200);
+  assert.equal(members.items.length, 2);
+
+  const malloryOrg = ok(await s.mallory.c.orgs.create({ name: "Elsewhere" }), 201);
+  s.malloryOrg = malloryOrg.id;
+});
+
+test("create an agent (403 permission_denied for a viewer)", async () => {
+  const body = { name: "clicker", model: "test-model", capabilities: ["desktop:input.pointer", "desktop:screen.capture"] };
+  const denied = problem(await s.bob.c.agents.create(s.org, body), 403, "permission_denied");
+  assert.equal(denied.missing_permission, "agents:write");
+
+  const agent = ok(await s.alice.c.agents.create(s.org, body, { idempotencyKey: randomUUID() }), 201);
+  assert.deepEqual([...agent.capabilities].sort(), ["desktop:input.pointer", "desktop:screen.capture"]);
+  s.agent = agent.id;
+  const got = ok(await s.bob.c.agents.get(s.org, s.agent), 200);
+  assert.equal(got.name, "clicker");
+  assert.equal(got.version, agent.version);
+});
+
+test("start a session; it becomes running", async () => {
+  const { c } = s.alice;
+  const session = ok(await c.sessions.create(s.org, { agent_id: s.agent, metadata: { ticket: "J-1" } }), 202);
+  assert.equal(session.status, "pending");
+  s.session = session.id;
+  const running = await waitForStatus(c, s.org, s.session, "running");
+  assert.equal(running.agent_id, s.agent);
+  assert.deepEqual(running.metadata, { ticket: "J-1" });
+
+  // 422 names the field.
+  const bad = problem(await c.sessions.create(s.org, { agent_id: s.agent, timeout_s: 0 }), 422, "validation_failed");
+  assert.ok(bad.errors?.some((e) => e.field === "timeout_s"), JSON.stringify(bad.errors));
+});
+
+test("append events and read them by cursor", async () => {
+  const { c } = s.alice;
+  const appended = ok(
+    await c.events.append(s.org, s.session, {
+      events: [
+        { kind: "message", payload: { text: "hello" } },
+        { kind: "log", payload: { line: "booted", level: "info" } },
+        { kind: "action", payload: { tool: "look" } },
+      ],
+    }),
+    201,
+  );
+  assert.equal(appended.last_seq - appended.first_seq, 2);
+  s.appended = appended;
+
+  const items = [];
+  let afterSeq = 0;
+  let pages = 0;
+  for (;;) {
+    const page = ok(await c.events.list(s.org, s.session, { after_seq: afterSeq, limit: 2 }), 200);
+    pages += 1;
+    items.push(...page.items);
+    afterSeq = page.next_after_seq;
+    if (!page.has_more) break;
+  }
+  assert.ok(pages >= 2, "paged with limit 2");
+  assert.deepEqual(
+    items.map((e) => e.seq),
+    Array.from({ length: appended.last_seq }, (_, i) => i + 1),
+    "gapless from 1",
+  );
+  const mine = items.filter((e) => e.seq >= appended.first_seq);
+  assert.deepEqual(
+    mine.map((e) => [e.kind, e.payload]),
+    [
+      ["message", { text: "hello" }],
+      ["log", { line: "booted", level: "info" }],
+      ["action", { tool: "look" }],
+    ],
+  );
+  assert.ok(items.some((e) => e.kind === "status" && e.payload.status === "running"));
+
+  const onlyLogs = ok(await c.events.list(s.org, s.session, { kind: "log" }), 200);
+  assert.deepEqual(
+    onlyLogs.items.map((e) => e.seq),
+    [appended.first_seq + 1],
+  );
+});
+
+test("follow the stream over SSE (one plain, one with a dropped connection)", async () => {
+  const collect = (c, opts = {}) => {
+    const events = [];
+    const done = c.events.stream(s.org, s.session, {
+      signal: AbortSignal.timeout(30_000),
+      reconnect: { initialDelayMs: 100 },
+      ...opts,
+      onEvent: (e) => {
+        events.push(e);
+      },
+    });
+    return { events, done };
+  };
+  s.plain = collect(s.alice.c);
+  s.flaky = flakyFetch(2);
+  const flakyClient = client({ accessToken: s.alice.c.tokens.accessToken, fetch: s.flaky.fetchImpl });
+  s.flakyStream = collect(flakyClient);
+  s.resumed = collect(s.bob.c, { afterSeq: s.appended.first_seq });
+
+  // Everything already in the log arrives first, without waiting for the session to end.
+  await eventually("the streams to replay the log", () =>
+    [s.plain, s.flakyStream].every((x) => x.events.length >= s.appended.last_seq),
+  );
+  assert.ok(s.flaky.streams.length >= 2, "the dropped stream reconnected");
+  assert.equal(s.flaky.streams[0].lastEventId, null);
+  assert.equal(s.flaky.streams[1].lastEventId, "2", "reconnected with Last-Event-ID of the last whole event");
+});
+
+test("send a command that is denied and one that is accepted", async () => {
+  const { c } = s.alice;
+  const denied = problem(
+    await c.commands.create(s.org, s.session, { kind: "shell", args: { command: "ls" } }),
+    403,
+    "capability_denied",
+  );
+  assert.equal(denied.missing_permission, "desktop:shell");
+
+  const accepted = ok(await c.commands.create(s.org, s.session, { kind: "click", args: { x: 10, y: 20 } }), 202);
+  assert.equal(accepted.kind, "click");
+  assert.equal(accepted.status, "queued");
+  assert.deepEqual(accepted.args, { x: 10, y: 20 });
+  s.command = accepted.id;
+  const listed = ok(await c.commands.list(s.org, s.session), 200);
+  assert.deepEqual(
+    listed.items.map((x) => x.id),
+    [accepted.id],
+  );
+  ok(await s.bob.c.commands.get(s.org, s.session, accepted.id), 200);
+});
+
+test("the org's live-session limit answers 429 session_limit_reached", async () => {
+  const { c } = s.alice;
+  const second = ok(await c.sessions.create(s.org, { agent_id: s.agent }), 202);
+  const third = await c.sessions.create(s.org, { agent_id: s.agent });
+  problem(third, 429, "session_limit_reached");
+  assert.match(third.response.headers.get("retry-after") ?? "", /^\d+$/, "429 carries Retry-After");
+  ok(await c.sessions.stop(s.org, second.id), 202);
+  await waitForStatus(c, s.org, second.id, "stopped");
+});
+
+test("404 not_found for another org's session and for an unknown id", async () => {
+  problem(await s.mallory.c.sessions.get(s.org, s.session), 404, "not_found");
+  problem(await s.alice.c.sessions.get(s.org, randomUUID()), 404, "not_found");
+  problem(await s.alice.c.sessions.get(s.malloryOrg, s.session), 404, "not_found");
+});
+
+test("stop the session; the streams end after the final status; a second stop is 409", async () => {
+  const { c } = s.alice;
+  const stopping = ok(await c.sessions.stop(s.org, s.session), 202);
+  assert.equal(stopping.status, "stopping");
+  await waitForStatus(c, s.org, s.session, "stopped");
+
+  const conflict = problem(await c.sessions.stop(s.org, s.session), 409, "invalid_transition");
+  assert.equal(conflict.current_status, "stopped");
+  const notLive = problem(
+    await c.events.append(s.org, s.session, { events: [{ kind: "log", payload: { late: true } }] }),
+    409,
+    "session_not_live",
+  );
+  assert.equal(notLive.current_status, "stopped");
+  const cancelled = ok(await c.commands.get(s.org, s.session, s.command), 200);
+  assert.equal(cancelled.status, "cancelled");
+
+  const all = [];
+  for (let after = 0; ; ) {
+    const page = ok(await c.events.list(s.org, s.session, { after_seq: after, limit: 500 }), 200);
+    all.push(...page.items);
+    after = page.next_after_seq;
+    if (!page.has_more) break;
+  }
+  const last = all.at(-1);
+  assert.equal(last.kind, "status");
+  assert.equal(last.payload.status, "stopped");
+  assert.ok(
+    all.some((e) => e.kind === "action" && e.payload.command_id === s.command && e.payload.kind === "click"),
+    "the accepted command is in the log as an action",
+  );
+
+  for (const [name, stream, from] of [
+    ["plain", s.plain, 0],
+    ["dropped-and-resumed", s.flakyStream, 0],
+    ["started after a seq", s.resumed, s.appended.first_seq],
+  ]) {
+    const end = await stream.done;
+    assert.equal(end.reason, "final", `${name}: ${JSON.stringify(end)}`);
+    assert.equal(end.lastSeq, last.seq, name);
+    assert.deepEqual(stream.events, all.filter((e) => e.seq > from), `${name}: same events as events.list, no gap, no duplicate`);
+  }
+
+  // A stream opened on an ended session replays and ends.
+  const replay = [];
+  const end = await c.events.stream(s.org, s.session, { afterSeq: last.seq - 2, onEvent: (e) => void replay.push(e) });
+  assert.equal(end.reason, "final");
+  assert.deepEqual(
+    replay.map((e) => e.seq),
+    [last.seq - 1, last.seq],
+  );
+  const caughtUp = await c.events.stream(s.org, s.session, { afterSeq: last.seq, onEvent: () => assert.fail("no event") });
+  assert.equal(caughtUp.reason, "ended");
+  const foreign = await s.mallory.c.events.stream(s.org, s.session, { onEvent: () => assert.fail("no event") });
+  assert.equal(foreign.reason, "problem");
+  assert.equal(foreign.error.code, "not_found");
+});
+
+test("read the audit log", async () => {
+  const { c } = s.alice;
+  const page = ok(await c.audit.list(s.org, { limit: 200 }), 200);
+  const actions = new Set(page.items.map((e) => e.action));
+  for (const action of ["org.created", "member.added", "agent.created", "session.created", "command.denied", "session.stopped"]) {
+    assert.ok(actions.has(action), `audit has ${action}: ${[...actions].join(", ")}`);
+  }
+  const denied = ok(await c.audit.list(s.org, { action: "command.denied" }), 200);
+  assert.equal(denied.items.length, 1);
+  assert.equal(denied.items[0].action, "command.denied");
+  problem(await s.bob.c.audit.list(s.org), 403, "permission_denied");
+
+  const jobs = ok(await c.jobs.list(s.org), 200);
+  assert.ok(jobs.items.length >= 1, "provisioning and stop jobs are listed");
+  assert.ok(jobs.items.every((j) => j.status !== "dead"), JSON.stringify(jobs.items));
+});
+
+test("a 401 rotates the refresh token once for concurrent calls and replays them", async () => {
+  const login = ok(await client().auth.login({ email: "alice@example.com", password: PASSWORD }), 200);
+  let refreshCalls = 0;
+  const rotated = [];
+  const counting = async (request) => {
+    if (new URL(request.url).pathname === "/v1/auth/refresh") refreshCalls += 1;
+    return fetch(request);
+  };
+  const c = client({
+    accessToken: "expired-or-garbage",
+    refreshToken: login.refresh_token,
+    fetch: counting,
+    onTokenRefresh: (tokens) => void rotated.push(tokens),
+  });
+  const [me, orgs, session] = await Promise.all([c.me.get(), c.orgs.list(), c.sessions.get(s.org, s.session)]);
+  assert.equal(ok(me, 200).email, "alice@example.com");
+  ok(orgs, 200);
+  ok(session, 200);
+  assert.equal(refreshCalls, 1, "one refresh for three concurrent 401s");
+  assert.equal(rotated.length, 1);
+  assert.equal(c.tokens.accessToken, rotated[0].access_token);
+  assert.notEqual(c.tokens.refreshToken, login.refresh_token);
+  // A POST with a body is replayed intact.
+  ok(await c.orgs.create({ name: "After refresh" }), 201);
+
+  // A refused refresh leaves the original 401 as the result, once.
+  const stale = client({ accessToken: "garbage", refreshToken: login.refresh_token, fetch: counting });
+  refreshCalls = 0;
+  problem(await stale.me.get(), 401, "invalid_token");
+  assert.equal(refreshCalls, 1);
+  assert.equal(stale.tokens.refreshToken, undefined, "a refused refresh token is dropped");
+  problem(await stale.me.get(), 401, "invalid_token");
+  assert.equal(refreshCalls, 1, "no second refresh with a dead token");
+  // Presenting the spent token revoked the family (RFC 9700 §4.14): the rotated one is dead too.
+  problem(await client().auth.refresh({ refresh_token: c.tokens.refreshToken }), 401, "invalid_refresh_token");
+});

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every contract test against the server binary in $AGENTDESK_BIN (CI passes the release
+# build), in order, each timed; the first failure stops the run with a non-zero exit.
+#   1. SDK (clients/typescript): npm ci, generated types drift check, tsc --strict build, offline tests.
+#   2. Breaking-change gate: Optic diff of openapi/v1.yaml against the newest openapi/releases/
+#      spec, and the gate's own tests (known breaking edits must fail, non-breaking must pass).
+#   3. SDK journey against the live server (node --test, through @agentdesk/client only).
+#   4. Swagger UI in headless Debian Chromium (playwright-core), screenshot saved.
+# Schemathesis (contract-tests/schemathesis/run.sh) is not in this list yet: it still reports
+# known server/spec defects (see contract-tests/README.md); it joins once they are fixed.
+# Reports and screenshots go to $AGENTDESK_CONTRACT_OUT (default ${TMPDIR:-/tmp}/agentdesk-contract).
+# (Spec drift, step 0, is `agentdesk openapi --check`, run by .ci/run and tests/contract.rs.)
+set -euo pipefail
+shopt -s inherit_errexit 2>/dev/null || true
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export AGENTDESK_BIN=${AGENTDESK_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/agentdesk-target}/release/agentdesk}
+export AGENTDESK_CONTRACT_OUT=${AGENTDESK_CONTRACT_OUT:-${TMPDIR:-/tmp}/agentdesk-contract}
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm_config_audit=false npm_config_fund=false
+[ -x "$AGENTDESK_BIN" ] || { echo "contract tests: no server binary at $AGENTDESK_BIN" >&2; exit 1; }
+mkdir -p "$AGENTDESK_CONTRACT_OUT"
+TIMES=()
+run() {
+  local name=$1; shift
+  echo; echo "--> contract: $name"
+  local t0=$SECONDS
+  "$@"
+  TIMES+=("$(printf '%-34s %4ss' "$name" $((SECONDS - t0)))")
+}
+
+run "SDK build + generated drift" bash -c "cd '$ROOT/clients/typescript' && npm ci && npm run check:generated && npm run build && npm test"
+run "breaking-change gate" bash -c "cd '$ROOT/contract-tests/breaking' && npm ci && npm run gate && npm test"
+run "SDK journey (live server)" bash -c "cd '$ROOT/contract-tests/journey' && npm ci && npm test"
+run "Swagger UI in Chromium" bash -c "cd '$ROOT/contract-tests/swagger-ui' && npm ci && npm test"
+
+echo; echo "contract tests passed; reports in $AGENTDESK_CONTRACT_OUT"
+printf '  %s\n' "${TIMES[@]}"

@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Fixtures for the schemathesis run (standard library only).
+
+    fixtures.py setup BASE TEMPLATE CONFIG   create users, orgs, agents, sessions, commands on
+                                             the server at BASE; write CONFIG from TEMPLATE with
+                                             every @NAME@ replaced, and auth.json (the logins
+                                             schemathesis performs) beside it; print `export`
+                                             lines: ST_BEARER (the owner's token, for churn and
+                                             state) and ST_FIXTURES (the ids, as JSON).
+    fixtures.py churn BASE FIXTURES TOKEN    until killed: start and stop a session in the
+                                             stream org every second, so that the live-only
+                                             org event stream has status changes to send
+    fixtures.py state BASE FIXTURES TOKEN    after the run: did the fixtures survive? (printed,
+                                             never fails: it explains thin coverage, not errors)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+ALL_CAPABILITIES = [
+    "desktop:screen.capture",
+    "desktop:input.pointer",
+    "desktop:input.keyboard",
+    "desktop:clipboard",
+    "desktop:shell",
+    "desktop:files",
+    "browser:navigate",
+]
+
+
+class Api:
+    def __init__(self, base: str) -> None:
+        self.base = base.rstrip("/")
+
+    def call(self, method: str, path: str, body=None, token: str | None = None, expect=(200,)):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if body is not None:
+            req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as err:
+            status, raw = err.code, err.read()
+        if status not in expect:
+            raise SystemExit(f"fixtures: {method} {path} answered {status}, expected {expect}: {raw[:500]!r}")
+        return json.loads(raw) if raw else None
+
+
+def register_and_login(api: Api, name: str, run_id: str) -> dict:
+    email = f"st-{name}-{run_id}@example.com"
+    password = f"schemathesis-{name}-{run_id}"
+    user = api.call("POST", "/v1/auth/register",
+                    {"email": email, "password": password, "display_name": f"Schemathesis {name}"},
+                    expect=(201,))
+    tokens = api.call("POST", "/v1/auth/login", {"email": email, "password": password})
+    return {"id": user["id"], "email": email, "password": password, "token": tokens["access_token"]}
+
+
+def wait_running(api: Api, token: str, org: str, session: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        status = api.call("GET", f"/v1/orgs/{org}/sessions/{session}", token=token)["status"]
+        if status == "running":
+            return
+        if status in ("failed", "stopped") or time.monotonic() > deadline:
+            raise SystemExit(f"fixtures: session {session} is {status}, not running")
+        time.sleep(0.2)
+
+
+def wfc_auth(users: dict[str, dict]) -> dict:
+    """A Web Fuzzing Commons auth document: schemathesis logs each user in itself."""
+    return {"auth": [{
+        "name": name,
+        "loginEndpointAuth": {
+            "endpoint": "/v1/auth/login",
+            "verb": "POST",
+            "contentType": "application/json",
+            "payloadUserPwd": {"username": u["email"], "usernameField": "email",
+                               "password": u["password"], "passwordField": "password"},
+            "token": {"extractFrom": "body", "extractSelector": "/access_token",
+                      "sendIn": "header", "sendName": "Authorization", "sendTemplate": "Bearer {token}"},
+        },
+    } for name, u in users.items()]}
+
+
+def setup(base: str, template: str, config: str) -> None:
+    api = Api(base)
+    run_id = uuid.uuid4().hex[:8]
+    a = register_and_login(api, "a", run_id)  # the owner: every request of the run
+    b = register_and_login(api, "b", run_id)  # the member that members.* add, change and remove
+    c = register_and_login(api, "c", run_id)  # logs in for auth.refresh / auth.logout
+    d = register_and_login(api, "d", run_id)  # the outsider: member of nothing
+    tok = a["token"]
+    # Refresh tokens of C's logins: me.update (run as A) revokes A's refresh tokens.
+    refresh = [api.call("POST", "/v1/auth/login", {"email": c["email"], "password": c["password"]})["refresh_token"]
+               for _ in range(5)]
+
+    org = api.call("POST", "/v1/orgs", {"name": "schemathesis"}, token=tok, expect=(201,))["id"]
+    org_members = api.call("POST", "/v1/orgs", {"name": "schemathesis members"}, token=tok, expect=(201,))["id"]
+    api.call("POST", f"/v1/orgs/{org_members}/members", {"email": b["email"], "role": "viewer"},
+             token=tok, expect=(201,))
+    # The org whose event stream the run reads while `churn` starts and stops sessions in it.
+    org_stream = api.call("POST", "/v1/orgs", {"name": "schemathesis stream"}, token=tok, expect=(201,))["id"]
+    # Every fixture org holds a live session: orgs.delete answers 409 `org_has_live_sessions`.
+    keepers = {}
+    for keep_org in (org_members, org_stream):
+        keeper = api.call("POST", f"/v1/orgs/{keep_org}/agents", {"name": "keeper", "model": "test-model"},
+                          token=tok, expect=(201,))["id"]
+        kept = api.call("POST", f"/v1/orgs/{keep_org}/sessions", {"agent_id": keeper}, token=tok, expect=(202,))["id"]
+        wait_running(api, tok, keep_org, kept)
+        keepers[keep_org] = keeper
+
+    def agent(name: str, capabilities: list[str]) -> str:
+        return api.call("POST", f"/v1/orgs/{org}/agents",
+                        {"name": name, "model": "test-model", "capabilities": capabilities},
+                        token=tok, expect=(201,))["id"]
+
+    agent_main = agent("main", ALL_CAPABILITIES)
+    agent_edit = agent("edit", ALL_CAPABILITIES)
+    agent_delete = agent("delete", [])
+
+    def session() -> str:
+        sid = api.call("POST", f"/v1/orgs/{org}/sessions", {"agent_id": agent_main}, token=tok, expect=(202,))["id"]
+        wait_running(api, tok, org, sid)
+        return sid
+
+    session_main = session()
+    session_stop = session()
+    cmds = f"/v1/orgs/{org}/sessions/{session_main}/commands"
+    api.call("POST", cmds, {"kind": "screenshot"}, token=tok, expect=(202,))
+    dispatched = api.call("POST", f"{cmds}/claim?wait_s=0", token=tok)["id"]
+    queued = api.call("POST", cmds, {"kind": "type", "args": {"text": "hello"}}, token=tok, expect=(202,))["id"]
+    # A log to replay: events.stream answers at once instead of waiting for live events.
+    api.call("POST", f"/v1/orgs/{org}/sessions/{session_main}/events",
+             {"events": [{"kind": "log", "payload": {"n": n}} for n in range(5)]}, token=tok, expect=(201,))
+    jobs = api.call("GET", f"/v1/orgs/{org}/jobs?session_id={session_main}", token=tok)["items"]
+    if not jobs:
+        raise SystemExit("fixtures: the main session has no job")
+
+    values = {
+        "ORG_ID": org,
+        "ORG_MEMBERS_ID": org_members,
+        "ORG_STREAM_ID": org_stream,
+        "STREAM_AGENT_ID": keepers[org_stream],
+        "AGENT_ID": agent_main,
+        "AGENT_EDIT_ID": agent_edit,
+        "AGENT_DELETE_ID": agent_delete,
+        "SESSION_ID": session_main,
+        "SESSION_STOP_ID": session_stop,
+        "COMMAND_DISPATCHED_ID": dispatched,
+        "COMMAND_QUEUED_ID": queued,
+        "JOB_ID": jobs[0]["id"],
+        "USER_A_ID": a["id"],
+        "USER_A_EMAIL": a["email"],
+        "USER_A_PASSWORD": a["password"],
+        "USER_B_ID": b["id"],
+        "USER_B_EMAIL": b["email"],
+        **{f"REFRESH_TOKEN_{n + 1}": token for n, token in enumerate(refresh)},
+        **{f"NEW_EMAIL_{n}": f"st-new{n}-{run_id}@example.com" for n in (1, 2, 3)},
+    }
+    auth_path = os.path.join(os.path.dirname(os.path.abspath(config)), "auth.json")
+    with open(auth_path, "w", encoding="utf-8") as fd:
+        json.dump(wfc_auth({"owner": a, "outsider": d}), fd, indent=2)
+    text = open(template, encoding="utf-8").read()
+    for key, value in {**values, "AUTH_FILE": auth_path}.items():
+        text = text.replace(f"@{key}@", value)
+    missing = sorted(set(re.findall(r"@([A-Z][A-Z0-9_]*)@", text)))
+    if missing:
+        raise SystemExit(f"fixtures: no value for {missing} in {template}")
+    with open(config, "w", encoding="utf-8") as fd:
+        fd.write(f"# Rendered by fixtures.py for {base}\n")
+        fd.write("# fixtures: " + json.dumps({k: v for k, v in values.items() if "PASSWORD" not in k and "TOKEN" not in k}) + "\n")
+        fd.write(text)
+    print(f"export ST_BEARER={shlex.quote(tok)}")
+    print(f"export ST_FIXTURES={shlex.quote(json.dumps(values))}")
+
+
+def churn(base: str, fixtures: str, token: str) -> None:
+    api = Api(base)
+    f = json.loads(fixtures)
+    sessions = f"/v1/orgs/{f['ORG_STREAM_ID']}/sessions"
+    while True:
+        try:
+            sid = api.call("POST", sessions, {"agent_id": f["STREAM_AGENT_ID"]}, token=token, expect=(202,))["id"]
+            time.sleep(0.5)
+            api.call("POST", f"{sessions}/{sid}/stop", token=token, expect=(202, 409))
+        except (SystemExit, OSError):
+            pass  # the run may have taken the org or the agent away: keep trying, quietly
+        time.sleep(0.5)
+
+
+def state(base: str, fixtures: str, token: str) -> None:
+    api = Api(base)
+    f = json.loads(fixtures)
+    org, anyst = f["ORG_ID"], tuple(range(200, 600))
+
+    def get(path: str):
+        try:
+            return api.call("GET", path, token=token, expect=anyst)
+        except Exception as exc:  # noqa: BLE001 - informative only
+            return {"error": str(exc)}
+
+    def role(org_id: str) -> str:
+        members = get(f"/v1/orgs/{org_id}/members?limit=200").get("items", [])
+        return next((m["role"] for m in members if m.get("user_id") == f["USER_A_ID"]), "not a member")
+
+    me = get("/v1/me")
+    main = get(f"/v1/orgs/{org}/sessions/{f['SESSION_ID']}")
+    agent = get(f"/v1/orgs/{org}/agents/{f['AGENT_ID']}")
+    sessions = get(f"/v1/orgs/{org}/sessions?limit=200").get("items", [])
+    print("fixtures after the run:")
+    print(f"  bearer still valid: {'id' in me}; the owner's role in the main org: {role(org)}, "
+          f"in the members org: {role(f['ORG_MEMBERS_ID'])}, in the stream org: {role(f['ORG_STREAM_ID'])}")
+    stream = get(f"/v1/orgs/{f['ORG_STREAM_ID']}/sessions?limit=200").get("items", [])
+    print(f"  sessions started in the stream org (by the churn): {len(stream)}")
+    print(f"  main session: {main.get('status', main)}; main agent capabilities: "
+          f"{len(agent.get('capabilities', []))}/{len(ALL_CAPABILITIES)}")
+    print(f"  sessions in the main org: {len(sessions)}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "setup":
+        setup(*sys.argv[2:])
+    elif len(sys.argv) == 5 and sys.argv[1] == "state":
+        state(*sys.argv[2:])
+    elif len(sys.argv) == 5 and sys.argv[1] == "churn":
+        churn(*sys.argv[2:])
+    else:
+        raise SystemExit(__doc__)
