@@ -129,11 +129,27 @@ async fn malformed_input_is_4xx(app: TestApp) {
         .expect(404)
         .await
         .assert_problem("route_not_found");
-    app.delete("/v1/me")
+    let r = app.delete("/v1/me").token(&u.token).expect(405).await;
+    r.assert_problem("method_not_allowed");
+    // RFC 9110 §15.5.6: the 405 says which methods the route takes.
+    let mut allow: Vec<&str> = r.header("allow").unwrap().split(", ").collect();
+    allow.sort();
+    assert_eq!(allow, ["GET", "PATCH"]);
+    // Optional fields may be left out, not sent as null (that used to bump the version).
+    let org = app.org(&u, "Nullable").await;
+    let r = app
+        .patch(&format!("/v1/orgs/{org}"))
         .token(&u.token)
-        .expect(405)
-        .await
-        .assert_problem("method_not_allowed");
+        .json(serde_json::json!({ "name": null }))
+        .expect(422)
+        .await;
+    assert_eq!(r.error_fields(), ["name"]);
+    let r = app
+        .get(&format!("/v1/orgs/{org}"))
+        .token(&u.token)
+        .expect(200)
+        .await;
+    assert_eq!(r.header("etag"), Some("\"1\""));
 }
 
 async fn health_ready_metrics_and_headers(app: TestApp) {

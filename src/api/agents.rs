@@ -311,7 +311,10 @@ impl AgentsApi {
         /// Makes a retry safe: the same key with the same body replays the first response
         /// (with `Idempotent-Replayed: true`) for 24 h; with another body → 422
         /// `idempotency_key_reused`; while the first is running → 409 `idempotency_key_in_use`.
-        #[oai(name = "Idempotency-Key", validator(max_length = 255))]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 255, pattern = r"^[!-~]+$")
+        )]
         _idempotency_key: Header<Option<String>>,
         body: Json<AgentIn>,
     ) -> Result<AgentCreated, AgentCreateErrors> {
@@ -348,6 +351,7 @@ impl AgentsApi {
         /// Organization id.
         org_id: Path<Uuid>,
         /// Page size, 1–200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` from the previous page.
         cursor: Query<Option<String>>,

@@ -309,7 +309,10 @@ impl CommandsApi {
         /// (with `Idempotent-Replayed: true`) for 24 h, so the command is queued once; with
         /// another body → 422 `idempotency_key_reused`; while the first is running → 409
         /// `idempotency_key_in_use`.
-        #[oai(name = "Idempotency-Key", validator(max_length = 255))]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 255, pattern = r"^[!-~]+$")
+        )]
         _idempotency_key: Header<Option<String>>,
         body: Json<CommandIn>,
     ) -> Result<CommandAccepted, CommandCreateErrors> {
@@ -353,6 +356,7 @@ impl CommandsApi {
         /// Session id.
         session_id: Path<Uuid>,
         /// Page size, 1–200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` from the previous page.
         cursor: Query<Option<String>>,
@@ -410,6 +414,7 @@ impl CommandsApi {
         /// Session id.
         session_id: Path<Uuid>,
         /// Longest wait (s), 0–30 (default 0: answer at once).
+        #[oai(validator(minimum(value = "0"), maximum(value = "30")))]
         wait_s: Query<Option<u32>>,
     ) -> Result<Claimed, CommandClaimErrors> {
         let a = access(&state, &auth, org_id.0, rbac::COMMANDS_EXECUTE).await?;

@@ -296,7 +296,10 @@ impl EventsApi {
         /// (with `Idempotent-Replayed: true`) for 24 h, so no event is appended twice; with
         /// another body → 422 `idempotency_key_reused`; while the first is running → 409
         /// `idempotency_key_in_use`.
-        #[oai(name = "Idempotency-Key", validator(max_length = 255))]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 255, pattern = r"^[!-~]+$")
+        )]
         _idempotency_key: Header<Option<String>>,
         body: Json<EventBatchIn>,
     ) -> Result<Appended, EventAppendErrors> {
@@ -344,8 +347,10 @@ impl EventsApi {
         /// Session id.
         session_id: Path<Uuid>,
         /// Return events after this seq (default 0: from the start).
+        #[oai(validator(minimum(value = "0")))]
         after_seq: Query<Option<i64>>,
         /// Page size, 1–500 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
         /// Only events of this kind.
         kind: Query<Option<EventKind>>,
@@ -400,6 +405,7 @@ impl EventsApi {
         #[oai(name = "Last-Event-ID")]
         last_event_id: Header<Option<String>>,
         /// Start after this seq (default 0: the whole log).
+        #[oai(validator(minimum(value = "0")))]
         after_seq: Query<Option<i64>>,
     ) -> Result<SessionStream, EventReadErrors> {
         let a = access(&state, &auth, org_id.0, rbac::SESSIONS_READ).await?;

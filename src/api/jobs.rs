@@ -175,6 +175,7 @@ impl JobsApi {
         /// Only jobs for this session.
         session_id: Query<Option<Uuid>>,
         /// Page size, 1–200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` from the previous page.
         cursor: Query<Option<String>>,

@@ -200,6 +200,7 @@ impl OrgsApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         /// Page size, 1–200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` from the previous page.
         cursor: Query<Option<String>>,

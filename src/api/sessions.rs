@@ -275,7 +275,10 @@ impl SessionsApi {
         /// Makes a retry safe: the same key with the same body replays the first response
         /// (with `Idempotent-Replayed: true`) for 24 h; with another body → 422
         /// `idempotency_key_reused`; while the first is running → 409 `idempotency_key_in_use`.
-        #[oai(name = "Idempotency-Key", validator(max_length = 255))]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 255, pattern = r"^[!-~]+$")
+        )]
         _idempotency_key: Header<Option<String>>,
         body: Json<SessionIn>,
     ) -> Result<SessionAccepted, SessionCreateErrors> {
@@ -316,6 +319,7 @@ impl SessionsApi {
         /// Only sessions of this agent.
         agent_id: Query<Option<Uuid>>,
         /// Page size, 1–200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` from the previous page.
         cursor: Query<Option<String>>,
@@ -383,7 +387,10 @@ impl SessionsApi {
         /// Makes a retry safe: the same key replays the first response (with
         /// `Idempotent-Replayed: true`) for 24 h; while the first is running → 409
         /// `idempotency_key_in_use`.
-        #[oai(name = "Idempotency-Key", validator(max_length = 255))]
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 255, pattern = r"^[!-~]+$")
+        )]
         _idempotency_key: Header<Option<String>>,
     ) -> Result<SessionAccepted, SessionStopErrors> {
         let a = access(&state, &auth, org_id.0, rbac::SESSIONS_WRITE).await?;

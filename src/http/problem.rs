@@ -295,12 +295,21 @@ pub fn from_poem_error(err: poem::Error) -> Response {
             .into_response_with(ProblemHeaders::default());
     }
     if err.is::<poem::error::MethodNotAllowedError>() {
-        return Problem::new(
+        let allowed = current_request()
+            .map(|ctx| super::validation::allowed_methods(&ctx.path))
+            .unwrap_or_default()
+            .join(", ");
+        let mut resp = Problem::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            "this route does not accept that method",
+            format!("this route accepts {allowed}"),
         )
         .into_response_with(ProblemHeaders::default());
+        // RFC 9110 §15.5.6: a 405 carries `Allow`.
+        if let Ok(v) = poem::http::HeaderValue::from_str(&allowed) {
+            resp.headers_mut().insert(poem::http::header::ALLOW, v);
+        }
+        return resp;
     }
     let status = err.status();
     let resp = err.into_response();

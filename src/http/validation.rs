@@ -93,6 +93,21 @@ pub(crate) fn template_matches(template: &str, path: &str) -> bool {
     }
 }
 
+/// The methods the spec declares for the route `path` falls on, upper case (for `Allow` on
+/// a 405, RFC 9110 §10.2.1).
+pub fn allowed_methods(path: &str) -> Vec<String> {
+    let Some(paths) = SPEC.get("paths").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    paths
+        .iter()
+        .filter(|(t, _)| template_matches(t, path))
+        .min_by_key(|(t, _)| t.matches('{').count())
+        .and_then(|(_, item)| item.as_object())
+        .map(|ops| ops.keys().map(|m| m.to_uppercase()).collect())
+        .unwrap_or_default()
+}
+
 /// The spec name of the `index`-th path parameter of the route `path` falls on (poem-openapi
 /// reports path parameters as `param0`, `param1`, …).
 pub fn path_param_name(path: &str, index: usize) -> Option<String> {
@@ -204,11 +219,25 @@ fn check(value: &Value, schema: &Value, path: &str, errors: &mut Vec<FieldError>
                     errors.push(FieldError::new(join(path, name), "is required"));
                 }
             }
+            let required = |name: &str| {
+                schema
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .is_some_and(|r| r.iter().any(|x| x.as_str() == Some(name)))
+            };
             for (k, v) in obj {
-                if let Some(p) = props.and_then(|p| p.get(k))
-                    && !v.is_null()
-                {
+                let Some(p) = props.and_then(|p| p.get(k)) else {
+                    continue;
+                };
+                if !v.is_null() {
                     check(v, p, &join(path, k), errors);
+                } else if !required(k) && resolve(p).get("nullable") != Some(&Value::Bool(true)) {
+                    // Optional means "may be left out", not "may be null" (the spec has no
+                    // nullable fields): a null would otherwise be read as "unchanged".
+                    errors.push(FieldError::new(
+                        join(path, k),
+                        "must not be null; leave the field out instead",
+                    ));
                 }
             }
         }
