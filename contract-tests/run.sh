@@ -5,9 +5,8 @@
 #   2. Breaking-change gate: Optic diff of openapi/v1.yaml against the newest openapi/releases/
 #      spec, and the gate's own tests (known breaking edits must fail, non-breaking must pass).
 #   3. SDK journey against the live server (node --test, through @agentdesk/client only).
-#   4. Swagger UI in headless Debian Chromium (playwright-core), screenshot saved.
-# Schemathesis (contract-tests/schemathesis/run.sh) is not in this list yet: it still reports
-# known server/spec defects (see contract-tests/README.md); it joins once they are fixed.
+#   4. Schemathesis against the live server (all checks, negative data), report saved.
+#   5. Swagger UI in headless Debian Chromium (playwright-core), screenshot saved.
 # Reports and screenshots go to $AGENTDESK_CONTRACT_OUT (default ${TMPDIR:-/tmp}/agentdesk-contract).
 # (Spec drift, step 0, is `agentdesk openapi --check`, run by .ci/run and tests/contract.rs.)
 set -euo pipefail
@@ -30,6 +29,7 @@ run() {
 run "SDK build + generated drift" bash -c "cd '$ROOT/clients/typescript' && npm ci && npm run check:generated && npm run build && npm test"
 run "breaking-change gate" bash -c "cd '$ROOT/contract-tests/breaking' && npm ci && npm run gate && npm test"
 run "SDK journey (live server)" bash -c "cd '$ROOT/contract-tests/journey' && npm ci && npm test"
+run "schemathesis (live server)" bash "$ROOT/contract-tests/schemathesis/run.sh"
 run "Swagger UI in Chromium" bash -c "cd '$ROOT/contract-tests/swagger-ui' && npm ci && npm test"
 
 echo; echo "contract tests passed; reports in $AGENTDESK_CONTRACT_OUT"

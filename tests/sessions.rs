@@ -100,6 +100,13 @@ async fn agents_crud_and_concurrency(app: TestApp) {
         .expect(428)
         .await
         .assert_problem("precondition_required");
+    app.patch(&one)
+        .token(&u.token)
+        .header("If-Match", "")
+        .json(json!({"model": "m2"}))
+        .expect(428)
+        .await
+        .assert_problem("precondition_required");
     let r = app
         .patch(&one)
         .token(&u.token)
@@ -684,6 +691,20 @@ async fn commands_capabilities_and_executor(app: TestApp) {
         .expect(422)
         .await;
     assert_eq!(r.error_fields(), ["args.y"]);
+    // The kind picks the shape of args (a oneOf on `kind` in the spec).
+    let r = app
+        .post(&cmds)
+        .token(&u.token)
+        .json(json!({"kind": "reboot", "args": {}}))
+        .expect(422)
+        .await;
+    assert_eq!(r.error_fields(), ["kind"]);
+    // Without credentials the answer is 401, whatever the body.
+    app.post(&cmds)
+        .json(json!({"kind": "click"}))
+        .expect(401)
+        .await
+        .assert_problem("invalid_token");
 
     // The executor long-polls; an accepted command wakes it.
     let claim = {

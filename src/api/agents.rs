@@ -150,14 +150,23 @@ impl From<AgentView> for AgentOut {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct AgentIn {
-    /// Name, 1–200 characters, unique in the organization (409 `agent_name_taken`).
-    #[oai(validator(max_length = 200))]
+    /// Name, 1–200 characters (not blank, no control characters), unique in the organization
+    /// (409 `agent_name_taken`).
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
     pub name: String,
     /// Free text, up to 2,000 characters.
     #[oai(validator(max_length = 2000))]
     pub description: Option<String>,
-    /// The model it runs on, 1–200 characters.
-    #[oai(validator(max_length = 200))]
+    /// The model it runs on, 1–200 characters, not blank, no control characters.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
     pub model: String,
     /// System instructions, up to 32,768 characters.
     #[oai(validator(max_length = 32768))]
@@ -173,14 +182,22 @@ pub struct AgentIn {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct AgentPatch {
-    /// New name, 1–200 characters.
-    #[oai(validator(max_length = 200))]
+    /// New name, 1–200 characters, not blank, no control characters.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
     pub name: Option<String>,
     /// New description, up to 2,000 characters.
     #[oai(validator(max_length = 2000))]
     pub description: Option<String>,
-    /// New model, 1–200 characters.
-    #[oai(validator(max_length = 200))]
+    /// New model, 1–200 characters, not blank, no control characters.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
     pub model: Option<String>,
     /// New instructions, up to 32,768 characters.
     #[oai(validator(max_length = 32768))]
@@ -409,13 +426,14 @@ impl AgentsApi {
         org_id: Path<Uuid>,
         /// Agent id.
         agent_id: Path<Uuid>,
-        /// The `ETag` last read (`"<version>"`). Required.
-        #[oai(name = "If-Match")]
-        if_match: Header<Option<String>>,
+        /// The `ETag` last read (`"<version>"`). Required: without it 428
+        /// `precondition_required`.
+        #[oai(name = "If-Match", validator(min_length = 1))]
+        if_match: Header<String>,
         body: Json<AgentPatch>,
     ) -> Result<AgentResponse, AgentUpdateErrors> {
         let a = access(&state, &auth, org_id.0, rbac::AGENTS_WRITE).await?;
-        let version = required_if_match(if_match.0.as_deref())?;
+        let version = required_if_match(Some(if_match.0.as_str()))?;
         let b = body.0;
         let fields = AgentFields {
             name: b.name,

@@ -11,14 +11,21 @@ use crate::{api_errors, app::AppState, domain::accounts, http::middleware::Clien
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct RegisterIn {
-    /// Email address; normalised to lower case and unique across the server.
-    #[oai(validator(max_length = 320))]
+    /// Email address (`local@domain`); normalised to lower case and unique across the server.
+    #[oai(validator(
+        max_length = 320,
+        pattern = r"^\s*[^\s@\u0000-\u001F\u007F-\u009F]+@[^\s@.\u0000-\u001F\u007F-\u009F](?:[^\s@\u0000-\u001F\u007F-\u009F]*[^\s@.\u0000-\u001F\u007F-\u009F])?\s*$"
+    ))]
     pub email: String,
     /// Password, 10–256 characters, not equal to the email.
-    #[oai(validator(max_length = 256))]
+    #[oai(validator(min_length = 10, max_length = 256))]
     pub password: String,
-    /// Name shown to other members, 1–200 characters.
-    #[oai(validator(max_length = 200))]
+    /// Name shown to other members, 1–200 characters, not blank, no control characters.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
     pub display_name: String,
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
-    ApiResponse, Enum, Object, OpenApi,
+    ApiResponse, Enum, Object, OpenApi, Union,
     param::{Header, Path, Query},
     payload::Json,
 };
@@ -170,14 +170,214 @@ impl From<command::Model> for CommandOut {
     }
 }
 
-/// `commands.create` request.
+/// Where and how to click.
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
-pub struct CommandIn {
-    /// What to do; each kind needs one agent capability.
-    pub kind: CommandKindName,
-    /// Kind-specific arguments (see `kind`); default `{}`. Bad ones → 422 naming `args.<name>`.
-    pub args: Option<JsonObject>,
+pub struct ClickArgs {
+    /// Horizontal position (pixels from the left), 0–16384.
+    #[oai(validator(minimum(value = "0"), maximum(value = "16384")))]
+    pub x: u32,
+    /// Vertical position (pixels from the top), 0–16384.
+    #[oai(validator(minimum(value = "0"), maximum(value = "16384")))]
+    pub y: u32,
+    /// Mouse button (default `left`).
+    pub button: Option<MouseButton>,
+}
+
+/// A mouse button.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum MouseButton {
+    /// The primary button.
+    Left,
+    /// The wheel button.
+    Middle,
+    /// The secondary button.
+    Right,
+}
+
+/// A pointer position.
+#[derive(Object)]
+pub struct PointArgs {
+    /// Horizontal position (pixels from the left), 0–16384.
+    #[oai(validator(minimum(value = "0"), maximum(value = "16384")))]
+    pub x: u32,
+    /// Vertical position (pixels from the top), 0–16384.
+    #[oai(validator(minimum(value = "0"), maximum(value = "16384")))]
+    pub y: u32,
+}
+
+/// Where and how far to scroll.
+#[derive(Object)]
+pub struct ScrollArgs {
+    /// Horizontal position (pixels from the left), 0–16384.
+    #[oai(validator(minimum(value = "0"), maximum(value = "16384")))]
+    pub x: u32,
+    /// Vertical position (pixels from the top), 0–16384.
+    #[oai(validator(minimum(value = "0"), maximum(value = "16384")))]
+    pub y: u32,
+    /// Horizontal wheel steps, −100–100 (positive: right).
+    #[oai(validator(minimum(value = "-100"), maximum(value = "100")))]
+    pub dx: i32,
+    /// Vertical wheel steps, −100–100 (positive: down).
+    #[oai(validator(minimum(value = "-100"), maximum(value = "100")))]
+    pub dy: i32,
+}
+
+/// Text to type or to put on the clipboard.
+#[derive(Object)]
+pub struct TextArgs {
+    /// The text, 1–65,536 characters.
+    #[oai(validator(min_length = 1, max_length = 65536))]
+    pub text: String,
+}
+
+/// A key chord.
+#[derive(Object)]
+pub struct KeyArgs {
+    /// The chord, e.g. `ctrl+c` or `Return`, 1–100 characters.
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub keys: String,
+}
+
+/// A shell command.
+#[derive(Object)]
+pub struct ShellArgs {
+    /// The command line, 1–8,192 characters.
+    #[oai(validator(min_length = 1, max_length = 8192))]
+    pub command: String,
+}
+
+/// A URL to open.
+#[derive(Object)]
+pub struct OpenUrlArgs {
+    /// An http or https URL with a host name, up to 2,048 characters.
+    #[oai(validator(
+        max_length = 2048,
+        pattern = r"^https?://[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[0-9]{1,4})?(?:[/?#][!-~]*)?$"
+    ))]
+    pub url: String,
+}
+
+/// No arguments.
+#[derive(Object)]
+pub struct NoArgs {}
+
+/// `screenshot`: capture the screen. Needs `desktop:screen.capture`.
+#[derive(Object)]
+pub struct ScreenshotCommand {
+    /// None needed; `{}` or absent.
+    pub args: Option<NoArgs>,
+}
+
+/// `click`. Needs `desktop:input.pointer`.
+#[derive(Object)]
+pub struct ClickCommand {
+    /// Where and how.
+    pub args: ClickArgs,
+}
+
+/// `move`: move the pointer. Needs `desktop:input.pointer`.
+#[derive(Object)]
+pub struct MoveCommand {
+    /// Where to.
+    pub args: PointArgs,
+}
+
+/// `scroll`. Needs `desktop:input.pointer`.
+#[derive(Object)]
+pub struct ScrollCommand {
+    /// Where and how far.
+    pub args: ScrollArgs,
+}
+
+/// `type`: type text. Needs `desktop:input.keyboard`.
+#[derive(Object)]
+pub struct TypeCommand {
+    /// The text.
+    pub args: TextArgs,
+}
+
+/// `key`: press a key chord. Needs `desktop:input.keyboard`.
+#[derive(Object)]
+pub struct KeyCommand {
+    /// The chord.
+    pub args: KeyArgs,
+}
+
+/// `clipboard_set`: set the clipboard. Needs `desktop:clipboard`.
+#[derive(Object)]
+pub struct ClipboardSetCommand {
+    /// The text.
+    pub args: TextArgs,
+}
+
+/// `shell`: run a command. Needs `desktop:shell`.
+#[derive(Object)]
+pub struct ShellCommand {
+    /// The command.
+    pub args: ShellArgs,
+}
+
+/// `open_url`: open a URL in the browser. Needs `browser:navigate`.
+#[derive(Object)]
+pub struct OpenUrlCommand {
+    /// The URL.
+    pub args: OpenUrlArgs,
+}
+
+/// `commands.create` request: `{kind, args}`, where `kind` picks the command and the shape
+/// of its `args`.
+#[derive(Union)]
+#[oai(discriminator_name = "kind", one_of = true)]
+pub enum CommandIn {
+    /// Capture the screen.
+    #[oai(mapping = "screenshot")]
+    Screenshot(ScreenshotCommand),
+    /// Click.
+    #[oai(mapping = "click")]
+    Click(ClickCommand),
+    /// Move the pointer.
+    #[oai(mapping = "move")]
+    Move(MoveCommand),
+    /// Scroll.
+    #[oai(mapping = "scroll")]
+    Scroll(ScrollCommand),
+    /// Type text.
+    #[oai(mapping = "type")]
+    Type(TypeCommand),
+    /// Press a key chord.
+    #[oai(mapping = "key")]
+    Key(KeyCommand),
+    /// Set the clipboard.
+    #[oai(mapping = "clipboard_set")]
+    ClipboardSet(ClipboardSetCommand),
+    /// Run a shell command.
+    #[oai(mapping = "shell")]
+    Shell(ShellCommand),
+    /// Open a URL.
+    #[oai(mapping = "open_url")]
+    OpenUrl(OpenUrlCommand),
+}
+
+impl CommandIn {
+    /// The domain's view: the kind and its arguments as a JSON object.
+    fn into_parts(self) -> (CommandKind, serde_json::Value) {
+        fn json(v: &impl poem_openapi::types::ToJSON) -> serde_json::Value {
+            v.to_json().unwrap_or_else(|| serde_json::json!({}))
+        }
+        match self {
+            Self::Screenshot(_) => (CommandKind::Screenshot, serde_json::json!({})),
+            Self::Click(c) => (CommandKind::Click, json(&c.args)),
+            Self::Move(c) => (CommandKind::Move, json(&c.args)),
+            Self::Scroll(c) => (CommandKind::Scroll, json(&c.args)),
+            Self::Type(c) => (CommandKind::Type, json(&c.args)),
+            Self::Key(c) => (CommandKind::Key, json(&c.args)),
+            Self::ClipboardSet(c) => (CommandKind::ClipboardSet, json(&c.args)),
+            Self::Shell(c) => (CommandKind::Shell, json(&c.args)),
+            Self::OpenUrl(c) => (CommandKind::OpenUrl, json(&c.args)),
+        }
+    }
 }
 
 /// The outcome an executor reports.
@@ -317,8 +517,7 @@ impl CommandsApi {
         body: Json<CommandIn>,
     ) -> Result<CommandAccepted, CommandCreateErrors> {
         let a = access(&state, &auth, org_id.0, rbac::COMMANDS_WRITE).await?;
-        let b = body.0;
-        let args = serde_json::Value::Object(b.args.unwrap_or_default().into_iter().collect());
+        let (kind, args) = body.0.into_parts();
         let ctx = client.audit().as_actor(a.user_id);
         let c = commands::create(
             &state.db,
@@ -327,7 +526,7 @@ impl CommandsApi {
             &state.config,
             a.org_id,
             session_id.0,
-            b.kind.into(),
+            kind,
             args,
             &ctx,
         )

@@ -401,15 +401,24 @@ impl EventsApi {
         org_id: Path<Uuid>,
         /// Session id.
         session_id: Path<Uuid>,
-        /// Resume after this seq (the last `id:` received). Wins over `after_seq`.
-        #[oai(name = "Last-Event-ID")]
+        /// Resume after this seq (the last `id:` received; digits only, empty = absent). Wins
+        /// over `after_seq`.
+        #[oai(
+            name = "Last-Event-ID",
+            validator(max_length = 18, pattern = r"^[0-9]*$")
+        )]
         last_event_id: Header<Option<String>>,
         /// Start after this seq (default 0: the whole log).
         #[oai(validator(minimum(value = "0")))]
         after_seq: Query<Option<i64>>,
     ) -> Result<SessionStream, EventReadErrors> {
         let a = access(&state, &auth, org_id.0, rbac::SESSIONS_READ).await?;
-        let after = match last_event_id.0.as_deref().map(str::trim) {
+        let after = match last_event_id
+            .0
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
             Some(v) => v
                 .parse::<i64>()
                 .ok()

@@ -42,15 +42,19 @@ impl From<user::Model> for UserOut {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct MePatch {
-    /// New display name, 1–200 characters.
-    #[oai(validator(max_length = 200))]
+    /// New display name, 1–200 characters, not blank, no control characters.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
     pub display_name: Option<String>,
     /// The current password: required with `new_password`.
     #[oai(validator(max_length = 256))]
     pub current_password: Option<String>,
     /// New password, 10–256 characters. Changing it logs out every session (all refresh tokens
     /// are revoked).
-    #[oai(validator(max_length = 256))]
+    #[oai(validator(min_length = 10, max_length = 256))]
     pub new_password: Option<String>,
 }
 

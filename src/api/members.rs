@@ -60,7 +60,10 @@ impl From<Member> for MemberOut {
 #[oai(skip_serializing_if_is_none)]
 pub struct MemberIn {
     /// Email of an existing account (`422` naming `email` when there is none).
-    #[oai(validator(max_length = 320))]
+    #[oai(validator(
+        max_length = 320,
+        pattern = r"^\s*[^\s@\u0000-\u001F\u007F-\u009F]+@[^\s@.\u0000-\u001F\u007F-\u009F](?:[^\s@\u0000-\u001F\u007F-\u009F]*[^\s@.\u0000-\u001F\u007F-\u009F])?\s*$"
+    ))]
     pub email: String,
     /// Role to grant; `owner` needs `members:owner`.
     pub role: RoleName,

@@ -54,8 +54,12 @@ impl OrgOut {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct OrgIn {
-    /// Display name, 1–200 characters.
-    #[oai(validator(max_length = 200))]
+    /// Display name, 1–200 characters, not blank, no control characters.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
     pub name: String,
 }
 
@@ -63,8 +67,12 @@ pub struct OrgIn {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct OrgPatch {
-    /// New display name, 1–200 characters.
-    #[oai(validator(max_length = 200))]
+    /// New display name, 1–200 characters, not blank, no control characters.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    ))]
     pub name: Option<String>,
 }
 

@@ -37,7 +37,7 @@ pub struct TokenPair {
 /// Normalises an email (trim, lower-case) and checks its shape. Errors name `field`.
 pub fn normalize_email(field: &str, email: &str) -> Result<String, FieldError> {
     let e = email.trim().to_lowercase();
-    let valid = e.len() <= EMAIL_MAX
+    let valid = e.chars().count() <= EMAIL_MAX
         && !e.chars().any(|c| c.is_whitespace() || c.is_control())
         && match e.split_once('@') {
             Some((local, domain)) => {

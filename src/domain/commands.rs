@@ -121,10 +121,10 @@ impl CommandKind {
             .get(name)
             .and_then(Value::as_str)
         {
-            Some(v) if !v.is_empty() && v.len() <= max => {}
+            Some(v) if !v.is_empty() && v.chars().count() <= max => {}
             _ => errors.push(FieldError::new(
                 format!("args.{name}"),
-                format!("must be a string of 1 to {max} bytes"),
+                format!("must be a string of 1 to {max} characters"),
             )),
         };
         match self {

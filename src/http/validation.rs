@@ -33,6 +33,9 @@ pub fn precheck(method: &str, path: &str, body: &[u8]) -> Option<AppError> {
     let mut errors = Vec::new();
     check(&value, schema, "", &mut errors);
     find_nul(&value, "", &mut errors);
+    // One message per field: the first rule it breaks.
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| seen.insert(e.field.clone()));
     (!errors.is_empty()).then_some(AppError::Validation(errors))
 }
 
@@ -123,17 +126,28 @@ pub fn path_param_name(path: &str, index: usize) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn request_schema(method: &str, path: &str) -> Option<&'static Value> {
+fn operation(method: &str, path: &str) -> Option<&'static Value> {
     let method = method.to_ascii_lowercase();
     let paths = SPEC.get("paths")?.as_object()?;
-    let item = paths
+    paths
         .iter()
         .filter(|(t, item)| template_matches(t, path) && item.get(&method).is_some())
         // A literal segment beats a template segment (`/v1/me` over `/v1/{x}`).
         .min_by_key(|(t, _)| t.matches('{').count())?
-        .1;
-    let content = item
-        .get(&method)?
+        .1
+        .get(&method)
+}
+
+/// Whether the operation `method` `path` falls on declares a security requirement.
+pub fn requires_auth(method: &str, path: &str) -> bool {
+    operation(method, path)
+        .and_then(|op| op.get("security"))
+        .and_then(Value::as_array)
+        .is_some_and(|s| !s.is_empty())
+}
+
+fn request_schema(method: &str, path: &str) -> Option<&'static Value> {
+    let content = operation(method, path)?
         .get("requestBody")?
         .get("content")?
         .as_object()?;
@@ -173,6 +187,22 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// Whether `s` matches the spec's `pattern` (compiled once per pattern). A pattern that does
+/// not compile never rejects (poem-openapi, which compiled it too, would have refused to start).
+fn pattern_matches(pattern: &str, s: &str) -> bool {
+    static CACHE: LazyLock<
+        std::sync::Mutex<std::collections::HashMap<String, Option<regex::Regex>>>,
+    > = LazyLock::new(Default::default);
+    let Ok(mut cache) = CACHE.lock() else {
+        return true;
+    };
+    cache
+        .entry(pattern.to_owned())
+        .or_insert_with(|| regex::Regex::new(pattern).ok())
+        .as_ref()
+        .is_none_or(|re| re.is_match(s))
+}
+
 fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -186,6 +216,30 @@ fn type_name(v: &Value) -> &'static str {
 
 fn check(value: &Value, schema: &Value, path: &str, errors: &mut Vec<FieldError>) {
     let schema = resolve(schema);
+    // A discriminated union (`oneOf` + `discriminator`): the property picks the variant.
+    if let Some(d) = schema.get("discriminator")
+        && let (Some(prop), Some(mapping)) = (
+            d.get("propertyName").and_then(Value::as_str),
+            d.get("mapping").and_then(Value::as_object),
+        )
+        && let Value::Object(obj) = value
+    {
+        match obj
+            .get(prop)
+            .and_then(Value::as_str)
+            .and_then(|k| mapping.get(k))
+        {
+            Some(target) => check(value, &serde_json::json!({ "$ref": target }), path, errors),
+            None => {
+                let names: Vec<&str> = mapping.keys().map(String::as_str).collect();
+                errors.push(FieldError::new(
+                    join(path, prop),
+                    format!("must be one of: {}", names.join(", ")),
+                ));
+            }
+        }
+        return;
+    }
     if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
         for s in all {
             check(value, s, path, errors);
@@ -231,9 +285,13 @@ fn check(value: &Value, schema: &Value, path: &str, errors: &mut Vec<FieldError>
                 };
                 if !v.is_null() {
                     check(v, p, &join(path, k), errors);
-                } else if !required(k) && resolve(p).get("nullable") != Some(&Value::Bool(true)) {
+                } else if !required(k)
+                    && resolve(p).get("nullable") != Some(&Value::Bool(true))
+                    && (resolve(p).get("type").is_some() || resolve(p).get("allOf").is_some())
+                {
                     // Optional means "may be left out", not "may be null" (the spec has no
-                    // nullable fields): a null would otherwise be read as "unchanged".
+                    // nullable fields; an untyped "any" field takes null as a value): a null
+                    // would otherwise be read as "unchanged".
                     errors.push(FieldError::new(
                         join(path, k),
                         "must not be null; leave the field out instead",
@@ -258,6 +316,14 @@ fn check(value: &Value, schema: &Value, path: &str, errors: &mut Vec<FieldError>
                 errors.push(FieldError::new(
                     &field,
                     format!("must be at least {min} characters long"),
+                ));
+            }
+            if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+                && !pattern_matches(pattern, s)
+            {
+                errors.push(FieldError::new(
+                    &field,
+                    "has the wrong form (see the field's description in the spec)",
                 ));
             }
             if let Some(allowed) = schema.get("enum").and_then(Value::as_array)

@@ -242,7 +242,7 @@ export function createClient(options: ClientOptions) {
     ): Promise<Result<S["AgentOut"]>> =>
       wrap(
         raw.PATCH("/v1/orgs/{org_id}/agents/{agent_id}", {
-          params: { path: { org_id: orgId, agent_id: agentId } },
+          params: { path: { org_id: orgId, agent_id: agentId }, header: { "If-Match": opts.ifMatch } },
           body,
           ...init(opts, { "If-Match": opts.ifMatch }),
         }),

@@ -596,11 +596,14 @@ export interface components {
          * @description `agents.create` request.
          */
         AgentIn: {
-            /** @description Name, 1–200 characters, unique in the organization (409 `agent_name_taken`). */
+            /**
+             * @description Name, 1–200 characters (not blank, no control characters), unique in the organization
+             *     (409 `agent_name_taken`).
+             */
             name: string;
             /** @description Free text, up to 2,000 characters. */
             description?: string;
-            /** @description The model it runs on, 1–200 characters. */
+            /** @description The model it runs on, 1–200 characters, not blank, no control characters. */
             model: string;
             /** @description System instructions, up to 32,768 characters. */
             instructions?: string;
@@ -672,11 +675,11 @@ export interface components {
          * @description `agents.update` request: absent fields are unchanged; `capabilities` replaces the set.
          */
         AgentPatch: {
-            /** @description New name, 1–200 characters. */
+            /** @description New name, 1–200 characters, not blank, no control characters. */
             name?: string;
             /** @description New description, up to 2,000 characters. */
             description?: string;
-            /** @description New model, 1–200 characters. */
+            /** @description New model, 1–200 characters, not blank, no control characters. */
             model?: string;
             /** @description New instructions, up to 32,768 characters. */
             instructions?: string;
@@ -778,21 +781,201 @@ export interface components {
          */
         Capability: "desktop:screen.capture" | "desktop:input.pointer" | "desktop:input.keyboard" | "desktop:clipboard" | "desktop:shell" | "desktop:files" | "browser:navigate";
         /**
+         * ClickArgs
+         * @description Where and how to click.
+         */
+        ClickArgs: {
+            /**
+             * Format: uint32
+             * @description Horizontal position (pixels from the left), 0–16384.
+             */
+            x: number;
+            /**
+             * Format: uint32
+             * @description Vertical position (pixels from the top), 0–16384.
+             */
+            y: number;
+            /** @description Mouse button (default `left`). */
+            button?: components["schemas"]["MouseButton"] & unknown;
+        };
+        /**
+         * ClickCommand
+         * @description `click`. Needs `desktop:input.pointer`.
+         */
+        ClickCommand: {
+            /** @description Where and how. */
+            args: components["schemas"]["ClickArgs"] & unknown;
+        };
+        /**
          * @description The kinds a client may append (`status` is the server's).
          * @enum {string}
          */
         ClientEventKind: "action" | "screenshot" | "result" | "message" | "log";
         /**
-         * CommandIn
-         * @description `commands.create` request.
+         * ClipboardSetCommand
+         * @description `clipboard_set`: set the clipboard. Needs `desktop:clipboard`.
          */
-        CommandIn: {
-            /** @description What to do; each kind needs one agent capability. */
-            kind: components["schemas"]["CommandKindName"] & unknown;
-            /** @description Kind-specific arguments (see `kind`); default `{}`. Bad ones → 422 naming `args.<name>`. */
-            args?: {
-                [key: string]: unknown;
-            };
+        ClipboardSetCommand: {
+            /** @description The text. */
+            args: components["schemas"]["TextArgs"] & unknown;
+        };
+        /**
+         * @description `commands.create` request: `{kind, args}`, where `kind` picks the command and the shape
+         *     of its `args`.
+         */
+        CommandIn: components["schemas"]["CommandIn_ScreenshotCommand"] | components["schemas"]["CommandIn_ClickCommand"] | components["schemas"]["CommandIn_MoveCommand"] | components["schemas"]["CommandIn_ScrollCommand"] | components["schemas"]["CommandIn_TypeCommand"] | components["schemas"]["CommandIn_KeyCommand"] | components["schemas"]["CommandIn_ClipboardSetCommand"] | components["schemas"]["CommandIn_ShellCommand"] | components["schemas"]["CommandIn_OpenUrlCommand"];
+        /**
+         * @description `commands.create` request: `{kind, args}`, where `kind` picks the command and the shape
+         *     of its `args`.
+         */
+        CommandIn_ClickCommand: {
+            /**
+             * @example click
+             * @enum {string}
+             */
+            kind: "click";
+        } & components["schemas"]["ClickCommand"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "click";
+        };
+        /**
+         * @description `commands.create` request: `{kind, args}`, where `kind` picks the command and the shape
+         *     of its `args`.
+         */
+        CommandIn_ClipboardSetCommand: {
+            /**
+             * @example clipboard_set
+             * @enum {string}
+             */
+            kind: "clipboard_set";
+        } & components["schemas"]["ClipboardSetCommand"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "clipboard_set";
+        };
+        /**
+         * @description `commands.create` request: `{kind, args}`, where `kind` picks the command and the shape
+         *     of its `args`.
+         */
+        CommandIn_KeyCommand: {
+            /**
+             * @example key
+             * @enum {string}
+             */
+            kind: "key";
+        } & components["schemas"]["KeyCommand"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "key";
+        };
+        /**
+         * @description `commands.create` request: `{kind, args}`, where `kind` picks the command and the shape
+         *     of its `args`.
+         */
+        CommandIn_MoveCommand: {
+            /**
+             * @example move
+             * @enum {string}
+             */
+            kind: "move";
+        } & components["schemas"]["MoveCommand"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "move";
+        };
+        /**
+         * @description `commands.create` request: `{kind, args}`, where `kind` picks the command and the shape
+         *     of its `args`.
+         */
+        CommandIn_OpenUrlCommand: {
+            /**
+             * @example open_url
+             * @enum {string}
+             */
+            kind: "open_url";
+        } & components["schemas"]["OpenUrlCommand"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "open_url";
+        };
+        /**
+         * @description `commands.create` request: `{kind, args}`, where `kind` picks the command and the shape
+         *     of its `args`.
+         */
+        CommandIn_ScreenshotCommand: {
+            /**
+             * @example screenshot
+             * @enum {string}
+             */
+            kind: "screenshot";
+        } & components["schemas"]["ScreenshotCommand"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "screenshot";
+        };
+        /**
+         * @description `commands.create` request: `{kind, args}`, where `kind` picks the command and the shape
+         *     of its `args`.
+         */
+        CommandIn_ScrollCommand: {
+            /**
+             * @example scroll
+             * @enum {string}
+             */
+            kind: "scroll";
+        } & components["schemas"]["ScrollCommand"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "scroll";
+        };
+        /**
+         * @description `commands.create` request: `{kind, args}`, where `kind` picks the command and the shape
+         *     of its `args`.
+         */
+        CommandIn_ShellCommand: {
+            /**
+             * @example shell
+             * @enum {string}
+             */
+            kind: "shell";
+        } & components["schemas"]["ShellCommand"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "shell";
+        };
+        /**
+         * @description `commands.create` request: `{kind, args}`, where `kind` picks the command and the shape
+         *     of its `args`.
+         */
+        CommandIn_TypeCommand: {
+            /**
+             * @example type
+             * @enum {string}
+             */
+            kind: "type";
+        } & components["schemas"]["TypeCommand"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "type";
         };
         /**
          * @description A command kind, with the agent capability it needs and its `args`.
@@ -1068,6 +1251,22 @@ export interface components {
          */
         JobStatusName: "pending" | "running" | "succeeded" | "dead";
         /**
+         * KeyArgs
+         * @description A key chord.
+         */
+        KeyArgs: {
+            /** @description The chord, e.g. `ctrl+c` or `Return`, 1–100 characters. */
+            keys: string;
+        };
+        /**
+         * KeyCommand
+         * @description `key`: press a key chord. Needs `desktop:input.keyboard`.
+         */
+        KeyCommand: {
+            /** @description The chord. */
+            args: components["schemas"]["KeyArgs"] & unknown;
+        };
+        /**
          * LoginIn
          * @description `auth.login` request.
          */
@@ -1082,7 +1281,7 @@ export interface components {
          * @description `me.update` request: every field optional.
          */
         MePatch: {
-            /** @description New display name, 1–200 characters. */
+            /** @description New display name, 1–200 characters, not blank, no control characters. */
             display_name?: string;
             /** @description The current password: required with `new_password`. */
             current_password?: string;
@@ -1148,11 +1347,45 @@ export interface components {
             role: components["schemas"]["RoleName"] & unknown;
         };
         /**
+         * @description A mouse button.
+         * @enum {string}
+         */
+        MouseButton: "left" | "middle" | "right";
+        /**
+         * MoveCommand
+         * @description `move`: move the pointer. Needs `desktop:input.pointer`.
+         */
+        MoveCommand: {
+            /** @description Where to. */
+            args: components["schemas"]["PointArgs"] & unknown;
+        };
+        /**
+         * NoArgs
+         * @description No arguments.
+         */
+        NoArgs: Record<string, never>;
+        /**
+         * OpenUrlArgs
+         * @description A URL to open.
+         */
+        OpenUrlArgs: {
+            /** @description An http or https URL with a host name, up to 2,048 characters. */
+            url: string;
+        };
+        /**
+         * OpenUrlCommand
+         * @description `open_url`: open a URL in the browser. Needs `browser:navigate`.
+         */
+        OpenUrlCommand: {
+            /** @description The URL. */
+            args: components["schemas"]["OpenUrlArgs"] & unknown;
+        };
+        /**
          * OrgIn
          * @description `orgs.create` request.
          */
         OrgIn: {
-            /** @description Display name, 1–200 characters. */
+            /** @description Display name, 1–200 characters, not blank, no control characters. */
             name: string;
         };
         /**
@@ -1200,8 +1433,24 @@ export interface components {
          * @description `orgs.update` request: every field optional.
          */
         OrgPatch: {
-            /** @description New display name, 1–200 characters. */
+            /** @description New display name, 1–200 characters, not blank, no control characters. */
             name?: string;
+        };
+        /**
+         * PointArgs
+         * @description A pointer position.
+         */
+        PointArgs: {
+            /**
+             * Format: uint32
+             * @description Horizontal position (pixels from the left), 0–16384.
+             */
+            x: number;
+            /**
+             * Format: uint32
+             * @description Vertical position (pixels from the top), 0–16384.
+             */
+            y: number;
         };
         /**
          * Problem
@@ -1260,11 +1509,11 @@ export interface components {
          * @description `auth.register` request.
          */
         RegisterIn: {
-            /** @description Email address; normalised to lower case and unique across the server. */
+            /** @description Email address (`local@domain`); normalised to lower case and unique across the server. */
             email: string;
             /** @description Password, 10–256 characters, not equal to the email. */
             password: string;
-            /** @description Name shown to other members, 1–200 characters. */
+            /** @description Name shown to other members, 1–200 characters, not blank, no control characters. */
             display_name: string;
         };
         /**
@@ -1277,6 +1526,48 @@ export interface components {
          * @enum {string}
          */
         RoleName: "owner" | "admin" | "operator" | "viewer";
+        /**
+         * ScreenshotCommand
+         * @description `screenshot`: capture the screen. Needs `desktop:screen.capture`.
+         */
+        ScreenshotCommand: {
+            /** @description None needed; `{}` or absent. */
+            args?: components["schemas"]["NoArgs"] & unknown;
+        };
+        /**
+         * ScrollArgs
+         * @description Where and how far to scroll.
+         */
+        ScrollArgs: {
+            /**
+             * Format: uint32
+             * @description Horizontal position (pixels from the left), 0–16384.
+             */
+            x: number;
+            /**
+             * Format: uint32
+             * @description Vertical position (pixels from the top), 0–16384.
+             */
+            y: number;
+            /**
+             * Format: int32
+             * @description Horizontal wheel steps, −100–100 (positive: right).
+             */
+            dx: number;
+            /**
+             * Format: int32
+             * @description Vertical wheel steps, −100–100 (positive: down).
+             */
+            dy: number;
+        };
+        /**
+         * ScrollCommand
+         * @description `scroll`. Needs `desktop:input.pointer`.
+         */
+        ScrollCommand: {
+            /** @description Where and how far. */
+            args: components["schemas"]["ScrollArgs"] & unknown;
+        };
         /**
          * SessionIn
          * @description `sessions.create` request.
@@ -1430,6 +1721,30 @@ export interface components {
             created_at: string;
         };
         /**
+         * ShellArgs
+         * @description A shell command.
+         */
+        ShellArgs: {
+            /** @description The command line, 1–8,192 characters. */
+            command: string;
+        };
+        /**
+         * ShellCommand
+         * @description `shell`: run a command. Needs `desktop:shell`.
+         */
+        ShellCommand: {
+            /** @description The command. */
+            args: components["schemas"]["ShellArgs"] & unknown;
+        };
+        /**
+         * TextArgs
+         * @description Text to type or to put on the clipboard.
+         */
+        TextArgs: {
+            /** @description The text, 1–65,536 characters. */
+            text: string;
+        };
+        /**
          * TokenOut
          * @description A token pair (RFC 6749 §5.1 field names).
          */
@@ -1453,6 +1768,14 @@ export interface components {
              * @description Refresh token lifetime in seconds.
              */
             refresh_expires_in: number;
+        };
+        /**
+         * TypeCommand
+         * @description `type`: type text. Needs `desktop:input.keyboard`.
+         */
+        TypeCommand: {
+            /** @description The text. */
+            args: components["schemas"]["TextArgs"] & unknown;
         };
         /**
          * UserOut
@@ -3652,9 +3975,12 @@ export interface operations {
     "agents.update": {
         parameters: {
             query?: never;
-            header?: {
-                /** @description The `ETag` last read (`"<version>"`). Required. */
-                "If-Match"?: string;
+            header: {
+                /**
+                 * @description The `ETag` last read (`"<version>"`). Required: without it 428
+                 *     `precondition_required`.
+                 */
+                "If-Match": string;
             };
             path: {
                 /** @description Organization id. */
@@ -4549,7 +4875,10 @@ export interface operations {
                 after_seq?: number;
             };
             header?: {
-                /** @description Resume after this seq (the last `id:` received). Wins over `after_seq`. */
+                /**
+                 * @description Resume after this seq (the last `id:` received; digits only, empty = absent). Wins
+                 *     over `after_seq`.
+                 */
                 "Last-Event-ID"?: string;
             };
             path: {
