@@ -177,6 +177,13 @@ impl AppError {
         }
     }
 
+    /// 428 `precondition_required` for an operation that needs `If-Match` (RFC 6585 §3).
+    pub fn if_match_required() -> Self {
+        Self::PreconditionRequired(
+            "send `If-Match` with the `ETag` you last read (e.g. `\"3\"`)".into(),
+        )
+    }
+
     /// 403 `permission_denied` naming the permission the caller lacks.
     pub fn permission_denied(permission: &str) -> Self {
         Self::Forbidden {

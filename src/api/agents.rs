@@ -433,7 +433,7 @@ impl AgentsApi {
         body: Json<AgentPatch>,
     ) -> Result<AgentResponse, AgentUpdateErrors> {
         let a = access(&state, &auth, org_id.0, rbac::AGENTS_WRITE).await?;
-        let version = required_if_match(Some(if_match.0.as_str()))?;
+        let version = required_if_match(&if_match.0)?;
         let b = body.0;
         let fields = AgentFields {
             name: b.name,

@@ -429,7 +429,7 @@ impl EventsApi {
         if after < 0 {
             return Err(bad_param("after_seq", "must be 0 or more").into());
         }
-        let s = events::session_for_stream(&state.db, a.org_id, session_id.0).await?;
+        let s = sessions::get(&state.db, a.org_id, session_id.0).await?;
         let done = sessions::status_of(&s)?.is_final() && after >= s.last_seq;
         let (tx, rx) = mpsc::channel::<EventOut>(64);
         if !done {

@@ -38,14 +38,13 @@ pub async fn access(
     authorize(&state.db, &state.rbac, auth.0.user_id, org_id, permission).await
 }
 
-/// `If-Match` for operations that require it: 428 `precondition_required` when absent, the
-/// version otherwise (`*` is refused: it would defeat the check).
-pub fn required_if_match(value: Option<&str>) -> AppResult<i64> {
-    match value.map(str::trim) {
-        None | Some("") | Some("*") => Err(AppError::PreconditionRequired(
-            "send `If-Match` with the `ETag` you last read (e.g. `\"3\"`)".into(),
-        )),
-        v => Ok(parse_if_match(v).unwrap_or(-1)),
+/// `If-Match` for operations that require it (a missing header is answered 428 by
+/// `problem::from_poem_error`): the version, or 428 `precondition_required` for an empty value
+/// or `*`, which would defeat the check.
+pub fn required_if_match(value: &str) -> AppResult<i64> {
+    match value.trim() {
+        "" | "*" => Err(AppError::if_match_required()),
+        v => Ok(parse_if_match(Some(v)).unwrap_or(-1)),
     }
 }
 

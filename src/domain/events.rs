@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::sessions::{self, Status};
 use crate::{
-    entity::{session, session_event},
+    entity::session_event,
     error::{AppError, AppResult, FieldError},
     realtime::bus::{Bus, BusEvent, Outbox},
 };
@@ -192,15 +192,6 @@ pub fn is_final_status(e: &session_event::Model) -> bool {
             .and_then(Value::as_str)
             .and_then(Status::parse)
             .is_some_and(Status::is_final)
-}
-
-/// The session row, for stream set-up. Errors: 404.
-pub async fn session_for_stream(
-    db: &impl ConnectionTrait,
-    org_id: Uuid,
-    session_id: Uuid,
-) -> AppResult<session::Model> {
-    sessions::get(db, org_id, session_id).await
 }
 
 #[cfg(test)]

@@ -241,7 +241,7 @@ pub async fn delete(
     // Same lock order as membership changes (org row first), so they cannot deadlock.
     lock_org(&tx, org_id).await?;
     // Live sessions hold desktops; deleting their org would orphan them.
-    if super::sessions::org_has_live_sessions(&tx, org_id).await? {
+    if super::sessions::org_has_live_work(&tx, org_id).await? {
         return Err(AppError::conflict(
             "org_has_live_sessions",
             "the organization has live sessions or unfinished jobs; stop them and retry",

@@ -597,7 +597,7 @@ pub async fn agent_has_live_sessions(db: &impl ConnectionTrait, agent_id: Uuid) 
 
 /// Whether the org has live sessions, or jobs still to run (a failed session's desktop
 /// release, say): it cannot be deleted then, or a desktop could be stranded.
-pub async fn org_has_live_sessions(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<bool> {
+pub async fn org_has_live_work(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<bool> {
     use crate::{entity::job, jobs::queue::JobStatus};
     let live = session::Entity::find()
         .filter(session::Column::OrgId.eq(org_id))

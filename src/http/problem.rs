@@ -255,10 +255,7 @@ pub fn from_poem_error(err: poem::Error) -> Response {
     if let Some(e) = err.downcast_ref::<ParseParamError>() {
         if e.name == "If-Match" {
             // A required `If-Match` that is missing: RFC 6585 §3.
-            return AppError::PreconditionRequired(
-                "send `If-Match` with the `ETag` you last read (e.g. `\"3\"`)".into(),
-            )
-            .into_response();
+            return AppError::if_match_required().into_response();
         }
         return AppError::BadRequest {
             code: "invalid_parameter",

@@ -184,12 +184,7 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// The seq of the last event returned.
-    pub fn position(&self) -> i64 {
-        self.last
-    }
-
-    /// The next events after [`Follower::position`], waiting for them if there are none yet.
+    /// The next events after the last one returned, waiting for them if there are none yet.
     /// Errors: database errors.
     pub async fn next_batch(&mut self) -> Result<Vec<session_event::Model>, DbErr> {
         loop {

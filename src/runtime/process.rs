@@ -233,15 +233,6 @@ impl ProcessRuntime {
         Ok(runtime)
     }
 
-    /// Number of desktops this runtime holds whose `Xvnc` is still running.
-    pub async fn live_count(&self) -> usize {
-        let mut live = self.live.lock().await;
-        live.values_mut()
-            .map(|running| matches!(running.child.try_wait(), Ok(None)))
-            .filter(|alive| *alive)
-            .count()
-    }
-
     fn pid_path(&self, session_id: Uuid) -> PathBuf {
         self.cfg.state_dir.join(format!("{session_id}.pid"))
     }

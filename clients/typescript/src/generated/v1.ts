@@ -160,7 +160,8 @@ export interface paths {
          * Delete an organization
          * @description Needs `orgs:delete` (owners). Removes its memberships, policies, agents, sessions
          *     (with their event logs and commands) and jobs; audit rows are kept. Refused with 409
-         *     `org_has_live_sessions` while a session is live. Audited as `org.deleted`.
+         *     `org_has_live_sessions` while a session is live or a job (such as a desktop release)
+         *     has yet to run. Audited as `org.deleted`.
          */
         delete: operations["orgs.delete"];
         options?: never;
