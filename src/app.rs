@@ -47,6 +47,8 @@ pub struct AppState {
     pub feeds: Feeds,
     /// The desktop driver.
     pub runtime: Arc<dyn DesktopRuntime>,
+    /// The OpenID Connect providers for single sign-on.
+    pub oidc: Arc<crate::domain::oidc::Oidc>,
 }
 
 /// Opens the pool for `config.database_url()`. SQLite: creates `data_dir` for the default
@@ -84,7 +86,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let bus = Bus::new(db.get_database_backend());
     let feeds = Feeds::new(db.clone(), bus.clone());
     let runtime = crate::runtime::from_config(&config).await?;
+    let oidc = Arc::new(crate::domain::oidc::Oidc::new(&config)?);
     let state = AppState {
+        oidc,
         db,
         rbac,
         keyring,

@@ -134,6 +134,56 @@ pub struct Config {
     pub desktop_port_min: u16,
     /// `process` driver: how long (s) a new desktop gets to answer with an RFB greeting.
     pub desktop_ready_timeout_s: u64,
+    /// The external base URL of this server (scheme, host, port, no trailing slash), used for
+    /// the OIDC callback `<public_url>/v1/auth/oidc/<provider>/callback`. Empty:
+    /// `http://<listen>`.
+    pub public_url: String,
+    /// The frontend's base URL; invitation accept links are
+    /// `<frontend_url>/invitations/accept#token=<token>` (the token in the fragment never
+    /// reaches a server log). Empty: `public_url`.
+    pub frontend_url: String,
+    /// OpenID Connect providers for single sign-on, by name (the `{provider}` path segment).
+    pub oidc_providers: std::collections::BTreeMap<String, OidcProviderConfig>,
+    /// How long (s) an OIDC login may take from `auth.oidc_authorize` to the callback.
+    pub oidc_state_ttl_s: u64,
+    /// Lifetime (s) of the one-time code the OIDC callback hands the frontend.
+    pub login_code_ttl_s: u64,
+    /// Login throttling: failed logins per account or IP inside the window that cost no delay.
+    pub login_throttle_free_failures: u32,
+    /// Login throttling: lock-out (s) after the first failure past the free ones; doubles per
+    /// further failure.
+    pub login_throttle_base_delay_s: u64,
+    /// Login throttling: longest lock-out (s).
+    pub login_throttle_max_delay_s: u64,
+    /// Login throttling: failures older than this (s) are forgotten.
+    pub login_throttle_window_s: u64,
+}
+
+/// One OpenID Connect provider (`[oidc_providers.<name>]` in `agentdesk.toml`, or
+/// `AGENTDESK_OIDC_PROVIDERS='{name={issuer_url="…",…}}'`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProviderConfig {
+    /// The issuer; discovery reads `<issuer_url>/.well-known/openid-configuration` and the
+    /// ID token's `iss` must equal it.
+    pub issuer_url: String,
+    /// The client id registered at the provider (the ID token's `aud`).
+    pub client_id: String,
+    /// The client secret (sent with HTTP Basic to the token endpoint). Never logged.
+    pub client_secret: String,
+    /// Scopes requested; must include `openid` (default `openid email profile`).
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Email domains allowed to log in (`example.com`); empty allows any.
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+    /// Frontend URLs the callback may redirect to, matched exactly against the
+    /// `redirect_uri` given to `auth.oidc_authorize`.
+    pub redirect_uris: Vec<String>,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "email".into(), "profile".into()]
 }
 
 impl Default for Config {
@@ -183,6 +233,15 @@ impl Default for Config {
             desktop_display_max: 199,
             desktop_port_min: 15900,
             desktop_ready_timeout_s: 10,
+            public_url: String::new(),
+            frontend_url: String::new(),
+            oidc_providers: std::collections::BTreeMap::new(),
+            oidc_state_ttl_s: 600,
+            login_code_ttl_s: 60,
+            login_throttle_free_failures: 5,
+            login_throttle_base_delay_s: 1,
+            login_throttle_max_delay_s: 900,
+            login_throttle_window_s: 900,
         }
     }
 }
@@ -257,6 +316,10 @@ impl Config {
             ("idempotency_ttl_s", self.idempotency_ttl_s),
             ("sse_heartbeat_s", self.sse_heartbeat_s),
             ("desktop_ready_timeout_s", self.desktop_ready_timeout_s),
+            ("oidc_state_ttl_s", self.oidc_state_ttl_s),
+            ("login_code_ttl_s", self.login_code_ttl_s),
+            ("login_throttle_base_delay_s", self.login_throttle_base_delay_s),
+            ("login_throttle_window_s", self.login_throttle_window_s),
             ("job_max_attempts", u64::from(self.job_max_attempts)),
             (
                 "max_live_sessions_per_org",
@@ -280,6 +343,52 @@ impl Config {
         ] {
             if v == 0 {
                 return err(key, "must be greater than 0");
+            }
+        }
+        if self.login_throttle_max_delay_s < self.login_throttle_base_delay_s {
+            return err(
+                "login_throttle_max_delay_s",
+                "must be at least login_throttle_base_delay_s",
+            );
+        }
+        for (key, v) in [("public_url", &self.public_url), ("frontend_url", &self.frontend_url)] {
+            if !v.is_empty() && !is_base_url(v) {
+                return err(key, "expected an http(s) URL without a trailing slash, query or fragment");
+            }
+        }
+        for (name, p) in &self.oidc_providers {
+            let key = format!("oidc_providers.{name}");
+            let bad = |field: &str, msg: &str| Err(ConfigError(format!("`{key}.{field}`: {msg}")));
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            {
+                return Err(ConfigError(format!(
+                    "`{key}`: provider names are [a-z0-9_-]+ (they appear in URLs)"
+                )));
+            }
+            if !is_base_url(p.issuer_url.trim_end_matches('/')) {
+                return bad("issuer_url", "expected an http(s) URL");
+            }
+            if p.client_id.is_empty() {
+                return bad("client_id", "must not be empty");
+            }
+            if p.client_secret.is_empty() {
+                return bad("client_secret", "must not be empty");
+            }
+            if !p.scopes.iter().any(|s| s == "openid") {
+                return bad("scopes", "must include openid");
+            }
+            if p.redirect_uris.is_empty() {
+                return bad("redirect_uris", "list at least one frontend URL");
+            }
+            for uri in &p.redirect_uris {
+                if !url::Url::parse(uri).is_ok_and(|u| {
+                    (u.scheme() == "http" || u.scheme() == "https") && u.fragment().is_none()
+                }) {
+                    return bad("redirect_uris", &format!("`{uri}` is not an absolute http(s) URL without a fragment"));
+                }
             }
         }
         if self.job_backoff_max_ms < self.job_backoff_base_ms {
@@ -352,10 +461,48 @@ impl Config {
         }
     }
 
+    /// The external base URL: `public_url`, or `http://<listen>`.
+    pub fn public_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.clone()
+        }
+    }
+
+    /// The frontend's base URL: `frontend_url`, or [`Config::public_url`].
+    pub fn frontend_url(&self) -> String {
+        if self.frontend_url.is_empty() {
+            self.public_url()
+        } else {
+            self.frontend_url.clone()
+        }
+    }
+
+    /// The login throttling policy from the `login_throttle_*` keys.
+    pub fn login_throttle(&self) -> crate::domain::throttle::Policy {
+        crate::domain::throttle::Policy {
+            free_failures: self.login_throttle_free_failures,
+            base_delay_s: self.login_throttle_base_delay_s,
+            max_delay_s: self.login_throttle_max_delay_s,
+            window_s: self.login_throttle_window_s,
+        }
+    }
+
     /// The parsed listen address (validated by [`Config::validate`]).
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen.parse().expect("validated listen address")
     }
+}
+
+fn is_base_url(v: &str) -> bool {
+    !v.ends_with('/')
+        && url::Url::parse(v).is_ok_and(|u| {
+            (u.scheme() == "http" || u.scheme() == "https")
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && u.host().is_some()
+        })
 }
 
 #[cfg(test)]
@@ -399,5 +546,20 @@ mod tests {
         assert!(e.contains("job_backoff_max_ms"), "{e}");
         let e = with("no_such_knob = 1").unwrap_err().to_string();
         assert!(e.contains("no_such_knob"), "{e}");
+        let e = with("public_url = \"https://api.example.com/\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("public_url"), "{e}");
+        let provider = "[oidc_providers.corp]\nissuer_url = \"https://id.example.com\"\nclient_id = \"a\"\nclient_secret = \"b\"\n";
+        let e = with(provider).unwrap_err().to_string();
+        assert!(e.contains("oidc_providers.corp") && e.contains("redirect_uris"), "{e}");
+        let e = with(&format!("{provider}redirect_uris = []")).unwrap_err().to_string();
+        assert!(e.contains("oidc_providers.corp.redirect_uris"), "{e}");
+        let ok = with(&format!("{provider}redirect_uris = [\"https://app.example.com/sso\"]")).unwrap();
+        assert_eq!(ok.oidc_providers["corp"].scopes, ["openid", "email", "profile"]);
+        let e = with(&format!("{provider}redirect_uris = [\"x\"]\ncolour = 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("colour"), "{e}");
     }
 }

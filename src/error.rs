@@ -76,6 +76,9 @@ pub enum AppError {
         current: &'static str,
         detail: String,
     },
+    /// 410: a one-time token that was valid once is spent, revoked or expired.
+    #[error("{detail}")]
+    Gone { code: &'static str, detail: String },
     /// 412 `precondition_failed`: `If-Match` did not match the current `ETag`.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -116,6 +119,7 @@ impl AppError {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } | Self::SessionState { .. } => StatusCode::CONFLICT,
+            Self::Gone { .. } => StatusCode::GONE,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -134,6 +138,7 @@ impl AppError {
             | Self::Unauthorized { code, .. }
             | Self::Forbidden { code, .. }
             | Self::Conflict { code, .. }
+            | Self::Gone { code, .. }
             | Self::SessionState { code, .. }
             | Self::TooManyRequests { code, .. }
             | Self::Unavailable { code, .. } => code,
@@ -156,6 +161,15 @@ impl AppError {
         Self::Conflict {
             code,
             detail: detail.into(),
+        }
+    }
+
+    /// 403 with a code other than `permission_denied`.
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Forbidden {
+            code,
+            detail: detail.into(),
+            permission: None,
         }
     }
 

@@ -46,7 +46,7 @@ async fn malformed_input_is_4xx(app: TestApp) {
     let r = app
         .post(&format!("/v1/orgs/{org}/members"))
         .token(&u.token)
-        .json(json!({ "email": "x@example.com", "role": "emperor" }))
+        .json(json!({ "email": "x@example.com", "role": "Emperor!" }))
         .expect(422)
         .await;
     assert_eq!(r.error_fields(), ["role"]);

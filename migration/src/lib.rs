@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_accounts;
 mod m20261121_000002_sessions;
+mod m20261121_000003_access;
 
 /// The ordered list of Agentdesk migrations, driven by `agentdesk migrate …` and by
 /// `serve` on start (unless `migrate_on_start = false`).
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_accounts::Migration),
             Box::new(m20261121_000002_sessions::Migration),
+            Box::new(m20261121_000003_access::Migration),
         ]
     }
 }

@@ -9,7 +9,7 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{BearerAuth, Tag, access, etag, required_if_match};
+use super::{OrgAuth, Tag, access, etag, required_if_match};
 use crate::{
     api_errors,
     app::AppState,
@@ -322,7 +322,7 @@ impl AgentsApi {
         &self,
         state: Data<&AppState>,
         client: Data<&ClientInfo>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Makes a retry safe: the same key with the same body replays the first response
@@ -346,7 +346,7 @@ impl AgentsApi {
             screen_height: b.desktop.map(|d| d.height),
             capabilities: Some(caps(b.capabilities).unwrap_or_default()),
         };
-        let ctx = client.audit().as_actor(a.user_id);
+        let ctx = client.audit().as_subject(&a.subject);
         let view = agents::create(&state.db, &state.rbac, a.org_id, fields, &ctx).await?;
         let location = format!("/v1/orgs/{}/agents/{}", a.org_id, view.agent.id);
         let tag = etag(view.agent.version);
@@ -364,7 +364,7 @@ impl AgentsApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Page size, 1–200 (default 50).
@@ -393,7 +393,7 @@ impl AgentsApi {
     async fn get(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Agent id.
@@ -421,7 +421,7 @@ impl AgentsApi {
         &self,
         state: Data<&AppState>,
         client: Data<&ClientInfo>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Agent id.
@@ -444,7 +444,7 @@ impl AgentsApi {
             screen_height: b.desktop.map(|d| d.height),
             capabilities: caps(b.capabilities),
         };
-        let ctx = client.audit().as_actor(a.user_id);
+        let ctx = client.audit().as_subject(&a.subject);
         let view = agents::update(
             &state.db,
             &state.rbac,
@@ -473,14 +473,14 @@ impl AgentsApi {
         &self,
         state: Data<&AppState>,
         client: Data<&ClientInfo>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Agent id.
         agent_id: Path<Uuid>,
     ) -> Result<AgentDeleted, AgentDeleteErrors> {
         let a = access(&state, &auth, org_id.0, rbac::AGENTS_WRITE).await?;
-        let ctx = client.audit().as_actor(a.user_id);
+        let ctx = client.audit().as_subject(&a.subject);
         agents::delete(&state.db, &state.rbac, a.org_id, agent_id.0, &ctx).await?;
         Ok(AgentDeleted::NoContent)
     }

@@ -9,12 +9,12 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{BearerAuth, Tag};
+use super::{OrgAuth, Tag, access};
 use crate::{
     api_errors,
     app::AppState,
     auth::rbac,
-    domain::{audit, orgs, page::PageRequest},
+    domain::{audit, page::PageRequest},
     entity::audit_event,
 };
 
@@ -22,10 +22,11 @@ use crate::{
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct AuditActor {
-    /// `user` or `anonymous` (e.g. a failed login).
+    /// `user`, `api_key`, `anonymous` (e.g. a failed login) or `erased_user` (an account
+    /// erased by `me.delete`; `id` is then a pseudonym, the same on all of its events).
     #[oai(rename = "type")]
     pub type_: String,
-    /// The acting user's id, when known.
+    /// The acting user's or API key's id, when known.
     pub id: Option<Uuid>,
 }
 
@@ -33,7 +34,8 @@ pub struct AuditActor {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct AuditTarget {
-    /// `user`, `organization` or `membership` (id = the member's user id).
+    /// `user`, `organization`, `membership` (id = the member's user id), `agent`, `session`,
+    /// `command`, `job`, `role`, `api_key` or `invitation`.
     #[oai(rename = "type")]
     pub type_: String,
     /// The target's id, when there is one.
@@ -49,7 +51,10 @@ pub struct AuditEventOut {
     /// Stable action name: `auth.login`, `auth.refresh_token_reused`, `user.registered`,
     /// `user.password_changed`, `org.created`, `org.updated`, `org.deleted`, `member.added`,
     /// `member.updated`, `member.removed`, `agent.created`, `agent.updated`, `agent.deleted`,
-    /// `session.created`, `session.stopped`, `command.denied`, `job.retried`.
+    /// `session.created`, `session.stopped`, `command.denied`, `job.retried`,
+    /// `auth.login_throttled`, `auth.logout_all`, `user.identity_linked`, `user.erased`,
+    /// `role.created`, `role.updated`, `role.deleted`, `api_key.created`, `api_key.revoked`,
+    /// `invitation.created`, `invitation.revoked`, `invitation.accepted`.
     pub action: String,
     /// `success` or `failure`.
     pub outcome: String,
@@ -125,7 +130,8 @@ impl AuditApi {
     /// List audit events
     ///
     /// Needs `audit:read`. Newest first: the organization's own events plus account events
-    /// (logins, password changes) of its current members.
+    /// (logins, password changes) of its current members. Filter by `action`, `actor_id` and
+    /// a time range (`since` inclusive, `until` exclusive).
     #[oai(
         path = "/v1/orgs/:org_id/audit-events",
         method = "get",
@@ -134,7 +140,7 @@ impl AuditApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Page size, 1–200 (default 50).
@@ -143,18 +149,34 @@ impl AuditApi {
         /// `next_cursor` from the previous page.
         cursor: Query<Option<String>>,
         /// Only events with this action, e.g. `member.added`.
+        #[oai(validator(max_length = 64))]
         action: Query<Option<String>>,
+        /// Only events whose actor (a user or an API key) has this id.
+        actor_id: Query<Option<Uuid>>,
+        /// Only events at or after this time (RFC 3339).
+        since: Query<Option<DateTime<Utc>>>,
+        /// Only events before this time (RFC 3339).
+        until: Query<Option<DateTime<Utc>>>,
     ) -> Result<AuditListResponse, AuditListErrors> {
-        orgs::authorize(
-            &state.db,
-            &state.rbac,
-            auth.0.user_id,
-            org_id.0,
-            rbac::AUDIT_READ,
-        )
-        .await?;
+        access(&state, &auth, org_id.0, rbac::AUDIT_READ).await?;
+        if let (Some(s), Some(u)) = (since.0, until.0)
+            && u <= s
+        {
+            return Err(crate::error::AppError::BadRequest {
+                code: "invalid_parameter",
+                detail: "`until` must be later than `since`".into(),
+                errors: vec![crate::error::FieldError::new("until", "must be later than since")],
+            }
+            .into());
+        }
         let page = PageRequest::new(limit.0, cursor.0.as_deref())?;
-        let page = audit::list(&state.db, org_id.0, action.0.as_deref(), page).await?;
+        let filter = audit::Filter {
+            action: action.0,
+            actor_id: actor_id.0,
+            since: since.0,
+            until: until.0,
+        };
+        let page = audit::list(&state.db, org_id.0, &filter, page).await?;
         Ok(AuditListResponse::Ok(Json(AuditEventList {
             items: page.items.into_iter().map(Into::into).collect(),
             next_cursor: page.next_cursor,

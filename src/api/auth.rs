@@ -166,7 +166,9 @@ impl AuthApi {
     ///
     /// Returns an access token and a refresh token. A wrong email and a wrong password answer
     /// the same `401 invalid_credentials`. Limited per IP and per account
-    /// (`login_rate_limit_per_account_per_min`, `429 rate_limited`). Audited as `auth.login`.
+    /// (`login_rate_limit_per_account_per_min`, `429 rate_limited`); repeated failures lock the
+    /// account and the client IP for a growing delay (`429 login_throttled` with
+    /// `Retry-After`, audited as `auth.login_throttled`). Audited as `auth.login`.
     #[oai(path = "/v1/auth/login", method = "post", operation_id = "auth.login")]
     async fn login(
         &self,
@@ -180,6 +182,7 @@ impl AuthApi {
             &state.db,
             &state.keyring,
             state.config.refresh_token_ttl_s,
+            &state.config.login_throttle(),
             &b.email,
             b.password,
             &client.audit(),

@@ -13,7 +13,7 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{BearerAuth, JsonObject, Tag, access, to_object};
+use super::{OrgAuth, JsonObject, Tag, access, to_object};
 use crate::{
     api_errors,
     app::AppState,
@@ -500,7 +500,7 @@ impl CommandsApi {
         &self,
         state: Data<&AppState>,
         client: Data<&ClientInfo>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Session id.
@@ -518,7 +518,7 @@ impl CommandsApi {
     ) -> Result<CommandAccepted, CommandCreateErrors> {
         let a = access(&state, &auth, org_id.0, rbac::COMMANDS_WRITE).await?;
         let (kind, args) = body.0.into_parts();
-        let ctx = client.audit().as_actor(a.user_id);
+        let ctx = client.audit().as_subject(&a.subject);
         let c = commands::create(
             &state.db,
             &state.bus,
@@ -549,7 +549,7 @@ impl CommandsApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Session id.
@@ -580,7 +580,7 @@ impl CommandsApi {
     async fn get(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Session id.
@@ -607,7 +607,7 @@ impl CommandsApi {
     async fn claim(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Session id.
@@ -647,7 +647,7 @@ impl CommandsApi {
     async fn complete(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Session id.

@@ -15,7 +15,9 @@ use poem_openapi::{
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{BearerAuth, JsonObject, Tag, access, sessions::SessionStatus, to_object};
+use crate::auth::Subject;
+
+use super::{OrgAuth, JsonObject, Tag, access, sessions::SessionStatus, to_object};
 use crate::{
     api_errors,
     app::AppState,
@@ -257,8 +259,8 @@ fn receiver_stream<T: Send + 'static>(rx: mpsc::Receiver<T>) -> BoxStream<'stati
 
 /// Whether a stream's caller may still read the org's sessions (re-checked every
 /// [`REAUTHORIZE_S`], so a removed member's stream ends).
-async fn still_allowed(state: &AppState, user_id: Uuid, org_id: Uuid) -> bool {
-    orgs::authorize(&state.db, &state.rbac, user_id, org_id, rbac::SESSIONS_READ)
+async fn still_allowed(state: &AppState, subject: &Subject, org_id: Uuid) -> bool {
+    orgs::authorize_fresh(&state.db, &state.rbac, subject, org_id, rbac::SESSIONS_READ)
         .await
         .is_ok()
 }
@@ -287,7 +289,7 @@ impl EventsApi {
     async fn append(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Session id.
@@ -341,7 +343,7 @@ impl EventsApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Session id.
@@ -396,7 +398,7 @@ impl EventsApi {
     async fn stream(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Session id.
@@ -439,7 +441,7 @@ impl EventsApi {
                 .await
                 .map_err(AppError::from)?;
             let state = state.clone();
-            let (user_id, org) = (auth.0.user_id, a.org_id);
+            let (subject, org) = (a.subject.clone(), a.org_id);
             tokio::spawn(async move {
                 let mut recheck = tokio::time::interval(Duration::from_secs(REAUTHORIZE_S));
                 recheck.tick().await;
@@ -447,7 +449,7 @@ impl EventsApi {
                     tokio::select! {
                         _ = tx.closed() => return,
                         _ = recheck.tick() => {
-                            if !still_allowed(&state, user_id, org).await {
+                            if !still_allowed(&state, &subject, org).await {
                                 return;
                             }
                         }
@@ -498,7 +500,7 @@ impl EventsApi {
     async fn stream_org(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
     ) -> Result<OrgStream, EventReadErrors> {
@@ -506,7 +508,7 @@ impl EventsApi {
         let (tx, rx) = mpsc::channel::<SessionStatusEvent>(64);
         let mut bus = state.bus.subscribe();
         let state2 = state.clone();
-        let (user_id, org) = (auth.0.user_id, a.org_id);
+        let (subject, org) = (a.subject.clone(), a.org_id);
         tokio::spawn(async move {
             let state = state2;
             let mut recheck = tokio::time::interval(Duration::from_secs(REAUTHORIZE_S));
@@ -515,7 +517,7 @@ impl EventsApi {
                 tokio::select! {
                     _ = tx.closed() => return,
                     _ = recheck.tick() => {
-                        if !still_allowed(&state, user_id, org).await {
+                        if !still_allowed(&state, &subject, org).await {
                             return;
                         }
                     }

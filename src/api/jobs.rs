@@ -10,7 +10,7 @@ use poem_openapi::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{BearerAuth, Tag, access};
+use super::{OrgAuth, Tag, access};
 use crate::{
     api_errors,
     app::AppState,
@@ -167,7 +167,7 @@ impl JobsApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Only jobs in this state.
@@ -212,7 +212,7 @@ impl JobsApi {
         &self,
         state: Data<&AppState>,
         client: Data<&ClientInfo>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Job id.
@@ -237,7 +237,7 @@ impl JobsApi {
         state.bus.committed(outbox);
         audit::record(
             &state.db,
-            &client.audit().as_actor(a.user_id),
+            &client.audit().as_subject(&a.subject),
             Event {
                 org_id: Some(a.org_id),
                 action: "job.retried",

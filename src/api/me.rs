@@ -5,9 +5,13 @@ use poem::web::Data;
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 use uuid::Uuid;
 
-use super::{BearerAuth, Tag};
+use super::{BearerAuth, Tag, audit::AuditEventOut};
 use crate::{
-    api_errors, app::AppState, domain::accounts, entity::user, http::middleware::ClientInfo,
+    api_errors,
+    app::AppState,
+    domain::accounts,
+    entity::{identity, user},
+    http::middleware::ClientInfo,
 };
 
 /// A user account as its owner sees it.
@@ -66,10 +70,98 @@ pub enum MeResponse {
     Ok(Json<UserOut>),
 }
 
-api_errors!(MeGetErrors { Unauthorized });
+/// A linked single sign-on identity.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct IdentityOut {
+    /// The configured provider's name.
+    pub provider: String,
+    /// The provider's subject (`sub`) for this account.
+    pub subject: String,
+    /// The email the provider reported at the last login.
+    pub email: Option<String>,
+    /// When the identity was linked (RFC 3339, UTC).
+    pub created_at: DateTime<Utc>,
+    /// Last login through it (RFC 3339, UTC).
+    pub last_login_at: DateTime<Utc>,
+}
+
+impl From<identity::Model> for IdentityOut {
+    fn from(i: identity::Model) -> Self {
+        Self {
+            provider: i.provider,
+            subject: i.subject,
+            email: i.email,
+            created_at: i.created_at,
+            last_login_at: i.last_login_at,
+        }
+    }
+}
+
+/// A membership in the export.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ExportMembership {
+    /// The organization.
+    pub org_id: Uuid,
+    /// Its name.
+    pub org_name: Option<String>,
+    /// The role held there.
+    pub role: String,
+    /// When the membership began (RFC 3339, UTC).
+    pub joined_at: DateTime<Utc>,
+}
+
+/// Everything Agentdesk stores about the caller (GDPR Art. 15 and 20).
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct MeExport {
+    /// The account.
+    pub profile: UserOut,
+    /// Whether the account has a password (single sign-on accounts may not).
+    pub has_password: bool,
+    /// Linked single sign-on identities.
+    pub identities: Vec<IdentityOut>,
+    /// Organization memberships.
+    pub memberships: Vec<ExportMembership>,
+    /// Audit events the caller acted in or that concern the account, oldest first.
+    pub audit_events: Vec<AuditEventOut>,
+}
+
+/// The export.
+#[derive(ApiResponse)]
+pub enum MeExportResponse {
+    /// The caller's data.
+    #[oai(status = 200)]
+    Ok(
+        Json<MeExport>,
+        /// `attachment; filename="agentdesk-export.json"`.
+        #[oai(header = "Content-Disposition")]
+        String,
+    ),
+}
+
+/// Done, nothing to return.
+#[derive(ApiResponse)]
+pub enum MeNoContent {
+    /// Done.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+api_errors!(MeGetErrors {
+    Unauthorized,
+    Forbidden
+});
+api_errors!(MeDeleteErrors {
+    Unauthorized,
+    Forbidden,
+    Conflict
+});
 api_errors!(MeUpdateErrors {
     BadRequest,
     Unauthorized,
+    Forbidden,
     PayloadTooLarge,
     UnsupportedMediaType,
     Unprocessable
@@ -89,8 +181,83 @@ impl MeApi {
         state: Data<&AppState>,
         auth: BearerAuth,
     ) -> Result<MeResponse, MeGetErrors> {
-        let user = accounts::me(&state.db, auth.0.user_id).await?;
+        let user = accounts::me(&state.db, auth.user()?).await?;
         Ok(MeResponse::Ok(Json(user.into())))
+    }
+
+    /// Log out everywhere
+    ///
+    /// Revokes every refresh token of the caller's account (all devices and logins). Access
+    /// tokens already issued stay valid until they expire (`access_token_ttl_s`). Audited as
+    /// `auth.logout_all`.
+    #[oai(
+        path = "/v1/me/logout-all",
+        method = "post",
+        operation_id = "me.logout_all"
+    )]
+    async fn logout_all(
+        &self,
+        state: Data<&AppState>,
+        client: Data<&ClientInfo>,
+        auth: BearerAuth,
+    ) -> Result<MeNoContent, MeGetErrors> {
+        let user_id = auth.user()?;
+        accounts::me(&state.db, user_id).await?;
+        accounts::logout_all(&state.db, user_id, &client.audit()).await?;
+        Ok(MeNoContent::NoContent)
+    }
+
+    /// Export the caller's data
+    ///
+    /// Everything Agentdesk stores about the caller as one JSON document: profile, linked
+    /// identities, memberships and the audit events the caller acted in or that concern the
+    /// account (GDPR Art. 15 and 20).
+    #[oai(path = "/v1/me/export", method = "get", operation_id = "me.export")]
+    async fn export(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<MeExportResponse, MeGetErrors> {
+        let e = accounts::export(&state.db, auth.user()?).await?;
+        let has_password = e.user.password_hash.is_some();
+        let body = MeExport {
+            profile: e.user.into(),
+            has_password,
+            identities: e.identities.into_iter().map(Into::into).collect(),
+            memberships: e
+                .memberships
+                .into_iter()
+                .map(|(m, o)| ExportMembership {
+                    org_id: m.org_id,
+                    org_name: o.map(|o| o.name),
+                    role: m.role,
+                    joined_at: m.created_at,
+                })
+                .collect(),
+            audit_events: e.audit_events.into_iter().map(Into::into).collect(),
+        };
+        Ok(MeExportResponse::Ok(
+            Json(body),
+            "attachment; filename=\"agentdesk-export.json\"".into(),
+        ))
+    }
+
+    /// Erase the caller's account
+    ///
+    /// Erases the account's personal data in one transaction: email and name are replaced,
+    /// the password, linked identities, memberships and refresh tokens are deleted. Audit
+    /// events stay, with the caller replaced by a pseudonym (`actor.type` `erased_user`) and
+    /// without IP or user agent. Refused with `409 last_owner` while the caller is the only
+    /// owner of an organization. Audited as `user.erased`.
+    #[oai(path = "/v1/me", method = "delete", operation_id = "me.delete")]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        client: Data<&ClientInfo>,
+        auth: BearerAuth,
+    ) -> Result<MeNoContent, MeDeleteErrors> {
+        accounts::erase(&state.db, &state.rbac, auth.user()?, &client.audit()).await?;
+        Ok(MeNoContent::NoContent)
     }
 
     /// Update the caller's account
@@ -112,14 +279,14 @@ impl MeApi {
             // A stolen access token must not turn into unlimited password guessing.
             state
                 .limiters
-                .check_login_account(&auth.0.user_id.to_string())?;
+                .check_login_account(&auth.user()?.to_string())?;
         }
         let change = accounts::MeUpdate {
             display_name: b.display_name,
             new_password: b.new_password,
             current_password: b.current_password,
         };
-        let user = accounts::update_me(&state.db, auth.0.user_id, change, &client.audit()).await?;
+        let user = accounts::update_me(&state.db, auth.user()?, change, &client.audit()).await?;
         Ok(MeResponse::Ok(Json(user.into())))
     }
 }

@@ -10,11 +10,11 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{BearerAuth, RoleName, Tag};
+use super::{OrgAuth, Tag, access};
 use crate::{
     api_errors,
     app::AppState,
-    auth::rbac::{self, Role},
+    auth::rbac,
     domain::{
         orgs::{self, Member},
         page::PageRequest,
@@ -32,8 +32,8 @@ pub struct MemberOut {
     pub email: String,
     /// The member's display name.
     pub display_name: String,
-    /// The member's role.
-    pub role: RoleName,
+    /// The member's role: built-in (`owner`, `admin`, `operator`, `viewer`) or custom.
+    pub role: String,
     /// When the user joined (RFC 3339, UTC).
     pub joined_at: DateTime<Utc>,
     /// When the role last changed (RFC 3339, UTC).
@@ -46,9 +46,7 @@ impl From<Member> for MemberOut {
             user_id: m.user.id,
             email: m.user.email,
             display_name: m.user.display_name,
-            role: Role::parse(&m.membership.role)
-                .unwrap_or(Role::Viewer)
-                .into(),
+            role: m.membership.role,
             joined_at: m.membership.created_at,
             updated_at: m.membership.updated_at,
         }
@@ -65,16 +63,20 @@ pub struct MemberIn {
         pattern = r"^\s*[^\s@\u0000-\u001F\u007F-\u009F]+@[^\s@.\u0000-\u001F\u007F-\u009F](?:[^\s@\u0000-\u001F\u007F-\u009F]*[^\s@.\u0000-\u001F\u007F-\u009F])?\s*$"
     ))]
     pub email: String,
-    /// Role to grant; `owner` needs `members:owner`.
-    pub role: RoleName,
+    /// Role to grant: built-in or custom (`roles.list`). `owner` needs `members:owner`; a
+    /// role holding a permission the caller lacks is refused (403).
+    #[oai(validator(pattern = "^[a-z][a-z0-9_-]{0,63}$"))]
+    pub role: String,
 }
 
 /// `members.update` request.
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct MemberRoleIn {
-    /// The new role; granting or taking `owner` needs `members:owner`.
-    pub role: RoleName,
+    /// The new role, built-in or custom; granting or taking `owner` needs `members:owner`,
+    /// and neither the old nor the new role may hold a permission the caller lacks.
+    #[oai(validator(pattern = "^[a-z][a-z0-9_-]{0,63}$"))]
+    pub role: String,
 }
 
 /// A page of members.
@@ -164,7 +166,7 @@ impl MembersApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Page size, 1–200 (default 50).
@@ -173,14 +175,7 @@ impl MembersApi {
         /// `next_cursor` from the previous page.
         cursor: Query<Option<String>>,
     ) -> Result<MemberListResponse, MemberListErrors> {
-        orgs::authorize(
-            &state.db,
-            &state.rbac,
-            auth.0.user_id,
-            org_id.0,
-            rbac::MEMBERS_READ,
-        )
-        .await?;
+        access(&state, &auth, org_id.0, rbac::MEMBERS_READ).await?;
         let page = PageRequest::new(limit.0, cursor.0.as_deref())?;
         let page = orgs::list_members(&state.db, org_id.0, page).await?;
         Ok(MemberListResponse::Ok(Json(MemberList {
@@ -202,27 +197,19 @@ impl MembersApi {
         &self,
         state: Data<&AppState>,
         client: Data<&ClientInfo>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         body: Json<MemberIn>,
     ) -> Result<MemberCreated, MemberWriteErrors> {
-        let user_id = auth.0.user_id;
-        let access = orgs::authorize(
-            &state.db,
-            &state.rbac,
-            user_id,
-            org_id.0,
-            rbac::MEMBERS_WRITE,
-        )
-        .await?;
-        let ctx = client.audit().as_actor(user_id);
+        let access = access(&state, &auth, org_id.0, rbac::MEMBERS_WRITE).await?;
+        let ctx = client.audit().as_subject(&access.subject);
         let member = orgs::add_member(
             &state.db,
             &state.rbac,
             access,
             &body.email,
-            body.role.into(),
+            &body.role,
             &ctx,
         )
         .await?;
@@ -243,29 +230,21 @@ impl MembersApi {
         &self,
         state: Data<&AppState>,
         client: Data<&ClientInfo>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// The member's user id.
         user_id: Path<Uuid>,
         body: Json<MemberRoleIn>,
     ) -> Result<MemberResponse, MemberWriteErrors> {
-        let caller = auth.0.user_id;
-        let access = orgs::authorize(
-            &state.db,
-            &state.rbac,
-            caller,
-            org_id.0,
-            rbac::MEMBERS_WRITE,
-        )
-        .await?;
-        let ctx = client.audit().as_actor(caller);
+        let access = access(&state, &auth, org_id.0, rbac::MEMBERS_WRITE).await?;
+        let ctx = client.audit().as_subject(&access.subject);
         let member = orgs::update_member(
             &state.db,
             &state.rbac,
             access,
             user_id.0,
-            body.role.into(),
+            &body.role,
             &ctx,
         )
         .await?;
@@ -285,28 +264,15 @@ impl MembersApi {
         &self,
         state: Data<&AppState>,
         client: Data<&ClientInfo>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// The member's user id.
         user_id: Path<Uuid>,
     ) -> Result<MemberRemoved, MemberRemoveErrors> {
-        let caller = auth.0.user_id;
-        let access = orgs::authorize(
-            &state.db,
-            &state.rbac,
-            caller,
-            org_id.0,
-            rbac::MEMBERS_WRITE,
-        )
-        .await?;
-        orgs::remove_member(
-            &state.db,
-            &state.rbac,
-            access,
-            user_id.0,
-            &client.audit().as_actor(caller),
-        )
+        let access = access(&state, &auth, org_id.0, rbac::MEMBERS_WRITE).await?;
+        let ctx = client.audit().as_subject(&access.subject);
+        orgs::remove_member(&state.db, &state.rbac, access, user_id.0, &ctx)
         .await?;
         Ok(MemberRemoved::NoContent)
     }

@@ -6,36 +6,43 @@
 //! entities.
 
 pub mod agents;
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod commands;
 pub mod events;
+pub mod invitations;
 pub mod jobs;
 pub mod me;
 pub mod members;
+pub mod oidc;
 pub mod orgs;
+pub mod roles;
 pub mod sessions;
 
 use poem::Request;
-use poem_openapi::{Enum, OpenApiService, SecurityScheme, Tags, auth::Bearer};
+use poem_openapi::{
+    OpenApiService, SecurityScheme, Tags,
+    auth::{ApiKey, Bearer},
+};
 use uuid::Uuid;
 
 use crate::{
     app::AppState,
-    auth::rbac::Role,
+    auth::{Subject, secrets},
     domain::orgs::{Access, authorize},
     error::{AppError, AppResult},
 };
 
-/// Authorizes the caller for `permission` in `org_id` (404 for non-members, 403
-/// `permission_denied`).
+/// Authorizes the caller (a member or an API key of the org) for `permission` in `org_id`
+/// (404 for non-members and keys of other orgs, 403 `permission_denied`).
 pub async fn access(
     state: &AppState,
-    auth: &BearerAuth,
+    auth: &OrgAuth,
     org_id: Uuid,
     permission: &str,
 ) -> AppResult<Access> {
-    authorize(&state.db, &state.rbac, auth.0.user_id, org_id, permission).await
+    authorize(&state.db, &state.rbac, auth.subject(), org_id, permission).await
 }
 
 /// `If-Match` for operations that require it (a missing header is answered 428 by
@@ -95,74 +102,92 @@ pub enum Tag {
     Commands,
     /// Background jobs: provisioning, stops, retries, the dead-letter queue.
     Jobs,
+    /// The permission catalog and the organization's built-in and custom roles.
+    Roles,
+    /// Org-scoped API keys for agent runners and integrations.
+    ApiKeys,
+    /// Invitations to join an organization.
+    Invitations,
 }
 
-/// The authenticated caller, from a verified access token.
-#[derive(Clone, Copy, Debug)]
-pub struct Principal {
-    /// The user id (`sub`).
-    pub user_id: Uuid,
-}
-
-/// RFC 6750 bearer access token (a JWT from `auth.login` / `auth.refresh`), sent as
-/// `Authorization: Bearer <token>`.
+/// RFC 6750 bearer credentials, sent as `Authorization: Bearer <credential>`: an access JWT
+/// from `auth.login` / `auth.refresh` / `auth.oidc_exchange`, or an API key `ad_<prefix>_<secret>`
+/// (org operations only).
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", bearer_format = "JWT", checker = "check_bearer")]
-pub struct BearerAuth(pub Principal);
+pub struct BearerAuth(pub Subject);
 
-async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
-    let state = req.data::<AppState>().ok_or_else(|| {
-        poem::Error::from(AppError::Internal(anyhow::anyhow!("AppState missing")))
-    })?;
+impl BearerAuth {
+    /// The calling user. An API key is refused with 403 `user_token_required`: account and
+    /// cross-org operations need a user's access token.
+    pub fn user(&self) -> AppResult<Uuid> {
+        self.0.user_id().ok_or_else(|| {
+            AppError::forbidden(
+                "user_token_required",
+                "this operation needs a user's access token; API keys act only on their organization's resources",
+            )
+        })
+    }
+}
+
+/// An API key `ad_<prefix>_<secret>` from `api_keys.create`, sent as `X-API-Key: <key>`. It
+/// acts in its own organization only, with its role.
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "api_key",
+    key_name = "X-API-Key",
+    key_in = "header",
+    checker = "check_api_key"
+)]
+pub struct ApiKeyAuth(pub Subject);
+
+/// What org operations accept: a bearer credential (JWT or API key) or `X-API-Key`.
+#[derive(SecurityScheme)]
+pub enum OrgAuth {
+    /// `Authorization: Bearer …`.
+    Bearer(BearerAuth),
+    /// `X-API-Key: ad_…`.
+    ApiKey(ApiKeyAuth),
+}
+
+impl OrgAuth {
+    /// The authenticated caller.
+    pub fn subject(&self) -> &Subject {
+        match self {
+            OrgAuth::Bearer(b) => &b.0,
+            OrgAuth::ApiKey(k) => &k.0,
+        }
+    }
+}
+
+fn app_state(req: &Request) -> poem::Result<&AppState> {
+    req.data::<AppState>()
+        .ok_or_else(|| poem::Error::from(AppError::Internal(anyhow::anyhow!("AppState missing"))))
+}
+
+async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Subject> {
+    let state = app_state(req)?;
+    if secrets::looks_like_api_key(&bearer.token) {
+        return Ok(crate::domain::api_keys::authenticate(&state.db, &bearer.token).await?);
+    }
     let claims = state
         .keyring
         .verify(&bearer.token)
         .map_err(poem::Error::from)?;
     let user_id = Uuid::parse_str(&claims.sub)
         .map_err(|_| poem::Error::from(AppError::invalid_token("bad subject")))?;
-    Ok(Principal { user_id })
+    Ok(Subject::User(user_id))
+}
+
+async fn check_api_key(req: &Request, key: ApiKey) -> poem::Result<Subject> {
+    let state = app_state(req)?;
+    Ok(crate::domain::api_keys::authenticate(&state.db, &key.key).await?)
 }
 
 impl From<AppError> for poem::Error {
     fn from(err: AppError) -> Self {
         use poem::IntoResponse;
         poem::Error::from_response(err.into_response())
-    }
-}
-
-/// A built-in role.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-#[oai(rename_all = "lowercase")]
-pub enum RoleName {
-    /// Everything, including deleting the org and granting or taking `owner`.
-    Owner,
-    /// Manages the org's settings and its non-owner members; reads the audit log.
-    Admin,
-    /// Runs sessions; reads the org and its members.
-    Operator,
-    /// Reads the org and its members.
-    Viewer,
-}
-
-impl From<RoleName> for Role {
-    fn from(r: RoleName) -> Self {
-        match r {
-            RoleName::Owner => Role::Owner,
-            RoleName::Admin => Role::Admin,
-            RoleName::Operator => Role::Operator,
-            RoleName::Viewer => Role::Viewer,
-        }
-    }
-}
-
-impl From<Role> for RoleName {
-    fn from(r: Role) -> Self {
-        match r {
-            Role::Owner => RoleName::Owner,
-            Role::Admin => RoleName::Admin,
-            Role::Operator => RoleName::Operator,
-            Role::Viewer => RoleName::Viewer,
-        }
     }
 }
 
@@ -194,6 +219,10 @@ pub type V1Apis = (
     events::EventsApi,
     commands::CommandsApi,
     jobs::JobsApi,
+    roles::RolesApi,
+    api_keys::ApiKeysApi,
+    invitations::InvitationsApi,
+    oidc::OidcApi,
 );
 
 /// The whole v1 API as one poem-openapi service (no state needed: the spec can be generated
@@ -211,6 +240,10 @@ pub fn service() -> OpenApiService<V1Apis, ()> {
             events::EventsApi,
             commands::CommandsApi,
             jobs::JobsApi,
+            roles::RolesApi,
+            api_keys::ApiKeysApi,
+            invitations::InvitationsApi,
+            oidc::OidcApi,
         ),
         "Agentdesk API",
         API_VERSION,

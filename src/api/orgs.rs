@@ -9,7 +9,7 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{BearerAuth, RoleName, Tag, etag, parse_if_match};
+use super::{BearerAuth, OrgAuth, Tag, access, etag, parse_if_match};
 use crate::{
     api_errors,
     app::AppState,
@@ -29,8 +29,9 @@ pub struct OrgOut {
     pub name: String,
     /// Version for optimistic concurrency: the `ETag` is `"<version>"`; send it back in `If-Match`.
     pub version: i64,
-    /// The caller's role in this organization.
-    pub role: RoleName,
+    /// The caller's role in this organization: a built-in role (`owner`, `admin`, `operator`,
+    /// `viewer`) or a custom role's name.
+    pub role: String,
     /// Creation time (RFC 3339, UTC).
     pub created_at: DateTime<Utc>,
     /// Last change (RFC 3339, UTC).
@@ -38,12 +39,12 @@ pub struct OrgOut {
 }
 
 impl OrgOut {
-    fn new(o: organization::Model, role: rbac::Role) -> Self {
+    fn new(o: organization::Model, role: String) -> Self {
         Self {
             id: o.id,
             name: o.name,
             version: o.version,
-            role: role.into(),
+            role,
             created_at: o.created_at,
             updated_at: o.updated_at,
         }
@@ -134,13 +135,15 @@ pub enum OrgDeleted {
 api_errors!(OrgCreateErrors {
     BadRequest,
     Unauthorized,
+    Forbidden,
     PayloadTooLarge,
     UnsupportedMediaType,
     Unprocessable
 });
 api_errors!(OrgListErrors {
     BadRequest,
-    Unauthorized
+    Unauthorized,
+    Forbidden
 });
 api_errors!(OrgGetErrors {
     BadRequest,
@@ -182,7 +185,7 @@ impl OrgsApi {
         auth: BearerAuth,
         body: Json<OrgIn>,
     ) -> Result<OrgCreated, OrgCreateErrors> {
-        let user_id = auth.0.user_id;
+        let user_id = auth.user()?;
         let org = orgs::create(
             &state.db,
             &state.rbac,
@@ -193,7 +196,7 @@ impl OrgsApi {
         .await?;
         let (location, tag) = (format!("/v1/orgs/{}", org.id), etag(org.version));
         Ok(OrgCreated::Created(
-            Json(OrgOut::new(org, rbac::Role::Owner)),
+            Json(OrgOut::new(org, rbac::Role::Owner.as_str().to_owned())),
             location,
             tag,
         ))
@@ -214,7 +217,7 @@ impl OrgsApi {
         cursor: Query<Option<String>>,
     ) -> Result<OrgListResponse, OrgListErrors> {
         let page = PageRequest::new(limit.0, cursor.0.as_deref())?;
-        let page = orgs::list_for_user(&state.db, auth.0.user_id, page).await?;
+        let page = orgs::list_for_user(&state.db, auth.user()?, page).await?;
         Ok(OrgListResponse::Ok(Json(OrgList {
             items: page
                 .items
@@ -232,21 +235,13 @@ impl OrgsApi {
     async fn get(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
     ) -> Result<OrgResponse, OrgGetErrors> {
-        let access = orgs::authorize(
-            &state.db,
-            &state.rbac,
-            auth.0.user_id,
-            org_id.0,
-            rbac::ORGS_READ,
-        )
-        .await?;
-        let org = orgs::get(&state.db, org_id.0).await?;
-        let tag = etag(org.version);
-        Ok(OrgResponse::Ok(Json(OrgOut::new(org, access.role)), tag))
+        let access = access(&state, &auth, org_id.0, rbac::ORGS_READ).await?;
+        let tag = etag(access.org.version);
+        Ok(OrgResponse::Ok(Json(OrgOut::new(access.org, access.role)), tag))
     }
 
     /// Update an organization
@@ -262,7 +257,7 @@ impl OrgsApi {
         &self,
         state: Data<&AppState>,
         client: Data<&ClientInfo>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// The `ETag` last read (`"<version>"`); optional, `*` matches any.
@@ -270,11 +265,9 @@ impl OrgsApi {
         if_match: Header<Option<String>>,
         body: Json<OrgPatch>,
     ) -> Result<OrgResponse, OrgUpdateErrors> {
-        let user_id = auth.0.user_id;
-        let access =
-            orgs::authorize(&state.db, &state.rbac, user_id, org_id.0, rbac::ORGS_WRITE).await?;
+        let access = access(&state, &auth, org_id.0, rbac::ORGS_WRITE).await?;
         let version = parse_if_match(if_match.0.as_deref());
-        let ctx = client.audit().as_actor(user_id);
+        let ctx = client.audit().as_subject(&access.subject);
         let org = orgs::update(&state.db, org_id.0, body.name.as_deref(), version, &ctx).await?;
         let tag = etag(org.version);
         Ok(OrgResponse::Ok(Json(OrgOut::new(org, access.role)), tag))
@@ -295,17 +288,16 @@ impl OrgsApi {
         &self,
         state: Data<&AppState>,
         client: Data<&ClientInfo>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
     ) -> Result<OrgDeleted, OrgDeleteErrors> {
-        let user_id = auth.0.user_id;
-        orgs::authorize(&state.db, &state.rbac, user_id, org_id.0, rbac::ORGS_DELETE).await?;
+        let access = access(&state, &auth, org_id.0, rbac::ORGS_DELETE).await?;
         orgs::delete(
             &state.db,
             &state.rbac,
             org_id.0,
-            &client.audit().as_actor(user_id),
+            &client.audit().as_subject(&access.subject),
         )
         .await?;
         Ok(OrgDeleted::NoContent)

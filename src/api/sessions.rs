@@ -9,7 +9,7 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{BearerAuth, JsonObject, Tag, access, etag, to_object};
+use super::{OrgAuth, JsonObject, Tag, access, etag, to_object};
 use crate::{
     api_errors,
     app::AppState,
@@ -269,7 +269,7 @@ impl SessionsApi {
         &self,
         state: Data<&AppState>,
         client: Data<&ClientInfo>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Makes a retry safe: the same key with the same body replays the first response
@@ -292,7 +292,7 @@ impl SessionsApi {
                 .metadata
                 .map(|m| serde_json::Value::Object(m.into_iter().collect())),
         };
-        let ctx = client.audit().as_actor(a.user_id);
+        let ctx = client.audit().as_subject(&a.subject);
         let s =
             sessions::create(&state.db, &state.bus, &state.config, a.org_id, input, &ctx).await?;
         let loc = location(&s);
@@ -311,7 +311,7 @@ impl SessionsApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Only sessions in this state.
@@ -352,7 +352,7 @@ impl SessionsApi {
     async fn get(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Session id.
@@ -379,7 +379,7 @@ impl SessionsApi {
         &self,
         state: Data<&AppState>,
         client: Data<&ClientInfo>,
-        auth: BearerAuth,
+        auth: OrgAuth,
         /// Organization id.
         org_id: Path<Uuid>,
         /// Session id.
@@ -394,7 +394,7 @@ impl SessionsApi {
         _idempotency_key: Header<Option<String>>,
     ) -> Result<SessionAccepted, SessionStopErrors> {
         let a = access(&state, &auth, org_id.0, rbac::SESSIONS_WRITE).await?;
-        let ctx = client.audit().as_actor(a.user_id);
+        let ctx = client.audit().as_subject(&a.subject);
         let s = sessions::stop(
             &state.db,
             &state.bus,

@@ -5,3 +5,41 @@
 pub mod password;
 pub mod rbac;
 pub mod tokens;
+pub mod secrets;
+
+use uuid::Uuid;
+
+/// Who is calling, as established by a security scheme: a user (access JWT) or an API key.
+/// Authorization decides from it ([`crate::domain::orgs::authorize`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// A user, from a verified access token (`sub`).
+    User(Uuid),
+    /// An API key, from a verified `ad_…` secret: it acts in `org_id` only, with `role`.
+    ApiKey {
+        /// The key id.
+        id: Uuid,
+        /// The only org it acts in.
+        org_id: Uuid,
+        /// Its role (built-in or custom name).
+        role: String,
+    },
+}
+
+impl Subject {
+    /// The casbin subject: `user:<id>` or `key:<id>`.
+    pub fn casbin(&self) -> String {
+        match self {
+            Subject::User(id) => rbac::user_subject(*id),
+            Subject::ApiKey { id, .. } => rbac::key_subject(*id),
+        }
+    }
+
+    /// The user id, for a user.
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self {
+            Subject::User(id) => Some(*id),
+            Subject::ApiKey { .. } => None,
+        }
+    }
+}

@@ -76,6 +76,14 @@ pub const COMMANDS_EXECUTE: &str = "commands:execute";
 pub const JOBS_READ: &str = "jobs:read";
 /// Re-drive dead jobs (`jobs.retry`).
 pub const JOBS_WRITE: &str = "jobs:write";
+/// List the org's roles, built-in and custom (`roles.list`, `roles.get`).
+pub const ROLES_READ: &str = "roles:read";
+/// Create, change and delete custom roles.
+pub const ROLES_WRITE: &str = "roles:write";
+/// List the org's API keys (never their secrets).
+pub const API_KEYS_READ: &str = "api_keys:read";
+/// Create and revoke API keys.
+pub const API_KEYS_WRITE: &str = "api_keys:write";
 
 /// The permission catalog: `(name, description)`.
 pub const PERMISSIONS: &[(&str, &str)] = &[
@@ -109,6 +117,13 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
         "Read background jobs, including dead-lettered ones.",
     ),
     (JOBS_WRITE, "Re-drive dead-lettered jobs."),
+    (ROLES_READ, "List the organization's built-in and custom roles."),
+    (ROLES_WRITE, "Create, change and delete custom roles."),
+    (
+        API_KEYS_READ,
+        "List API keys (name, prefix, role, use; never the secret).",
+    ),
+    (API_KEYS_WRITE, "Create and revoke API keys."),
 ];
 
 /// The agent capability catalog: `(name, description)`. A capability is a casbin `p` rule
@@ -159,6 +174,10 @@ pub const BUILTIN_ROLES: &[(Role, &[&str])] = &[
             COMMANDS_EXECUTE,
             JOBS_READ,
             JOBS_WRITE,
+            ROLES_READ,
+            ROLES_WRITE,
+            API_KEYS_READ,
+            API_KEYS_WRITE,
         ],
     ),
     (
@@ -177,6 +196,10 @@ pub const BUILTIN_ROLES: &[(Role, &[&str])] = &[
             COMMANDS_EXECUTE,
             JOBS_READ,
             JOBS_WRITE,
+            ROLES_READ,
+            ROLES_WRITE,
+            API_KEYS_READ,
+            API_KEYS_WRITE,
         ],
     ),
     (
@@ -189,11 +212,12 @@ pub const BUILTIN_ROLES: &[(Role, &[&str])] = &[
             SESSIONS_WRITE,
             COMMANDS_WRITE,
             COMMANDS_EXECUTE,
+            ROLES_READ,
         ],
     ),
     (
         Role::Viewer,
-        &[ORGS_READ, MEMBERS_READ, AGENTS_READ, SESSIONS_READ],
+        &[ORGS_READ, MEMBERS_READ, AGENTS_READ, SESSIONS_READ, ROLES_READ],
     ),
 ];
 
@@ -226,32 +250,53 @@ impl Role {
     }
 
     fn subject(self) -> String {
-        format!("role:{}", self.as_str())
+        role_subject(self.as_str())
     }
+}
+
+/// Whether `name` is a permission in [`PERMISSIONS`].
+pub fn is_permission(name: &str) -> bool {
+    PERMISSIONS.iter().any(|(n, _)| *n == name)
+}
+
+/// The permissions of the built-in role `name`, or `None` when it is not a built-in role.
+pub fn builtin_permissions(name: &str) -> Option<&'static [&'static str]> {
+    Role::parse(name).map(Role::permissions)
+}
+
+/// The casbin subject of a role (`role:<name>`), built-in or custom.
+fn role_subject(name: &str) -> String {
+    format!("role:{name}")
+}
+
+/// The casbin subject of an API key (`key:<id>`).
+pub fn key_subject(key_id: Uuid) -> String {
+    format!("key:{key_id}")
 }
 
 fn domain(org_id: Uuid) -> String {
     format!("org:{org_id}")
 }
 
-fn user_subject(user_id: Uuid) -> String {
+/// The casbin subject of a user (`user:<id>`).
+pub fn user_subject(user_id: Uuid) -> String {
     format!("user:{user_id}")
 }
 
 /// A change to the in-memory policy, applied after the transaction that stored it commits.
 #[derive(Clone, Debug)]
 pub enum RuleChange {
-    /// `g, user, role, org` added.
+    /// `g, subject, role, org` added (subject `user:<id>` or `key:<id>`).
     Grant {
-        user_id: Uuid,
+        subject: String,
         org_id: Uuid,
-        role: Role,
+        role: String,
     },
-    /// `g, user, role, org` removed.
+    /// `g, subject, role, org` removed.
     Revoke {
-        user_id: Uuid,
+        subject: String,
         org_id: Uuid,
-        role: Role,
+        role: String,
     },
     /// Every rule in the org's domain removed (org deleted).
     DropDomain { org_id: Uuid },
@@ -261,20 +306,31 @@ pub enum RuleChange {
         org_id: Uuid,
         capabilities: Vec<String>,
     },
+    /// A custom role's permission rules replaced by `permissions` (empty: role deleted).
+    RolePermissions {
+        role: String,
+        org_id: Uuid,
+        permissions: Vec<String>,
+    },
 }
 
 fn agent_subject(agent_id: Uuid) -> String {
     format!("agent:{agent_id}")
 }
 
-fn capability_rule(agent_id: Uuid, org_id: Uuid, capability: &str) -> Option<Vec<String>> {
-    let (obj, act) = capability.split_once(':')?;
+/// The `p` rule `subject, org:<id>, object, action` for `object:action`.
+fn permission_rule(subject: &str, org_id: Uuid, permission: &str) -> Option<Vec<String>> {
+    let (obj, act) = permission.split_once(':')?;
     Some(vec![
-        agent_subject(agent_id),
+        subject.to_owned(),
         domain(org_id),
         obj.to_owned(),
         act.to_owned(),
     ])
+}
+
+fn capability_rule(agent_id: Uuid, org_id: Uuid, capability: &str) -> Option<Vec<String>> {
+    permission_rule(&agent_subject(agent_id), org_id, capability)
 }
 
 /// Whether `name` is in [`CAPABILITIES`].
@@ -303,20 +359,68 @@ impl Rbac {
         })
     }
 
-    /// Whether `role` holds `permission` (`object:action`) in `org_id`.
+    /// Whether the built-in `role` holds `permission` (`object:action`) in `org_id`.
     pub async fn allows(&self, role: Role, org_id: Uuid, permission: &str) -> bool {
+        self.enforce(&role.subject(), org_id, permission).await
+    }
+
+    /// Whether the role named `role` holds `permission` in `org_id`. For a custom role,
+    /// `stored` are its permissions as read from `casbin_rule` in the caller's transaction
+    /// ([`role_permissions`]); when this node's in-memory copy differs (another node changed
+    /// the role), it is brought up to date first. Built-in roles pass `None`.
+    pub async fn role_allows(
+        &self,
+        role: &str,
+        org_id: Uuid,
+        stored: Option<&[String]>,
+        permission: &str,
+    ) -> bool {
+        let subject = role_subject(role);
+        if let Some(stored) = stored
+            && !self.sync_subject(&subject, org_id, stored).await
+        {
+            return false;
+        }
+        self.enforce(&subject, org_id, permission).await
+    }
+
+    async fn enforce(&self, subject: &str, org_id: Uuid, permission: &str) -> bool {
         let Some((obj, act)) = permission.split_once(':') else {
             return false;
         };
         let enforcer = self.enforcer.read().await;
         enforcer
-            .enforce((
-                role.subject(),
-                domain(org_id),
-                obj.to_owned(),
-                act.to_owned(),
-            ))
+            .enforce((subject, domain(org_id), obj.to_owned(), act.to_owned()))
             .unwrap_or(false)
+    }
+
+    /// Brings the in-memory `p` rules of `subject` in `org_id` in line with `stored`
+    /// (`object:action` names). False when the update failed (logged).
+    async fn sync_subject(&self, subject: &str, org_id: Uuid, stored: &[String]) -> bool {
+        let in_sync = {
+            let enforcer = self.enforcer.read().await;
+            let mut mem: Vec<String> = enforcer
+                .get_filtered_policy(0, vec![subject.to_owned(), domain(org_id)])
+                .into_iter()
+                .filter(|r| r.len() >= 4)
+                .map(|r| format!("{}:{}", r[2], r[3]))
+                .collect();
+            mem.sort();
+            let mut want = stored.to_vec();
+            want.sort();
+            mem == want
+        };
+        if in_sync {
+            return true;
+        }
+        let mut enforcer = self.enforcer.write().await;
+        match replace_subject_rules(&mut enforcer, subject, org_id, stored).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "casbin in-memory sync failed");
+                false
+            }
+        }
     }
 
     /// Mirrors committed changes in memory. Failures are logged (the database holds the truth
@@ -326,27 +430,19 @@ impl Rbac {
         for change in changes {
             let result = match change {
                 RuleChange::Grant {
-                    user_id,
+                    subject,
                     org_id,
                     role,
                 } => enforcer
-                    .add_grouping_policy(vec![
-                        user_subject(user_id),
-                        role.subject(),
-                        domain(org_id),
-                    ])
+                    .add_grouping_policy(vec![subject, role_subject(&role), domain(org_id)])
                     .await
                     .map(|_| ()),
                 RuleChange::Revoke {
-                    user_id,
+                    subject,
                     org_id,
                     role,
                 } => enforcer
-                    .remove_grouping_policy(vec![
-                        user_subject(user_id),
-                        role.subject(),
-                        domain(org_id),
-                    ])
+                    .remove_grouping_policy(vec![subject, role_subject(&role), domain(org_id)])
                     .await
                     .map(|_| ()),
                 RuleChange::DropDomain { org_id } => {
@@ -362,7 +458,23 @@ impl Rbac {
                     agent_id,
                     org_id,
                     capabilities,
-                } => replace_agent_rules(&mut enforcer, agent_id, org_id, &capabilities).await,
+                } => {
+                    replace_subject_rules(
+                        &mut enforcer,
+                        &agent_subject(agent_id),
+                        org_id,
+                        &capabilities,
+                    )
+                    .await
+                }
+                RuleChange::RolePermissions {
+                    role,
+                    org_id,
+                    permissions,
+                } => {
+                    replace_subject_rules(&mut enforcer, &role_subject(&role), org_id, &permissions)
+                        .await
+                }
             };
             if let Err(e) = result {
                 tracing::error!(error = %e, "casbin in-memory update failed");
@@ -371,19 +483,19 @@ impl Rbac {
     }
 }
 
-/// Replaces the agent's `p` rules in the in-memory enforcer.
-async fn replace_agent_rules(
+/// Replaces the `p` rules of `subject` in `org_id` in the in-memory enforcer.
+async fn replace_subject_rules(
     enforcer: &mut Enforcer,
-    agent_id: Uuid,
+    subject: &str,
     org_id: Uuid,
-    capabilities: &[String],
+    names: &[String],
 ) -> casbin::Result<()> {
     enforcer
-        .remove_filtered_policy(0, vec![agent_subject(agent_id)])
+        .remove_filtered_policy(0, vec![subject.to_owned(), domain(org_id)])
         .await?;
-    let rules: Vec<Vec<String>> = capabilities
+    let rules: Vec<Vec<String>> = names
         .iter()
-        .filter_map(|c| capability_rule(agent_id, org_id, c))
+        .filter_map(|c| permission_rule(subject, org_id, c))
         .collect();
     if !rules.is_empty() {
         enforcer.add_policies(rules).await?;
@@ -404,38 +516,14 @@ impl Rbac {
         stored: &[String],
         capability: &str,
     ) -> bool {
-        let Some(request) = capability_rule(agent_id, org_id, capability) else {
+        if capability_rule(agent_id, org_id, capability).is_none() {
             return false;
-        };
-        let in_sync = {
-            let enforcer = self.enforcer.read().await;
-            let mut mem: Vec<String> = enforcer
-                .get_filtered_policy(0, vec![agent_subject(agent_id)])
-                .into_iter()
-                .filter(|r| r.len() >= 4 && r[1] == domain(org_id))
-                .map(|r| format!("{}:{}", r[2], r[3]))
-                .collect();
-            mem.sort();
-            let mut want = stored.to_vec();
-            want.sort();
-            mem == want
-        };
-        if !in_sync {
-            let mut enforcer = self.enforcer.write().await;
-            if let Err(e) = replace_agent_rules(&mut enforcer, agent_id, org_id, stored).await {
-                tracing::error!(error = %e, "casbin in-memory agent sync failed");
-                return false;
-            }
         }
-        let enforcer = self.enforcer.read().await;
-        enforcer
-            .enforce((
-                request[0].clone(),
-                request[1].clone(),
-                request[2].clone(),
-                request[3].clone(),
-            ))
-            .unwrap_or(false)
+        let subject = agent_subject(agent_id);
+        if !self.sync_subject(&subject, org_id, stored).await {
+            return false;
+        }
+        self.enforce(&subject, org_id, capability).await
     }
 }
 
@@ -504,45 +592,112 @@ pub async fn agent_capabilities(
     Ok(out)
 }
 
-/// Inserts the `g` rule for a membership, inside the caller's transaction.
+/// Inserts the `g` rule giving `subject` (`user:<id>` or `key:<id>`) the role named `role` in
+/// `org_id`, inside the caller's transaction.
 pub async fn grant_in_tx(
     db: &impl ConnectionTrait,
-    user_id: Uuid,
+    subject: String,
     org_id: Uuid,
-    role: Role,
+    role: &str,
 ) -> Result<RuleChange, sea_orm::DbErr> {
     casbin_rule::Entity::insert(rule_row(
         "g",
-        &[&user_subject(user_id), &role.subject(), &domain(org_id)],
+        &[&subject, &role_subject(role), &domain(org_id)],
     ))
     .exec(db)
     .await?;
     Ok(RuleChange::Grant {
-        user_id,
+        subject,
         org_id,
-        role,
+        role: role.to_owned(),
     })
 }
 
-/// Deletes the `g` rule for a membership, inside the caller's transaction.
+/// Deletes the `g` rule giving `subject` the role named `role` in `org_id`, inside the
+/// caller's transaction.
 pub async fn revoke_in_tx(
     db: &impl ConnectionTrait,
-    user_id: Uuid,
+    subject: String,
     org_id: Uuid,
-    role: Role,
+    role: &str,
 ) -> Result<RuleChange, sea_orm::DbErr> {
     casbin_rule::Entity::delete_many()
         .filter(casbin_rule::Column::Ptype.eq("g"))
-        .filter(casbin_rule::Column::V0.eq(user_subject(user_id)))
-        .filter(casbin_rule::Column::V1.eq(role.subject()))
+        .filter(casbin_rule::Column::V0.eq(subject.clone()))
+        .filter(casbin_rule::Column::V1.eq(role_subject(role)))
         .filter(casbin_rule::Column::V2.eq(domain(org_id)))
         .exec(db)
         .await?;
     Ok(RuleChange::Revoke {
-        user_id,
+        subject,
         org_id,
-        role,
+        role: role.to_owned(),
     })
+}
+
+/// Replaces a custom role's permission rules inside the caller's transaction; apply the
+/// returned change with [`Rbac::apply`] after the commit. An empty list removes them all
+/// (role deleted). Errors: database errors.
+pub async fn set_role_permissions_in_tx(
+    db: &impl ConnectionTrait,
+    role: &str,
+    org_id: Uuid,
+    permissions: &[String],
+) -> Result<RuleChange, sea_orm::DbErr> {
+    let subject = role_subject(role);
+    casbin_rule::Entity::delete_many()
+        .filter(casbin_rule::Column::Ptype.eq("p"))
+        .filter(casbin_rule::Column::V0.eq(subject.clone()))
+        .filter(casbin_rule::Column::V1.eq(domain(org_id)))
+        .exec(db)
+        .await?;
+    let rows: Vec<_> = permissions
+        .iter()
+        .filter_map(|p| permission_rule(&subject, org_id, p))
+        .map(|r| {
+            let refs: Vec<&str> = r.iter().map(String::as_str).collect();
+            rule_row("p", &refs)
+        })
+        .collect();
+    if !rows.is_empty() {
+        casbin_rule::Entity::insert_many(rows).exec(db).await?;
+    }
+    Ok(RuleChange::RolePermissions {
+        role: role.to_owned(),
+        org_id,
+        permissions: permissions.to_vec(),
+    })
+}
+
+/// The stored permissions of each custom role in `roles` of `org_id`, sorted, read from
+/// `casbin_rule` (the one source of truth). Roles without rules map to an empty list.
+pub async fn custom_role_permissions(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    roles: &[String],
+) -> Result<std::collections::HashMap<String, Vec<String>>, sea_orm::DbErr> {
+    let mut out: std::collections::HashMap<String, Vec<String>> =
+        roles.iter().map(|r| (r.clone(), Vec::new())).collect();
+    if roles.is_empty() {
+        return Ok(out);
+    }
+    let rows = casbin_rule::Entity::find()
+        .filter(casbin_rule::Column::Ptype.eq("p"))
+        .filter(casbin_rule::Column::V0.is_in(roles.iter().map(|r| role_subject(r))))
+        .filter(casbin_rule::Column::V1.eq(domain(org_id)))
+        .all(db)
+        .await?;
+    for row in rows {
+        if let Some(name) = row.v0.strip_prefix("role:") {
+            out.entry(name.to_owned())
+                .or_default()
+                .push(format!("{}:{}", row.v2, row.v3));
+        }
+    }
+    for perms in out.values_mut() {
+        perms.sort();
+    }
+    Ok(out)
 }
 
 /// Deletes every rule in an org's domain, inside the caller's transaction.

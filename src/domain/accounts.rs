@@ -9,10 +9,17 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::audit::{self, AuditCtx, Event};
+use super::{
+    audit::{self, AuditCtx, Event},
+    throttle,
+};
 use crate::{
-    auth::{password, tokens},
-    entity::{refresh_token, user},
+    auth::{
+        password,
+        rbac::{self, Rbac, Role},
+        tokens,
+    },
+    entity::{audit_event, identity, invitation, membership, organization, refresh_token, user},
     error::{AppError, AppResult, FieldError},
 };
 
@@ -121,6 +128,7 @@ pub async fn register(
         disabled_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        deleted_at: Set(None),
     }
     .insert(&tx)
     .await
@@ -144,20 +152,41 @@ fn invalid_credentials() -> AppError {
 /// Checks email and password and issues a token pair in a new refresh-token family.
 /// A wrong email and a wrong password cost the same (one argon2 verification) and answer the
 /// same 401 `invalid_credentials`; both are audited (`auth.login`, outcome `failure`).
+/// Throttled per account and per IP ([`throttle`]): while locked, 429 `login_throttled`
+/// before the password is checked; a new lock is audited as `auth.login_throttled`.
 #[tracing::instrument(skip_all)]
+#[allow(clippy::too_many_arguments)]
 pub async fn login(
     db: &DatabaseConnection,
     keyring: &tokens::Keyring,
     refresh_ttl_s: u64,
+    policy: &throttle::Policy,
     email: &str,
     password: String,
     ctx: &AuditCtx,
 ) -> AppResult<TokenPair> {
     let email = email.trim().to_lowercase();
+    let account_key = throttle::account_key(&email);
+    let mut keys = vec![account_key.clone()];
+    if let Some(ip) = &ctx.ip {
+        keys.push(throttle::ip_key(ip));
+    }
+    let now = Utc::now();
     let found = user::Entity::find()
         .filter(user::Column::Email.eq(&email))
+        .filter(user::Column::DeletedAt.is_null())
         .one(db)
         .await?;
+    if let Some(wait) = throttle::locked_for(db, &keys, now).await? {
+        let event = Event::account(
+            "auth.login",
+            found.as_ref().map(|u| u.id),
+            false,
+            json!({ "reason": "throttled", "retry_after_s": wait }),
+        );
+        audit::record(db, ctx, event).await?;
+        return Err(throttle::throttled(wait, policy));
+    }
     let hash = found.as_ref().and_then(|u| u.password_hash.clone());
     let password_ok = password::verify_async(password, hash).await?;
     let reason = match &found {
@@ -170,8 +199,21 @@ pub async fn login(
     if let Some(reason) = reason {
         let event = Event::account("auth.login", user_id, false, json!({ "reason": reason }));
         audit::record(db, ctx, event).await?;
+        for (key, failures, delay_s) in throttle::record_failure(db, policy, &keys, now).await? {
+            if delay_s > 0 {
+                let scope = if key == account_key { "account" } else { "ip" };
+                let event = Event::account(
+                    "auth.login_throttled",
+                    user_id,
+                    false,
+                    json!({ "scope": scope, "failures": failures, "delay_s": delay_s }),
+                );
+                audit::record(db, ctx, event).await?;
+            }
+        }
         return Err(invalid_credentials());
     }
+    throttle::clear(db, &account_key).await?;
     let user_id = user_id.expect("found");
     let tx = db.begin().await?;
     let pair = issue_pair(&tx, keyring, refresh_ttl_s, user_id, Uuid::now_v7()).await?;
@@ -181,7 +223,7 @@ pub async fn login(
     Ok(pair)
 }
 
-async fn issue_pair(
+pub(crate) async fn issue_pair(
     db: &impl ConnectionTrait,
     keyring: &tokens::Keyring,
     refresh_ttl_s: u64,
@@ -408,6 +450,185 @@ pub async fn update_me(
     }
     tx.commit().await?;
     Ok(updated)
+}
+
+/// Revokes every refresh token of the account (all devices, all logins), audited as
+/// `auth.logout_all`. Access tokens already issued stay valid until they expire. Returns how
+/// many tokens were revoked.
+pub async fn logout_all(db: &DatabaseConnection, user_id: Uuid, ctx: &AuditCtx) -> AppResult<u64> {
+    let tx = db.begin().await?;
+    lock_user(&tx, user_id).await?;
+    let revoked = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(refresh_token::Column::UserId.eq(user_id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(&tx)
+        .await?
+        .rows_affected;
+    let event = Event::account(
+        "auth.logout_all",
+        Some(user_id),
+        true,
+        json!({ "revoked_tokens": revoked }),
+    );
+    audit::record(&tx, &ctx.as_actor(user_id), event).await?;
+    tx.commit().await?;
+    Ok(revoked)
+}
+
+/// Everything stored about a user, for `me.export`.
+#[derive(Debug)]
+pub struct Export {
+    /// The account.
+    pub user: user::Model,
+    /// Linked OIDC identities, oldest first.
+    pub identities: Vec<identity::Model>,
+    /// Memberships with their orgs, oldest first.
+    pub memberships: Vec<(membership::Model, Option<organization::Model>)>,
+    /// Audit events the user acted in or that concern their account, oldest first.
+    pub audit_events: Vec<audit_event::Model>,
+}
+
+/// Everything stored about the caller, for `me.export` (GDPR Art. 15 and 20). Errors: 401
+/// when the account is gone.
+pub async fn export(db: &DatabaseConnection, user_id: Uuid) -> AppResult<Export> {
+    use sea_orm::QueryOrder;
+    let user = me(db, user_id).await?;
+    let identities = identity::Entity::find()
+        .filter(identity::Column::UserId.eq(user_id))
+        .order_by_asc(identity::Column::CreatedAt)
+        .all(db)
+        .await?;
+    let memberships = membership::Entity::find()
+        .find_also_related(organization::Entity)
+        .filter(membership::Column::UserId.eq(user_id))
+        .order_by_asc(membership::Column::CreatedAt)
+        .all(db)
+        .await?;
+    let audit_events = audit_event::Entity::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(
+                    sea_orm::Condition::all()
+                        .add(audit_event::Column::ActorType.eq("user"))
+                        .add(audit_event::Column::ActorId.eq(user_id)),
+                )
+                .add(audit_event::Column::SubjectUserId.eq(user_id)),
+        )
+        .order_by_asc(audit_event::Column::Id)
+        .all(db)
+        .await?;
+    Ok(Export {
+        user,
+        identities,
+        memberships,
+        audit_events,
+    })
+}
+
+/// Erases the account's personal data in one transaction (GDPR Art. 17): email and display
+/// name are replaced, the password hash, identities, memberships and refresh tokens are
+/// deleted; audit rows stay, with the user replaced by one random pseudonym (`actor.type`
+/// `erased_user`) and their IP and user agent removed. Invitations addressed to the email are
+/// scrubbed. Errors: 409 `last_owner` while the user is the only owner of an org (naming it);
+/// 401 when the account is already gone.
+pub async fn erase(
+    db: &DatabaseConnection,
+    rbac: &Rbac,
+    user_id: Uuid,
+    ctx: &AuditCtx,
+) -> AppResult<Uuid> {
+    let user = me(db, user_id).await?;
+    let tx = super::begin_write(db).await?;
+    lock_user(&tx, user_id).await?;
+    let mut held = membership::Entity::find()
+        .filter(membership::Column::UserId.eq(user_id))
+        .all(&tx)
+        .await?;
+    held.sort_by_key(|m| m.org_id);
+    let mut changes = Vec::new();
+    for m in &held {
+        // Same lock order as membership changes: org row first.
+        super::orgs::lock_org(&tx, m.org_id).await?;
+        if m.role == Role::Owner.as_str() && super::orgs::owner_count(&tx, m.org_id).await? <= 1 {
+            return Err(AppError::conflict(
+                "last_owner",
+                format!(
+                    "you are the last owner of organization {}; make someone else owner or delete it first",
+                    m.org_id
+                ),
+            ));
+        }
+        changes.push(rbac::revoke_in_tx(&tx, rbac::user_subject(user_id), m.org_id, &m.role).await?);
+    }
+    membership::Entity::delete_many()
+        .filter(membership::Column::UserId.eq(user_id))
+        .exec(&tx)
+        .await?;
+    identity::Entity::delete_many()
+        .filter(identity::Column::UserId.eq(user_id))
+        .exec(&tx)
+        .await?;
+    refresh_token::Entity::delete_many()
+        .filter(refresh_token::Column::UserId.eq(user_id))
+        .exec(&tx)
+        .await?;
+    invitation::Entity::update_many()
+        .col_expr(invitation::Column::Email, Expr::value("erased@erased.invalid"))
+        .filter(invitation::Column::Email.eq(user.email.clone()))
+        .exec(&tx)
+        .await?;
+    // Random (v4), so the pseudonym reveals nothing, not even when it was made.
+    let pseudonym = uuid::Builder::from_random_bytes(tokens::random_bytes::<16>()).into_uuid();
+    audit_event::Entity::update_many()
+        .col_expr(audit_event::Column::ActorType, Expr::value(audit::ERASED_USER))
+        .col_expr(audit_event::Column::ActorId, Expr::value(pseudonym))
+        .col_expr(audit_event::Column::Ip, Expr::value(None::<String>))
+        .col_expr(audit_event::Column::UserAgent, Expr::value(None::<String>))
+        .filter(audit_event::Column::ActorType.eq("user"))
+        .filter(audit_event::Column::ActorId.eq(user_id))
+        .exec(&tx)
+        .await?;
+    audit_event::Entity::update_many()
+        .col_expr(audit_event::Column::SubjectUserId, Expr::value(pseudonym))
+        .col_expr(audit_event::Column::Ip, Expr::value(None::<String>))
+        .col_expr(audit_event::Column::UserAgent, Expr::value(None::<String>))
+        .filter(audit_event::Column::SubjectUserId.eq(user_id))
+        .exec(&tx)
+        .await?;
+    audit_event::Entity::update_many()
+        .col_expr(audit_event::Column::TargetId, Expr::value(pseudonym.to_string()))
+        .filter(audit_event::Column::TargetId.eq(user_id.to_string()))
+        .exec(&tx)
+        .await?;
+    let now = Utc::now();
+    user::Entity::update_many()
+        .col_expr(user::Column::Email, Expr::value(format!("erased-{user_id}@erased.invalid")))
+        .col_expr(user::Column::DisplayName, Expr::value("Erased user"))
+        .col_expr(user::Column::PasswordHash, Expr::value(None::<String>))
+        .col_expr(user::Column::DisabledAt, Expr::value(now))
+        .col_expr(user::Column::DeletedAt, Expr::value(now))
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(user_id))
+        .exec(&tx)
+        .await?;
+    let erased_ctx = AuditCtx {
+        actor_id: None,
+        actor_type: audit::ActorType::Anonymous,
+        ip: None,
+        user_agent: None,
+        request_id: ctx.request_id.clone(),
+    };
+    let event = Event::account(
+        "user.erased",
+        Some(pseudonym),
+        true,
+        json!({ "memberships_removed": held.len() }),
+    );
+    audit::record(&tx, &erased_ctx, event).await?;
+    tx.commit().await?;
+    rbac.apply(changes).await;
+    Ok(pseudonym)
 }
 
 #[cfg(test)]

@@ -175,7 +175,7 @@ pub async fn create(
         screen_width: f.screen_width.unwrap_or(1280),
         screen_height: f.screen_height.unwrap_or(800),
         version: 1,
-        created_by: ctx.actor_id,
+        created_by: ctx.user_id(),
         created_at: now,
         updated_at: now,
     };

@@ -14,11 +14,40 @@ use crate::{
     error::AppResult,
 };
 
+/// What kind of caller acted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ActorType {
+    /// Not authenticated (registration, failed logins).
+    #[default]
+    Anonymous,
+    /// A user (`actor_id` is the user id).
+    User,
+    /// An API key (`actor_id` is the key id).
+    ApiKey,
+}
+
+impl ActorType {
+    /// The stored name: `anonymous`, `user`, `api_key`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorType::Anonymous => "anonymous",
+            ActorType::User => "user",
+            ActorType::ApiKey => "api_key",
+        }
+    }
+}
+
+/// Stored `actor_type` of rows whose actor erased their account (`me.delete`); their
+/// `actor_id` is a pseudonym, the same for all of that account's rows.
+pub const ERASED_USER: &str = "erased_user";
+
 /// Who is acting and from where; built by the API layer from the request.
 #[derive(Clone, Debug, Default)]
 pub struct AuditCtx {
-    /// The authenticated user, if any.
+    /// The authenticated user or API key, if any.
     pub actor_id: Option<Uuid>,
+    /// What `actor_id` is.
+    pub actor_type: ActorType,
     /// Client IP.
     pub ip: Option<String>,
     /// Client `User-Agent` (truncated to 512 bytes).
@@ -28,12 +57,32 @@ pub struct AuditCtx {
 }
 
 impl AuditCtx {
-    /// The same context with `actor_id` set.
+    /// The same context with the user as actor.
     pub fn as_actor(&self, user_id: Uuid) -> Self {
         Self {
             actor_id: Some(user_id),
+            actor_type: ActorType::User,
             ..self.clone()
         }
+    }
+
+    /// The same context with `subject` (a user or an API key) as actor.
+    pub fn as_subject(&self, subject: &crate::auth::Subject) -> Self {
+        match subject {
+            crate::auth::Subject::User(id) => self.as_actor(*id),
+            crate::auth::Subject::ApiKey { id, .. } => Self {
+                actor_id: Some(*id),
+                actor_type: ActorType::ApiKey,
+                ..self.clone()
+            },
+        }
+    }
+
+    /// The acting user, when the actor is a user (what `created_by` columns record).
+    pub fn user_id(&self) -> Option<Uuid> {
+        (self.actor_type == ActorType::User)
+            .then_some(self.actor_id)
+            .flatten()
     }
 }
 
@@ -53,6 +102,12 @@ pub mod target {
     pub const COMMAND: &str = "command";
     /// A background job.
     pub const JOB: &str = "job";
+    /// A custom role (target id = the role id).
+    pub const ROLE: &str = "role";
+    /// An API key.
+    pub const API_KEY: &str = "api_key";
+    /// An invitation.
+    pub const INVITATION: &str = "invitation";
 }
 
 /// One event to record.
@@ -96,12 +151,7 @@ pub async fn record(db: &impl ConnectionTrait, ctx: &AuditCtx, event: Event<'_>)
     let row = audit_event::ActiveModel {
         id: Set(Uuid::now_v7()),
         org_id: Set(event.org_id),
-        actor_type: Set(if ctx.actor_id.is_some() {
-            "user"
-        } else {
-            "anonymous"
-        }
-        .to_owned()),
+        actor_type: Set(ctx.actor_type.as_str().to_owned()),
         actor_id: Set(ctx.actor_id),
         action: Set(event.action.to_owned()),
         target_type: Set(event.target_type.to_owned()),
@@ -126,13 +176,26 @@ pub async fn record(db: &impl ConnectionTrait, ctx: &AuditCtx, event: Event<'_>)
     Ok(())
 }
 
+/// Filters of [`list`]; all optional, combined with AND.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Exact action name (`member.added`).
+    pub action: Option<String>,
+    /// The acting user's or API key's id.
+    pub actor_id: Option<Uuid>,
+    /// Events at or after this time (UTC).
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Events before this time (UTC).
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// An org's audit log, newest first: events recorded in the org plus account events (login,
 /// password change) of its current members from the time they joined (never their history
-/// from before). Filters: `action` exact match.
+/// from before), narrowed by `filter`.
 pub async fn list(
     db: &impl ConnectionTrait,
     org_id: Uuid,
-    action: Option<&str>,
+    filter: &Filter,
     page: PageRequest,
 ) -> AppResult<Page<audit_event::Model>> {
     use sea_orm::sea_query::{Expr, ExprTrait, Query};
@@ -159,8 +222,17 @@ pub async fn list(
                 .add(Expr::exists(member_since)),
         );
     let mut q = audit_event::Entity::find().filter(scope);
-    if let Some(action) = action {
-        q = q.filter(audit_event::Column::Action.eq(action));
+    if let Some(action) = &filter.action {
+        q = q.filter(audit_event::Column::Action.eq(action.clone()));
+    }
+    if let Some(actor) = filter.actor_id {
+        q = q.filter(audit_event::Column::ActorId.eq(actor));
+    }
+    if let Some(since) = filter.since {
+        q = q.filter(audit_event::Column::CreatedAt.gte(since));
+    }
+    if let Some(until) = filter.until {
+        q = q.filter(audit_event::Column::CreatedAt.lt(until));
     }
     if let Some(after) = page.after {
         q = q.filter(audit_event::Column::Id.lt(after));

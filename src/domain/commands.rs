@@ -274,7 +274,7 @@ pub async fn create(
         status: CommandStatus::Queued.as_str().into(),
         output: None,
         error: None,
-        created_by: ctx.actor_id,
+        created_by: ctx.user_id(),
         expires_at,
         dispatched_at: None,
         completed_at: None,

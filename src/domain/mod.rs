@@ -5,11 +5,16 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod api_keys;
 pub mod audit;
+pub mod throttle;
 pub mod commands;
 pub mod events;
+pub mod invitations;
+pub mod oidc;
 pub mod orgs;
 pub mod page;
+pub mod roles;
 pub mod sessions;
 
 use sea_orm::{

@@ -24,8 +24,11 @@ use super::{
     page::{Page, PageRequest},
 };
 use crate::{
-    auth::rbac::{self, Rbac, Role},
-    entity::{membership, organization, user},
+    auth::{
+        Subject,
+        rbac::{self, Rbac, Role},
+    },
+    entity::{api_key, membership, organization, role as role_entity, user},
     error::{AppError, AppResult, FieldError},
 };
 
@@ -40,39 +43,143 @@ pub struct Access {
     pub org: organization::Model,
     /// The org.
     pub org_id: Uuid,
-    /// The caller.
-    pub user_id: Uuid,
-    /// The caller's role there.
-    pub role: Role,
+    /// The caller: a member or an API key of the org.
+    pub subject: Subject,
+    /// The caller's role there (built-in or custom name).
+    pub role: String,
 }
 
-/// Checks that `user_id` is a member of `org_id` whose role holds `permission`.
-/// Errors: 404 `not_found` for non-members (and unknown orgs); 403 `permission_denied`.
+impl Access {
+    /// The calling user, when the caller is a user (not an API key).
+    pub fn user_id(&self) -> Option<Uuid> {
+        self.subject.user_id()
+    }
+}
+
+/// Checks that `subject` acts in `org_id` (a member, or an API key of that org) with a role
+/// that holds `permission`. Errors: 404 `not_found` for non-members, keys of other orgs and
+/// unknown orgs; 403 `permission_denied` naming the permission.
 pub async fn authorize(
     db: &impl ConnectionTrait,
     rbac: &Rbac,
-    user_id: Uuid,
+    subject: &Subject,
     org_id: Uuid,
     permission: &str,
 ) -> AppResult<Access> {
-    let (m, org) = membership::Entity::find_by_id((org_id, user_id))
-        .find_also_related(organization::Entity)
-        .one(db)
-        .await?
-        .ok_or(AppError::NotFound("organization"))?;
-    let org = org.ok_or(AppError::NotFound("organization"))?;
-    let role = Role::parse(&m.role).ok_or_else(|| {
-        AppError::Internal(anyhow::anyhow!("unknown role {:?} in membership", m.role))
-    })?;
-    if !rbac.allows(role, org_id, permission).await {
+    let (org, role) = match subject {
+        Subject::User(user_id) => {
+            let (m, org) = membership::Entity::find_by_id((org_id, *user_id))
+                .find_also_related(organization::Entity)
+                .one(db)
+                .await?
+                .ok_or(AppError::NotFound("organization"))?;
+            (org.ok_or(AppError::NotFound("organization"))?, m.role)
+        }
+        // The key was verified (not revoked, not expired) by the security scheme on this
+        // request; its org and role never change.
+        Subject::ApiKey {
+            org_id: key_org,
+            role,
+            ..
+        } => {
+            if *key_org != org_id {
+                return Err(AppError::NotFound("organization"));
+            }
+            (get(db, org_id).await?, role.clone())
+        }
+    };
+    if !role_allows(db, rbac, org_id, &role, permission).await? {
         return Err(AppError::permission_denied(permission));
     }
     Ok(Access {
         org,
         org_id,
-        user_id,
+        subject: subject.clone(),
         role,
     })
+}
+
+/// Whether the role named `role` (built-in, or custom in `org_id`) holds `permission`,
+/// decided by casbin. A custom role's stored permissions are read in `db` first, so a change
+/// made on another node holds at once.
+pub async fn role_allows(
+    db: &impl ConnectionTrait,
+    rbac: &Rbac,
+    org_id: Uuid,
+    role: &str,
+    permission: &str,
+) -> AppResult<bool> {
+    if let Some(builtin) = Role::parse(role) {
+        return Ok(rbac.allows(builtin, org_id, permission).await);
+    }
+    let stored = rbac::custom_role_permissions(db, org_id, &[role.to_owned()])
+        .await?
+        .remove(role)
+        .unwrap_or_default();
+    Ok(rbac.role_allows(role, org_id, Some(&stored), permission).await)
+}
+
+/// The permissions of the role named `role` in `org_id`, sorted; `None` when no built-in or
+/// custom role has that name there.
+pub async fn permissions_of(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    role: &str,
+) -> AppResult<Option<Vec<String>>> {
+    if let Some(perms) = rbac::builtin_permissions(role) {
+        let mut v: Vec<String> = perms.iter().map(|p| (*p).to_owned()).collect();
+        v.sort();
+        return Ok(Some(v));
+    }
+    let exists = role_entity::Entity::find()
+        .filter(role_entity::Column::OrgId.eq(org_id))
+        .filter(role_entity::Column::Name.eq(role))
+        .one(db)
+        .await?
+        .is_some();
+    if !exists {
+        return Ok(None);
+    }
+    Ok(rbac::custom_role_permissions(db, org_id, &[role.to_owned()])
+        .await?
+        .remove(role))
+}
+
+/// The first permission of `wanted` that the caller's role lacks, if any.
+pub async fn first_missing(
+    db: &impl ConnectionTrait,
+    access: &Access,
+    wanted: &[String],
+) -> AppResult<Option<String>> {
+    let held = permissions_of(db, access.org_id, &access.role)
+        .await?
+        .unwrap_or_default();
+    Ok(wanted.iter().find(|p| !held.contains(p)).cloned())
+}
+
+/// Checks that the caller may give (or take) the role named `role`: it must exist in the org
+/// (422 naming `field` otherwise); `owner` needs `members:owner`; and no role may hold a
+/// permission the caller lacks (403 `permission_denied` naming it).
+pub async fn ensure_grantable(
+    db: &impl ConnectionTrait,
+    rbac: &Rbac,
+    access: &Access,
+    role: &str,
+    field: &str,
+) -> AppResult<()> {
+    let Some(perms) = permissions_of(db, access.org_id, role).await? else {
+        return Err(AppError::field(
+            field,
+            format!("no built-in or custom role named {role:?} in this organization"),
+        ));
+    };
+    if role == Role::Owner.as_str() {
+        require_owner_rights(db, rbac, access).await?;
+    }
+    if let Some(missing) = first_missing(db, access, &perms).await? {
+        return Err(AppError::permission_denied(&missing));
+    }
+    Ok(())
 }
 
 fn normalize_name(name: &str) -> AppResult<String> {
@@ -110,8 +217,14 @@ pub async fn create(
     }
     .insert(&tx)
     .await?;
-    insert_membership(&tx, org_id, user_id, Role::Owner).await?;
-    let change = rbac::grant_in_tx(&tx, user_id, org_id, Role::Owner).await?;
+    insert_membership(&tx, org_id, user_id, Role::Owner.as_str()).await?;
+    let change = rbac::grant_in_tx(
+        &tx,
+        rbac::user_subject(user_id),
+        org_id,
+        Role::Owner.as_str(),
+    )
+    .await?;
     let event = Event {
         org_id: Some(org_id),
         action: "org.created",
@@ -126,17 +239,17 @@ pub async fn create(
     Ok(org)
 }
 
-async fn insert_membership(
+pub(crate) async fn insert_membership(
     db: &impl ConnectionTrait,
     org_id: Uuid,
     user_id: Uuid,
-    role: Role,
+    role: &str,
 ) -> AppResult<()> {
     let now = Utc::now();
     membership::Entity::insert(membership::ActiveModel {
         org_id: Set(org_id),
         user_id: Set(user_id),
-        role: Set(role.as_str().to_owned()),
+        role: Set(role.to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
     })
@@ -157,7 +270,7 @@ pub async fn list_for_user(
     db: &impl ConnectionTrait,
     user_id: Uuid,
     page: PageRequest,
-) -> AppResult<Page<(organization::Model, Role)>> {
+) -> AppResult<Page<(organization::Model, String)>> {
     let mut q = membership::Entity::find()
         .find_also_related(organization::Entity)
         .filter(membership::Column::UserId.eq(user_id));
@@ -171,7 +284,7 @@ pub async fn list_for_user(
         .await?;
     let rows = rows
         .into_iter()
-        .filter_map(|(m, org)| Some((org?, Role::parse(&m.role)?)))
+        .filter_map(|(m, org)| Some((org?, m.role)))
         .collect();
     Ok(page.finish(rows, |(o, _)| o.id))
 }
@@ -328,7 +441,7 @@ pub(crate) async fn lock_org(db: &impl ConnectionTrait, org_id: Uuid) -> AppResu
     }
 }
 
-async fn owner_count(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<u64> {
+pub(crate) async fn owner_count(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<u64> {
     Ok(membership::Entity::find()
         .filter(membership::Column::OrgId.eq(org_id))
         .filter(membership::Column::Role.eq(Role::Owner.as_str()))
@@ -336,50 +449,99 @@ async fn owner_count(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<u64> 
         .await?)
 }
 
-/// Locks the org and re-reads the caller's membership inside the transaction: a decision made
-/// under the lock uses the caller's role as it is now, not as it was when the request began
-/// (a concurrently demoted owner cannot still grant `owner`). Errors: 404, 403.
-async fn lock_and_reauthorize(
+/// Locks the org and re-reads the caller's membership (or API key) inside the transaction: a
+/// decision made under the lock uses the caller's role as it is now, not as it was when the
+/// request began (a concurrently demoted owner cannot still grant `owner`, a revoked key
+/// cannot finish a change). Errors: 404, 403; 401 for a key revoked meanwhile.
+pub(crate) async fn lock_and_reauthorize(
     db: &impl ConnectionTrait,
     rbac: &Rbac,
     access: &Access,
     permission: &str,
 ) -> AppResult<Access> {
     lock_org(db, access.org_id).await?;
-    authorize(db, rbac, access.user_id, access.org_id, permission).await
+    authorize_fresh(db, rbac, &access.subject, access.org_id, permission).await
 }
 
-async fn require_owner_rights(rbac: &Rbac, access: &Access) -> AppResult<()> {
-    if rbac
-        .allows(access.role, access.org_id, rbac::MEMBERS_OWNER)
-        .await
-    {
+/// [`authorize`], re-checking first that an API key is still neither revoked nor expired
+/// (for decisions made long after the request authenticated: under a lock, or when a live
+/// stream re-checks its caller). Errors: as [`authorize`]; 401 for a key gone bad.
+pub async fn authorize_fresh(
+    db: &impl ConnectionTrait,
+    rbac: &Rbac,
+    subject: &Subject,
+    org_id: Uuid,
+    permission: &str,
+) -> AppResult<Access> {
+    if let Subject::ApiKey { id, .. } = subject {
+        let now = Utc::now();
+        let live = api_key::Entity::find_by_id(*id)
+            .one(db)
+            .await?
+            .is_some_and(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now));
+        if !live {
+            return Err(AppError::invalid_token("the API key was revoked or has expired"));
+        }
+    }
+    authorize(db, rbac, subject, org_id, permission).await
+}
+
+async fn require_owner_rights(
+    db: &impl ConnectionTrait,
+    rbac: &Rbac,
+    access: &Access,
+) -> AppResult<()> {
+    if role_allows(db, rbac, access.org_id, &access.role, rbac::MEMBERS_OWNER).await? {
         Ok(())
     } else {
         Err(AppError::permission_denied(rbac::MEMBERS_OWNER))
     }
 }
 
-fn last_owner() -> AppError {
+/// Checks that the caller may take the role named `role` away from someone: taking `owner`
+/// needs `members:owner`, and a role holding a permission the caller lacks cannot be taken
+/// (403 `permission_denied` naming it).
+async fn ensure_takeable(
+    db: &impl ConnectionTrait,
+    rbac: &Rbac,
+    access: &Access,
+    role: &str,
+) -> AppResult<()> {
+    if role == Role::Owner.as_str() {
+        require_owner_rights(db, rbac, access).await?;
+    }
+    let perms = permissions_of(db, access.org_id, role)
+        .await?
+        .unwrap_or_default();
+    if let Some(missing) = first_missing(db, access, &perms).await? {
+        return Err(AppError::permission_denied(&missing));
+    }
+    Ok(())
+}
+
+pub(crate) fn last_owner() -> AppError {
     AppError::conflict(
         "last_owner",
         "an organization must keep at least one owner; make someone else owner first",
     )
 }
 
-/// Adds an existing user by email. Granting `owner` needs `members:owner`.
-/// Errors: 422 `email` (malformed or no such account), 409 `already_member`, 403.
+/// Adds an existing user by email with the role named `role`. Granting `owner` needs
+/// `members:owner`; no role holding a permission the caller lacks can be granted.
+/// Errors: 422 `email` (malformed or no such account), 422 `role` (no such role), 409
+/// `already_member`, 403.
 pub async fn add_member(
     db: &DatabaseConnection,
     rbac: &Rbac,
     access: Access,
     email: &str,
-    role: Role,
+    role: &str,
     ctx: &AuditCtx,
 ) -> AppResult<Member> {
     let email = normalize_email("email", email).map_err(|e| AppError::Validation(vec![e]))?;
     let user = user::Entity::find()
         .filter(user::Column::Email.eq(email))
+        .filter(user::Column::DeletedAt.is_null())
         .one(db)
         .await?
         .ok_or_else(|| {
@@ -390,18 +552,17 @@ pub async fn add_member(
         })?;
     let tx = db.begin().await?;
     let access = lock_and_reauthorize(&tx, rbac, &access, rbac::MEMBERS_WRITE).await?;
-    if role == Role::Owner {
-        require_owner_rights(rbac, &access).await?;
-    }
+    ensure_grantable(&tx, rbac, &access, role, "role").await?;
     insert_membership(&tx, access.org_id, user.id, role).await?;
-    let change = rbac::grant_in_tx(&tx, user.id, access.org_id, role).await?;
+    let change =
+        rbac::grant_in_tx(&tx, rbac::user_subject(user.id), access.org_id, role).await?;
     let event = Event {
         org_id: Some(access.org_id),
         action: "member.added",
         target_type: target::MEMBERSHIP,
         target_id: Some(user.id),
         success: true,
-        details: json!({ "role": role.as_str() }),
+        details: json!({ "role": role }),
     };
     audit::record(&tx, ctx, event).await?;
     let membership = membership::Entity::find_by_id((access.org_id, user.id))
@@ -427,42 +588,43 @@ async fn find_member(db: &impl ConnectionTrait, org_id: Uuid, user_id: Uuid) -> 
     Ok(Member { membership, user })
 }
 
-/// Changes a member's role. Granting or taking `owner` needs `members:owner`; demoting the
-/// last owner is 409 `last_owner`. Errors: 404 `member`, 403, 409.
+/// Changes a member's role. Granting or taking `owner` needs `members:owner`; the caller can
+/// neither grant nor take a role holding a permission they lack; demoting the last owner is
+/// 409 `last_owner`. Errors: 404 `member`, 422 `role`, 403, 409.
 pub async fn update_member(
     db: &DatabaseConnection,
     rbac: &Rbac,
     access: Access,
     user_id: Uuid,
-    role: Role,
+    role: &str,
     ctx: &AuditCtx,
 ) -> AppResult<Member> {
     let tx = db.begin().await?;
     let access = lock_and_reauthorize(&tx, rbac, &access, rbac::MEMBERS_WRITE).await?;
     let current = find_member(&tx, access.org_id, user_id).await?;
-    let old = Role::parse(&current.membership.role).unwrap_or(Role::Viewer);
+    let old = current.membership.role.clone();
     if old == role {
         return Ok(current);
     }
-    if old == Role::Owner || role == Role::Owner {
-        require_owner_rights(rbac, &access).await?;
-    }
-    if old == Role::Owner && owner_count(&tx, access.org_id).await? <= 1 {
+    ensure_grantable(&tx, rbac, &access, role, "role").await?;
+    ensure_takeable(&tx, rbac, &access, &old).await?;
+    if old == Role::Owner.as_str() && owner_count(&tx, access.org_id).await? <= 1 {
         return Err(last_owner());
     }
     let mut am: membership::ActiveModel = current.membership.into();
-    am.role = Set(role.as_str().to_owned());
+    am.role = Set(role.to_owned());
     am.updated_at = Set(Utc::now());
     let membership = am.update(&tx).await?;
-    let revoke = rbac::revoke_in_tx(&tx, user_id, access.org_id, old).await?;
-    let grant = rbac::grant_in_tx(&tx, user_id, access.org_id, role).await?;
+    let revoke =
+        rbac::revoke_in_tx(&tx, rbac::user_subject(user_id), access.org_id, &old).await?;
+    let grant = rbac::grant_in_tx(&tx, rbac::user_subject(user_id), access.org_id, role).await?;
     let event = Event {
         org_id: Some(access.org_id),
         action: "member.updated",
         target_type: target::MEMBERSHIP,
         target_id: Some(user_id),
         success: true,
-        details: json!({ "from": old.as_str(), "to": role.as_str() }),
+        details: json!({ "from": old, "to": role }),
     };
     audit::record(&tx, ctx, event).await?;
     tx.commit().await?;
@@ -485,24 +647,23 @@ pub async fn remove_member(
     let tx = db.begin().await?;
     let access = lock_and_reauthorize(&tx, rbac, &access, rbac::MEMBERS_WRITE).await?;
     let current = find_member(&tx, access.org_id, user_id).await?;
-    let role = Role::parse(&current.membership.role).unwrap_or(Role::Viewer);
-    if role == Role::Owner {
-        require_owner_rights(rbac, &access).await?;
-        if owner_count(&tx, access.org_id).await? <= 1 {
-            return Err(last_owner());
-        }
+    let role = current.membership.role.clone();
+    ensure_takeable(&tx, rbac, &access, &role).await?;
+    if role == Role::Owner.as_str() && owner_count(&tx, access.org_id).await? <= 1 {
+        return Err(last_owner());
     }
     membership::Entity::delete_by_id((access.org_id, user_id))
         .exec(&tx)
         .await?;
-    let revoke = rbac::revoke_in_tx(&tx, user_id, access.org_id, role).await?;
+    let revoke =
+        rbac::revoke_in_tx(&tx, rbac::user_subject(user_id), access.org_id, &role).await?;
     let event = Event {
         org_id: Some(access.org_id),
         action: "member.removed",
         target_type: target::MEMBERSHIP,
         target_id: Some(user_id),
         success: true,
-        details: json!({ "role": role.as_str() }),
+        details: json!({ "role": role }),
     };
     audit::record(&tx, ctx, event).await?;
     tx.commit().await?;

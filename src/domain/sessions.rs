@@ -441,7 +441,7 @@ pub async fn create(
         id,
         org_id,
         agent_id: agent.id,
-        created_by: ctx.actor_id,
+        created_by: ctx.user_id(),
         status: Status::Pending.as_str().into(),
         status_reason: None,
         version: 1,

@@ -22,6 +22,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// Last update time (UTC).
     pub updated_at: DateTimeUtc,
+    /// Set when the account was erased (`me.delete`): email, name and identities are gone.
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 /// No relations are navigated through SeaORM; joins are written where they are used.

@@ -54,10 +54,24 @@ impl ClientInfo {
     pub fn audit(&self) -> AuditCtx {
         AuditCtx {
             actor_id: None,
+            actor_type: crate::domain::audit::ActorType::Anonymous,
             ip: self.ip.map(|i| i.to_string()),
             user_agent: self.user_agent.clone(),
             request_id: Some(self.request_id.clone()),
         }
+    }
+}
+
+/// The request path as logged: one-time secrets that the contract puts in a path (the
+/// invitation token of `invitations.accept`) are replaced by `{token}`, so no log line
+/// carries them.
+pub fn redact_path(path: &str) -> String {
+    match path.strip_prefix("/v1/invitations/") {
+        Some(rest) => match rest.split_once('/') {
+            Some((_, tail)) => format!("/v1/invitations/{{token}}/{tail}"),
+            None => "/v1/invitations/{token}".to_owned(),
+        },
+        None => path.to_owned(),
     }
 }
 
@@ -265,7 +279,7 @@ async fn edge<E: Endpoint>(
         .filter(|v| sane_request_id(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let path = req.uri().path().to_owned();
+    let path = redact_path(req.uri().path());
     let method = req.method().clone();
     let client = ClientInfo {
         ip: client_ip(&req, config.trust_forwarded_for),
@@ -357,6 +371,15 @@ mod tests {
         assert!(!sane_request_id("a b"));
         assert!(!sane_request_id(&"a".repeat(129)));
         assert!(!sane_request_id("<script>"));
+    }
+
+    #[test]
+    fn invitation_tokens_never_reach_the_log() {
+        assert_eq!(
+            redact_path("/v1/invitations/inv_secret/accept"),
+            "/v1/invitations/{token}/accept"
+        );
+        assert_eq!(redact_path("/v1/orgs/x"), "/v1/orgs/x");
     }
 
     #[test]

@@ -349,7 +349,7 @@ pub fn is_problem(resp: &Response) -> bool {
 /// (request timeout). `From<AppError>` maps an error onto its variant; an error whose status
 /// the operation does not declare is a bug, logged and answered as 500.
 ///
-/// Variants: `BadRequest`, `Unauthorized`, `Forbidden`, `NotFound`, `Conflict`,
+/// Variants: `BadRequest`, `Unauthorized`, `Forbidden`, `NotFound`, `Conflict`, `Gone`,
 /// `PreconditionFailed`, `PreconditionRequired`, `PayloadTooLarge`, `UnsupportedMediaType`, `Unprocessable`.
 #[macro_export]
 macro_rules! api_errors {
@@ -394,6 +394,13 @@ macro_rules! api_errors {
             #[oai(status = 409, content_type = "application/problem+json")]
             Conflict(poem_openapi::payload::Json<$crate::http::problem::Problem>),
         ] [$($names)* Conflict] $($rest)*);
+    };
+    (@build [$($m:tt)*] $name:ident [$($acc:tt)*] [$($names:ident)*] Gone $($rest:ident)*) => {
+        $crate::api_errors!(@build [$($m)*] $name [$($acc)*
+            /// The one-time token is spent, revoked or expired (`invitation_used`, `invitation_revoked`, `invitation_expired`).
+            #[oai(status = 410, content_type = "application/problem+json")]
+            Gone(poem_openapi::payload::Json<$crate::http::problem::Problem>),
+        ] [$($names)* Gone] $($rest)*);
     };
     (@build [$($m:tt)*] $name:ident [$($acc:tt)*] [$($names:ident)*] PreconditionFailed $($rest:ident)*) => {
         $crate::api_errors!(@build [$($m)*] $name [$($acc)*
@@ -487,6 +494,7 @@ macro_rules! api_errors {
     (@status Forbidden) => { 403 };
     (@status NotFound) => { 404 };
     (@status Conflict) => { 409 };
+    (@status Gone) => { 410 };
     (@status PreconditionFailed) => { 412 };
     (@status PreconditionRequired) => { 428 };
     (@status PayloadTooLarge) => { 413 };

@@ -415,12 +415,10 @@ mod tests {
         let f = fields(
             "POST",
             "/v1/orgs/01a1fba1-a77c-7119-a5ac-506fd05db190/members",
-            r#"{"email": "a@b.c", "role": "king"}"#,
+            r#"{"email": "a@b.c", "role": "King of all"}"#,
         );
-        assert_eq!(
-            f,
-            vec!["role: must be one of: owner, admin, operator, viewer".to_owned()]
-        );
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].starts_with("role: has the wrong form"), "{f:?}");
         let f = fields(
             "POST",
             "/v1/orgs",

@@ -152,7 +152,8 @@ async fn reaper_loop(state: AppState) {
 }
 
 /// One reaper pass: dead-letter jobs whose last lease lapsed, stop expired sessions, expire
-/// unclaimed commands, delete expired idempotency keys.
+/// unclaimed commands, delete expired idempotency keys, OIDC tickets and idle login-failure
+/// counters.
 pub async fn reap_once(state: &AppState) -> anyhow::Result<()> {
     for dead in queue::sweep_expired(&state.db).await? {
         tracing::error!(job_id = %dead.id, kind = %dead.kind, "job dead-lettered (lease lapsed on the last attempt)");
@@ -161,5 +162,7 @@ pub async fn reap_once(state: &AppState) -> anyhow::Result<()> {
     sessions::reap(&state.db, &state.bus, &state.config).await?;
     crate::domain::commands::expire(&state.db).await?;
     crate::http::idempotency::purge_expired(&state.db).await?;
+    crate::domain::oidc::purge_tickets(&state.db).await?;
+    crate::domain::throttle::purge(&state.db, &state.config.login_throttle(), chrono::Utc::now()).await?;
     Ok(())
 }

@@ -1,0 +1,241 @@
+//! API keys: org-scoped machine credentials `ad_<prefix>_<secret>` for agent runners and
+//! integrations.
+//!
+//! * The prefix (12 × `[a-z0-9]`) is public and unique: it finds the row with one indexed
+//!   read. The secret (32 × `[A-Za-z0-9]`, 190 bits) is stored as SHA-256 and compared in
+//!   constant time; no argon2 on the request path (see [`crate::auth::secrets`]).
+//! * A key acts as subject `key:<id>` with its role, in its org only; it can never be given a
+//!   role holding a permission its creator lacks. Expired or revoked keys answer 401.
+//! * `last_used_at` is written at most once a minute per key, by a conditional `UPDATE`
+//!   issued only when the row read shows an older value: most requests write nothing.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    audit::{self, AuditCtx, Event, target},
+    orgs::{self, Access},
+    page::{Page, PageRequest},
+};
+use crate::{
+    auth::{
+        Subject,
+        rbac::{self, Rbac},
+        secrets,
+    },
+    entity::api_key,
+    error::{AppError, AppResult},
+};
+
+/// Longest key name, in characters.
+pub const NAME_MAX: usize = 200;
+/// `last_used_at` is refreshed when older than this (s).
+pub const LAST_USED_RESOLUTION_S: i64 = 60;
+
+fn bad_key(detail: &str) -> AppError {
+    AppError::invalid_token(detail)
+}
+
+/// Verifies an API key and returns the subject it acts as. Errors: 401 `invalid_token` for a
+/// malformed, unknown, wrong, revoked or expired key (the detail says which of the last two).
+pub async fn authenticate(db: &DatabaseConnection, key: &str) -> AppResult<Subject> {
+    let Some((prefix, secret)) = secrets::parse_api_key(key) else {
+        return Err(bad_key("malformed API key: expected ad_<prefix>_<secret>"));
+    };
+    let row = api_key::Entity::find()
+        .filter(api_key::Column::Prefix.eq(prefix))
+        .one(db)
+        .await?;
+    // Hash even when the prefix is unknown, so both failures cost the same.
+    let presented = secrets::hash(secret);
+    let Some(row) = row else {
+        return Err(bad_key("invalid API key"));
+    };
+    if !secrets::hashes_equal(&presented, &row.secret_hash) {
+        return Err(bad_key("invalid API key"));
+    }
+    let now = Utc::now();
+    if row.revoked_at.is_some() {
+        return Err(bad_key("the API key was revoked"));
+    }
+    if row.expires_at.is_some_and(|e| e <= now) {
+        return Err(bad_key("the API key has expired"));
+    }
+    let stale = now - Duration::seconds(LAST_USED_RESOLUTION_S);
+    if row.last_used_at.is_none_or(|t| t < stale) {
+        // Conditional, so concurrent requests of one key write once; a failure here must not
+        // fail the request.
+        let r = api_key::Entity::update_many()
+            .col_expr(api_key::Column::LastUsedAt, Expr::value(now))
+            .filter(api_key::Column::Id.eq(row.id))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(api_key::Column::LastUsedAt.is_null())
+                    .add(api_key::Column::LastUsedAt.lt(stale)),
+            )
+            .exec(db)
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, key_id = %row.id, "could not record API key use");
+        }
+    }
+    Ok(Subject::ApiKey {
+        id: row.id,
+        org_id: row.org_id,
+        role: row.role,
+    })
+}
+
+/// A new key and its secret, shown once.
+#[derive(Debug)]
+pub struct Created {
+    /// The stored row.
+    pub key: api_key::Model,
+    /// The full key `ad_<prefix>_<secret>`; never stored, never shown again.
+    pub secret: String,
+}
+
+/// Creates a key with the role named `role`. Errors: 422 `name`, 422 `expires_at` (not in the
+/// future), 422 `role` (no such role, or it holds a permission the caller lacks), 403, 404.
+pub async fn create(
+    db: &DatabaseConnection,
+    rbac: &Rbac,
+    access: Access,
+    name: &str,
+    role: &str,
+    expires_at: Option<DateTime<Utc>>,
+    ctx: &AuditCtx,
+) -> AppResult<Created> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > NAME_MAX || name.chars().any(char::is_control) {
+        return Err(AppError::field(
+            "name",
+            format!("must be 1 to {NAME_MAX} printable characters"),
+        ));
+    }
+    let now = Utc::now();
+    if expires_at.is_some_and(|e| e <= now) {
+        return Err(AppError::field("expires_at", "must be in the future"));
+    }
+    let tx = db.begin().await?;
+    let access = orgs::lock_and_reauthorize(&tx, rbac, &access, rbac::API_KEYS_WRITE).await?;
+    let Some(perms) = orgs::permissions_of(&tx, access.org_id, role).await? else {
+        return Err(AppError::field(
+            "role",
+            format!("no built-in or custom role named {role:?} in this organization"),
+        ));
+    };
+    if let Some(missing) = orgs::first_missing(&tx, &access, &perms).await? {
+        return Err(AppError::field(
+            "role",
+            format!(
+                "the role holds `{missing}`, which your role lacks: a key cannot exceed the role of the member who makes it"
+            ),
+        ));
+    }
+    let (secret, prefix, secret_hash) = secrets::new_api_key();
+    let id = Uuid::now_v7();
+    let model = api_key::Model {
+        id,
+        org_id: access.org_id,
+        name: name.to_owned(),
+        prefix,
+        secret_hash,
+        role: role.to_owned(),
+        created_by: access.user_id(),
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    api_key::Entity::insert(api_key::ActiveModel {
+        id: Set(model.id),
+        org_id: Set(model.org_id),
+        name: Set(model.name.clone()),
+        prefix: Set(model.prefix.clone()),
+        secret_hash: Set(model.secret_hash.clone()),
+        role: Set(model.role.clone()),
+        created_by: Set(model.created_by),
+        created_at: Set(now),
+        expires_at: Set(expires_at),
+        revoked_at: Set(None),
+        last_used_at: Set(None),
+    })
+    .exec_without_returning(&tx)
+    .await?;
+    let change = rbac::grant_in_tx(&tx, rbac::key_subject(id), access.org_id, role).await?;
+    let event = Event {
+        org_id: Some(access.org_id),
+        action: "api_key.created",
+        target_type: target::API_KEY,
+        target_id: Some(id),
+        success: true,
+        details: json!({ "name": name, "role": role, "prefix": model.prefix, "expires_at": expires_at }),
+    };
+    audit::record(&tx, ctx, event).await?;
+    tx.commit().await?;
+    rbac.apply(vec![change]).await;
+    Ok(Created { key: model, secret })
+}
+
+/// The org's keys, newest first (revoked and expired ones included, marked by their fields).
+pub async fn list(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    page: PageRequest,
+) -> AppResult<Page<api_key::Model>> {
+    let mut q = api_key::Entity::find().filter(api_key::Column::OrgId.eq(org_id));
+    if let Some(after) = page.after {
+        q = q.filter(api_key::Column::Id.lt(after));
+    }
+    let rows = q
+        .order_by_desc(api_key::Column::Id)
+        .limit(page.fetch())
+        .all(db)
+        .await?;
+    Ok(page.finish(rows, |k| k.id))
+}
+
+/// Revokes a key: every later request with it answers 401. Revoking a revoked key succeeds
+/// and changes nothing. A key may revoke itself. Errors: 404 (not a key of this org), 403.
+pub async fn revoke(
+    db: &DatabaseConnection,
+    rbac: &Rbac,
+    access: Access,
+    key_id: Uuid,
+    ctx: &AuditCtx,
+) -> AppResult<()> {
+    let tx = db.begin().await?;
+    orgs::lock_org(&tx, access.org_id).await?;
+    let key = api_key::Entity::find_by_id(key_id)
+        .filter(api_key::Column::OrgId.eq(access.org_id))
+        .one(&tx)
+        .await?
+        .ok_or(AppError::NotFound("API key"))?;
+    if key.revoked_at.is_some() {
+        return Ok(());
+    }
+    api_key::Entity::update_many()
+        .col_expr(api_key::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(api_key::Column::Id.eq(key_id))
+        .exec(&tx)
+        .await?;
+    let change = rbac::revoke_in_tx(&tx, rbac::key_subject(key_id), access.org_id, &key.role).await?;
+    let event = Event {
+        org_id: Some(access.org_id),
+        action: "api_key.revoked",
+        target_type: target::API_KEY,
+        target_id: Some(key_id),
+        success: true,
+        details: json!({ "name": key.name, "prefix": key.prefix }),
+    };
+    audit::record(&tx, ctx, event).await?;
+    tx.commit().await?;
+    rbac.apply(vec![change]).await;
+    Ok(())
+}
