@@ -148,8 +148,11 @@ pub struct Config {
     pub oidc_state_ttl_s: u64,
     /// Lifetime (s) of the one-time code the OIDC callback hands the frontend.
     pub login_code_ttl_s: u64,
-    /// Login throttling: failed logins per account or IP inside the window that cost no delay.
+    /// Login throttling: failed logins of one account inside the window that cost no delay.
     pub login_throttle_free_failures: u32,
+    /// Login throttling: failed logins from one client IP inside the window that cost no
+    /// delay (higher than per account: an office shares one address).
+    pub login_throttle_ip_free_failures: u32,
     /// Login throttling: lock-out (s) after the first failure past the free ones; doubles per
     /// further failure.
     pub login_throttle_base_delay_s: u64,
@@ -239,6 +242,7 @@ impl Default for Config {
             oidc_state_ttl_s: 600,
             login_code_ttl_s: 60,
             login_throttle_free_failures: 5,
+            login_throttle_ip_free_failures: 50,
             login_throttle_base_delay_s: 1,
             login_throttle_max_delay_s: 900,
             login_throttle_window_s: 900,
@@ -318,7 +322,10 @@ impl Config {
             ("desktop_ready_timeout_s", self.desktop_ready_timeout_s),
             ("oidc_state_ttl_s", self.oidc_state_ttl_s),
             ("login_code_ttl_s", self.login_code_ttl_s),
-            ("login_throttle_base_delay_s", self.login_throttle_base_delay_s),
+            (
+                "login_throttle_base_delay_s",
+                self.login_throttle_base_delay_s,
+            ),
             ("login_throttle_window_s", self.login_throttle_window_s),
             ("job_max_attempts", u64::from(self.job_max_attempts)),
             (
@@ -351,9 +358,15 @@ impl Config {
                 "must be at least login_throttle_base_delay_s",
             );
         }
-        for (key, v) in [("public_url", &self.public_url), ("frontend_url", &self.frontend_url)] {
+        for (key, v) in [
+            ("public_url", &self.public_url),
+            ("frontend_url", &self.frontend_url),
+        ] {
             if !v.is_empty() && !is_base_url(v) {
-                return err(key, "expected an http(s) URL without a trailing slash, query or fragment");
+                return err(
+                    key,
+                    "expected an http(s) URL without a trailing slash, query or fragment",
+                );
             }
         }
         for (name, p) in &self.oidc_providers {
@@ -387,7 +400,10 @@ impl Config {
                 if !url::Url::parse(uri).is_ok_and(|u| {
                     (u.scheme() == "http" || u.scheme() == "https") && u.fragment().is_none()
                 }) {
-                    return bad("redirect_uris", &format!("`{uri}` is not an absolute http(s) URL without a fragment"));
+                    return bad(
+                        "redirect_uris",
+                        &format!("`{uri}` is not an absolute http(s) URL without a fragment"),
+                    );
                 }
             }
         }
@@ -483,6 +499,7 @@ impl Config {
     pub fn login_throttle(&self) -> crate::domain::throttle::Policy {
         crate::domain::throttle::Policy {
             free_failures: self.login_throttle_free_failures,
+            ip_free_failures: self.login_throttle_ip_free_failures,
             base_delay_s: self.login_throttle_base_delay_s,
             max_delay_s: self.login_throttle_max_delay_s,
             window_s: self.login_throttle_window_s,
@@ -552,11 +569,22 @@ mod tests {
         assert!(e.contains("public_url"), "{e}");
         let provider = "[oidc_providers.corp]\nissuer_url = \"https://id.example.com\"\nclient_id = \"a\"\nclient_secret = \"b\"\n";
         let e = with(provider).unwrap_err().to_string();
-        assert!(e.contains("oidc_providers.corp") && e.contains("redirect_uris"), "{e}");
-        let e = with(&format!("{provider}redirect_uris = []")).unwrap_err().to_string();
+        assert!(
+            e.contains("oidc_providers.corp") && e.contains("redirect_uris"),
+            "{e}"
+        );
+        let e = with(&format!("{provider}redirect_uris = []"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("oidc_providers.corp.redirect_uris"), "{e}");
-        let ok = with(&format!("{provider}redirect_uris = [\"https://app.example.com/sso\"]")).unwrap();
-        assert_eq!(ok.oidc_providers["corp"].scopes, ["openid", "email", "profile"]);
+        let ok = with(&format!(
+            "{provider}redirect_uris = [\"https://app.example.com/sso\"]"
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.oidc_providers["corp"].scopes,
+            ["openid", "email", "profile"]
+        );
         let e = with(&format!("{provider}redirect_uris = [\"x\"]\ncolour = 1"))
             .unwrap_err()
             .to_string();

@@ -3,8 +3,10 @@
 
 mod common;
 
+mod access;
 mod accounts;
 mod contract;
+mod oidc;
 mod orgs;
 mod platform;
 mod sessions;

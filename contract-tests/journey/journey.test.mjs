@@ -406,3 +406,96 @@ test("a 401 rotates the refresh token once for concurrent calls and replays them
   // Presenting the spent token revoked the family (RFC 9700 §4.14): the rotated one is dead too.
   problem(await client().auth.refresh({ refresh_token: c.tokens.refreshToken }), 401, "invalid_refresh_token");
 });
+
+test("a custom role, an API key with it (X-API-Key): allowed, 403 permission_denied, role change, revoked → 401", async () => {
+  const { c } = s.alice;
+  const catalog = ok(await client().permissions.list(), 200); // public
+  assert.ok(catalog.items.length > 0);
+  const names = new Set(catalog.items.map((p) => p.name));
+  for (const p of ["orgs:read", "sessions:read", "agents:read", "audit:read"]) assert.ok(names.has(p), `catalog has ${p}`);
+
+  const role = ok(
+    await c.roles.create(s.org, { name: "support", description: "Reads sessions", permissions: ["sessions:read", "orgs:read"] }),
+    201,
+  );
+  assert.deepEqual(role.permissions, ["orgs:read", "sessions:read"]);
+  assert.equal(role.builtin, false);
+  problem(await c.roles.create(s.org, { name: "support", permissions: [] }), 409, "role_name_taken");
+  const listed = ok(await c.roles.list(s.org), 200);
+  assert.deepEqual(
+    listed.items.map((r) => r.name),
+    ["owner", "admin", "operator", "viewer", "support"],
+  );
+
+  const key = ok(await c.apiKeys.create(s.org, { name: "support bot", role: "support" }), 201);
+  assert.match(key.secret, new RegExp(`^ad_${key.prefix}_.+`));
+  s.apiKey = key;
+  const bot = client({ apiKey: key.secret });
+  const sessions = ok(await bot.sessions.list(s.org), 200);
+  assert.ok(sessions.items.some((x) => x.id === s.session));
+  const denied = problem(await bot.agents.list(s.org), 403, "permission_denied");
+  assert.equal(denied.missing_permission, "agents:read");
+  problem(await bot.sessions.list(s.malloryOrg), 404, "not_found");
+
+  // Holders get a changed role on their next request; a stale If-Match is 412.
+  const got = await c.roles.get(s.org, "support");
+  const etag = got.response.headers.get("etag");
+  assert.equal(etag, `"${ok(got, 200).version}"`);
+  const updated = ok(
+    await c.roles.update(s.org, "support", { permissions: ["agents:read", "orgs:read", "sessions:read"] }, { ifMatch: etag }),
+    200,
+  );
+  assert.equal(updated.version, role.version + 1);
+  problem(await c.roles.update(s.org, "support", { permissions: [] }, { ifMatch: etag }), 412, "precondition_failed");
+  ok(await bot.agents.list(s.org), 200);
+
+  const keys = ok(await c.apiKeys.list(s.org), 200);
+  assert.deepEqual(
+    keys.items.map((k) => [k.id, k.role, "secret" in k]),
+    [[key.id, "support", false]],
+  );
+  const created = ok(await c.audit.list(s.org, { action: "api_key.created", actor_id: s.alice.user.id }), 200);
+  assert.equal(created.items.length, 1);
+
+  ok(await c.apiKeys.revoke(s.org, key.id), 204);
+  problem(await bot.sessions.list(s.org), 401, "invalid_token");
+});
+
+test("invite a registered user with the custom role; they accept; a used invitation is 410", async () => {
+  const { c } = s.alice;
+  const invite = ok(await c.invitations.create(s.org, { email: "mallory@example.com", role: "support" }), 201);
+  assert.equal(invite.status, "pending");
+  assert.ok(invite.accept_url.endsWith(`#token=${invite.token}`), invite.accept_url);
+  const pending = ok(await c.invitations.list(s.org), 200);
+  assert.deepEqual(
+    pending.items.map((i) => [i.id, i.status, "token" in i]),
+    [[invite.id, "pending", false]],
+  );
+
+  problem(await s.bob.c.invitations.accept(invite.token), 403, "invitation_email_mismatch");
+  const joined = ok(await s.mallory.c.invitations.accept(invite.token), 200);
+  assert.deepEqual([joined.org_id, joined.role], [s.org, "support"]);
+  problem(await s.mallory.c.invitations.accept(invite.token), 410, "invitation_used");
+  problem(await c.invitations.revoke(s.org, invite.id), 409, "invitation_used");
+
+  const members = ok(await c.members.list(s.org), 200);
+  const mallory = members.items.find((m) => m.user_id === s.mallory.user.id);
+  assert.equal(mallory?.role, "support");
+  ok(await s.mallory.c.sessions.get(s.org, s.session), 200); // no longer 404 for her
+  problem(await c.roles.delete(s.org, "support"), 409, "role_in_use");
+});
+
+test("me.export has the account; me.logoutAll revokes every refresh token (old one → 401)", async () => {
+  const mallory = client();
+  const login = ok(await mallory.auth.login({ email: "mallory@example.com", password: PASSWORD }), 200);
+  const exported = ok(await mallory.me.export(), 200);
+  assert.equal(exported.profile.email, "mallory@example.com");
+  assert.equal(exported.has_password, true);
+  assert.ok(exported.memberships.some((m) => m.org_id === s.org && m.role === "support"), JSON.stringify(exported.memberships));
+
+  ok(await mallory.me.logoutAll(), 204);
+  assert.equal(mallory.tokens.refreshToken, undefined, "the client forgot its refresh token");
+  ok(await mallory.me.get(), 200); // the access token lives until it expires
+  problem(await client().auth.refresh({ refresh_token: login.refresh_token }), 401, "invalid_refresh_token");
+  problem(await client().auth.refresh({ refresh_token: s.mallory.tokens.refresh_token }), 401, "invalid_refresh_token");
+});

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fixtures for the schemathesis run (standard library only).
 
-    fixtures.py setup BASE TEMPLATE CONFIG   create users, orgs, agents, sessions, commands on
+    fixtures.py setup BASE TEMPLATE CONFIG   create users, orgs, agents, sessions, commands,
+                                             custom roles, API keys and invitations on
                                              the server at BASE; write CONFIG from TEMPLATE with
                                              every @NAME@ replaced, and auth.json (the logins
                                              schemathesis performs) beside it; print `export`
@@ -102,6 +103,7 @@ def setup(base: str, template: str, config: str) -> None:
     b = register_and_login(api, "b", run_id)  # the member that members.* add, change and remove
     c = register_and_login(api, "c", run_id)  # logs in for auth.refresh / auth.logout
     d = register_and_login(api, "d", run_id)  # the outsider: member of nothing
+    e = register_and_login(api, "e", run_id)  # owns the orgs that invite A (invitations.accept)
     tok = a["token"]
     # Refresh tokens of C's logins: me.update (run as A) revokes A's refresh tokens.
     refresh = [api.call("POST", "/v1/auth/login", {"email": c["email"], "password": c["password"]})["refresh_token"]
@@ -149,6 +151,54 @@ def setup(base: str, template: str, config: str) -> None:
     if not jobs:
         raise SystemExit("fixtures: the main session has no job")
 
+    # Custom roles. In both the main and the members org: `st-reader` (roles.get, and the role
+    # members, keys and invitations are given). In the main org: `st-edit` (roles.update, from
+    # version 1), `st-delete-1`/`-2` (roles.delete: 204, then 404) and `st-in-use`. Every role
+    # but the victims is held by an API key, so roles.delete answers 409 `role_in_use` for them.
+    def role(org_id: str, name: str, permissions: list[str]) -> None:
+        api.call("POST", f"/v1/orgs/{org_id}/roles",
+                 {"name": name, "description": f"schemathesis {name}", "permissions": permissions},
+                 token=tok, expect=(201,))
+
+    reader = ["orgs:read", "sessions:read", "agents:read"]
+    for role_org in (org, org_members):
+        role(role_org, "st-reader", reader)
+    for name in ("st-edit", "st-delete-1", "st-delete-2", "st-in-use"):
+        role(org, name, reader)
+
+    def api_key(name: str, role_name: str) -> str:
+        return api.call("POST", f"/v1/orgs/{org}/api-keys", {"name": name, "role": role_name},
+                        token=tok, expect=(201,))["id"]
+
+    for held in ("st-reader", "st-edit", "st-in-use"):
+        api_key(f"holds {held}", held)
+    key_revoke = api_key("revoke", "viewer")  # api_keys.revoke: 204, again 204 once revoked
+
+    # Invitations of the main org: a pending one (invitations.revoke: 204, then 204 again) and one
+    # C accepted (409 `invitation_used`).
+    def invite(org_id: str, email: str, role_name: str, token: str, **extra) -> dict:
+        return api.call("POST", f"/v1/orgs/{org_id}/invitations", {"email": email, "role": role_name, **extra},
+                        token=token, expect=(201,))
+
+    inv_pending = invite(org, f"st-invitee-{run_id}@example.com", "st-reader", tok)["id"]
+    inv_accepted = invite(org, c["email"], "viewer", tok)
+    api.call("POST", f"/v1/invitations/{inv_accepted['token']}/accept", token=c["token"])
+    # Tokens for invitations.accept (run as A), each in an org of E's own: three invitations to
+    # A's email (200 once each, then 410 `invitation_used`); in a fourth org one revoked (410
+    # `invitation_revoked`), one that expires a minute into the run (200 before, 410
+    # `invitation_expired` after) and one for D's email (403 `invitation_email_mismatch`).
+    # Accepting makes A a viewer of E's orgs, nothing more.
+    def inviter_org(n: int) -> str:
+        return api.call("POST", "/v1/orgs", {"name": f"schemathesis inviter {n}"}, token=e["token"],
+                        expect=(201,))["id"]
+
+    accept_tokens = [invite(inviter_org(n), a["email"], "viewer", e["token"])["token"] for n in range(3)]
+    inviter_org = inviter_org(3)
+    revoked = invite(inviter_org, a["email"], "viewer", e["token"])
+    api.call("DELETE", f"/v1/orgs/{inviter_org}/invitations/{revoked['id']}", token=e["token"], expect=(204,))
+    expiring = invite(inviter_org, a["email"], "viewer", e["token"], expires_in_s=60)
+    mismatch = invite(inviter_org, d["email"], "viewer", e["token"])
+
     values = {
         "ORG_ID": org,
         "ORG_MEMBERS_ID": org_members,
@@ -167,6 +217,13 @@ def setup(base: str, template: str, config: str) -> None:
         "USER_A_PASSWORD": a["password"],
         "USER_B_ID": b["id"],
         "USER_B_EMAIL": b["email"],
+        "KEY_REVOKE_ID": key_revoke,
+        "INVITATION_PENDING_ID": inv_pending,
+        "INVITATION_ACCEPTED_ID": inv_accepted["id"],
+        **{f"INVITE_TOKEN_{n + 1}": token for n, token in enumerate(accept_tokens)},
+        "INVITE_TOKEN_REVOKED": revoked["token"],
+        "INVITE_TOKEN_EXPIRING": expiring["token"],
+        "INVITE_TOKEN_MISMATCH": mismatch["token"],
         **{f"REFRESH_TOKEN_{n + 1}": token for n, token in enumerate(refresh)},
         **{f"NEW_EMAIL_{n}": f"st-new{n}-{run_id}@example.com" for n in (1, 2, 3)},
     }
@@ -228,6 +285,10 @@ def state(base: str, fixtures: str, token: str) -> None:
     print(f"  main session: {main.get('status', main)}; main agent capabilities: "
           f"{len(agent.get('capabilities', []))}/{len(ALL_CAPABILITIES)}")
     print(f"  sessions in the main org: {len(sessions)}")
+    orgs = get("/v1/orgs?limit=200").get("items", [])
+    edit = get(f"/v1/orgs/{org}/roles/st-edit")
+    print(f"  orgs the owner is in: {len(orgs)} (viewer of {sum(o.get('role') == 'viewer' for o in orgs)}: "
+          f"invitations accepted); role st-edit at version {edit.get('version', edit)}")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,18 @@ STATE_DEPENDENT = [
     # References to other resources that must exist (sessions.create, members.add).
     ("validation_failed", r"agent_id", r"no such agent in this organization"),
     ("validation_failed", r"email", r"no account has this email address"),
+    # Role names are free strings (built-in or the org's custom roles): members.add/update,
+    # api_keys.create and invitations.create name one that must exist in the organization.
+    ("validation_failed", r"role", r'no built-in or custom role named ".*" in this organization'),
+    # One-time values minted by the server: the single sign-on code of auth.oidc_exchange, and
+    # invitation tokens, which answer 410 once accepted, revoked or expired (the fixture tokens
+    # are accepted early in the run, one expires a minute into it).
+    ("invalid_grant", None, None),
+    ("invitation_used", None, None),
+    ("invitation_revoked", None, None),
+    ("invitation_expired", None, None),
+    # Times relative to now: an API key's `expires_at` must be in the future.
+    ("validation_failed", r"expires_at", r"must be in the future"),
     # me.update: the password must be the current one, and is needed with `new_password`
     # (a dependency between two optional fields, which poem-openapi cannot declare).
     ("validation_failed", r"current_password", r".*"),

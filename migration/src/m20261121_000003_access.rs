@@ -168,7 +168,11 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone_null(ApiKeys::ExpiresAt))
                     .col(timestamp_with_time_zone_null(ApiKeys::RevokedAt))
                     .col(timestamp_with_time_zone_null(ApiKeys::LastUsedAt))
-                    .foreign_key(&mut org_fk(ApiKeys::Table, ApiKeys::OrgId, "fk_api_keys_org"))
+                    .foreign_key(&mut org_fk(
+                        ApiKeys::Table,
+                        ApiKeys::OrgId,
+                        "fk_api_keys_org",
+                    ))
                     .to_owned(),
             )
             .await?;

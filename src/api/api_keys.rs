@@ -174,9 +174,16 @@ impl ApiKeysApi {
         let ctx = client.audit().as_subject(&a.subject);
         let org = a.org_id;
         let b = body.0;
-        let created =
-            api_keys::create(&state.db, &state.rbac, a, &b.name, &b.role, b.expires_at, &ctx)
-                .await?;
+        let created = api_keys::create(
+            &state.db,
+            &state.rbac,
+            a,
+            &b.name,
+            &b.role,
+            b.expires_at,
+            &ctx,
+        )
+        .await?;
         let location = format!("/v1/orgs/{org}/api-keys/{}", created.key.id);
         Ok(ApiKeyCreated::Created(
             Json(ApiKeyCreatedOut {

@@ -137,6 +137,7 @@ impl AuditApi {
         method = "get",
         operation_id = "audit.list"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
         state: Data<&AppState>,
@@ -165,7 +166,10 @@ impl AuditApi {
             return Err(crate::error::AppError::BadRequest {
                 code: "invalid_parameter",
                 detail: "`until` must be later than `since`".into(),
-                errors: vec![crate::error::FieldError::new("until", "must be later than since")],
+                errors: vec![crate::error::FieldError::new(
+                    "until",
+                    "must be later than since",
+                )],
             }
             .into());
         }

@@ -13,7 +13,7 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{OrgAuth, JsonObject, Tag, access, to_object};
+use super::{JsonObject, OrgAuth, Tag, access, to_object};
 use crate::{
     api_errors,
     app::AppState,

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::auth::Subject;
 
-use super::{OrgAuth, JsonObject, Tag, access, sessions::SessionStatus, to_object};
+use super::{JsonObject, OrgAuth, Tag, access, sessions::SessionStatus, to_object};
 use crate::{
     api_errors,
     app::AppState,

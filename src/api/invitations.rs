@@ -318,8 +318,7 @@ impl InvitationsApi {
     ) -> Result<InvitationAcceptResponse, InvitationAcceptErrors> {
         let user_id = auth.user()?;
         let done =
-            invitations::accept(&state.db, &state.rbac, user_id, &token.0, &client.audit())
-                .await?;
+            invitations::accept(&state.db, &state.rbac, user_id, &token.0, &client.audit()).await?;
         Ok(InvitationAcceptResponse::Ok(Json(InvitationAccepted {
             org_id: done.org_id,
             role: done.role,

@@ -239,15 +239,9 @@ impl MembersApi {
     ) -> Result<MemberResponse, MemberWriteErrors> {
         let access = access(&state, &auth, org_id.0, rbac::MEMBERS_WRITE).await?;
         let ctx = client.audit().as_subject(&access.subject);
-        let member = orgs::update_member(
-            &state.db,
-            &state.rbac,
-            access,
-            user_id.0,
-            &body.role,
-            &ctx,
-        )
-        .await?;
+        let member =
+            orgs::update_member(&state.db, &state.rbac, access, user_id.0, &body.role, &ctx)
+                .await?;
         Ok(MemberResponse::Ok(Json(member.into())))
     }
 
@@ -272,8 +266,7 @@ impl MembersApi {
     ) -> Result<MemberRemoved, MemberRemoveErrors> {
         let access = access(&state, &auth, org_id.0, rbac::MEMBERS_WRITE).await?;
         let ctx = client.audit().as_subject(&access.subject);
-        orgs::remove_member(&state.db, &state.rbac, access, user_id.0, &ctx)
-        .await?;
+        orgs::remove_member(&state.db, &state.rbac, access, user_id.0, &ctx).await?;
         Ok(MemberRemoved::NoContent)
     }
 }

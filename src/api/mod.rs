@@ -141,13 +141,52 @@ impl BearerAuth {
 )]
 pub struct ApiKeyAuth(pub Subject);
 
-/// What org operations accept: a bearer credential (JWT or API key) or `X-API-Key`.
-#[derive(SecurityScheme)]
+/// What org operations accept: a bearer credential (JWT or API key) or `X-API-Key`. The
+/// scheme is chosen by the header present (`Authorization` wins when both are), so a bad
+/// credential is answered with its own 401 detail (poem-openapi's derived enum would report
+/// the last scheme's "missing" error instead).
 pub enum OrgAuth {
     /// `Authorization: Bearer …`.
     Bearer(BearerAuth),
     /// `X-API-Key: ad_…`.
     ApiKey(ApiKeyAuth),
+}
+
+impl<'a> poem_openapi::ApiExtractor<'a> for OrgAuth {
+    const TYPES: &'static [poem_openapi::ApiExtractorType] =
+        &[poem_openapi::ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        BearerAuth::register(registry);
+        ApiKeyAuth::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        let mut schemes = BearerAuth::security_schemes();
+        schemes.extend(ApiKeyAuth::security_schemes());
+        schemes
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        body: &mut poem::RequestBody,
+        param_opts: poem_openapi::ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
+        let headers = req.headers();
+        if !headers.contains_key(poem::http::header::AUTHORIZATION)
+            && headers.contains_key("x-api-key")
+        {
+            ApiKeyAuth::from_request(req, body, param_opts)
+                .await
+                .map(OrgAuth::ApiKey)
+        } else {
+            BearerAuth::from_request(req, body, param_opts)
+                .await
+                .map(OrgAuth::Bearer)
+        }
+    }
 }
 
 impl OrgAuth {

@@ -241,7 +241,10 @@ impl OrgsApi {
     ) -> Result<OrgResponse, OrgGetErrors> {
         let access = access(&state, &auth, org_id.0, rbac::ORGS_READ).await?;
         let tag = etag(access.org.version);
-        Ok(OrgResponse::Ok(Json(OrgOut::new(access.org, access.role)), tag))
+        Ok(OrgResponse::Ok(
+            Json(OrgOut::new(access.org, access.role)),
+            tag,
+        ))
     }
 
     /// Update an organization

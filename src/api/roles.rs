@@ -204,7 +204,11 @@ impl RolesApi {
     ///
     /// Every permission (`object:action`) that built-in and custom roles are made of, with
     /// what it allows. Public: no credentials needed.
-    #[oai(path = "/v1/permissions", method = "get", operation_id = "permissions.list")]
+    #[oai(
+        path = "/v1/permissions",
+        method = "get",
+        operation_id = "permissions.list"
+    )]
     async fn permissions(&self) -> Result<PermissionListResponse, PermissionListErrors> {
         Ok(PermissionListResponse::Ok(Json(PermissionList {
             items: rbac::PERMISSIONS
@@ -220,7 +224,11 @@ impl RolesApi {
     /// List roles
     ///
     /// Needs `roles:read`. The four built-in roles, then the organization's custom roles.
-    #[oai(path = "/v1/orgs/:org_id/roles", method = "get", operation_id = "roles.list")]
+    #[oai(
+        path = "/v1/orgs/:org_id/roles",
+        method = "get",
+        operation_id = "roles.list"
+    )]
     async fn list(
         &self,
         state: Data<&AppState>,
@@ -238,7 +246,11 @@ impl RolesApi {
     /// Get a role
     ///
     /// Needs `roles:read`. A built-in or custom role by name. Sends `ETag`.
-    #[oai(path = "/v1/orgs/:org_id/roles/:role", method = "get", operation_id = "roles.get")]
+    #[oai(
+        path = "/v1/orgs/:org_id/roles/:role",
+        method = "get",
+        operation_id = "roles.get"
+    )]
     async fn get(
         &self,
         state: Data<&AppState>,
@@ -260,7 +272,11 @@ impl RolesApi {
     /// the caller (`422` naming `permissions[i]` otherwise, as for unknown ones). The name must
     /// not be a built-in role's (`422`) nor taken (`409 role_name_taken`); at most 100 custom
     /// roles per organization (`409 role_limit_reached`). Audited as `role.created`.
-    #[oai(path = "/v1/orgs/:org_id/roles", method = "post", operation_id = "roles.create")]
+    #[oai(
+        path = "/v1/orgs/:org_id/roles",
+        method = "post",
+        operation_id = "roles.create"
+    )]
     async fn create(
         &self,
         state: Data<&AppState>,
@@ -296,7 +312,12 @@ impl RolesApi {
     /// new permissions on their next request. Built-in roles are read-only (`409
     /// role_read_only`). The caller must hold every permission the role has now and will have.
     /// Audited as `role.updated`.
-    #[oai(path = "/v1/orgs/:org_id/roles/:role", method = "put", operation_id = "roles.update")]
+    #[oai(
+        path = "/v1/orgs/:org_id/roles/:role",
+        method = "put",
+        operation_id = "roles.update"
+    )]
+    #[allow(clippy::too_many_arguments)]
     async fn update(
         &self,
         state: Data<&AppState>,
@@ -336,7 +357,11 @@ impl RolesApi {
     /// Needs `roles:write`. Refused with `409 role_in_use` while a member, a live API key or
     /// a pending invitation holds it, and `409 role_read_only` for built-in roles. Audited as
     /// `role.deleted`.
-    #[oai(path = "/v1/orgs/:org_id/roles/:role", method = "delete", operation_id = "roles.delete")]
+    #[oai(
+        path = "/v1/orgs/:org_id/roles/:role",
+        method = "delete",
+        operation_id = "roles.delete"
+    )]
     async fn delete(
         &self,
         state: Data<&AppState>,

@@ -9,7 +9,7 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{OrgAuth, JsonObject, Tag, access, etag, to_object};
+use super::{JsonObject, OrgAuth, Tag, access, etag, to_object};
 use crate::{
     api_errors,
     app::AppState,

@@ -4,8 +4,8 @@
 
 pub mod password;
 pub mod rbac;
-pub mod tokens;
 pub mod secrets;
+pub mod tokens;
 
 use uuid::Uuid;
 

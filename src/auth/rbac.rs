@@ -117,7 +117,10 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
         "Read background jobs, including dead-lettered ones.",
     ),
     (JOBS_WRITE, "Re-drive dead-lettered jobs."),
-    (ROLES_READ, "List the organization's built-in and custom roles."),
+    (
+        ROLES_READ,
+        "List the organization's built-in and custom roles.",
+    ),
     (ROLES_WRITE, "Create, change and delete custom roles."),
     (
         API_KEYS_READ,
@@ -217,7 +220,13 @@ pub const BUILTIN_ROLES: &[(Role, &[&str])] = &[
     ),
     (
         Role::Viewer,
-        &[ORGS_READ, MEMBERS_READ, AGENTS_READ, SESSIONS_READ, ROLES_READ],
+        &[
+            ORGS_READ,
+            MEMBERS_READ,
+            AGENTS_READ,
+            SESSIONS_READ,
+            ROLES_READ,
+        ],
     ),
 ];
 

@@ -199,7 +199,11 @@ pub async fn login(
     if let Some(reason) = reason {
         let event = Event::account("auth.login", user_id, false, json!({ "reason": reason }));
         audit::record(db, ctx, event).await?;
-        for (key, failures, delay_s) in throttle::record_failure(db, policy, &keys, now).await? {
+        // The lock runs from now, not from when the (slow) password check began.
+        let failed_at = Utc::now();
+        for (key, failures, delay_s) in
+            throttle::record_failure(db, policy, &keys, failed_at).await?
+        {
             if delay_s > 0 {
                 let scope = if key == account_key { "account" } else { "ip" };
                 let event = Event::account(
@@ -559,7 +563,8 @@ pub async fn erase(
                 ),
             ));
         }
-        changes.push(rbac::revoke_in_tx(&tx, rbac::user_subject(user_id), m.org_id, &m.role).await?);
+        changes
+            .push(rbac::revoke_in_tx(&tx, rbac::user_subject(user_id), m.org_id, &m.role).await?);
     }
     membership::Entity::delete_many()
         .filter(membership::Column::UserId.eq(user_id))
@@ -574,14 +579,20 @@ pub async fn erase(
         .exec(&tx)
         .await?;
     invitation::Entity::update_many()
-        .col_expr(invitation::Column::Email, Expr::value("erased@erased.invalid"))
+        .col_expr(
+            invitation::Column::Email,
+            Expr::value("erased@erased.invalid"),
+        )
         .filter(invitation::Column::Email.eq(user.email.clone()))
         .exec(&tx)
         .await?;
     // Random (v4), so the pseudonym reveals nothing, not even when it was made.
     let pseudonym = uuid::Builder::from_random_bytes(tokens::random_bytes::<16>()).into_uuid();
     audit_event::Entity::update_many()
-        .col_expr(audit_event::Column::ActorType, Expr::value(audit::ERASED_USER))
+        .col_expr(
+            audit_event::Column::ActorType,
+            Expr::value(audit::ERASED_USER),
+        )
         .col_expr(audit_event::Column::ActorId, Expr::value(pseudonym))
         .col_expr(audit_event::Column::Ip, Expr::value(None::<String>))
         .col_expr(audit_event::Column::UserAgent, Expr::value(None::<String>))
@@ -597,13 +608,19 @@ pub async fn erase(
         .exec(&tx)
         .await?;
     audit_event::Entity::update_many()
-        .col_expr(audit_event::Column::TargetId, Expr::value(pseudonym.to_string()))
+        .col_expr(
+            audit_event::Column::TargetId,
+            Expr::value(pseudonym.to_string()),
+        )
         .filter(audit_event::Column::TargetId.eq(user_id.to_string()))
         .exec(&tx)
         .await?;
     let now = Utc::now();
     user::Entity::update_many()
-        .col_expr(user::Column::Email, Expr::value(format!("erased-{user_id}@erased.invalid")))
+        .col_expr(
+            user::Column::Email,
+            Expr::value(format!("erased-{user_id}@erased.invalid")),
+        )
         .col_expr(user::Column::DisplayName, Expr::value("Erased user"))
         .col_expr(user::Column::PasswordHash, Expr::value(None::<String>))
         .col_expr(user::Column::DisabledAt, Expr::value(now))

@@ -225,7 +225,8 @@ pub async fn revoke(
         .filter(api_key::Column::Id.eq(key_id))
         .exec(&tx)
         .await?;
-    let change = rbac::revoke_in_tx(&tx, rbac::key_subject(key_id), access.org_id, &key.role).await?;
+    let change =
+        rbac::revoke_in_tx(&tx, rbac::key_subject(key_id), access.org_id, &key.role).await?;
     let event = Event {
         org_id: Some(access.org_id),
         action: "api_key.revoked",

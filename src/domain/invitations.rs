@@ -229,7 +229,10 @@ fn gone(status: Status) -> AppError {
     let (code, detail) = match status {
         Status::Accepted => ("invitation_used", "the invitation was already accepted"),
         Status::Revoked => ("invitation_revoked", "the invitation was revoked"),
-        _ => ("invitation_expired", "the invitation has expired; ask for a new one"),
+        _ => (
+            "invitation_expired",
+            "the invitation has expired; ask for a new one",
+        ),
     };
     AppError::Gone {
         code,

@@ -7,7 +7,6 @@ pub mod accounts;
 pub mod agents;
 pub mod api_keys;
 pub mod audit;
-pub mod throttle;
 pub mod commands;
 pub mod events;
 pub mod invitations;
@@ -16,6 +15,7 @@ pub mod orgs;
 pub mod page;
 pub mod roles;
 pub mod sessions;
+pub mod throttle;
 
 use sea_orm::{
     AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,

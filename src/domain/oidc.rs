@@ -270,7 +270,12 @@ impl Oidc {
 
     /// The verification key for `kid`: from the cached JWKS, refetched when the `kid` is
     /// unknown (key rotation at the provider), at most every [`JWKS_REFRESH_MIN`].
-    async fn key(&self, p: &Provider, m: &Metadata, kid: Option<&str>) -> Result<DecodingKey, String> {
+    async fn key(
+        &self,
+        p: &Provider,
+        m: &Metadata,
+        kid: Option<&str>,
+    ) -> Result<DecodingKey, String> {
         let pick = |set: &JwkSet| match kid {
             Some(kid) => set.find(kid).cloned(),
             None if set.keys.len() == 1 => set.keys.first().cloned(),
@@ -296,11 +301,17 @@ impl Oidc {
     }
 
     fn client(&self, name: &str, p: &Provider, m: &Metadata) -> Result<OidcClient, String> {
-        Ok(oauth2::Client::new(ClientId::new(p.config.client_id.clone()))
-            .set_client_secret(ClientSecret::new(p.config.client_secret.clone()))
-            .set_auth_uri(AuthUrl::new(m.authorization_endpoint.clone()).map_err(|e| e.to_string())?)
-            .set_token_uri(TokenUrl::new(m.token_endpoint.clone()).map_err(|e| e.to_string())?)
-            .set_redirect_uri(RedirectUrl::new(self.callback_url(name)).map_err(|e| e.to_string())?))
+        Ok(
+            oauth2::Client::new(ClientId::new(p.config.client_id.clone()))
+                .set_client_secret(ClientSecret::new(p.config.client_secret.clone()))
+                .set_auth_uri(
+                    AuthUrl::new(m.authorization_endpoint.clone()).map_err(|e| e.to_string())?,
+                )
+                .set_token_uri(TokenUrl::new(m.token_endpoint.clone()).map_err(|e| e.to_string())?)
+                .set_redirect_uri(
+                    RedirectUrl::new(self.callback_url(name)).map_err(|e| e.to_string())?,
+                ),
+        )
     }
 
     /// Starts a login at provider `name`: stores the `state` record and returns the
@@ -369,13 +380,15 @@ impl Oidc {
         let ticket = spend_ticket(db, KIND_STATE, &secrets::hash(state))
             .await?
             .ok_or_else(invalid_state)?;
-        let data: StateData =
-            serde_json::from_value(ticket.data).map_err(|_| invalid_state())?;
+        let data: StateData = serde_json::from_value(ticket.data).map_err(|_| invalid_state())?;
         if data.provider != name {
             return Err(invalid_state());
         }
         let result = match (error, code) {
-            (Some(err), _) => Err(fail("access_denied", format!("the provider answered {err:?}"))),
+            (Some(err), _) => Err(fail(
+                "access_denied",
+                format!("the provider answered {err:?}"),
+            )),
             (None, None) => Err(fail("invalid_request", "the provider sent no code")),
             (None, Some(code)) => self.finish(db, name, p, &data, code, ctx).await,
         };
@@ -407,14 +420,24 @@ impl Oidc {
         code: &str,
         ctx: &AuditCtx,
     ) -> Result<String, Failure> {
-        let m = self.metadata(p).await.map_err(|e| fail("idp_unavailable", e))?;
-        let client = self.client(name, p, &m).map_err(|e| fail("idp_unavailable", e))?;
+        let m = self
+            .metadata(p)
+            .await
+            .map_err(|e| fail("idp_unavailable", e))?;
+        let client = self
+            .client(name, p, &m)
+            .map_err(|e| fail("idp_unavailable", e))?;
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(data.pkce_verifier.clone()))
             .request_async(&self.http)
             .await
-            .map_err(|e| fail("code_exchange_failed", format!("the provider refused the code: {e}")))?;
+            .map_err(|e| {
+                fail(
+                    "code_exchange_failed",
+                    format!("the provider refused the code: {e}"),
+                )
+            })?;
         let id_token = token
             .extra_fields()
             .id_token
@@ -423,12 +446,22 @@ impl Oidc {
         let claims = self.verify_id_token(p, &m, &id_token, &data.nonce).await?;
         let user_id = link_or_create(db, name, &p.config, &claims, ctx).await?;
         let (login_code, hash) = secrets::new_token("lc");
-        store_ticket(db, KIND_LOGIN_CODE, hash, Some(user_id), json!({ "provider": name }), self.login_code_ttl_s)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "storing the login code failed");
-                fail("server_error", "the login could not be completed; try again")
-            })?;
+        store_ticket(
+            db,
+            KIND_LOGIN_CODE,
+            hash,
+            Some(user_id),
+            json!({ "provider": name }),
+            self.login_code_ttl_s,
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "storing the login code failed");
+            fail(
+                "server_error",
+                "the login could not be completed; try again",
+            )
+        })?;
         Ok(login_code)
     }
 
@@ -440,9 +473,13 @@ impl Oidc {
         nonce: &str,
     ) -> Result<IdClaims, Failure> {
         let bad = |d: String| fail("invalid_id_token", d);
-        let header = jsonwebtoken::decode_header(id_token).map_err(|e| bad(format!("unreadable ID token: {e}")))?;
+        let header = jsonwebtoken::decode_header(id_token)
+            .map_err(|e| bad(format!("unreadable ID token: {e}")))?;
         if !ALLOWED_ALGS.contains(&header.alg) {
-            return Err(bad(format!("ID token algorithm {:?} is not accepted", header.alg)));
+            return Err(bad(format!(
+                "ID token algorithm {:?} is not accepted",
+                header.alg
+            )));
         }
         let key = self.key(p, m, header.kid.as_deref()).await.map_err(bad)?;
         let mut v = Validation::new(header.alg);
@@ -458,7 +495,10 @@ impl Oidc {
             .as_deref()
             .is_some_and(|n| secrets::hashes_equal(&secrets::hash(n), &secrets::hash(nonce)));
         if !nonce_ok {
-            return Err(fail("invalid_nonce", "the ID token's nonce is not the one this login sent"));
+            return Err(fail(
+                "invalid_nonce",
+                "the ID token's nonce is not the one this login sent",
+            ));
         }
         Ok(claims)
     }
@@ -482,12 +522,23 @@ async fn link_or_create(
 ) -> Result<Uuid, Failure> {
     let internal = |e: AppError| {
         tracing::error!(error = %e, "OIDC account linking failed");
-        fail("server_error", "the login could not be completed; try again")
+        fail(
+            "server_error",
+            "the login could not be completed; try again",
+        )
     };
     let email = claims.email.as_deref().map(|e| e.trim().to_lowercase());
     if !config.allowed_email_domains.is_empty() {
-        let domain = email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d);
-        if !domain.is_some_and(|d| config.allowed_email_domains.iter().any(|a| a.eq_ignore_ascii_case(d))) {
+        let domain = email
+            .as_deref()
+            .and_then(|e| e.rsplit_once('@'))
+            .map(|(_, d)| d);
+        if !domain.is_some_and(|d| {
+            config
+                .allowed_email_domains
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(d))
+        }) {
             return Err(fail(
                 "email_domain_not_allowed",
                 "this provider only admits accounts from the configured email domains",
@@ -513,7 +564,10 @@ async fn link_or_create(
         (known.user_id, None)
     } else {
         let Some(email) = email.clone() else {
-            return Err(fail("email_required", "the provider did not share an email address (scope `email`)"));
+            return Err(fail(
+                "email_required",
+                "the provider did not share an email address (scope `email`)",
+            ));
         };
         let existing = user::Entity::find()
             .filter(user::Column::Email.eq(&email))
@@ -577,10 +631,20 @@ async fn link_or_create(
     }
     let actor = ctx.as_actor(user_id);
     if let Some(action) = action {
-        let event = Event::account(action, Some(user_id), true, json!({ "method": "oidc", "provider": provider }));
+        let event = Event::account(
+            action,
+            Some(user_id),
+            true,
+            json!({ "method": "oidc", "provider": provider }),
+        );
         audit::record(&tx, &actor, event).await.map_err(internal)?;
     }
-    let event = Event::account("auth.login", Some(user_id), true, json!({ "method": "oidc", "provider": provider }));
+    let event = Event::account(
+        "auth.login",
+        Some(user_id),
+        true,
+        json!({ "method": "oidc", "provider": provider }),
+    );
     audit::record(&tx, &actor, event).await.map_err(internal)?;
     tx.commit().await.map_err(|e| internal(e.into()))?;
     Ok(user_id)

@@ -116,7 +116,9 @@ pub async fn role_allows(
         .await?
         .remove(role)
         .unwrap_or_default();
-    Ok(rbac.role_allows(role, org_id, Some(&stored), permission).await)
+    Ok(rbac
+        .role_allows(role, org_id, Some(&stored), permission)
+        .await)
 }
 
 /// The permissions of the role named `role` in `org_id`, sorted; `None` when no built-in or
@@ -140,9 +142,11 @@ pub async fn permissions_of(
     if !exists {
         return Ok(None);
     }
-    Ok(rbac::custom_role_permissions(db, org_id, &[role.to_owned()])
-        .await?
-        .remove(role))
+    Ok(
+        rbac::custom_role_permissions(db, org_id, &[role.to_owned()])
+            .await?
+            .remove(role),
+    )
 }
 
 /// The first permission of `wanted` that the caller's role lacks, if any.
@@ -480,7 +484,9 @@ pub async fn authorize_fresh(
             .await?
             .is_some_and(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now));
         if !live {
-            return Err(AppError::invalid_token("the API key was revoked or has expired"));
+            return Err(AppError::invalid_token(
+                "the API key was revoked or has expired",
+            ));
         }
     }
     authorize(db, rbac, subject, org_id, permission).await
@@ -554,8 +560,7 @@ pub async fn add_member(
     let access = lock_and_reauthorize(&tx, rbac, &access, rbac::MEMBERS_WRITE).await?;
     ensure_grantable(&tx, rbac, &access, role, "role").await?;
     insert_membership(&tx, access.org_id, user.id, role).await?;
-    let change =
-        rbac::grant_in_tx(&tx, rbac::user_subject(user.id), access.org_id, role).await?;
+    let change = rbac::grant_in_tx(&tx, rbac::user_subject(user.id), access.org_id, role).await?;
     let event = Event {
         org_id: Some(access.org_id),
         action: "member.added",
@@ -615,8 +620,7 @@ pub async fn update_member(
     am.role = Set(role.to_owned());
     am.updated_at = Set(Utc::now());
     let membership = am.update(&tx).await?;
-    let revoke =
-        rbac::revoke_in_tx(&tx, rbac::user_subject(user_id), access.org_id, &old).await?;
+    let revoke = rbac::revoke_in_tx(&tx, rbac::user_subject(user_id), access.org_id, &old).await?;
     let grant = rbac::grant_in_tx(&tx, rbac::user_subject(user_id), access.org_id, role).await?;
     let event = Event {
         org_id: Some(access.org_id),
@@ -655,8 +659,7 @@ pub async fn remove_member(
     membership::Entity::delete_by_id((access.org_id, user_id))
         .exec(&tx)
         .await?;
-    let revoke =
-        rbac::revoke_in_tx(&tx, rbac::user_subject(user_id), access.org_id, &role).await?;
+    let revoke = rbac::revoke_in_tx(&tx, rbac::user_subject(user_id), access.org_id, &role).await?;
     let event = Event {
         org_id: Some(access.org_id),
         action: "member.removed",

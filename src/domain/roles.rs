@@ -10,8 +10,9 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 use serde_json::json;
@@ -53,9 +54,15 @@ pub struct RoleView {
 
 fn builtin_view(r: Role) -> RoleView {
     let description = match r {
-        Role::Owner => "Everything, including deleting the organization and granting or taking owner.",
-        Role::Admin => "Manages the organization, its non-owner members, roles, API keys and agents; reads the audit log.",
-        Role::Operator => "Runs sessions and commands; reads the organization, its members, agents and roles.",
+        Role::Owner => {
+            "Everything, including deleting the organization and granting or taking owner."
+        }
+        Role::Admin => {
+            "Manages the organization, its non-owner members, roles, API keys and agents; reads the audit log."
+        }
+        Role::Operator => {
+            "Runs sessions and commands; reads the organization, its members, agents and roles."
+        }
         Role::Viewer => "Reads the organization, its members, agents, sessions and roles.",
     };
     let mut permissions: Vec<String> = r.permissions().iter().map(|p| (*p).to_owned()).collect();
@@ -100,7 +107,11 @@ pub async fn list(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<Vec<Role
     Ok(out)
 }
 
-async fn find_custom(db: &impl ConnectionTrait, org_id: Uuid, name: &str) -> AppResult<role::Model> {
+async fn find_custom(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    name: &str,
+) -> AppResult<role::Model> {
     role::Entity::find()
         .filter(role::Column::OrgId.eq(org_id))
         .filter(role::Column::Name.eq(name))
@@ -115,7 +126,7 @@ pub async fn get(db: &impl ConnectionTrait, org_id: Uuid, name: &str) -> AppResu
         return Ok(builtin_view(r));
     }
     let row = find_custom(db, org_id, name).await?;
-    let perms = rbac::custom_role_permissions(db, org_id, &[row.name.clone()])
+    let perms = rbac::custom_role_permissions(db, org_id, std::slice::from_ref(&row.name))
         .await?
         .remove(&row.name)
         .unwrap_or_default();
@@ -125,7 +136,9 @@ pub async fn get(db: &impl ConnectionTrait, org_id: Uuid, name: &str) -> AppResu
 fn read_only(name: &str) -> AppError {
     AppError::conflict(
         "role_read_only",
-        format!("{name:?} is a built-in role and cannot be changed or deleted; create a custom role instead"),
+        format!(
+            "{name:?} is a built-in role and cannot be changed or deleted; create a custom role instead"
+        ),
     )
 }
 
@@ -287,7 +300,10 @@ pub async fn update(
     let now = Utc::now();
     role::Entity::update_many()
         .col_expr(role::Column::Description, Expr::value(description.clone()))
-        .col_expr(role::Column::Version, Expr::col(role::Column::Version).add(1))
+        .col_expr(
+            role::Column::Version,
+            Expr::col(role::Column::Version).add(1),
+        )
         .col_expr(role::Column::UpdatedAt, Expr::value(now))
         .filter(role::Column::Id.eq(row.id))
         .exec(&tx)

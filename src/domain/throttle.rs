@@ -1,6 +1,6 @@
 //! Login throttling (on top of the per-minute rate limits): consecutive failed logins per
-//! account and per client IP grow a lock-out delay. The first `free_failures` inside
-//! `window_s` cost nothing; each further one locks the key for `base_delay_s · 2^(n-1)`
+//! account and per client IP grow a lock-out delay. The first `free_failures` of an account
+//! (`ip_free_failures` of an address) inside `window_s` cost nothing; each further one locks the key for `base_delay_s · 2^(n-1)`
 //! seconds, capped at `max_delay_s`. While locked, logins are refused with 429
 //! `login_throttled` and `Retry-After` before the password is checked. A success clears the
 //! account's counter (not the IP's: one good password must not reset an attacker's address).
@@ -9,7 +9,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 use sha2::{Digest, Sha256};
@@ -23,8 +24,11 @@ use crate::{
 /// The throttling policy (config `login_throttle_*`).
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
-    /// Failures inside the window that cost no delay.
+    /// Failures of one account inside the window that cost no delay.
     pub free_failures: u32,
+    /// Failures from one IP address inside the window that cost no delay (higher: many
+    /// people may share an address).
+    pub ip_free_failures: u32,
     /// Delay (s) after the first failure past the free ones; doubles per failure.
     pub base_delay_s: u64,
     /// Longest delay (s).
@@ -34,12 +38,26 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The lock-out delay (s) after the `failures`-th consecutive failure.
+    /// The lock-out delay (s) after the `failures`-th consecutive failure of an account.
     pub fn delay_after(&self, failures: u32) -> u64 {
-        if failures <= self.free_failures {
+        self.delay(failures, self.free_failures)
+    }
+
+    /// The delay (s) after the `failures`-th failure of the counter `key` (account or IP).
+    pub fn delay_for(&self, key: &str, failures: u32) -> u64 {
+        let free = if key.starts_with("ip:") {
+            self.ip_free_failures
+        } else {
+            self.free_failures
+        };
+        self.delay(failures, free)
+    }
+
+    fn delay(&self, failures: u32, free: u32) -> u64 {
+        if failures <= free {
             return 0;
         }
-        let n = failures - self.free_failures - 1;
+        let n = failures - free - 1;
         let factor = 1u64.checked_shl(std::cmp::min(n, 40)).unwrap_or(u64::MAX);
         std::cmp::min(self.base_delay_s.saturating_mul(factor), self.max_delay_s)
     }
@@ -73,7 +91,12 @@ pub async fn locked_for(
     Ok(rows
         .iter()
         .filter_map(|r| r.locked_until)
-        .map(|t| std::cmp::max((std::cmp::max((t - now).num_milliseconds(), 0) as u64).div_ceil(1000), 1))
+        .map(|t| {
+            std::cmp::max(
+                (std::cmp::max((t - now).num_milliseconds(), 0) as u64).div_ceil(1000),
+                1,
+            )
+        })
         .max())
 }
 
@@ -119,7 +142,7 @@ pub async fn record_failure(
             .await?
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("login_failures row vanished")))?;
         let failures = std::cmp::max(row.failures, 0) as u32;
-        let delay = policy.delay_after(failures);
+        let delay = policy.delay_for(key, failures);
         if delay > 0 {
             login_failure::Entity::update_many()
                 .col_expr(
@@ -163,7 +186,10 @@ pub fn throttled(retry_after_s: u64, policy: &Policy) -> AppError {
         ),
         limit: RateLimited {
             retry_after_s,
-            policy: format!("\"login_failures\";q={};w={}", policy.free_failures, policy.window_s),
+            policy: format!(
+                "\"login_failures\";q={};w={}",
+                policy.free_failures, policy.window_s
+            ),
             limit: format!("\"login_failures\";r=0;t={retry_after_s}"),
         },
     }
@@ -177,14 +203,24 @@ mod tests {
     fn delay_grows_then_caps() {
         let p = Policy {
             free_failures: 3,
+            ip_free_failures: 5,
             base_delay_s: 1,
             max_delay_s: 300,
             window_s: 900,
         };
         let delays: Vec<u64> = (1..=14).map(|n| p.delay_after(n)).collect();
-        assert_eq!(delays, [0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(
+            delays,
+            [0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
+        );
         assert_eq!(p.delay_after(u32::MAX), 300);
+        assert_eq!(p.delay_for("ip:127.0.0.1", 5), 0);
+        assert_eq!(p.delay_for("ip:127.0.0.1", 6), 1);
+        assert_eq!(p.delay_for(&account_key("a@b.c"), 4), 1);
         assert_ne!(account_key("Ada@Example.com "), ip_key("ada@example.com"));
-        assert_eq!(account_key("Ada@Example.com "), account_key("ada@example.com"));
+        assert_eq!(
+            account_key("Ada@Example.com "),
+            account_key("ada@example.com")
+        );
     }
 }

@@ -163,6 +163,11 @@ pub async fn reap_once(state: &AppState) -> anyhow::Result<()> {
     crate::domain::commands::expire(&state.db).await?;
     crate::http::idempotency::purge_expired(&state.db).await?;
     crate::domain::oidc::purge_tickets(&state.db).await?;
-    crate::domain::throttle::purge(&state.db, &state.config.login_throttle(), chrono::Utc::now()).await?;
+    crate::domain::throttle::purge(
+        &state.db,
+        &state.config.login_throttle(),
+        chrono::Utc::now(),
+    )
+    .await?;
     Ok(())
 }

@@ -113,13 +113,25 @@ impl TestApp {
 
     /// Starts a server on an existing config (e.g. a second server on one database).
     pub async fn start(
-        _backend: Backend,
+        backend: Backend,
         dir: tempfile::TempDir,
         database_url: String,
         config: Config,
     ) -> Self {
-        let state = agentdesk::build_state(config).await.expect("server state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(backend, dir, database_url, config, listener).await
+    }
+
+    /// Starts a server on a listener bound beforehand (when the address must be known before
+    /// the config is, e.g. for an OIDC callback URL registered at a provider).
+    pub async fn start_on(
+        _backend: Backend,
+        dir: tempfile::TempDir,
+        database_url: String,
+        config: Config,
+        listener: tokio::net::TcpListener,
+    ) -> Self {
+        let state = agentdesk::build_state(config).await.expect("server state");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(async move {
@@ -234,6 +246,35 @@ impl TestApp {
         r.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Creates an API key in `org` with `role` (as `by`); returns `(id, secret)`.
+    pub async fn api_key(&self, by: &User, org: &str, role: &str) -> (String, String) {
+        let r = self
+            .post(&format!("/v1/orgs/{org}/api-keys"))
+            .token(&by.token)
+            .json(json!({ "name": format!("{role} key"), "role": role }))
+            .expect(201)
+            .await;
+        (
+            r.body["id"].as_str().unwrap().to_owned(),
+            r.body["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Creates a custom role in `org` with `permissions` (as `by`).
+    pub async fn custom_role(&self, by: &User, org: &str, name: &str, permissions: &[&str]) {
+        self.post(&format!("/v1/orgs/{org}/roles"))
+            .token(&by.token)
+            .json(json!({ "name": name, "permissions": permissions }))
+            .expect(201)
+            .await;
+    }
+
+    /// A connection to this server's database (for tests that must reach past the API,
+    /// e.g. to age a row).
+    pub async fn db(&self) -> sea_orm::DatabaseConnection {
+        Database::connect(&self.database_url).await.unwrap()
+    }
+
     /// Adds `user` to `org` with `role` (as `by`).
     pub async fn add_member(&self, by: &User, org: &str, user: &User, role: &str) {
         self.post(&format!("/v1/orgs/{org}/members"))
@@ -260,6 +301,15 @@ pub struct User {
     pub password: String,
     pub token: String,
     pub refresh: String,
+}
+
+/// How a test caller authenticates.
+#[derive(Clone, Debug)]
+pub enum Cred {
+    /// `Authorization: Bearer <JWT or ad_ key>`.
+    Bearer(String),
+    /// `X-API-Key: <ad_ key>`.
+    ApiKey(String),
 }
 
 /// A request being built.
@@ -313,6 +363,14 @@ impl Resp {
 impl<'a> Call<'a> {
     pub fn token(mut self, token: &str) -> Self {
         self.rb = self.rb.bearer_auth(token);
+        self
+    }
+    /// Authenticates with `cred`: a bearer credential (JWT or API key) or `X-API-Key`.
+    pub fn cred(mut self, cred: &Cred) -> Self {
+        self.rb = match cred {
+            Cred::Bearer(t) => self.rb.bearer_auth(t),
+            Cred::ApiKey(k) => self.rb.header("x-api-key", k),
+        };
         self
     }
     pub fn json(mut self, body: Value) -> Self {

@@ -1,6 +1,12 @@
 // `createClient`: openapi-fetch with the auth middleware, plus one thin helper per operation,
 // named after the spec's operation ids (`sessions.create` → `client.sessions.create`).
-import createFetchClient, { type Client as FetchClient } from "openapi-fetch";
+import createFetchClient, {
+  type Client as FetchClient,
+  createFinalURL,
+  createQuerySerializer,
+  defaultPathSerializer,
+  removeTrailingSlash,
+} from "openapi-fetch";
 import { Credentials, authMiddleware, type OnTokenRefresh, type TokenOut } from "./auth.js";
 import type { components, operations, paths } from "./generated/v1.js";
 import { type Result, toProblem } from "./problem.js";
@@ -28,7 +34,7 @@ export type ClientOptions = {
       apiKey?: undefined;
     }
   | {
-      /** An API key, sent as `X-API-Key` (API keys arrive in a later server release). */
+      /** An API key `ad_<prefix>_<secret>` from `apiKeys.create`, sent as `X-API-Key` (org operations only). */
       apiKey: string;
       accessToken?: undefined;
       refreshToken?: undefined;
@@ -49,7 +55,7 @@ export interface IdempotentCallOptions extends CallOptions {
   idempotencyKey?: string;
 }
 
-/** Per-call options of `orgs.update` and `agents.update`. */
+/** Per-call options of `orgs.update`, `agents.update` and `roles.update`. */
 export interface IfMatchCallOptions extends CallOptions {
   /** The `ETag` last read (`"<version>"`); a concurrent change → 412 `precondition_failed`. */
   ifMatch?: string;
@@ -152,6 +158,26 @@ export function createClient(options: ClientOptions) {
       if (!result.error && refresh_token === credentials.refreshToken) credentials.clearTokens();
       return result;
     },
+    /**
+     * `auth.oidc_authorize`: the URL to send the browser to (a navigation, not a fetch: it answers
+     * 302 to the provider's login). After the login the provider returns through
+     * `auth.oidc_callback`, which redirects to `redirectUri` with a one-time `code` for
+     * `oidcExchange`, or with `error` and `error_description`. `redirectUri` must exactly match
+     * one configured for the provider.
+     */
+    oidcAuthorizeUrl: (provider: string, redirectUri: string): string =>
+      createFinalURL("/v1/auth/oidc/{provider}/authorize" satisfies keyof paths, {
+        baseUrl: removeTrailingSlash(options.baseUrl),
+        params: { path: { provider }, query: { redirect_uri: redirectUri } satisfies Query<"auth.oidc_authorize"> },
+        querySerializer: createQuerySerializer(),
+        pathSerializer: defaultPathSerializer,
+      }),
+    /** `auth.oidc_exchange`: trade the callback's one-time `code` for a token pair; the client uses it from now on. */
+    oidcExchange: async (body: S["OidcExchangeIn"], opts?: CallOptions): Promise<Result<S["TokenOut"]>> => {
+      const result = await wrap(raw.POST("/v1/auth/oidc/exchange", { body, ...init(opts) }));
+      if (result.data) credentials.setTokens(result.data);
+      return result;
+    },
   };
 
   const me = {
@@ -160,6 +186,23 @@ export function createClient(options: ClientOptions) {
     /** `me.update`: change the display name and/or password (needs `current_password`). */
     update: (body: S["MePatch"], opts?: CallOptions): Promise<Result<S["UserOut"]>> =>
       wrap(raw.PATCH("/v1/me", { body, ...init(opts) })),
+    /**
+     * `me.logout_all`: revoke every refresh token of the account (all devices); the client forgets
+     * its refresh token. Access tokens already issued stay valid until they expire.
+     */
+    logoutAll: async (opts?: CallOptions): Promise<Result<undefined>> => {
+      const result = await wrap(raw.POST("/v1/me/logout-all", init(opts)));
+      if (!result.error) credentials.refreshToken = undefined;
+      return result;
+    },
+    /** `me.export`: everything stored about the caller as one JSON document. */
+    export: (opts?: CallOptions): Promise<Result<S["MeExport"]>> => wrap(raw.GET("/v1/me/export", init(opts))),
+    /** `me.delete`: erase the caller's account (409 `last_owner` while the only owner of an org); the client forgets the tokens. */
+    delete: async (opts?: CallOptions): Promise<Result<undefined>> => {
+      const result = await wrap(raw.DELETE("/v1/me", init(opts)));
+      if (!result.error) credentials.clearTokens();
+      return result;
+    },
   };
 
   const orgs = {
@@ -190,7 +233,7 @@ export function createClient(options: ClientOptions) {
     /** `members.list`. */
     list: (orgId: string, query?: Query<"members.list">, opts?: CallOptions): Promise<Result<S["MemberList"]>> =>
       wrap(raw.GET("/v1/orgs/{org_id}/members", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
-    /** `members.add`: an existing account, by email, with a role. */
+    /** `members.add`: an existing account, by email, with a role (built-in or custom). */
     add: (orgId: string, body: S["MemberIn"], opts?: CallOptions): Promise<Result<S["MemberOut"]>> =>
       wrap(raw.POST("/v1/orgs/{org_id}/members", { params: { path: { org_id: orgId } }, body, ...init(opts) })),
     /** `members.update`: change a member's role. */
@@ -213,7 +256,7 @@ export function createClient(options: ClientOptions) {
   };
 
   const audit = {
-    /** `audit.list`: newest first; filter with `action`. */
+    /** `audit.list`: newest first; filter with `action`, `actor_id`, `since` (inclusive) and `until` (exclusive). */
     list: (orgId: string, query?: Query<"audit.list">, opts?: CallOptions): Promise<Result<S["AuditEventList"]>> =>
       wrap(raw.GET("/v1/orgs/{org_id}/audit-events", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
   };
@@ -433,6 +476,80 @@ export function createClient(options: ClientOptions) {
       ),
   };
 
+  const permissions = {
+    /** `permissions.list`: the permission catalog roles are made of (public: no credentials needed). */
+    list: (opts?: CallOptions): Promise<Result<S["PermissionList"]>> => wrap(raw.GET("/v1/permissions", init(opts))),
+  };
+
+  const roles = {
+    /** `roles.list`: the four built-in roles, then the org's custom roles. */
+    list: (orgId: string, opts?: CallOptions): Promise<Result<S["RoleList"]>> =>
+      wrap(raw.GET("/v1/orgs/{org_id}/roles", { params: { path: { org_id: orgId } }, ...init(opts) })),
+    /** `roles.get`: a built-in or custom role by name (`ETag` in `response.headers`). */
+    get: (orgId: string, role: string, opts?: CallOptions): Promise<Result<S["RoleOut"]>> =>
+      wrap(raw.GET("/v1/orgs/{org_id}/roles/{role}", { params: { path: { org_id: orgId, role } }, ...init(opts) })),
+    /** `roles.create`: a custom role from catalog permissions the caller holds. */
+    create: (orgId: string, body: S["RoleIn"], opts?: CallOptions): Promise<Result<S["RoleOut"]>> =>
+      wrap(raw.POST("/v1/orgs/{org_id}/roles", { params: { path: { org_id: orgId } }, body, ...init(opts) })),
+    /** `roles.update`: replace a custom role's description and permissions; needs `ifMatch` (`"<version>"`, the `ETag` you read). */
+    update: (
+      orgId: string,
+      role: string,
+      body: S["RoleUpdate"],
+      opts: IfMatchCallOptions & { ifMatch: string },
+    ): Promise<Result<S["RoleOut"]>> =>
+      wrap(
+        raw.PUT("/v1/orgs/{org_id}/roles/{role}", {
+          params: { path: { org_id: orgId, role }, header: { "If-Match": opts.ifMatch } },
+          body,
+          ...init(opts, { "If-Match": opts.ifMatch }),
+        }),
+      ),
+    /** `roles.delete`: a custom role nobody holds (409 `role_in_use`, `role_read_only`). */
+    delete: (orgId: string, role: string, opts?: CallOptions): Promise<Result<undefined>> =>
+      wrap(raw.DELETE("/v1/orgs/{org_id}/roles/{role}", { params: { path: { org_id: orgId, role } }, ...init(opts) })),
+  };
+
+  const apiKeys = {
+    /** `api_keys.create`: `data.secret` (`ad_<prefix>_<secret>`) is shown only in this response. */
+    create: (orgId: string, body: S["ApiKeyIn"], opts?: CallOptions): Promise<Result<S["ApiKeyCreatedOut"]>> =>
+      wrap(raw.POST("/v1/orgs/{org_id}/api-keys", { params: { path: { org_id: orgId } }, body, ...init(opts) })),
+    /** `api_keys.list`: newest first, revoked and expired keys included, never the secrets. */
+    list: (orgId: string, query?: Query<"api_keys.list">, opts?: CallOptions): Promise<Result<S["ApiKeyList"]>> =>
+      wrap(raw.GET("/v1/orgs/{org_id}/api-keys", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
+    /** `api_keys.revoke`: every later request with the key answers 401. */
+    revoke: (orgId: string, keyId: string, opts?: CallOptions): Promise<Result<undefined>> =>
+      wrap(
+        raw.DELETE("/v1/orgs/{org_id}/api-keys/{key_id}", {
+          params: { path: { org_id: orgId, key_id: keyId } },
+          ...init(opts),
+        }),
+      ),
+  };
+
+  const invitations = {
+    /** `invitations.create`: `data.token` and `data.accept_url` are shown only in this response (no email is sent). */
+    create: (orgId: string, body: S["InvitationIn"], opts?: CallOptions): Promise<Result<S["InvitationCreatedOut"]>> =>
+      wrap(raw.POST("/v1/orgs/{org_id}/invitations", { params: { path: { org_id: orgId } }, body, ...init(opts) })),
+    /** `invitations.list`: newest first, with each one's status. */
+    list: (orgId: string, query?: Query<"invitations.list">, opts?: CallOptions): Promise<Result<S["InvitationList"]>> =>
+      wrap(raw.GET("/v1/orgs/{org_id}/invitations", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
+    /** `invitations.revoke`: its token then answers 410 `invitation_revoked`. */
+    revoke: (orgId: string, invitationId: string, opts?: CallOptions): Promise<Result<undefined>> =>
+      wrap(
+        raw.DELETE("/v1/orgs/{org_id}/invitations/{invitation_id}", {
+          params: { path: { org_id: orgId, invitation_id: invitationId } },
+          ...init(opts),
+        }),
+      ),
+    /**
+     * `invitations.accept`: by the logged-in invitee (403 `invitation_email_mismatch` for another
+     * account); 410 `invitation_used` / `invitation_revoked` / `invitation_expired`.
+     */
+    accept: (token: string, opts?: CallOptions): Promise<Result<S["InvitationAccepted"]>> =>
+      wrap(raw.POST("/v1/invitations/{token}/accept", { params: { path: { token } }, ...init(opts) })),
+  };
+
   return {
     /** The typed openapi-fetch client (`GET`/`POST`/… on spec paths), with the auth middleware. */
     raw,
@@ -446,6 +563,10 @@ export function createClient(options: ClientOptions) {
     events,
     commands,
     jobs,
+    permissions,
+    roles,
+    apiKeys,
+    invitations,
     /** Use these tokens from now on (e.g. restored from storage). */
     setTokens: (tokens: Pick<TokenOut, "access_token"> & { refresh_token?: string }) =>
       credentials.setTokens(tokens),

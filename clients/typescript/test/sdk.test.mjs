@@ -74,6 +74,143 @@ test("credentials: bearer token, or X-API-Key", async () => {
   ]);
 });
 
+/** A fetch that records each request (method, path with query, headers, body) and answers `reply(req)` or 200 `{}`. */
+function recorder(reply = () => json(200, {})) {
+  const seen = [];
+  const fetch = async (req) => {
+    const url = new URL(req.url);
+    const body = req.method === "GET" || req.method === "HEAD" ? "" : await req.text();
+    seen.push({ method: req.method, path: url.pathname + url.search, headers: req.headers, body: body ? JSON.parse(body) : undefined });
+    return reply(req);
+  };
+  return { seen, fetch };
+}
+
+test("roles, API keys, invitations, permissions, me: methods, paths and bodies", async () => {
+  const { seen, fetch } = recorder((req) => (req.method === "DELETE" || new URL(req.url).pathname === "/v1/me/logout-all" ? new Response(null, { status: 204 }) : json(200, {})));
+  const c = createClient({ baseUrl: `${BASE}/`, accessToken: "jwt", fetch });
+  await c.permissions.list();
+  await c.roles.list("o");
+  await c.roles.get("o", "support");
+  await c.roles.create("o", { name: "support", permissions: ["sessions:read"] });
+  await c.roles.update("o", "support", { permissions: ["sessions:read", "agents:read"] }, { ifMatch: '"1"' });
+  await c.roles.delete("o", "support");
+  await c.apiKeys.create("o", { name: "ci", role: "support" });
+  await c.apiKeys.list("o", { limit: 10 });
+  await c.apiKeys.revoke("o", "k");
+  await c.invitations.create("o", { email: "bob@example.com", role: "support", expires_in_s: 3600 });
+  await c.invitations.list("o", { cursor: "c" });
+  await c.invitations.revoke("o", "i");
+  await c.invitations.accept("inv_abc");
+  await c.audit.list("o", { actor_id: "u", since: "2026-01-01T00:00:00Z" });
+  await c.me.export();
+  await c.me.logoutAll();
+  await c.me.delete();
+  assert.deepEqual(
+    seen.map((r) => [r.method, r.path, r.body]),
+    [
+      ["GET", "/v1/permissions", undefined],
+      ["GET", "/v1/orgs/o/roles", undefined],
+      ["GET", "/v1/orgs/o/roles/support", undefined],
+      ["POST", "/v1/orgs/o/roles", { name: "support", permissions: ["sessions:read"] }],
+      ["PUT", "/v1/orgs/o/roles/support", { permissions: ["sessions:read", "agents:read"] }],
+      ["DELETE", "/v1/orgs/o/roles/support", undefined],
+      ["POST", "/v1/orgs/o/api-keys", { name: "ci", role: "support" }],
+      ["GET", "/v1/orgs/o/api-keys?limit=10", undefined],
+      ["DELETE", "/v1/orgs/o/api-keys/k", undefined],
+      ["POST", "/v1/orgs/o/invitations", { email: "bob@example.com", role: "support", expires_in_s: 3600 }],
+      ["GET", "/v1/orgs/o/invitations?cursor=c", undefined],
+      ["DELETE", "/v1/orgs/o/invitations/i", undefined],
+      ["POST", "/v1/invitations/inv_abc/accept", undefined],
+      ["GET", "/v1/orgs/o/audit-events?actor_id=u&since=2026-01-01T00%3A00%3A00Z", undefined],
+      ["GET", "/v1/me/export", undefined],
+      ["POST", "/v1/me/logout-all", undefined],
+      ["DELETE", "/v1/me", undefined],
+    ],
+  );
+  assert.ok(seen.every((r) => r.headers.get("authorization") === "Bearer jwt"));
+  // Path parameters are encoded.
+  await c.roles.get("o", "a/b c");
+  await c.invitations.accept("inv_x?y#z");
+  assert.deepEqual(
+    seen.slice(-2).map((r) => r.path),
+    ["/v1/orgs/o/roles/a%2Fb%20c", "/v1/invitations/inv_x%3Fy%23z/accept"],
+  );
+});
+
+test("roles.update sends If-Match; the other helpers do not", async () => {
+  const { seen, fetch } = recorder();
+  const c = createClient({ baseUrl: BASE, accessToken: "jwt", fetch });
+  await c.roles.update("o", "support", { description: "d", permissions: [] }, { ifMatch: '"3"', headers: { "X-Request-Id": "r1" } });
+  await c.roles.get("o", "support");
+  assert.equal(seen[0].headers.get("if-match"), '"3"');
+  assert.equal(seen[0].headers.get("x-request-id"), "r1");
+  assert.equal(seen[0].headers.get("content-type"), "application/json");
+  assert.equal(seen[1].headers.get("if-match"), null);
+});
+
+test("an API key goes as X-API-Key on the new operations, never as Bearer, and a 401 triggers no refresh", async () => {
+  const { seen, fetch } = recorder((req) =>
+    new URL(req.url).pathname.endsWith("/roles") ? problemResponse(401, "invalid_token") : json(200, { items: [] }),
+  );
+  const c = createClient({ baseUrl: BASE, apiKey: "ad_pfx_secret", fetch });
+  assert.equal((await c.apiKeys.list("o")).response.status, 200);
+  assert.equal((await c.invitations.list("o")).response.status, 200);
+  assert.equal((await c.roles.list("o")).error?.code, "invalid_token");
+  assert.deepEqual(
+    seen.map((r) => [r.path, r.headers.get("x-api-key"), r.headers.get("authorization")]),
+    [
+      ["/v1/orgs/o/api-keys", "ad_pfx_secret", null],
+      ["/v1/orgs/o/invitations", "ad_pfx_secret", null],
+      ["/v1/orgs/o/roles", "ad_pfx_secret", null],
+    ],
+  );
+});
+
+test("auth.oidcAuthorizeUrl builds the authorize URL without a request", () => {
+  let calls = 0;
+  const fetch = async () => {
+    calls += 1;
+    return json(200, {});
+  };
+  const c = createClient({ baseUrl: `${BASE}/`, fetch });
+  assert.equal(
+    c.auth.oidcAuthorizeUrl("corp sso", "https://app.example.com/login/done?from=/x&y=1"),
+    `${BASE}/v1/auth/oidc/corp%20sso/authorize?redirect_uri=https%3A%2F%2Fapp.example.com%2Flogin%2Fdone%3Ffrom%3D%2Fx%26y%3D1`,
+  );
+  assert.equal(
+    createClient({ baseUrl: BASE }).auth.oidcAuthorizeUrl("google", "http://localhost:5173/sso"),
+    `${BASE}/v1/auth/oidc/google/authorize?redirect_uri=http%3A%2F%2Flocalhost%3A5173%2Fsso`,
+  );
+  assert.equal(calls, 0);
+});
+
+test("auth.oidcExchange stores the pair; me.logoutAll forgets the refresh token; me.delete forgets both", async () => {
+  const { seen, fetch } = recorder((req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/v1/auth/oidc/exchange") return json(200, tokens(7));
+    return new Response(null, { status: 204 });
+  });
+  const c = createClient({ baseUrl: BASE, fetch });
+  const exchanged = await c.auth.oidcExchange({ code: "one-time" });
+  assert.equal(exchanged.data?.access_token, "access-7");
+  assert.deepEqual(seen[0].body, { code: "one-time" });
+  assert.equal(seen[0].headers.get("authorization"), null);
+  assert.deepEqual(c.tokens, { accessToken: "access-7", refreshToken: "refresh-7" });
+  const out = await c.me.logoutAll();
+  assert.equal(out.error, undefined);
+  assert.equal(out.data, undefined);
+  assert.equal(seen[1].headers.get("authorization"), "Bearer access-7");
+  assert.deepEqual(c.tokens, { accessToken: "access-7", refreshToken: undefined }, "the access token stays valid until it expires");
+  await c.me.delete();
+  assert.deepEqual(c.tokens, { accessToken: undefined, refreshToken: undefined });
+
+  // A refused call keeps the tokens.
+  const refusing = createClient({ baseUrl: BASE, accessToken: "a", refreshToken: "r", fetch: async () => problemResponse(409, "last_owner") });
+  assert.equal((await refusing.me.delete()).error?.code, "last_owner");
+  assert.deepEqual(refusing.tokens, { accessToken: "a", refreshToken: "r" });
+});
+
 test("a 401 refreshes once and replays once; a second 401 is the result", async () => {
   const log = [];
   const fetch = async (req) => {

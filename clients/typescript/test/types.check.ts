@@ -20,6 +20,22 @@ async function main(org: string, agent: string): Promise<SessionOut | Problem> {
   createClient({ baseUrl: "x", apiKey: "k", accessToken: "t" });
   const end = await client.events.stream(org, data.id, { onEvent: (e) => console.log(e.seq, e.kind, e.payload) });
   if (end.error) console.log(end.error.code);
+  // Roles are free strings now (built-in or custom); roles.update needs If-Match.
+  await client.members.add(org, { email: "bob@example.com", role: "support-lead" });
+  const role = await client.roles.get(org, "support-lead");
+  const etag = role.response.headers.get("etag") ?? `"${role.data?.version ?? 0}"`;
+  await client.roles.update(org, "support-lead", { permissions: ["sessions:read"] }, { ifMatch: etag });
+  // @ts-expect-error roles.update needs ifMatch
+  await client.roles.update(org, "support-lead", { permissions: [] }, {});
+  const key = await client.apiKeys.create(org, { name: "ci", role: "viewer" });
+  if (key.data) createClient({ baseUrl: "x", apiKey: key.data.secret });
+  const invite = await client.invitations.create(org, { email: "bob@example.com", role: "viewer" });
+  const accepted = await client.invitations.accept(invite.data?.token ?? "");
+  if (accepted.error?.code === "invitation_used") console.log(accepted.error.detail);
+  const url: string = client.auth.oidcAuthorizeUrl("google", "https://app.example.com/sso");
+  void url;
+  const exported = await client.me.export();
+  console.log(exported.data?.profile.email, (await client.permissions.list()).data?.items.length);
   const raw = await client.raw.GET("/v1/orgs/{org_id}", { params: { path: { org_id: org } } });
   console.log(raw.data?.name);
   return data;

@@ -39,7 +39,9 @@ export interface paths {
          * Log in with email and password
          * @description Returns an access token and a refresh token. A wrong email and a wrong password answer
          *     the same `401 invalid_credentials`. Limited per IP and per account
-         *     (`login_rate_limit_per_account_per_min`, `429 rate_limited`). Audited as `auth.login`.
+         *     (`login_rate_limit_per_account_per_min`, `429 rate_limited`); repeated failures lock the
+         *     account and the client IP for a growing delay (`429 login_throttled` with
+         *     `Retry-After`, audited as `auth.login_throttled`). Audited as `auth.login`.
          */
         post: operations["auth.login"];
         delete?: never;
@@ -105,7 +107,15 @@ export interface paths {
         get: operations["me.get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Erase the caller's account
+         * @description Erases the account's personal data in one transaction: email and name are replaced,
+         *     the password, linked identities, memberships and refresh tokens are deleted. Audit
+         *     events stay, with the caller replaced by a pseudonym (`actor.type` `erased_user`) and
+         *     without IP or user agent. Refused with `409 last_owner` while the caller is the only
+         *     owner of an organization. Audited as `user.erased`.
+         */
+        delete: operations["me.delete"];
         options?: never;
         head?: never;
         /**
@@ -116,6 +126,50 @@ export interface paths {
          *     `user.password_changed`.
          */
         patch: operations["me.update"];
+        trace?: never;
+    };
+    "/v1/me/logout-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Log out everywhere
+         * @description Revokes every refresh token of the caller's account (all devices and logins). Access
+         *     tokens already issued stay valid until they expire (`access_token_ttl_s`). Audited as
+         *     `auth.logout_all`.
+         */
+        post: operations["me.logout_all"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export the caller's data
+         * @description Everything Agentdesk stores about the caller as one JSON document: profile, linked
+         *     identities, memberships and the audit events the caller acted in or that concern the
+         *     account (GDPR Art. 15 and 20).
+         */
+        get: operations["me.export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/orgs": {
@@ -235,7 +289,8 @@ export interface paths {
         /**
          * List audit events
          * @description Needs `audit:read`. Newest first: the organization's own events plus account events
-         *     (logins, password changes) of its current members.
+         *     (logins, password changes) of its current members. Filter by `action`, `actor_id` and
+         *     a time range (`since` inclusive, `until` exclusive).
          */
         get: operations["audit.list"];
         put?: never;
@@ -588,6 +643,278 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/permissions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the permission catalog
+         * @description Every permission (`object:action`) that built-in and custom roles are made of, with
+         *     what it allows. Public: no credentials needed.
+         */
+        get: operations["permissions.list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org_id}/roles": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List roles
+         * @description Needs `roles:read`. The four built-in roles, then the organization's custom roles.
+         */
+        get: operations["roles.list"];
+        put?: never;
+        /**
+         * Create a custom role
+         * @description Needs `roles:write`. A named set of permissions from the catalog; each must be held by
+         *     the caller (`422` naming `permissions[i]` otherwise, as for unknown ones). The name must
+         *     not be a built-in role's (`422`) nor taken (`409 role_name_taken`); at most 100 custom
+         *     roles per organization (`409 role_limit_reached`). Audited as `role.created`.
+         */
+        post: operations["roles.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org_id}/roles/{role}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a role
+         * @description Needs `roles:read`. A built-in or custom role by name. Sends `ETag`.
+         */
+        get: operations["roles.get"];
+        /**
+         * Replace a custom role
+         * @description Needs `roles:write` and `If-Match` with the role's `ETag` (`428` without, `412` when
+         *     stale). Replaces description and permissions; members and keys holding the role get the
+         *     new permissions on their next request. Built-in roles are read-only (`409
+         *     role_read_only`). The caller must hold every permission the role has now and will have.
+         *     Audited as `role.updated`.
+         */
+        put: operations["roles.update"];
+        post?: never;
+        /**
+         * Delete a custom role
+         * @description Needs `roles:write`. Refused with `409 role_in_use` while a member, a live API key or
+         *     a pending invitation holds it, and `409 role_read_only` for built-in roles. Audited as
+         *     `role.deleted`.
+         */
+        delete: operations["roles.delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org_id}/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List API keys
+         * @description Needs `api_keys:read`. Newest first, revoked and expired keys included; never the
+         *     secrets.
+         */
+        get: operations["api_keys.list"];
+        put?: never;
+        /**
+         * Create an API key
+         * @description Needs `api_keys:write`. Returns the key `ad_<prefix>_<secret>` once; only its SHA-256
+         *     is stored. The key acts in this organization only, with `role`, which may not hold a
+         *     permission the caller lacks (`422`). Audited as `api_key.created`.
+         */
+        post: operations["api_keys.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org_id}/api-keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke an API key
+         * @description Needs `api_keys:write`. Every later request with the key answers 401. Revoking a
+         *     revoked key succeeds. Audited as `api_key.revoked`.
+         */
+        delete: operations["api_keys.revoke"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org_id}/invitations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List invitations
+         * @description Needs `members:read`. Newest first, with each one's status.
+         */
+        get: operations["invitations.list"];
+        put?: never;
+        /**
+         * Invite someone
+         * @description Needs `members:write`. Returns a one-time token and an accept URL to deliver (no email
+         *     is sent). `409 already_member` when a member has the email. Audited as
+         *     `invitation.created`.
+         */
+        post: operations["invitations.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org_id}/invitations/{invitation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke an invitation
+         * @description Needs `members:write`. Its token then answers `410 invitation_revoked`. An accepted
+         *     invitation cannot be revoked (`409 invitation_used`: remove the member instead).
+         *     Audited as `invitation.revoked`.
+         */
+        delete: operations["invitations.revoke"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invitations/{token}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Accept an invitation
+         * @description By a logged-in user whose account email is the invited one (`403
+         *     invitation_email_mismatch` otherwise); makes them a member with the invitation's role.
+         *     Used, revoked or expired tokens answer `410` (`invitation_used`, `invitation_revoked`,
+         *     `invitation_expired`); unknown ones `404`. Audited as `invitation.accepted` and
+         *     `member.added`.
+         */
+        post: operations["invitations.accept"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/oidc/{provider}/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Start single sign-on
+         * @description Redirects (302) to the provider's login with the authorization code flow, PKCE (S256),
+         *     `state` and `nonce`. `redirect_uri` is the frontend page the login ends on and must
+         *     exactly match one configured for the provider (`422` otherwise). Unknown provider:
+         *     `404`. Provider unreachable: `503 idp_unavailable`.
+         */
+        get: operations["auth.oidc_authorize"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/oidc/{provider}/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Finish single sign-on (the provider's redirect target)
+         * @description Not called by clients: the provider sends the browser here. Spends `state` (single
+         *     use; unknown, used or expired → `400 invalid_state`), exchanges the code with the PKCE
+         *     verifier, checks the ID token (signature, `iss`, `aud`, `exp`, `nonce`), links or
+         *     creates the account, and redirects (302) to the frontend's `redirect_uri` with a
+         *     one-time `code` (60 s) for `auth.oidc_exchange` — or with `error` and
+         *     `error_description` (`access_denied`, `code_exchange_failed`, `invalid_id_token`,
+         *     `invalid_nonce`, `email_not_verified`, `email_domain_not_allowed`, …).
+         */
+        get: operations["auth.oidc_callback"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/oidc/exchange": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Exchange a single sign-on code for tokens
+         * @description Trades the one-time `code` from the callback redirect for an access and refresh token
+         *     pair. Unknown, used or expired codes answer `400 invalid_grant`.
+         */
+        post: operations["auth.oidc_exchange"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -690,6 +1017,123 @@ export interface components {
             capabilities?: components["schemas"]["Capability"][];
         };
         /**
+         * ApiKeyCreatedOut
+         * @description A new API key with its secret, shown once.
+         */
+        ApiKeyCreatedOut: {
+            /**
+             * Format: uuid
+             * @description Key id (UUIDv7); also the actor id of its audit events.
+             */
+            id: string;
+            /** @description Human label. */
+            name: string;
+            /** @description The key's public prefix: the key is `ad_<prefix>_<secret>`. */
+            prefix: string;
+            /** @description The role it acts with, in this organization only. */
+            role: string;
+            /**
+             * Format: uuid
+             * @description The member who created it (absent when another API key did).
+             */
+            created_by?: string;
+            /**
+             * Format: date-time
+             * @description Creation time (RFC 3339, UTC).
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description Last authenticated use (RFC 3339, UTC), recorded at most once a minute.
+             */
+            last_used_at?: string;
+            /**
+             * Format: date-time
+             * @description Expiry (RFC 3339, UTC); absent: never expires.
+             */
+            expires_at?: string;
+            /**
+             * Format: date-time
+             * @description Revocation time (RFC 3339, UTC); a revoked key answers 401.
+             */
+            revoked_at?: string;
+            /**
+             * @description The full key `ad_<prefix>_<secret>`. Shown only in this response: store it now. Send
+             *     it as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+             */
+            secret: string;
+        };
+        /**
+         * ApiKeyIn
+         * @description `api_keys.create` request.
+         */
+        ApiKeyIn: {
+            /** @description Human label, 1–200 characters, not blank, no control characters. */
+            name: string;
+            /**
+             * @description The role the key acts with: built-in or custom. It may not hold a permission the
+             *     caller's role lacks (`422` naming `role`).
+             */
+            role: string;
+            /**
+             * Format: date-time
+             * @description Expiry (RFC 3339), in the future; absent: never expires.
+             */
+            expires_at?: string;
+        };
+        /**
+         * ApiKeyList
+         * @description A page of keys.
+         */
+        ApiKeyList: {
+            /** @description The keys, newest first (revoked and expired ones included). */
+            items: components["schemas"]["ApiKeyOut"][];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string;
+        };
+        /**
+         * ApiKeyOut
+         * @description An API key, without its secret.
+         */
+        ApiKeyOut: {
+            /**
+             * Format: uuid
+             * @description Key id (UUIDv7); also the actor id of its audit events.
+             */
+            id: string;
+            /** @description Human label. */
+            name: string;
+            /** @description The key's public prefix: the key is `ad_<prefix>_<secret>`. */
+            prefix: string;
+            /** @description The role it acts with, in this organization only. */
+            role: string;
+            /**
+             * Format: uuid
+             * @description The member who created it (absent when another API key did).
+             */
+            created_by?: string;
+            /**
+             * Format: date-time
+             * @description Creation time (RFC 3339, UTC).
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description Last authenticated use (RFC 3339, UTC), recorded at most once a minute.
+             */
+            last_used_at?: string;
+            /**
+             * Format: date-time
+             * @description Expiry (RFC 3339, UTC); absent: never expires.
+             */
+            expires_at?: string;
+            /**
+             * Format: date-time
+             * @description Revocation time (RFC 3339, UTC); a revoked key answers 401.
+             */
+            revoked_at?: string;
+        };
+        /**
          * AppendedOut
          * @description `events.append` result.
          */
@@ -710,11 +1154,14 @@ export interface components {
          * @description Who acted.
          */
         AuditActor: {
-            /** @description `user` or `anonymous` (e.g. a failed login). */
+            /**
+             * @description `user`, `api_key`, `anonymous` (e.g. a failed login) or `erased_user` (an account
+             *     erased by `me.delete`; `id` is then a pseudonym, the same on all of its events).
+             */
             type: string;
             /**
              * Format: uuid
-             * @description The acting user's id, when known.
+             * @description The acting user's or API key's id, when known.
              */
             id?: string;
         };
@@ -742,7 +1189,10 @@ export interface components {
              * @description Stable action name: `auth.login`, `auth.refresh_token_reused`, `user.registered`,
              *     `user.password_changed`, `org.created`, `org.updated`, `org.deleted`, `member.added`,
              *     `member.updated`, `member.removed`, `agent.created`, `agent.updated`, `agent.deleted`,
-             *     `session.created`, `session.stopped`, `command.denied`, `job.retried`.
+             *     `session.created`, `session.stopped`, `command.denied`, `job.retried`,
+             *     `auth.login_throttled`, `auth.logout_all`, `user.identity_linked`, `user.erased`,
+             *     `role.created`, `role.updated`, `role.deleted`, `api_key.created`, `api_key.revoked`,
+             *     `invitation.created`, `invitation.revoked`, `invitation.accepted`.
              */
             action: string;
             /** @description `success` or `failure`. */
@@ -770,7 +1220,10 @@ export interface components {
          * @description What was acted on.
          */
         AuditTarget: {
-            /** @description `user`, `organization` or `membership` (id = the member's user id). */
+            /**
+             * @description `user`, `organization`, `membership` (id = the member's user id), `agent`, `session`,
+             *     `command`, `job`, `role`, `api_key` or `invitation`.
+             */
             type: string;
             /** @description The target's id, when there is one. */
             id?: string;
@@ -1180,6 +1633,198 @@ export interface components {
             has_more: boolean;
         };
         /**
+         * ExportMembership
+         * @description A membership in the export.
+         */
+        ExportMembership: {
+            /**
+             * Format: uuid
+             * @description The organization.
+             */
+            org_id: string;
+            /** @description Its name. */
+            org_name?: string;
+            /** @description The role held there. */
+            role: string;
+            /**
+             * Format: date-time
+             * @description When the membership began (RFC 3339, UTC).
+             */
+            joined_at: string;
+        };
+        /**
+         * IdentityOut
+         * @description A linked single sign-on identity.
+         */
+        IdentityOut: {
+            /** @description The configured provider's name. */
+            provider: string;
+            /** @description The provider's subject (`sub`) for this account. */
+            subject: string;
+            /** @description The email the provider reported at the last login. */
+            email?: string;
+            /**
+             * Format: date-time
+             * @description When the identity was linked (RFC 3339, UTC).
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description Last login through it (RFC 3339, UTC).
+             */
+            last_login_at: string;
+        };
+        /**
+         * InvitationAccepted
+         * @description What accepting produced.
+         */
+        InvitationAccepted: {
+            /**
+             * Format: uuid
+             * @description The organization joined.
+             */
+            org_id: string;
+            /** @description The role granted there. */
+            role: string;
+            /**
+             * Format: date-time
+             * @description When the membership began (RFC 3339, UTC).
+             */
+            joined_at: string;
+        };
+        /**
+         * InvitationCreatedOut
+         * @description A new invitation with its one-time token.
+         */
+        InvitationCreatedOut: {
+            /**
+             * Format: uuid
+             * @description Invitation id (UUIDv7).
+             */
+            id: string;
+            /** @description The invited email address (normalised). */
+            email: string;
+            /** @description The role granted on acceptance. */
+            role: string;
+            /** @description `pending`, `accepted`, `revoked` or `expired`. */
+            status: string;
+            /**
+             * Format: uuid
+             * @description The member who invited (absent when an API key did).
+             */
+            invited_by?: string;
+            /**
+             * Format: date-time
+             * @description Creation time (RFC 3339, UTC).
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description Expiry (RFC 3339, UTC).
+             */
+            expires_at: string;
+            /**
+             * Format: date-time
+             * @description When it was accepted.
+             */
+            accepted_at?: string;
+            /**
+             * Format: uuid
+             * @description The user who accepted it.
+             */
+            accepted_by?: string;
+            /**
+             * Format: date-time
+             * @description When it was revoked.
+             */
+            revoked_at?: string;
+            /**
+             * @description The one-time token (`inv_…`), shown only here. Deliver it to the invitee; it is
+             *     accepted with `invitations.accept`.
+             */
+            token: string;
+            /**
+             * @description A link for the invitee: `<frontend_url>/invitations/accept#token=<token>` (the token
+             *     rides in the fragment, which browsers never send to a server).
+             */
+            accept_url: string;
+        };
+        /**
+         * InvitationIn
+         * @description `invitations.create` request.
+         */
+        InvitationIn: {
+            /** @description The invitee's email address; they accept while logged in with it. */
+            email: string;
+            /**
+             * @description Role granted on acceptance, built-in or custom; `owner` needs `members:owner`, and a
+             *     role holding a permission the caller lacks is refused (403).
+             */
+            role: string;
+            /**
+             * Format: uint64
+             * @description Lifetime (s), 60 to 2,592,000 (30 days); default 604,800 (7 days).
+             */
+            expires_in_s?: number;
+        };
+        /**
+         * InvitationList
+         * @description A page of invitations.
+         */
+        InvitationList: {
+            /** @description The invitations, newest first. */
+            items: components["schemas"]["InvitationOut"][];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string;
+        };
+        /**
+         * InvitationOut
+         * @description An invitation, without its token.
+         */
+        InvitationOut: {
+            /**
+             * Format: uuid
+             * @description Invitation id (UUIDv7).
+             */
+            id: string;
+            /** @description The invited email address (normalised). */
+            email: string;
+            /** @description The role granted on acceptance. */
+            role: string;
+            /** @description `pending`, `accepted`, `revoked` or `expired`. */
+            status: string;
+            /**
+             * Format: uuid
+             * @description The member who invited (absent when an API key did).
+             */
+            invited_by?: string;
+            /**
+             * Format: date-time
+             * @description Creation time (RFC 3339, UTC).
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description Expiry (RFC 3339, UTC).
+             */
+            expires_at: string;
+            /**
+             * Format: date-time
+             * @description When it was accepted.
+             */
+            accepted_at?: string;
+            /**
+             * Format: uuid
+             * @description The user who accepted it.
+             */
+            accepted_by?: string;
+            /**
+             * Format: date-time
+             * @description When it was revoked.
+             */
+            revoked_at?: string;
+        };
+        /**
          * JobList
          * @description A page of jobs.
          */
@@ -1278,6 +1923,22 @@ export interface components {
             password: string;
         };
         /**
+         * MeExport
+         * @description Everything Agentdesk stores about the caller (GDPR Art. 15 and 20).
+         */
+        MeExport: {
+            /** @description The account. */
+            profile: components["schemas"]["UserOut"] & unknown;
+            /** @description Whether the account has a password (single sign-on accounts may not). */
+            has_password: boolean;
+            /** @description Linked single sign-on identities. */
+            identities: components["schemas"]["IdentityOut"][];
+            /** @description Organization memberships. */
+            memberships: components["schemas"]["ExportMembership"][];
+            /** @description Audit events the caller acted in or that concern the account, oldest first. */
+            audit_events: components["schemas"]["AuditEventOut"][];
+        };
+        /**
          * MePatch
          * @description `me.update` request: every field optional.
          */
@@ -1299,8 +1960,11 @@ export interface components {
         MemberIn: {
             /** @description Email of an existing account (`422` naming `email` when there is none). */
             email: string;
-            /** @description Role to grant; `owner` needs `members:owner`. */
-            role: components["schemas"]["RoleName"] & unknown;
+            /**
+             * @description Role to grant: built-in or custom (`roles.list`). `owner` needs `members:owner`; a
+             *     role holding a permission the caller lacks is refused (403).
+             */
+            role: string;
         };
         /**
          * MemberList
@@ -1326,8 +1990,8 @@ export interface components {
             email: string;
             /** @description The member's display name. */
             display_name: string;
-            /** @description The member's role. */
-            role: components["schemas"]["RoleName"] & unknown;
+            /** @description The member's role: built-in (`owner`, `admin`, `operator`, `viewer`) or custom. */
+            role: string;
             /**
              * Format: date-time
              * @description When the user joined (RFC 3339, UTC).
@@ -1344,8 +2008,11 @@ export interface components {
          * @description `members.update` request.
          */
         MemberRoleIn: {
-            /** @description The new role; granting or taking `owner` needs `members:owner`. */
-            role: components["schemas"]["RoleName"] & unknown;
+            /**
+             * @description The new role, built-in or custom; granting or taking `owner` needs `members:owner`,
+             *     and neither the old nor the new role may hold a permission the caller lacks.
+             */
+            role: string;
         };
         /**
          * @description A mouse button.
@@ -1365,6 +2032,17 @@ export interface components {
          * @description No arguments.
          */
         NoArgs: Record<string, never>;
+        /**
+         * OidcExchangeIn
+         * @description `auth.oidc_exchange` request.
+         */
+        OidcExchangeIn: {
+            /**
+             * @description The one-time `code` the callback put on the frontend's `redirect_uri` (valid 60 s,
+             *     once).
+             */
+            code: string;
+        };
         /**
          * OpenUrlArgs
          * @description A URL to open.
@@ -1416,8 +2094,11 @@ export interface components {
              * @description Version for optimistic concurrency: the `ETag` is `"<version>"`; send it back in `If-Match`.
              */
             version: number;
-            /** @description The caller's role in this organization. */
-            role: components["schemas"]["RoleName"] & unknown;
+            /**
+             * @description The caller's role in this organization: a built-in role (`owner`, `admin`, `operator`,
+             *     `viewer`) or a custom role's name.
+             */
+            role: string;
             /**
              * Format: date-time
              * @description Creation time (RFC 3339, UTC).
@@ -1436,6 +2117,24 @@ export interface components {
         OrgPatch: {
             /** @description New display name, 1–200 characters, not blank, no control characters. */
             name?: string;
+        };
+        /**
+         * PermissionList
+         * @description The permission catalog.
+         */
+        PermissionList: {
+            /** @description Every permission a role can hold. */
+            items: components["schemas"]["PermissionOut"][];
+        };
+        /**
+         * PermissionOut
+         * @description A permission of the catalog.
+         */
+        PermissionOut: {
+            /** @description `object:action`, e.g. `sessions:write`. */
+            name: string;
+            /** @description What it allows. */
+            description: string;
         };
         /**
          * PointArgs
@@ -1523,10 +2222,68 @@ export interface components {
          */
         ResultStatus: "succeeded" | "failed";
         /**
-         * @description A built-in role.
-         * @enum {string}
+         * RoleIn
+         * @description `roles.create` request.
          */
-        RoleName: "owner" | "admin" | "operator" | "viewer";
+        RoleIn: {
+            /**
+             * @description Name, unique in the organization: 1–64 characters `[a-z0-9_-]` starting with a letter,
+             *     not a built-in role's name.
+             */
+            name: string;
+            /** @description What the role is for (at most 500 characters). */
+            description?: string;
+            /** @description Permissions from the catalog (`permissions.list`); each must also be held by the caller. */
+            permissions: string[];
+        };
+        /**
+         * RoleList
+         * @description The org's roles.
+         */
+        RoleList: {
+            /** @description Built-in roles first (most powerful first), then custom roles by name. */
+            items: components["schemas"]["RoleOut"][];
+        };
+        /**
+         * RoleOut
+         * @description A role: built-in or custom.
+         */
+        RoleOut: {
+            /** @description The role's name, as given to members, invitations and API keys. */
+            name: string;
+            /** @description What the role is for. */
+            description: string;
+            /** @description Built-in roles (`owner`, `admin`, `operator`, `viewer`) are read-only. */
+            builtin: boolean;
+            /** @description The permissions it holds, sorted (see `permissions.list`). */
+            permissions: string[];
+            /**
+             * Format: int64
+             * @description Version for optimistic concurrency (custom roles; 0 for built-in ones): the `ETag` is
+             *     `"<version>"`; `roles.update` needs it in `If-Match`.
+             */
+            version: number;
+            /**
+             * Format: date-time
+             * @description Creation time of a custom role (RFC 3339, UTC).
+             */
+            created_at?: string;
+            /**
+             * Format: date-time
+             * @description Last change of a custom role (RFC 3339, UTC).
+             */
+            updated_at?: string;
+        };
+        /**
+         * RoleUpdate
+         * @description `roles.update` request: replaces description and permissions.
+         */
+        RoleUpdate: {
+            /** @description What the role is for (at most 500 characters); absent clears it. */
+            description?: string;
+            /** @description The complete new permission list; each must be in the catalog and held by the caller. */
+            permissions: string[];
+        };
         /**
          * ScreenshotCommand
          * @description `screenshot`: capture the screen. Needs `desktop:screen.capture`.
@@ -2260,6 +3017,97 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "me.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
@@ -2339,6 +3187,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The body is larger than `body_limit_bytes` (`payload_too_large`). */
             413: {
                 headers: {
@@ -2359,6 +3216,156 @@ export interface operations {
             };
             /** @description Well-formed JSON that breaks the rules (`validation_failed`, with `errors` naming each field; `idempotency_key_reused`). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "me.logout_all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "me.export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's data. */
+            200: {
+                headers: {
+                    /** @description `attachment; filename="agentdesk-export.json"`. */
+                    "CONTENT-DISPOSITION": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["MeExport"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2446,6 +3453,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
@@ -2523,6 +3539,15 @@ export interface operations {
                 headers: {
                     /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
                     "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3426,6 +4451,12 @@ export interface operations {
                 cursor?: string;
                 /** @description Only events with this action, e.g. `member.added`. */
                 action?: string;
+                /** @description Only events whose actor (a user or an API key) has this id. */
+                actor_id?: string;
+                /** @description Only events at or after this time (RFC 3339). */
+                since?: string;
+                /** @description Only events before this time (RFC 3339). */
+                until?: string;
             };
             header?: never;
             path: {
@@ -5854,6 +6885,1729 @@ export interface operations {
             };
             /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "permissions.list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The catalog. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["PermissionList"];
+                };
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "roles.list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The roles. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["RoleList"];
+                };
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "roles.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["RoleIn"];
+            };
+        };
+        responses: {
+            /** @description Created. */
+            201: {
+                headers: {
+                    /** @description The new role's URL. */
+                    LOCATION: string;
+                    /** @description Current version, for `If-Match`. */
+                    ETAG: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["RoleOut"];
+                };
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than `body_limit_bytes` (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed JSON that breaks the rules (`validation_failed`, with `errors` naming each field; `idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "roles.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+                /** @description Role name. */
+                role: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The role. */
+            200: {
+                headers: {
+                    /** @description Current version, for `If-Match`. */
+                    ETAG: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["RoleOut"];
+                };
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "roles.update": {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description The `ETag` last read (`"<version>"`). Required: without it 428
+                 *     `precondition_required`.
+                 */
+                "If-Match": string;
+            };
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+                /** @description Role name. */
+                role: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["RoleUpdate"];
+            };
+        };
+        responses: {
+            /** @description The role. */
+            200: {
+                headers: {
+                    /** @description Current version, for `If-Match`. */
+                    ETAG: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["RoleOut"];
+                };
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not match the current `ETag` (`precondition_failed`): re-read and retry. */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than `body_limit_bytes` (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed JSON that breaks the rules (`validation_failed`, with `errors` naming each field; `idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` is required and was not sent (`precondition_required`): read the resource and send its `ETag`. */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "roles.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+                /** @description Role name. */
+                role: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The role is gone. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "api_keys.list": {
+        parameters: {
+            query?: {
+                /** @description Page size, 1–200 (default 50). */
+                limit?: number;
+                /** @description `next_cursor` from the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ApiKeyList"];
+                };
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "api_keys.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["ApiKeyIn"];
+            };
+        };
+        responses: {
+            /** @description Created; the secret is in the body, once. */
+            201: {
+                headers: {
+                    /** @description The key's URL. */
+                    LOCATION: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ApiKeyCreatedOut"];
+                };
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than `body_limit_bytes` (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed JSON that breaks the rules (`validation_failed`, with `errors` naming each field; `idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "api_keys.revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+                /** @description Key id. */
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key is revoked (also when it already was). */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "invitations.list": {
+        parameters: {
+            query?: {
+                /** @description Page size, 1–200 (default 50). */
+                limit?: number;
+                /** @description `next_cursor` from the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["InvitationList"];
+                };
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "invitations.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["InvitationIn"];
+            };
+        };
+        responses: {
+            /** @description Created; the token is in the body, once. */
+            201: {
+                headers: {
+                    /** @description The invitation's URL. */
+                    LOCATION: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["InvitationCreatedOut"];
+                };
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than `body_limit_bytes` (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed JSON that breaks the rules (`validation_failed`, with `errors` naming each field; `idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "invitations.revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+                /** @description Invitation id. */
+                invitation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The invitation can no longer be accepted (also when it already could not). */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "invitations.accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The invitation token (`inv_…`). */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller is now a member. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["InvitationAccepted"];
+                };
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The one-time token is spent, revoked or expired (`invitation_used`, `invitation_revoked`, `invitation_expired`). */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "auth.oidc_authorize": {
+        parameters: {
+            query: {
+                /** @description The frontend URL to return to; exact match against the provider's `redirect_uris`. */
+                redirect_uri: string;
+            };
+            header?: never;
+            path: {
+                /** @description The configured provider's name. */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Go to `Location`. */
+            302: {
+                headers: {
+                    /** @description Where the browser goes next. */
+                    LOCATION: string;
+                    /** @description `no-store`: redirects carrying one-time values are never cached. */
+                    "CACHE-CONTROL": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed JSON that breaks the rules (`validation_failed`, with `errors` naming each field; `idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "auth.oidc_callback": {
+        parameters: {
+            query?: {
+                /** @description The authorization code (RFC 6749 §4.1.2). */
+                code?: string;
+                /** @description The `state` this server sent. */
+                state?: string;
+                /** @description An error from the provider (RFC 6749 §4.1.2.1). */
+                error?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The configured provider's name. */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Go to `Location`. */
+            302: {
+                headers: {
+                    /** @description Where the browser goes next. */
+                    LOCATION: string;
+                    /** @description `no-store`: redirects carrying one-time values are never cached. */
+                    "CACHE-CONTROL": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "auth.oidc_exchange": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["OidcExchangeIn"];
+            };
+        };
+        responses: {
+            /** @description A new token pair (a new login). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["TokenOut"];
+                };
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than `body_limit_bytes` (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed JSON that breaks the rules (`validation_failed`, with `errors` naming each field; `idempotency_key_reused`). */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
