@@ -3,7 +3,10 @@
 # connections for 10 s per target, on SQLite and (when reachable) PostgreSQL:
 #   GET /healthz                      (no auth, no database)
 #   GET /v1/orgs/{org_id}  (Bearer)   (JWT check + membership lookup + casbin + org read)
-# Prints req/s and p50/p95/p99 per run and the authenticated/healthz throughput ratio.
+#   GET /v1/orgs/{org_id}  (API key)  (same read with `Authorization: Bearer ad_…`: key check
+#                                      from the per-node cache + casbin + org read)
+# Prints req/s and p50/p95/p99 per run, the authenticated/healthz throughput ratio and the
+# API-key/JWT p95 ratio (target ≤ 1.10), all measured in the same run.
 # Usage: benches/http.sh [--duration 10s] [--connections 32]
 # Env: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres; "" to skip).
 set -euo pipefail
@@ -46,15 +49,22 @@ run_backend() {
     -d "{\"email\":\"$email\",\"password\":\"benchmark password\"}" | json_field access_token)
   org=$(curl -sf -X POST "$base/v1/orgs" -H 'content-type: application/json' -H "authorization: Bearer $token" \
     -d '{"name":"Bench"}' | json_field id)
-  local health auth
+  local key
+  key=$(curl -sf -X POST "$base/v1/orgs/$org/api-keys" -H 'content-type: application/json' \
+    -H "authorization: Bearer $token" -d '{"name":"bench","role":"viewer"}' | json_field secret)
+  local health auth bykey
   health=$(BENCH_TOKEN= wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s benches/report.lua "$base/healthz" | grep '^RESULT')
   auth=$(BENCH_TOKEN=$token wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s benches/report.lua "$base/v1/orgs/$org" | grep '^RESULT')
+  bykey=$(BENCH_TOKEN=$key wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s benches/report.lua "$base/v1/orgs/$org" | grep '^RESULT')
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
-  local r1 r2
+  local r1 r2 p95jwt p95key
   r1=$(sed -E 's/.*rps=([0-9]+).*/\1/' <<<"$health"); r2=$(sed -E 's/.*rps=([0-9]+).*/\1/' <<<"$auth")
+  p95jwt=$(sed -E 's/.*p95_ms=([0-9.]+).*/\1/' <<<"$auth"); p95key=$(sed -E 's/.*p95_ms=([0-9.]+).*/\1/' <<<"$bykey")
   printf '%-10s %-28s %s\n' "$name" "GET /healthz" "${health#RESULT }"
   printf '%-10s %-28s %s\n' "$name" "GET /v1/orgs/{id} (JWT)" "${auth#RESULT }"
+  printf '%-10s %-28s %s\n' "$name" "GET /v1/orgs/{id} (API key)" "${bykey#RESULT }"
   printf '%-10s %-28s %s\n' "$name" "ratio auth/healthz" "$(python3 -c "print(f'{$r2/$r1:.2f}')")"
+  printf '%-10s %-28s %s\n' "$name" "p95 API key / JWT" "$(python3 -c "print(f'{$p95key/$p95jwt:.2f}')")"
 }
 
 echo "agentdesk HTTP benchmark: $CONNECTIONS connections, $DURATION per target, $(nproc) cores"

@@ -49,6 +49,8 @@ pub struct AppState {
     pub runtime: Arc<dyn DesktopRuntime>,
     /// The OpenID Connect providers for single sign-on.
     pub oidc: Arc<crate::domain::oidc::Oidc>,
+    /// Verified API keys, per node.
+    pub api_keys: Arc<crate::domain::api_keys::KeyCache>,
 }
 
 /// Opens the pool for `config.database_url()`. SQLite: creates `data_dir` for the default
@@ -89,6 +91,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let oidc = Arc::new(crate::domain::oidc::Oidc::new(&config)?);
     let state = AppState {
         oidc,
+        api_keys: Arc::new(crate::domain::api_keys::KeyCache::new(Duration::from_secs(
+            config.api_key_cache_ttl_s,
+        ))),
         db,
         rbac,
         keyring,

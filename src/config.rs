@@ -160,6 +160,9 @@ pub struct Config {
     pub login_throttle_max_delay_s: u64,
     /// Login throttling: failures older than this (s) are forgotten.
     pub login_throttle_window_s: u64,
+    /// How long (s) a node trusts an API key it verified before reading it again; a key
+    /// revoked on another node is refused here within this time (0: no caching).
+    pub api_key_cache_ttl_s: u64,
 }
 
 /// One OpenID Connect provider (`[oidc_providers.<name>]` in `agentdesk.toml`, or
@@ -246,6 +249,7 @@ impl Default for Config {
             login_throttle_base_delay_s: 1,
             login_throttle_max_delay_s: 900,
             login_throttle_window_s: 900,
+            api_key_cache_ttl_s: 10,
         }
     }
 }

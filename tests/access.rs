@@ -796,6 +796,7 @@ async fn custom_role_change_holds_on_another_node(backend: Backend) {
     let mut config = crate::common::test_config(dir.path(), a.database_url.clone());
     config.migrate_on_start = false;
     config.worker_concurrency = 0;
+    config.api_key_cache_ttl_s = 1;
     let b = TestApp::start(backend, dir, a.database_url.clone(), config).await;
     b.get(&format!("/v1/orgs/{org}/agents"))
         .token(&m.token)
@@ -821,6 +822,19 @@ async fn custom_role_change_holds_on_another_node(backend: Backend) {
         .token(&m.token)
         .expect(403)
         .await;
+
+    // A key revoked on one node is refused by the other once its cache entry lapses
+    // (`api_key_cache_ttl_s` = 1 there).
+    let (key_id, key) = a.api_key(&owner, &org, "viewer").await;
+    let key = Cred::ApiKey(key);
+    b.get(&format!("/v1/orgs/{org}")).cred(&key).expect(200).await;
+    a.delete(&format!("/v1/orgs/{org}/api-keys/{key_id}"))
+        .token(&owner.token)
+        .expect(204)
+        .await;
+    a.get(&format!("/v1/orgs/{org}")).cred(&key).expect(401).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    b.get(&format!("/v1/orgs/{org}")).cred(&key).expect(401).await;
 }
 
 async fn invitations_flow(app: TestApp) {

@@ -226,8 +226,9 @@ impl ApiKeysApi {
 
     /// Revoke an API key
     ///
-    /// Needs `api_keys:write`. Every later request with the key answers 401. Revoking a
-    /// revoked key succeeds. Audited as `api_key.revoked`.
+    /// Needs `api_keys:write`. Every later request with the key answers 401 (at once on the
+    /// node that revoked it, within `api_key_cache_ttl_s` on other nodes). Revoking a revoked
+    /// key succeeds. Audited as `api_key.revoked`.
     #[oai(
         path = "/v1/orgs/:org_id/api-keys/:key_id",
         method = "delete",
@@ -245,7 +246,7 @@ impl ApiKeysApi {
     ) -> Result<ApiKeyRevoked, ApiKeyReadErrors> {
         let a = access(&state, &auth, org_id.0, rbac::API_KEYS_WRITE).await?;
         let ctx = client.audit().as_subject(&a.subject);
-        api_keys::revoke(&state.db, &state.rbac, a, key_id.0, &ctx).await?;
+        api_keys::revoke(&state.db, &state.rbac, &state.api_keys, a, key_id.0, &ctx).await?;
         Ok(ApiKeyRevoked::NoContent)
     }
 }

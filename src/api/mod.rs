@@ -207,7 +207,10 @@ fn app_state(req: &Request) -> poem::Result<&AppState> {
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Subject> {
     let state = app_state(req)?;
     if secrets::looks_like_api_key(&bearer.token) {
-        return Ok(crate::domain::api_keys::authenticate(&state.db, &bearer.token).await?);
+        return Ok(
+            crate::domain::api_keys::authenticate(&state.db, &state.api_keys, &bearer.token)
+                .await?,
+        );
     }
     let claims = state
         .keyring
@@ -220,7 +223,7 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Subject> {
 
 async fn check_api_key(req: &Request, key: ApiKey) -> poem::Result<Subject> {
     let state = app_state(req)?;
-    Ok(crate::domain::api_keys::authenticate(&state.db, &key.key).await?)
+    Ok(crate::domain::api_keys::authenticate(&state.db, &state.api_keys, &key.key).await?)
 }
 
 impl From<AppError> for poem::Error {
