@@ -584,13 +584,19 @@ async fn custom_roles(app: TestApp) {
         .expect(422)
         .await;
     assert_eq!(r.error_fields(), ["permissions[1]", "permissions[2]"]);
+    app.post(&format!("/v1/orgs/{org}/roles"))
+        .token(&owner.token)
+        .json(json!({ "name": "admin", "permissions": [] }))
+        .expect(409)
+        .await
+        .assert_problem("role_name_taken");
     let r = app
         .post(&format!("/v1/orgs/{org}/roles"))
         .token(&owner.token)
-        .json(json!({ "name": "admin", "permissions": [] }))
+        .json(json!({ "name": "ctl", "description": "bell\u{7}", "permissions": [] }))
         .expect(422)
         .await;
-    assert_eq!(r.error_fields(), ["name"]);
+    assert_eq!(r.error_fields(), ["description"]);
     let created = app
         .post(&format!("/v1/orgs/{org}/roles"))
         .token(&owner.token)
@@ -827,14 +833,23 @@ async fn custom_role_change_holds_on_another_node(backend: Backend) {
     // (`api_key_cache_ttl_s` = 1 there).
     let (key_id, key) = a.api_key(&owner, &org, "viewer").await;
     let key = Cred::ApiKey(key);
-    b.get(&format!("/v1/orgs/{org}")).cred(&key).expect(200).await;
+    b.get(&format!("/v1/orgs/{org}"))
+        .cred(&key)
+        .expect(200)
+        .await;
     a.delete(&format!("/v1/orgs/{org}/api-keys/{key_id}"))
         .token(&owner.token)
         .expect(204)
         .await;
-    a.get(&format!("/v1/orgs/{org}")).cred(&key).expect(401).await;
+    a.get(&format!("/v1/orgs/{org}"))
+        .cred(&key)
+        .expect(401)
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-    b.get(&format!("/v1/orgs/{org}")).cred(&key).expect(401).await;
+    b.get(&format!("/v1/orgs/{org}"))
+        .cred(&key)
+        .expect(401)
+        .await;
 }
 
 async fn invitations_flow(app: TestApp) {
@@ -1243,12 +1258,12 @@ async fn audit_filters(app: TestApp) {
         .await,
     );
     assert_eq!(older, [("member.added".to_owned(), owner.id.clone())]);
-    let r = app
+    let empty = app
         .get(&path(&format!("since={since}&until={since}")))
         .token(&owner.token)
-        .expect(400)
+        .expect(200)
         .await;
-    r.assert_problem("invalid_parameter");
+    assert_eq!(empty.body["items"], json!([]));
     app.get(&path("since=yesterday"))
         .token(&owner.token)
         .expect(400)

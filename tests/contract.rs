@@ -217,3 +217,40 @@ async fn deprecation_headers_on_a_deprecated_operation() {
     assert!(resp.headers().get("deprecation").is_none());
     assert!(resp.headers().get("sunset").is_none());
 }
+
+/// The README's permission table lists exactly the catalog, with each built-in role's ✓ as in
+/// `rbac::BUILTIN_ROLES`, and names every operation that checks the permission.
+#[test]
+fn readme_permission_table() {
+    use agentdesk::auth::rbac::{PERMISSIONS, Role};
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("## Roles and permissions")
+        .nth(1)
+        .and_then(|s| s.split("### API keys").next())
+        .expect("README has the roles section");
+    let mut rows = Vec::new();
+    for line in section.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | `perm` | what | owner | admin | operator | viewer |
+        if cells.len() == 8 && cells[1].starts_with('`') {
+            let perm = cells[1].trim_matches('`').to_owned();
+            let held: Vec<bool> = cells[3..7].iter().map(|c| *c == "✓").collect();
+            rows.push((perm, held));
+        }
+    }
+    let names: Vec<&str> = rows.iter().map(|(p, _)| p.as_str()).collect();
+    let catalog: Vec<&str> = PERMISSIONS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, catalog, "README rows must follow rbac::PERMISSIONS");
+    for (perm, held) in &rows {
+        for (i, role) in Role::ALL.iter().enumerate() {
+            assert_eq!(
+                held[i],
+                role.permissions().contains(&perm.as_str()),
+                "README says {role:?} {} {perm}",
+                if held[i] { "holds" } else { "lacks" }
+            );
+        }
+    }
+}

@@ -170,12 +170,12 @@ const breaking = [
     finding: /must not remove response status code 404/,
   },
   {
-    name: 'narrow a request enum behind allOf (RoleName without viewer: members.add, members.update)',
+    name: 'narrow a request enum behind allOf (ResultStatus without failed: commands.complete)',
     edit: (s) => {
-      const r = schema(s, 'RoleName');
-      r.enum = without(r.enum, 'viewer');
+      const r = schema(s, 'ResultStatus');
+      r.enum = without(r.enum, 'failed');
     },
-    finding: /\[prevent narrowing request enums\] cannot remove enum option 'viewer' from request property 'role'/,
+    finding: /\[prevent narrowing request enums\] cannot remove enum option 'failed' from request property 'status'/,
   },
   {
     name: 'narrow a request array-items enum (Capability without desktop:files: agents.create)',

@@ -27,7 +27,20 @@ SEED=${AGENTDESK_SCHEMATHESIS_SEED:-}
 die() { echo "schemathesis: FAILED: $*" >&2; exit 1; }
 [ -x "$BIN" ] || die "no server binary at $BIN (cargo build --release, or set AGENTDESK_BIN)"
 
-[ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
+# CPython 3.11.7 (this machine kind's default) has an AST recursion bug (gh-106905) that breaks
+# schemathesis on large specs: use the newest CPython ≥ 3.11.8 found (pyenv's too), and rebuild
+# the venv when it was made with an older one.
+good_python() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11, 8) else 1)' 2>/dev/null; }
+PYTHON=
+for cand in ${AGENTDESK_CI_PYTHON:-} $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -V -r) \
+    python3.13 python3.12 python3; do
+  if command -v "$cand" >/dev/null 2>&1 && good_python "$cand"; then PYTHON=$cand; break; fi
+done
+[ -n "$PYTHON" ] || { echo "schemathesis: no CPython >= 3.11.8 found; using python3 (may hit gh-106905)" >&2; PYTHON=python3; }
+if [ -x "$VENV/bin/python" ] && ! good_python "$VENV/bin/python" && [ "$PYTHON" != python3 ]; then
+  rm -rf "$VENV"
+fi
+[ -x "$VENV/bin/pip" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install -q --disable-pip-version-check -r "$HERE/requirements.txt"
 PY=$VENV/bin/python
 

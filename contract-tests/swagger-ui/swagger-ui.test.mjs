@@ -214,16 +214,19 @@ test('Swagger UI at /docs: tags, Authorize, Try it out GET /v1/me → 200', { ti
     );
     assert.deepEqual([...shown].sort(), [...tags].sort(), 'UI tag sections == spec tags');
 
-    // Authorize: bearer token into the BearerAuth field, Authorize, Close.
+    // Authorize: bearer token into the BearerAuth form (the dialog also has one for ApiKeyAuth),
+    // Authorize, Close.
     await page.locator('.scheme-container button.authorize').click();
     const modal = page.locator('.dialog-ux .modal-ux');
     await modal.waitFor({ state: 'visible' });
-    const bearer = modal.locator('input[type="text"], input[aria-label="auth-bearer-value"]').first();
+    const form = modal.locator('form').filter({ hasText: 'BearerAuth' });
+    assert.equal(await form.count(), 1, 'one BearerAuth form in the Authorize dialog');
+    const bearer = form.locator('input[aria-label="auth-bearer-value"], input[type="text"]').first();
     await bearer.fill(token);
-    await modal.locator('button.modal-btn.authorize').click();
+    await form.locator('button.modal-btn.authorize').click();
     // Authorized: the form now offers Logout instead of Authorize.
-    await modal.locator('button', { hasText: /^Logout$/ }).waitFor({ state: 'visible' });
-    await modal.locator('button.btn-done').click();
+    await form.locator('button', { hasText: /^Logout$/ }).waitFor({ state: 'visible' });
+    await form.locator('button.btn-done').click();
     await modal.waitFor({ state: 'detached' });
     await page.locator('.scheme-container button.authorize.locked').waitFor({ state: 'visible' });
 

@@ -397,6 +397,7 @@ impl EventsApi {
     )]
     async fn stream(
         &self,
+        req: &poem::Request,
         state: Data<&AppState>,
         auth: OrgAuth,
         /// Organization id.
@@ -415,6 +416,11 @@ impl EventsApi {
         after_seq: Query<Option<i64>>,
     ) -> Result<SessionStream, EventReadErrors> {
         let a = access(&state, &auth, org_id.0, rbac::SESSIONS_READ).await?;
+        // A header that is not visible ASCII never reaches `last_event_id` (poem drops it):
+        // refuse it rather than silently replaying from `after_seq`.
+        if last_event_id.0.is_none() && req.headers().contains_key("last-event-id") {
+            return Err(bad_param("Last-Event-ID", "must be a seq (0 or more)").into());
+        }
         let after = match last_event_id
             .0
             .as_deref()

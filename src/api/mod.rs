@@ -207,10 +207,12 @@ fn app_state(req: &Request) -> poem::Result<&AppState> {
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Subject> {
     let state = app_state(req)?;
     if secrets::looks_like_api_key(&bearer.token) {
-        return Ok(
-            crate::domain::api_keys::authenticate(&state.db, &state.api_keys, &bearer.token)
-                .await?,
-        );
+        return Ok(crate::domain::api_keys::authenticate(
+            &state.db,
+            &state.api_keys,
+            &bearer.token,
+        )
+        .await?);
     }
     let claims = state
         .keyring

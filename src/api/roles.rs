@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
-    ApiResponse, Object, OpenApi,
+    ApiResponse, Enum, Object, OpenApi,
     param::{Header, Path},
     payload::Json,
 };
@@ -18,6 +18,118 @@ use crate::{
     domain::roles::{self, RoleView},
     http::middleware::ClientInfo,
 };
+
+/// A permission of the catalog (`permissions.list` describes each).
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    /// `orgs:read`.
+    #[oai(rename = "orgs:read")]
+    OrgsRead,
+    /// `orgs:write`.
+    #[oai(rename = "orgs:write")]
+    OrgsWrite,
+    /// `orgs:delete`.
+    #[oai(rename = "orgs:delete")]
+    OrgsDelete,
+    /// `members:read`.
+    #[oai(rename = "members:read")]
+    MembersRead,
+    /// `members:write`.
+    #[oai(rename = "members:write")]
+    MembersWrite,
+    /// `members:owner`.
+    #[oai(rename = "members:owner")]
+    MembersOwner,
+    /// `audit:read`.
+    #[oai(rename = "audit:read")]
+    AuditRead,
+    /// `agents:read`.
+    #[oai(rename = "agents:read")]
+    AgentsRead,
+    /// `agents:write`.
+    #[oai(rename = "agents:write")]
+    AgentsWrite,
+    /// `sessions:read`.
+    #[oai(rename = "sessions:read")]
+    SessionsRead,
+    /// `sessions:write`.
+    #[oai(rename = "sessions:write")]
+    SessionsWrite,
+    /// `commands:write`.
+    #[oai(rename = "commands:write")]
+    CommandsWrite,
+    /// `commands:execute`.
+    #[oai(rename = "commands:execute")]
+    CommandsExecute,
+    /// `jobs:read`.
+    #[oai(rename = "jobs:read")]
+    JobsRead,
+    /// `jobs:write`.
+    #[oai(rename = "jobs:write")]
+    JobsWrite,
+    /// `roles:read`.
+    #[oai(rename = "roles:read")]
+    RolesRead,
+    /// `roles:write`.
+    #[oai(rename = "roles:write")]
+    RolesWrite,
+    /// `api_keys:read`.
+    #[oai(rename = "api_keys:read")]
+    ApiKeysRead,
+    /// `api_keys:write`.
+    #[oai(rename = "api_keys:write")]
+    ApiKeysWrite,
+}
+
+impl Permission {
+    /// Every permission, in catalog order.
+    pub const ALL: [Permission; 19] = [
+        Self::OrgsRead,
+        Self::OrgsWrite,
+        Self::OrgsDelete,
+        Self::MembersRead,
+        Self::MembersWrite,
+        Self::MembersOwner,
+        Self::AuditRead,
+        Self::AgentsRead,
+        Self::AgentsWrite,
+        Self::SessionsRead,
+        Self::SessionsWrite,
+        Self::CommandsWrite,
+        Self::CommandsExecute,
+        Self::JobsRead,
+        Self::JobsWrite,
+        Self::RolesRead,
+        Self::RolesWrite,
+        Self::ApiKeysRead,
+        Self::ApiKeysWrite,
+    ];
+
+    /// The catalog name (`object:action`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OrgsRead => "orgs:read",
+            Self::OrgsWrite => "orgs:write",
+            Self::OrgsDelete => "orgs:delete",
+            Self::MembersRead => "members:read",
+            Self::MembersWrite => "members:write",
+            Self::MembersOwner => "members:owner",
+            Self::AuditRead => "audit:read",
+            Self::AgentsRead => "agents:read",
+            Self::AgentsWrite => "agents:write",
+            Self::SessionsRead => "sessions:read",
+            Self::SessionsWrite => "sessions:write",
+            Self::CommandsWrite => "commands:write",
+            Self::CommandsExecute => "commands:execute",
+            Self::JobsRead => "jobs:read",
+            Self::JobsWrite => "jobs:write",
+            Self::RolesRead => "roles:read",
+            Self::RolesWrite => "roles:write",
+            Self::ApiKeysRead => "api_keys:read",
+            Self::ApiKeysWrite => "api_keys:write",
+        }
+    }
+}
 
 /// A permission of the catalog.
 #[derive(Object)]
@@ -81,28 +193,37 @@ pub struct RoleList {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct RoleIn {
-    /// Name, unique in the organization: 1–64 characters `[a-z0-9_-]` starting with a letter,
-    /// not a built-in role's name.
+    /// Name, unique in the organization: 1–64 characters `[a-z0-9_-]` starting with a letter.
+    /// A built-in role's name is taken (`409 role_name_taken`).
     #[oai(validator(pattern = "^[a-z][a-z0-9_-]{0,63}$"))]
     pub name: String,
-    /// What the role is for (at most 500 characters).
-    #[oai(validator(max_length = 500))]
+    /// What the role is for: at most 500 characters, no control characters other than tab
+    /// and line breaks.
+    #[oai(validator(
+        max_length = 500,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    ))]
     pub description: Option<String>,
-    /// Permissions from the catalog (`permissions.list`); each must also be held by the caller.
+    /// Permissions from the catalog (`permissions.list`); each must also be held by the
+    /// caller (`422` naming `permissions[i]` otherwise).
     #[oai(validator(max_items = 64))]
-    pub permissions: Vec<String>,
+    pub permissions: Vec<Permission>,
 }
 
 /// `roles.update` request: replaces description and permissions.
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct RoleUpdate {
-    /// What the role is for (at most 500 characters); absent clears it.
-    #[oai(validator(max_length = 500))]
+    /// What the role is for (as in `roles.create`); absent clears it.
+    #[oai(validator(
+        max_length = 500,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    ))]
     pub description: Option<String>,
-    /// The complete new permission list; each must be in the catalog and held by the caller.
+    /// The complete new permission list; each must be held by the caller (`422` naming
+    /// `permissions[i]` otherwise).
     #[oai(validator(max_items = 64))]
-    pub permissions: Vec<String>,
+    pub permissions: Vec<Permission>,
 }
 
 /// The catalog.
@@ -195,6 +316,10 @@ api_errors!(RoleDeleteErrors {
     Conflict
 });
 
+fn names(perms: &[Permission]) -> Vec<String> {
+    perms.iter().map(|p| p.as_str().to_owned()).collect()
+}
+
 /// The role operations.
 pub struct RolesApi;
 
@@ -269,9 +394,9 @@ impl RolesApi {
     /// Create a custom role
     ///
     /// Needs `roles:write`. A named set of permissions from the catalog; each must be held by
-    /// the caller (`422` naming `permissions[i]` otherwise, as for unknown ones). The name must
-    /// not be a built-in role's (`422`) nor taken (`409 role_name_taken`); at most 100 custom
-    /// roles per organization (`409 role_limit_reached`). Audited as `role.created`.
+    /// the caller (`422` naming `permissions[i]` otherwise). A name that is taken, also by a
+    /// built-in role, answers `409 role_name_taken`; at most 100 custom roles per organization
+    /// (`409 role_limit_reached`). Audited as `role.created`.
     #[oai(
         path = "/v1/orgs/:org_id/roles",
         method = "post",
@@ -296,7 +421,7 @@ impl RolesApi {
             a,
             &b.name,
             b.description.as_deref().unwrap_or(""),
-            &b.permissions,
+            &names(&b.permissions),
             &ctx,
         )
         .await?;
@@ -343,7 +468,7 @@ impl RolesApi {
             a,
             &role.0,
             b.description.as_deref().unwrap_or(""),
-            &b.permissions,
+            &names(&b.permissions),
             version,
             &ctx,
         )
@@ -376,5 +501,17 @@ impl RolesApi {
         let ctx = client.audit().as_subject(&a.subject);
         roles::delete(&state.db, &state.rbac, a, &role.0, &ctx).await?;
         Ok(RoleDeleted::NoContent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_enum_is_the_catalog() {
+        let names: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+        let catalog: Vec<&str> = rbac::PERMISSIONS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, catalog);
     }
 }

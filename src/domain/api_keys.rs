@@ -387,6 +387,9 @@ mod tests {
         let mut old = entry(a);
         old.verified_at -= std::time::Duration::from_secs(120);
         cache.put("old".into(), old);
-        assert!(cache.get("old").is_none(), "entries past the TTL are not served");
+        assert!(
+            cache.get("old").is_none(),
+            "entries past the TTL are not served"
+        );
     }
 }

@@ -177,17 +177,20 @@ async fn check_permissions(
 
 fn check_description(description: &str) -> AppResult<String> {
     let d = description.trim();
-    if d.chars().count() > DESCRIPTION_MAX || d.chars().any(|c| c.is_control() && c != '\n') {
+    let bad = |c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r');
+    if d.chars().count() > DESCRIPTION_MAX || d.chars().any(bad) {
         return Err(AppError::field(
             "description",
-            format!("must be at most {DESCRIPTION_MAX} printable characters"),
+            format!(
+                "must be at most {DESCRIPTION_MAX} characters without control characters (tab and line breaks allowed)"
+            ),
         ));
     }
     Ok(d.to_owned())
 }
 
-/// Creates a custom role. Errors: 422 `name` (a built-in name), `description`,
-/// `permissions[i]`; 409 `role_name_taken`, `role_limit_reached`; 403; 404.
+/// Creates a custom role. Errors: 422 `description`, `permissions[i]`; 409 `role_name_taken`
+/// (also for a built-in role's name), `role_limit_reached`; 403; 404.
 pub async fn create(
     db: &DatabaseConnection,
     rbac: &Rbac,
@@ -198,9 +201,9 @@ pub async fn create(
     ctx: &AuditCtx,
 ) -> AppResult<RoleView> {
     if Role::parse(name).is_some() {
-        return Err(AppError::field(
-            "name",
-            "is the name of a built-in role; pick another",
+        return Err(AppError::conflict(
+            "role_name_taken",
+            "a built-in role has this name; pick another",
         ));
     }
     let description = check_description(description)?;

@@ -680,9 +680,9 @@ export interface paths {
         /**
          * Create a custom role
          * @description Needs `roles:write`. A named set of permissions from the catalog; each must be held by
-         *     the caller (`422` naming `permissions[i]` otherwise, as for unknown ones). The name must
-         *     not be a built-in role's (`422`) nor taken (`409 role_name_taken`); at most 100 custom
-         *     roles per organization (`409 role_limit_reached`). Audited as `role.created`.
+         *     the caller (`422` naming `permissions[i]` otherwise). A name that is taken, also by a
+         *     built-in role, answers `409 role_name_taken`; at most 100 custom roles per organization
+         *     (`409 role_limit_reached`). Audited as `role.created`.
          */
         post: operations["roles.create"];
         delete?: never;
@@ -764,8 +764,9 @@ export interface paths {
         post?: never;
         /**
          * Revoke an API key
-         * @description Needs `api_keys:write`. Every later request with the key answers 401. Revoking a
-         *     revoked key succeeds. Audited as `api_key.revoked`.
+         * @description Needs `api_keys:write`. Every later request with the key answers 401 (at once on the
+         *     node that revoked it, within `api_key_cache_ttl_s` on other nodes). Revoking a revoked
+         *     key succeeds. Audited as `api_key.revoked`.
          */
         delete: operations["api_keys.revoke"];
         options?: never;
@@ -2119,6 +2120,11 @@ export interface components {
             name?: string;
         };
         /**
+         * @description A permission of the catalog (`permissions.list` describes each).
+         * @enum {string}
+         */
+        Permission: "orgs:read" | "orgs:write" | "orgs:delete" | "members:read" | "members:write" | "members:owner" | "audit:read" | "agents:read" | "agents:write" | "sessions:read" | "sessions:write" | "commands:write" | "commands:execute" | "jobs:read" | "jobs:write" | "roles:read" | "roles:write" | "api_keys:read" | "api_keys:write";
+        /**
          * PermissionList
          * @description The permission catalog.
          */
@@ -2227,14 +2233,20 @@ export interface components {
          */
         RoleIn: {
             /**
-             * @description Name, unique in the organization: 1–64 characters `[a-z0-9_-]` starting with a letter,
-             *     not a built-in role's name.
+             * @description Name, unique in the organization: 1–64 characters `[a-z0-9_-]` starting with a letter.
+             *     A built-in role's name is taken (`409 role_name_taken`).
              */
             name: string;
-            /** @description What the role is for (at most 500 characters). */
+            /**
+             * @description What the role is for: at most 500 characters, no control characters other than tab
+             *     and line breaks.
+             */
             description?: string;
-            /** @description Permissions from the catalog (`permissions.list`); each must also be held by the caller. */
-            permissions: string[];
+            /**
+             * @description Permissions from the catalog (`permissions.list`); each must also be held by the
+             *     caller (`422` naming `permissions[i]` otherwise).
+             */
+            permissions: components["schemas"]["Permission"][];
         };
         /**
          * RoleList
@@ -2279,10 +2291,13 @@ export interface components {
          * @description `roles.update` request: replaces description and permissions.
          */
         RoleUpdate: {
-            /** @description What the role is for (at most 500 characters); absent clears it. */
+            /** @description What the role is for (as in `roles.create`); absent clears it. */
             description?: string;
-            /** @description The complete new permission list; each must be in the catalog and held by the caller. */
-            permissions: string[];
+            /**
+             * @description The complete new permission list; each must be held by the caller (`422` naming
+             *     `permissions[i]` otherwise).
+             */
+            permissions: components["schemas"]["Permission"][];
         };
         /**
          * ScreenshotCommand
@@ -4455,7 +4470,7 @@ export interface operations {
                 actor_id?: string;
                 /** @description Only events at or after this time (RFC 3339). */
                 since?: string;
-                /** @description Only events before this time (RFC 3339). */
+                /** @description Only events before this time (RFC 3339). A range with `until` ≤ `since` is empty. */
                 until?: string;
             };
             header?: never;
