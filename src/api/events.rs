@@ -395,6 +395,7 @@ impl EventsApi {
         method = "get",
         operation_id = "events.stream"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn stream(
         &self,
         req: &poem::Request,
