@@ -27,14 +27,6 @@ pub enum Subject {
 }
 
 impl Subject {
-    /// The casbin subject: `user:<id>` or `key:<id>`.
-    pub fn casbin(&self) -> String {
-        match self {
-            Subject::User(id) => rbac::user_subject(*id),
-            Subject::ApiKey { id, .. } => rbac::key_subject(*id),
-        }
-    }
-
     /// The user id, for a user.
     pub fn user_id(&self) -> Option<Uuid> {
         match self {

@@ -375,7 +375,7 @@ impl Rbac {
 
     /// Whether the role named `role` holds `permission` in `org_id`. For a custom role,
     /// `stored` are its permissions as read from `casbin_rule` in the caller's transaction
-    /// ([`role_permissions`]); when this node's in-memory copy differs (another node changed
+    /// ([`custom_role_permissions`]); when this node's in-memory copy differs (another node changed
     /// the role), it is brought up to date first. Built-in roles pass `None`.
     pub async fn role_allows(
         &self,
@@ -525,9 +525,6 @@ impl Rbac {
         stored: &[String],
         capability: &str,
     ) -> bool {
-        if capability_rule(agent_id, org_id, capability).is_none() {
-            return false;
-        }
         let subject = agent_subject(agent_id);
         if !self.sync_subject(&subject, org_id, stored).await {
             return false;

@@ -15,8 +15,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -262,21 +262,9 @@ pub async fn create(
         revoked_at: None,
         last_used_at: None,
     };
-    api_key::Entity::insert(api_key::ActiveModel {
-        id: Set(model.id),
-        org_id: Set(model.org_id),
-        name: Set(model.name.clone()),
-        prefix: Set(model.prefix.clone()),
-        secret_hash: Set(model.secret_hash.clone()),
-        role: Set(model.role.clone()),
-        created_by: Set(model.created_by),
-        created_at: Set(now),
-        expires_at: Set(expires_at),
-        revoked_at: Set(None),
-        last_used_at: Set(None),
-    })
-    .exec_without_returning(&tx)
-    .await?;
+    api_key::Entity::insert(model.clone().into_active_model().reset_all())
+        .exec_without_returning(&tx)
+        .await?;
     let change = rbac::grant_in_tx(&tx, rbac::key_subject(id), access.org_id, role).await?;
     let event = Event {
         org_id: Some(access.org_id),

@@ -8,8 +8,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -133,21 +133,9 @@ pub async fn create(
         accepted_by: None,
         revoked_at: None,
     };
-    invitation::Entity::insert(invitation::ActiveModel {
-        id: Set(row.id),
-        org_id: Set(row.org_id),
-        email: Set(row.email.clone()),
-        role: Set(row.role.clone()),
-        token_hash: Set(row.token_hash.clone()),
-        invited_by: Set(row.invited_by),
-        created_at: Set(now),
-        expires_at: Set(row.expires_at),
-        accepted_at: Set(None),
-        accepted_by: Set(None),
-        revoked_at: Set(None),
-    })
-    .exec_without_returning(&tx)
-    .await?;
+    invitation::Entity::insert(row.clone().into_active_model().reset_all())
+        .exec_without_returning(&tx)
+        .await?;
     let event = Event {
         org_id: Some(access.org_id),
         action: "invitation.created",

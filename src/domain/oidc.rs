@@ -39,7 +39,7 @@ use oauth2::{
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    TransactionTrait, sea_query::Expr,
+    sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -546,7 +546,9 @@ async fn link_or_create(
         }
     }
     let now = Utc::now();
-    let tx = db.begin().await.map_err(|e| internal(e.into()))?;
+    let tx = super::begin_write(db)
+        .await
+        .map_err(|e| internal(e.into()))?;
     let known = identity::Entity::find()
         .filter(identity::Column::Provider.eq(provider))
         .filter(identity::Column::Subject.eq(&claims.sub))
@@ -679,7 +681,7 @@ async fn spend_ticket(
     kind: &str,
     hash: &str,
 ) -> AppResult<Option<auth_ticket::Model>> {
-    let tx = db.begin().await?;
+    let tx = super::begin_write(db).await?;
     let Some(row) = auth_ticket::Entity::find_by_id(hash.to_owned())
         .filter(auth_ticket::Column::Kind.eq(kind))
         .one(&tx)
@@ -722,7 +724,7 @@ pub async fn exchange(
         .await?
         .ok_or_else(invalid)?;
     let user_id = ticket.user_id.ok_or_else(invalid)?;
-    let tx = db.begin().await?;
+    let tx = super::begin_write(db).await?;
     let active = user::Entity::find_by_id(user_id)
         .one(&tx)
         .await?

@@ -10,9 +10,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 use serde_json::json;
@@ -231,25 +230,16 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    role::Entity::insert(role::ActiveModel {
-        id: Set(row.id),
-        org_id: Set(row.org_id),
-        name: Set(row.name.clone()),
-        description: Set(row.description.clone()),
-        version: Set(1),
-        created_by: Set(row.created_by),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .exec_without_returning(&tx)
-    .await
-    .map_err(|e| {
-        AppError::from_db(
-            e,
-            "role_name_taken",
-            "this organization already has a role with that name",
-        )
-    })?;
+    role::Entity::insert(row.clone().into_active_model().reset_all())
+        .exec_without_returning(&tx)
+        .await
+        .map_err(|e| {
+            AppError::from_db(
+                e,
+                "role_name_taken",
+                "this organization already has a role with that name",
+            )
+        })?;
     let change = rbac::set_role_permissions_in_tx(&tx, name, access.org_id, &permissions).await?;
     let event = Event {
         org_id: Some(access.org_id),
