@@ -1,5 +1,6 @@
-//! Application wiring: [`AppState`] (database, enforcer, keys, limiters, config), the
-//! database connection, the route table and the server loop ([`serve`]).
+//! Application wiring, the composition root: the database connection, building the
+//! [`AppState`], the route table with its middleware (each built with what it needs), the
+//! job worker with the domain's job registry, and the server loop ([`serve`]).
 //!
 //! Routes: `/v1/...` (the contract, see `api/`), `/v1/openapi.json` and `/v1/openapi.yaml`
 //! (the spec), `/docs/` (Swagger UI), `/healthz` (process alive), `/readyz` (database
@@ -16,42 +17,21 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::{
     api,
-    auth::{rbac::Rbac, tokens::Keyring},
+    auth::{api_keys::KeyCache, rbac::Rbac, tokens::Keyring},
     config::Config,
+    domain::{
+        self,
+        sessions::{self, Status},
+    },
     error::AppError,
     http::{
         deprecation::Deprecations, docs, idempotency::Idempotency, metrics, middleware,
-        ratelimit::Limiters,
+        principal::ResolvePrincipal, ratelimit::Limiters, validation::Contract,
     },
     jobs::worker,
     realtime::{bus::Bus, feed::Feeds},
-    runtime::DesktopRuntime,
+    state::AppState,
 };
-
-/// Everything a request handler may need; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    /// The connection pool.
-    pub db: DatabaseConnection,
-    /// The casbin enforcer.
-    pub rbac: Rbac,
-    /// Access-token keys.
-    pub keyring: Arc<Keyring>,
-    /// Rate limiters.
-    pub limiters: Arc<Limiters>,
-    /// The configuration in force.
-    pub config: Arc<Config>,
-    /// The event bus (in-process, or PostgreSQL LISTEN/NOTIFY).
-    pub bus: Bus,
-    /// Per-session event feeds for SSE subscribers.
-    pub feeds: Feeds,
-    /// The desktop driver.
-    pub runtime: Arc<dyn DesktopRuntime>,
-    /// The OpenID Connect providers for single sign-on.
-    pub oidc: Arc<crate::domain::oidc::Oidc>,
-    /// Verified API keys, per node.
-    pub api_keys: Arc<crate::domain::api_keys::KeyCache>,
-}
 
 /// Opens the pool for `config.database_url()`. SQLite: creates `data_dir` for the default
 /// file, WAL journal, foreign keys on, 5 s busy timeout. Errors: unreachable database.
@@ -83,21 +63,19 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     }
     let rbac = Rbac::load(&db).await?;
     let keyring = Arc::new(Keyring::from_config(&config)?);
-    let limiters = Arc::new(Limiters::new(&config));
     metrics::install();
     let bus = Bus::new(db.get_database_backend());
     let feeds = Feeds::new(db.clone(), bus.clone());
     let runtime = crate::runtime::from_config(&config).await?;
-    let oidc = Arc::new(crate::domain::oidc::Oidc::new(&config)?);
+    let oidc = Arc::new(domain::oidc::Oidc::new(&config)?);
     let state = AppState {
         oidc,
-        api_keys: Arc::new(crate::domain::api_keys::KeyCache::new(Duration::from_secs(
+        api_keys: Arc::new(KeyCache::new(Duration::from_secs(
             config.api_key_cache_ttl_s,
         ))),
         db,
         rbac,
         keyring,
-        limiters,
         config: Arc::new(config),
         bus,
         feeds,
@@ -111,12 +89,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 /// `failed` (`desktop lost: …`); a session that was still provisioning is left to its job,
 /// which provisions it again.
 async fn fail_lost_desktops(state: &AppState) -> anyhow::Result<()> {
-    use crate::domain::sessions::{self, Status};
     for id in state.runtime.take_lost() {
-        let Some(s) = <crate::entity::session::Entity as sea_orm::EntityTrait>::find_by_id(id)
-            .one(&state.db)
-            .await?
-        else {
+        let Some(s) = sessions::find(&state.db, id).await? else {
             continue;
         };
         if sessions::status_of(&s).ok() != Some(Status::Running) {
@@ -169,13 +143,21 @@ fn metrics_endpoint() -> Response {
         .body(metrics::render())
 }
 
-/// The full endpoint: routes, shared state and the middleware stack.
-pub fn routes(state: AppState) -> impl Endpoint {
+/// The full endpoint: routes, shared state and the middleware stack. `limiters` are the
+/// node's rate limiters (the edge counts per IP; `auth.login` and `me.update` per account).
+pub fn routes(state: AppState, limiters: Arc<Limiters>) -> impl Endpoint {
     let api = api::service();
+    let contract =
+        Arc::new(Contract::new(&api.spec()).expect("poem-openapi generates a JSON spec"));
     let spec_json = api.spec_endpoint();
     let spec_yaml = api.spec_endpoint_yaml();
     let config = state.config.clone();
-    let limiters = state.limiters.clone();
+    let idempotency = Idempotency::new(
+        state.db.clone(),
+        config.idempotency_ttl_s,
+        config.request_timeout_s.saturating_mul(2),
+        contract.idempotent_operations(),
+    );
     let app = Route::new()
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
@@ -186,10 +168,17 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .at("/docs/", get(docs::docs_index))
         .at("/docs/*path", get(docs::docs_file))
         .nest_no_strip("/v1", api)
-        .with(Idempotency)
+        .with(idempotency)
+        .with(ResolvePrincipal::new(state.authenticator()))
         .with(Deprecations::new(api::deprecations()))
+        .data(limiters.clone())
         .data(state);
-    middleware::wrap(app, config, limiters)
+    middleware::wrap(app, config, limiters, contract)
+}
+
+/// Starts a job worker with the domain's job kinds and sweeps ([`domain::jobs::registry`]).
+fn spawn_worker(state: &AppState, concurrency: u32) -> worker::Worker {
+    worker::spawn(state.jobs(), domain::jobs::registry(), concurrency)
 }
 
 /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish for
@@ -201,7 +190,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(state.config.shutdown_timeout_s);
-    let limiters = state.limiters.clone();
+    let limiters = Arc::new(Limiters::new(&state.config));
+    let routes = routes(state.clone(), limiters.clone());
     let housekeeping = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -211,10 +201,10 @@ pub async fn serve(
     });
     let listener_task = state.bus.start_listener(&state.config.database_url());
     let worker = (state.config.worker_concurrency > 0)
-        .then(|| worker::spawn(state.clone(), state.config.worker_concurrency));
+        .then(|| spawn_worker(&state, state.config.worker_concurrency));
     let acceptor = TcpAcceptor::from_tokio(listener)?;
     let result = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(routes(state), shutdown, Some(grace))
+        .run_with_graceful_shutdown(routes, shutdown, Some(grace))
         .await;
     housekeeping.abort();
     if let Some(w) = worker {
@@ -233,7 +223,7 @@ pub async fn run_worker(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let listener_task = state.bus.start_listener(&state.config.database_url());
-    let w = worker::spawn(state.clone(), state.config.worker_concurrency.max(1));
+    let w = spawn_worker(&state, state.config.worker_concurrency.max(1));
     tracing::info!(worker_id = %w.id, "worker started");
     shutdown.await;
     w.shutdown();

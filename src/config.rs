@@ -454,13 +454,11 @@ impl Config {
                 }
             }
         }
-        if !self.jwt_signing_key.is_empty()
-            && crate::auth::tokens::decode_key(&self.jwt_signing_key).is_none()
-        {
+        if !self.jwt_signing_key.is_empty() && decode_signing_key(&self.jwt_signing_key).is_none() {
             return err("jwt_signing_key", "expected base64 of at least 32 bytes");
         }
         for k in &self.jwt_previous_signing_keys {
-            if crate::auth::tokens::decode_key(k).is_none() {
+            if decode_signing_key(k).is_none() {
                 return err(
                     "jwt_previous_signing_keys",
                     "expected base64 of at least 32 bytes each",
@@ -499,17 +497,6 @@ impl Config {
         }
     }
 
-    /// The login throttling policy from the `login_throttle_*` keys.
-    pub fn login_throttle(&self) -> crate::domain::throttle::Policy {
-        crate::domain::throttle::Policy {
-            free_failures: self.login_throttle_free_failures,
-            ip_free_failures: self.login_throttle_ip_free_failures,
-            base_delay_s: self.login_throttle_base_delay_s,
-            max_delay_s: self.login_throttle_max_delay_s,
-            window_s: self.login_throttle_window_s,
-        }
-    }
-
     /// The parsed listen address (validated by [`Config::validate`]).
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen.parse().expect("validated listen address")
@@ -524,6 +511,16 @@ fn is_base_url(v: &str) -> bool {
                 && u.fragment().is_none()
                 && u.host().is_some()
         })
+}
+
+/// Decodes a signing key from configuration: standard base64 of at least 32 bytes. `None` for
+/// anything else (`Config::validate` refuses it, naming the key).
+pub fn decode_signing_key(b64: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()
+        .filter(|k| k.len() >= 32)
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! Agentdesk: the control plane for AI desktop agents.
 //!
-//! Layers (dependencies point one way): `api` (the poem-openapi contract) → `domain` (rules)
-//! → `entity` (SeaORM tables); `api` → `auth`; `http` is transport only. See
-//! `ARCHITECTURE.md` §3 and the README.
+//! Layers (dependencies point one way): `app` (wiring) → `api` (the poem-openapi contract)
+//! → `domain` (rules) → `jobs`, `realtime`, `auth` → `entity` (SeaORM tables); `http` is
+//! transport only; `state`, `config`, `entity`, `error` are leaves. See the README's Layout
+//! and `tests/layers.rs`, which keeps it so.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -16,6 +17,8 @@ pub mod http;
 pub mod jobs;
 pub mod realtime;
 pub mod runtime;
+pub mod state;
 
-pub use app::{AppState, build_state, run_worker, serve};
+pub use app::{build_state, run_worker, serve};
 pub use config::Config;
+pub use state::AppState;

@@ -254,3 +254,108 @@ fn readme_permission_table() {
         }
     }
 }
+
+/// The request path's reading of the spec, checked against the real spec.
+fn contract() -> agentdesk::http::validation::Contract {
+    agentdesk::http::validation::Contract::new(&agentdesk::api::service().spec()).unwrap()
+}
+
+fn fields(method: &str, path: &str, body: &str) -> Vec<String> {
+    use agentdesk::error::AppError;
+    match contract().diagnose(method, path, body.as_bytes(), "poem reason") {
+        AppError::Validation(errors) => errors
+            .into_iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect(),
+        AppError::BadRequest { code, .. } => vec![code.to_owned()],
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn body_check_names_missing_and_mistyped_fields() {
+    let f = fields(
+        "POST",
+        "/v1/auth/register",
+        r#"{"email": 5, "password": "x"}"#,
+    );
+    assert!(f.contains(&"display_name: is required".to_owned()), "{f:?}");
+    assert!(
+        f.contains(&"email: must be a string, not a number".to_owned()),
+        "{f:?}"
+    );
+    let f = fields(
+        "POST",
+        "/v1/orgs/01a1fba1-a77c-7119-a5ac-506fd05db190/members",
+        r#"{"email": "a@b.c", "role": "King of all"}"#,
+    );
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].starts_with("role: has the wrong form"), "{f:?}");
+    let f = fields(
+        "POST",
+        "/v1/orgs",
+        &format!(r#"{{"name": "{}"}}"#, "n".repeat(201)),
+    );
+    assert_eq!(
+        f,
+        vec!["name: must be at most 200 characters long".to_owned()]
+    );
+    let f = fields("POST", "/v1/orgs", "[1]");
+    assert_eq!(f, vec!["body: must be an object, not an array".to_owned()]);
+    assert_eq!(
+        fields("POST", "/v1/orgs", "{bad"),
+        vec!["malformed_json".to_owned()]
+    );
+    // No schema for the route: the parser's reason stands.
+    assert_eq!(
+        fields("POST", "/nowhere", "{}"),
+        vec!["body: poem reason".to_owned()]
+    );
+    let c = contract();
+    assert!(
+        c.precheck("POST", "/v1/orgs", br#"{"name": "ok"}"#)
+            .is_none()
+    );
+    assert!(
+        c.precheck("POST", "/v1/orgs", br#"{"name": 42}"#).is_some(),
+        "no coercion to string"
+    );
+    assert!(
+        c.precheck("GET", "/v1/orgs", b"").is_none(),
+        "no body schema"
+    );
+    assert_eq!(
+        c.path_param_name("/v1/orgs/x/members/y", 1).as_deref(),
+        Some("user_id")
+    );
+}
+
+/// One source for the idempotent operations: the middleware covers exactly the operations
+/// whose spec declares the `Idempotency-Key` header, and those are the ones the README and
+/// ARCHITECTURE §4 promise.
+#[test]
+fn idempotent_operations_come_from_the_spec() {
+    let ops = contract().idempotent_operations();
+    let spec: Value = serde_json::from_str(&agentdesk::api::service().spec()).unwrap();
+    let ids: Vec<String> = ops
+        .iter()
+        .map(|(m, t)| {
+            spec["paths"][t][m.to_lowercase()]["operationId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut ids = ids;
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "agents.create",
+            "commands.create",
+            "events.append",
+            "sessions.create",
+            "sessions.stop"
+        ]
+    );
+}

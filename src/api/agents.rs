@@ -12,13 +12,13 @@ use uuid::Uuid;
 use super::{OrgAuth, Tag, access, etag, required_if_match};
 use crate::{
     api_errors,
-    app::AppState,
     auth::rbac,
     domain::{
         agents::{self, AgentFields, AgentView},
         page::PageRequest,
     },
     http::middleware::ClientInfo,
+    state::AppState,
 };
 
 /// An agent capability: what the agent may do on its desktop. Commands needing a capability

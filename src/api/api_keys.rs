@@ -13,11 +13,11 @@ use uuid::Uuid;
 use super::{OrgAuth, Tag, access};
 use crate::{
     api_errors,
-    app::AppState,
     auth::rbac,
     domain::{api_keys, page::PageRequest},
     entity::api_key,
     http::middleware::ClientInfo,
+    state::AppState,
 };
 
 /// An API key, without its secret.

@@ -12,10 +12,10 @@ use uuid::Uuid;
 use super::{OrgAuth, Tag, access};
 use crate::{
     api_errors,
-    app::AppState,
     auth::rbac,
     domain::{audit, page::PageRequest},
     entity::audit_event,
+    state::AppState,
 };
 
 /// Who acted.

@@ -1,11 +1,16 @@
 //! `/v1/auth/*`: register, login, refresh-token rotation, logout. Rate limited per IP
 //! (`auth_rate_limit_per_ip_per_min`) and, for login, per account.
 
+use std::sync::Arc;
+
 use poem::web::Data;
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 
 use super::{Tag, me::UserOut};
-use crate::{api_errors, app::AppState, domain::accounts, http::middleware::ClientInfo};
+use crate::{
+    api_errors, domain::accounts, http::middleware::ClientInfo, http::ratelimit::Limiters,
+    state::AppState,
+};
 
 /// `auth.register` request.
 #[derive(Object)]
@@ -174,15 +179,16 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         client: Data<&ClientInfo>,
+        limiters: Data<&Arc<Limiters>>,
         body: Json<LoginIn>,
     ) -> Result<TokenResponse, LoginErrors> {
-        state.limiters.check_login_account(&body.email)?;
+        limiters.check_login_account(&body.email)?;
         let b = body.0;
         let pair = accounts::login(
             &state.db,
             &state.keyring,
             state.config.refresh_token_ttl_s,
-            &state.config.login_throttle(),
+            &crate::domain::throttle::Policy::from_config(&state.config),
             &b.email,
             b.password,
             &client.audit(),

@@ -16,7 +16,6 @@ use uuid::Uuid;
 use super::{JsonObject, OrgAuth, Tag, access, to_object};
 use crate::{
     api_errors,
-    app::AppState,
     auth::rbac,
     domain::{
         commands::{self, CommandKind},
@@ -25,6 +24,7 @@ use crate::{
     entity::command,
     error::{AppError, FieldError},
     http::middleware::ClientInfo,
+    state::AppState,
 };
 
 /// Longest long-poll wait of `commands.claim` (s).

@@ -20,7 +20,6 @@ use crate::auth::Subject;
 use super::{JsonObject, OrgAuth, Tag, access, sessions::SessionStatus, to_object};
 use crate::{
     api_errors,
-    app::AppState,
     auth::rbac,
     domain::{
         events::{self, NewEvent},
@@ -30,6 +29,7 @@ use crate::{
     entity::session_event,
     error::{AppError, FieldError},
     realtime::bus::BusMessage,
+    state::AppState,
 };
 
 /// How often a live stream re-checks that the caller may still read it (s).

@@ -13,11 +13,11 @@ use uuid::Uuid;
 use super::{BearerAuth, OrgAuth, Tag, access};
 use crate::{
     api_errors,
-    app::AppState,
     auth::rbac,
     domain::{invitations, page::PageRequest},
     entity::invitation,
     http::middleware::ClientInfo,
+    state::AppState,
 };
 
 /// An invitation, without its token.

@@ -7,23 +7,17 @@ use poem_openapi::{
     param::{Path, Query},
     payload::Json,
 };
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{OrgAuth, Tag, access};
 use crate::{
     api_errors,
-    app::AppState,
     auth::rbac,
-    domain::{
-        audit::{self, Event},
-        page::PageRequest,
-    },
+    domain::{jobs, page::PageRequest},
     entity::job,
-    error::AppError,
     http::middleware::ClientInfo,
-    jobs::queue::{self, JobStatus},
-    realtime::bus::Outbox,
+    jobs::queue::JobStatus,
+    state::AppState,
 };
 
 /// A job's state.
@@ -182,15 +176,14 @@ impl JobsApi {
     ) -> Result<JobListResponse, JobReadErrors> {
         let a = access(&state, &auth, org_id.0, rbac::JOBS_READ).await?;
         let page = PageRequest::new(limit.0, cursor.0.as_deref())?;
-        let page = queue::list(
+        let page = jobs::list(
             &state.db,
             a.org_id,
             status.0.map(Into::into),
             session_id.0,
             page,
         )
-        .await
-        .map_err(AppError::from)?;
+        .await?;
         Ok(JobListResponse::Ok(Json(JobList {
             items: page.items.into_iter().map(Into::into).collect(),
             next_cursor: page.next_cursor,
@@ -219,35 +212,8 @@ impl JobsApi {
         job_id: Path<Uuid>,
     ) -> Result<JobResponse, JobRetryErrors> {
         let a = access(&state, &auth, org_id.0, rbac::JOBS_WRITE).await?;
-        let mut outbox = Outbox::default();
-        let job = match queue::retry(&state.db, a.org_id, job_id.0, &mut outbox)
-            .await
-            .map_err(AppError::from)?
-        {
-            Ok(Some(j)) => j,
-            Ok(None) => return Err(AppError::NotFound("job").into()),
-            Err(status) => {
-                return Err(AppError::conflict(
-                    "job_not_dead",
-                    format!("the job is `{status}`; only dead jobs can be re-driven"),
-                )
-                .into());
-            }
-        };
-        state.bus.committed(outbox);
-        audit::record(
-            &state.db,
-            &client.audit().as_subject(&a.subject),
-            Event {
-                org_id: Some(a.org_id),
-                action: "job.retried",
-                target_type: audit::target::JOB,
-                target_id: Some(job.id),
-                success: true,
-                details: json!({ "kind": job.kind }),
-            },
-        )
-        .await?;
+        let ctx = client.audit().as_subject(&a.subject);
+        let job = jobs::retry(&state.db, &state.bus, a.org_id, job_id.0, &ctx).await?;
         Ok(JobResponse::Ok(Json(job.into())))
     }
 }

@@ -1,5 +1,7 @@
 //! `/v1/me`: the caller's own account.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
@@ -8,10 +10,11 @@ use uuid::Uuid;
 use super::{BearerAuth, Tag, audit::AuditEventOut};
 use crate::{
     api_errors,
-    app::AppState,
     domain::accounts,
     entity::{identity, user},
     http::middleware::ClientInfo,
+    http::ratelimit::Limiters,
+    state::AppState,
 };
 
 /// A user account as its owner sees it.
@@ -271,15 +274,14 @@ impl MeApi {
         &self,
         state: Data<&AppState>,
         client: Data<&ClientInfo>,
+        limiters: Data<&Arc<Limiters>>,
         auth: BearerAuth,
         body: Json<MePatch>,
     ) -> Result<MeResponse, MeUpdateErrors> {
         let b = body.0;
         if b.current_password.is_some() {
             // A stolen access token must not turn into unlimited password guessing.
-            state
-                .limiters
-                .check_login_account(&auth.user()?.to_string())?;
+            limiters.check_login_account(&auth.user()?.to_string())?;
         }
         let change = accounts::MeUpdate {
             display_name: b.display_name,

@@ -13,13 +13,13 @@ use uuid::Uuid;
 use super::{OrgAuth, Tag, access};
 use crate::{
     api_errors,
-    app::AppState,
     auth::rbac,
     domain::{
         orgs::{self, Member},
         page::PageRequest,
     },
     http::middleware::ClientInfo,
+    state::AppState,
 };
 
 /// A member of an organization.

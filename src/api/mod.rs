@@ -28,10 +28,10 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use crate::{
-    app::AppState,
-    auth::{Subject, secrets},
+    auth::{Subject, principal::Principal},
     domain::orgs::{Access, authorize},
     error::{AppError, AppResult},
+    state::AppState,
 };
 
 /// Authorizes the caller (a member or an API key of the org) for `permission` in `org_id`
@@ -199,33 +199,23 @@ impl OrgAuth {
     }
 }
 
-fn app_state(req: &Request) -> poem::Result<&AppState> {
-    req.data::<AppState>()
-        .ok_or_else(|| poem::Error::from(AppError::Internal(anyhow::anyhow!("AppState missing"))))
+/// The principal the request-path middleware resolved (see `http::principal`): the one
+/// credential check of the request. The security schemes' checkers only read it.
+fn principal(req: &Request) -> poem::Result<Subject> {
+    let principal = req.extensions().get::<Principal>().ok_or_else(|| {
+        poem::Error::from(AppError::Internal(anyhow::anyhow!(
+            "the principal middleware is not installed"
+        )))
+    })?;
+    Ok(principal.require()?)
 }
 
-async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Subject> {
-    let state = app_state(req)?;
-    if secrets::looks_like_api_key(&bearer.token) {
-        return Ok(crate::domain::api_keys::authenticate(
-            &state.db,
-            &state.api_keys,
-            &bearer.token,
-        )
-        .await?);
-    }
-    let claims = state
-        .keyring
-        .verify(&bearer.token)
-        .map_err(poem::Error::from)?;
-    let user_id = Uuid::parse_str(&claims.sub)
-        .map_err(|_| poem::Error::from(AppError::invalid_token("bad subject")))?;
-    Ok(Subject::User(user_id))
+async fn check_bearer(req: &Request, _: Bearer) -> poem::Result<Subject> {
+    principal(req)
 }
 
-async fn check_api_key(req: &Request, key: ApiKey) -> poem::Result<Subject> {
-    let state = app_state(req)?;
-    Ok(crate::domain::api_keys::authenticate(&state.db, &state.api_keys, &key.key).await?)
+async fn check_api_key(req: &Request, _: ApiKey) -> poem::Result<Subject> {
+    principal(req)
 }
 
 impl From<AppError> for poem::Error {

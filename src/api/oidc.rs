@@ -8,7 +8,7 @@ use poem_openapi::{
 };
 
 use super::{Tag, auth::TokenOut};
-use crate::{api_errors, app::AppState, domain::oidc, http::middleware::ClientInfo};
+use crate::{api_errors, domain::oidc, http::middleware::ClientInfo, state::AppState};
 
 /// A redirect.
 #[derive(ApiResponse)]

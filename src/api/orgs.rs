@@ -12,11 +12,11 @@ use uuid::Uuid;
 use super::{BearerAuth, OrgAuth, Tag, access, etag, parse_if_match};
 use crate::{
     api_errors,
-    app::AppState,
     auth::rbac,
     domain::{orgs, page::PageRequest},
     entity::organization,
     http::middleware::ClientInfo,
+    state::AppState,
 };
 
 /// An organization, with the caller's role in it.

@@ -13,10 +13,10 @@ use uuid::Uuid;
 use super::{OrgAuth, Tag, access, etag, required_if_match};
 use crate::{
     api_errors,
-    app::AppState,
     auth::rbac,
     domain::roles::{self, RoleView},
     http::middleware::ClientInfo,
+    state::AppState,
 };
 
 /// A permission of the catalog (`permissions.list` describes each).

@@ -12,7 +12,6 @@ use uuid::Uuid;
 use super::{JsonObject, OrgAuth, Tag, access, etag, to_object};
 use crate::{
     api_errors,
-    app::AppState,
     auth::rbac,
     domain::{
         page::PageRequest,
@@ -21,6 +20,7 @@ use crate::{
     entity::session,
     http::middleware::ClientInfo,
     runtime::Desktop,
+    state::AppState,
 };
 
 /// A session's lifecycle state: `pending → provisioning → running → stopping → stopped`, or

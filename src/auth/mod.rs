@@ -1,8 +1,11 @@
 //! Authentication and authorization: argon2id passwords, access JWTs and opaque refresh
-//! tokens, the bearer security scheme and the casbin RBAC enforcer with its SeaORM adapter.
+//! tokens, API key verification, the principal resolved once per request, and the casbin
+//! RBAC enforcer with its SeaORM adapter.
 //! Nothing here knows about orgs' business rules; `domain/` calls in.
 
+pub mod api_keys;
 pub mod password;
+pub mod principal;
 pub mod rbac;
 pub mod secrets;
 pub mod tokens;
@@ -32,6 +35,15 @@ impl Subject {
         match self {
             Subject::User(id) => Some(*id),
             Subject::ApiKey { .. } => None,
+        }
+    }
+
+    /// The subject's stable name: `user:<id>` or `key:<id>` (its casbin subject, and the
+    /// scope of the `Idempotency-Key`s it sends).
+    pub fn name(&self) -> String {
+        match self {
+            Subject::User(id) => rbac::user_subject(*id),
+            Subject::ApiKey { id, .. } => rbac::key_subject(*id),
         }
     }
 }

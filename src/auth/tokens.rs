@@ -66,14 +66,6 @@ pub struct Keyring {
     pub access_ttl_s: u64,
 }
 
-/// Decodes a configured base64 key; `None` unless it is valid base64 of ≥ 32 bytes.
-pub fn decode_key(b64: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .ok()
-        .filter(|k| k.len() >= 32)
-}
-
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -94,12 +86,18 @@ impl Keyring {
         let secret = if config.jwt_signing_key.is_empty() {
             load_or_create_key_file(&config.data_dir.join("jwt-signing-key"))?
         } else {
-            decode_key(&config.jwt_signing_key).expect("validated jwt_signing_key")
+            crate::config::decode_signing_key(&config.jwt_signing_key)
+                .expect("validated jwt_signing_key")
         };
         let previous = config
             .jwt_previous_signing_keys
             .iter()
-            .map(|k| Key::new(&decode_key(k).expect("validated jwt_previous_signing_keys")))
+            .map(|k| {
+                Key::new(
+                    &crate::config::decode_signing_key(k)
+                        .expect("validated jwt_previous_signing_keys"),
+                )
+            })
             .collect();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&config.jwt_issuer]);
@@ -169,7 +167,7 @@ impl Keyring {
 
 fn load_or_create_key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(text) = std::fs::read_to_string(path) {
-        return decode_key(&text).ok_or_else(|| {
+        return crate::config::decode_signing_key(&text).ok_or_else(|| {
             anyhow::anyhow!("{} does not hold base64 of ≥ 32 bytes", path.display())
         });
     }

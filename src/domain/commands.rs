@@ -297,9 +297,7 @@ pub async fn create(
         &mut outbox,
     )
     .await?;
-    bus.stage(&tx, &outbox).await?;
-    tx.commit().await?;
-    bus.committed(outbox);
+    bus.commit(tx, outbox).await?;
     Ok(row)
 }
 
@@ -421,9 +419,7 @@ pub async fn complete(
         &mut outbox,
     )
     .await?;
-    bus.stage(&tx, &outbox).await?;
-    tx.commit().await?;
-    bus.committed(outbox);
+    bus.commit(tx, outbox).await?;
     get(db, org_id, session_id, command_id).await
 }
 

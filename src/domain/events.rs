@@ -151,9 +151,7 @@ pub async fn append(
     let tx = super::begin_write(db).await?;
     let mut outbox = Outbox::default();
     let seqs = append_in_tx(&tx, org_id, session_id, events, &mut outbox).await?;
-    bus.stage(&tx, &outbox).await?;
-    tx.commit().await?;
-    bus.committed(outbox);
+    bus.commit(tx, outbox).await?;
     Ok(seqs)
 }
 

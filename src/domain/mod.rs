@@ -1,7 +1,8 @@
-//! The rules: accounts, organizations, memberships, audit, agents, sessions (the state
-//! machine), the event log and commands. Functions over
-//! `&impl ConnectionTrait` (or a connection they open transactions on); no HTTP types.
-//! Errors are [`AppError`](crate::error::AppError)s with stable codes.
+//! The rules: accounts, organizations, memberships, audit, agents, sessions (state machine,
+//! store, lifecycle, jobs), the event log, commands, jobs as an org sees them, idempotency
+//! records. Functions over `&impl ConnectionTrait` (or a connection they open transactions
+//! on); no HTTP types. Errors are [`AppError`](crate::error::AppError)s with stable codes.
+//! Writes that publish or enqueue commit through the bus's outbox (`Bus::commit`).
 
 pub mod accounts;
 pub mod agents;
@@ -9,7 +10,9 @@ pub mod api_keys;
 pub mod audit;
 pub mod commands;
 pub mod events;
+pub mod idempotency;
 pub mod invitations;
+pub mod jobs;
 pub mod oidc;
 pub mod orgs;
 pub mod page;

@@ -38,6 +38,17 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The policy from the `login_throttle_*` configuration keys.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            free_failures: config.login_throttle_free_failures,
+            ip_free_failures: config.login_throttle_ip_free_failures,
+            base_delay_s: config.login_throttle_base_delay_s,
+            max_delay_s: config.login_throttle_max_delay_s,
+            window_s: config.login_throttle_window_s,
+        }
+    }
+
     /// The lock-out delay (s) after the `failures`-th consecutive failure of an account.
     pub fn delay_after(&self, failures: u32) -> u64 {
         self.delay(failures, self.free_failures)

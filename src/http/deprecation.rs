@@ -5,7 +5,7 @@
 //! together (`tests/contract.rs`): the operation carries `#[oai(deprecated)]`, which marks it
 //! `deprecated: true` in the spec, and its module lists it in its `DEPRECATIONS` table (a
 //! [`Deprecation`] with the date it was deprecated, its sunset and a link to the migration
-//! notes). [`Deprecations`], a middleware over all the tables ([`crate::api::deprecations`]),
+//! notes). [`Deprecations`], a middleware over all the tables (`api::deprecations`),
 //! adds the three headers to every response of those operations. A deprecated operation lives
 //! until its sunset (at least 6 months, see the README); breaking changes go to `/v2`.
 

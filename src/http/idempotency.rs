@@ -1,9 +1,11 @@
 //! `Idempotency-Key` (ARCHITECTURE §4, after Stripe's and the IETF
 //! draft-ietf-httpapi-idempotency-key-header): a retried POST does its work once.
 //!
-//! For the operations in [`COVERED`], a request carrying `Idempotency-Key` (1–255 visible
-//! ASCII characters) is recorded per principal (`user:<id>` from the bearer token) with a
-//! fingerprint of method, path and body (SHA-256):
+//! For the operations that declare the `Idempotency-Key` header in the spec (one source: the
+//! contract; [`Idempotency::new`] takes their `(method, path template)` list), a request
+//! carrying the header (1–255 visible ASCII characters) is recorded per principal — the
+//! caller resolved once per request by the principal middleware, a user (`user:<id>`) or an
+//! API key (`key:<id>`) alike — with a fingerprint of method, path and body (SHA-256):
 //!
 //! * first time: the request runs; its response (status, body, `Location`/`ETag`/
 //!   `Content-Type`) is stored for `idempotency_ttl_s` (24 h);
@@ -15,50 +17,30 @@
 //! A 5xx or a 429 is not stored (the record is dropped, so a retry runs again). The operation
 //! and the recording run in their own task, so a client that disconnects after the work
 //! committed still gets the stored response on its retry. A record left `in_flight` by a
-//! crashed node is taken over after twice `request_timeout_s`.
+//! crashed node is taken over after twice `request_timeout_s`. Storage is
+//! `domain::idempotency`.
 
-use chrono::Utc;
+use std::sync::Arc;
+
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, http::StatusCode};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    sea_query::Expr,
-};
+use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
 
-use crate::{app::AppState, entity::idempotency_key, error::AppError, error::FieldError};
+use super::validation::template_matches;
+use crate::{
+    auth::principal::Principal,
+    domain::idempotency::{self, Begin},
+    entity::idempotency_key,
+    error::{AppError, FieldError},
+};
 
 /// Request header.
 pub const HEADER: &str = "idempotency-key";
 /// Response header on a replay.
 pub const REPLAYED: &str = "idempotent-replayed";
 
-/// `(method, path template)` of the operations that honour `Idempotency-Key`.
-pub const COVERED: &[(&str, &str)] = &[
-    ("POST", "/v1/orgs/{}/agents"),
-    ("POST", "/v1/orgs/{}/sessions"),
-    ("POST", "/v1/orgs/{}/sessions/{}/stop"),
-    ("POST", "/v1/orgs/{}/sessions/{}/events"),
-    ("POST", "/v1/orgs/{}/sessions/{}/commands"),
-];
-
 /// Response headers stored and replayed besides the body.
 const KEPT_HEADERS: [&str; 3] = ["content-type", "location", "etag"];
-
-fn covered(method: &str, path: &str) -> bool {
-    COVERED.iter().any(|(m, t)| {
-        *m == method && {
-            let (mut a, mut b) = (t.split('/'), path.split('/'));
-            loop {
-                match (a.next(), b.next()) {
-                    (None, None) => break true,
-                    (Some("{}"), Some(seg)) if !seg.is_empty() => {}
-                    (Some(x), Some(y)) if x == y => {}
-                    _ => break false,
-                }
-            }
-        }
-    })
-}
 
 /// Whether a key is acceptable: 1–255 visible ASCII characters.
 pub fn valid_key(key: &str) -> bool {
@@ -76,119 +58,55 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     crate::auth::tokens::hex(&h.finalize())
 }
 
-/// The middleware; needs `AppState` in the request data (install it inside `.data(state)`).
-pub struct Idempotency;
+/// The middleware, built with what it needs: the database, the retention and in-flight lock
+/// (s), and the covered operations. Install it inside the principal middleware, which puts
+/// the [`Principal`] into the request.
+#[derive(Clone)]
+pub struct Idempotency {
+    db: DatabaseConnection,
+    ttl_s: u64,
+    lock_s: u64,
+    covered: Arc<Vec<(String, String)>>,
+}
+
+impl Idempotency {
+    /// Records for `ttl_s`; an in-flight record is taken over after `lock_s`; `covered` lists
+    /// `(METHOD, /path/{template})` of the idempotent operations (from the spec).
+    pub fn new(
+        db: DatabaseConnection,
+        ttl_s: u64,
+        lock_s: u64,
+        covered: Vec<(String, String)>,
+    ) -> Self {
+        Self {
+            db,
+            ttl_s,
+            lock_s,
+            covered: Arc::new(covered),
+        }
+    }
+
+    fn covers(&self, method: &str, path: &str) -> bool {
+        self.covered
+            .iter()
+            .any(|(m, t)| m == method && template_matches(t, path))
+    }
+}
 
 impl<E: Endpoint + 'static> Middleware<E> for Idempotency {
     type Output = IdempotencyEndpoint<E>;
     fn transform(&self, ep: E) -> Self::Output {
         IdempotencyEndpoint {
-            inner: std::sync::Arc::new(ep),
+            config: self.clone(),
+            inner: Arc::new(ep),
         }
     }
 }
 
 /// See [`Idempotency`].
 pub struct IdempotencyEndpoint<E> {
-    inner: std::sync::Arc<E>,
-}
-
-enum Begin {
-    Run,
-    Replay(idempotency_key::Model),
-    Reused,
-    InFlight,
-}
-
-async fn begin(
-    db: &DatabaseConnection,
-    principal: &str,
-    key: &str,
-    fp: &str,
-    ttl_s: u64,
-    lock_s: u64,
-) -> Result<Begin, sea_orm::DbErr> {
-    for _ in 0..3 {
-        let now = Utc::now();
-        let row = idempotency_key::ActiveModel {
-            principal: Set(principal.to_owned()),
-            key: Set(key.to_owned()),
-            fingerprint: Set(fp.to_owned()),
-            status: Set("in_flight".into()),
-            response_status: Set(None),
-            response_headers: Set(None),
-            response_body: Set(None),
-            locked_until: Set(now + chrono::Duration::seconds(lock_s as i64)),
-            created_at: Set(now),
-            expires_at: Set(now + chrono::Duration::seconds(ttl_s as i64)),
-        };
-        match idempotency_key::Entity::insert(row)
-            .exec_without_returning(db)
-            .await
-        {
-            Ok(_) => return Ok(Begin::Run),
-            Err(e)
-                if matches!(
-                    e.sql_err(),
-                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-                ) => {}
-            Err(e) => return Err(e),
-        }
-        let Some(existing) =
-            idempotency_key::Entity::find_by_id((principal.to_owned(), key.to_owned()))
-                .one(db)
-                .await?
-        else {
-            continue; // Deleted meanwhile: try again.
-        };
-        if existing.expires_at <= now {
-            delete(db, principal, key).await?;
-            continue;
-        }
-        if existing.fingerprint != fp {
-            return Ok(Begin::Reused);
-        }
-        if existing.status == "completed" {
-            return Ok(Begin::Replay(existing));
-        }
-        if existing.locked_until <= now {
-            // Abandoned by a crashed request: take it over (compare-and-set on the lock).
-            let taken = idempotency_key::Entity::update_many()
-                .col_expr(
-                    idempotency_key::Column::LockedUntil,
-                    Expr::value(now + chrono::Duration::seconds(lock_s as i64)),
-                )
-                .filter(idempotency_key::Column::Principal.eq(principal))
-                .filter(idempotency_key::Column::Key.eq(key))
-                .filter(idempotency_key::Column::LockedUntil.eq(existing.locked_until))
-                .exec(db)
-                .await?
-                .rows_affected;
-            if taken == 1 {
-                return Ok(Begin::Run);
-            }
-        }
-        return Ok(Begin::InFlight);
-    }
-    Ok(Begin::InFlight)
-}
-
-async fn delete(db: &DatabaseConnection, principal: &str, key: &str) -> Result<(), sea_orm::DbErr> {
-    idempotency_key::Entity::delete_many()
-        .filter(idempotency_key::Column::Principal.eq(principal))
-        .filter(idempotency_key::Column::Key.eq(key))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
-/// Deletes records past their retention. Errors: database errors.
-pub async fn purge_expired(db: &impl ConnectionTrait) -> Result<u64, sea_orm::DbErr> {
-    Ok(idempotency_key::Entity::delete_many()
-        .filter(idempotency_key::Column::ExpiresAt.lte(Utc::now()))
-        .exec(db)
-        .await?
-        .rows_affected)
+    config: Idempotency,
+    inner: Arc<E>,
 }
 
 fn replay(stored: idempotency_key::Model) -> Response {
@@ -224,7 +142,7 @@ impl<E: Endpoint + 'static> Endpoint for IdempotencyEndpoint<E> {
             .headers()
             .get(HEADER)
             .map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
-        let (Some(key), true) = (key, covered(&method, &path)) else {
+        let (Some(key), true) = (key, self.config.covers(&method, &path)) else {
             return self.inner.call(req).await.map(IntoResponse::into_response);
         };
         if !valid_key(&key) {
@@ -238,31 +156,26 @@ impl<E: Endpoint + 'static> Endpoint for IdempotencyEndpoint<E> {
             }
             .into_response());
         }
-        let Some(state) = req.data::<AppState>().cloned() else {
+        // The principal resolved for this request. Without a verified one the operation
+        // answers 401 itself and nothing is recorded.
+        let Some(scope) = req
+            .extensions()
+            .get::<Principal>()
+            .and_then(Principal::subject)
+            .map(|s| s.name())
+        else {
             return self.inner.call(req).await.map(IntoResponse::into_response);
         };
-        // The principal: a valid bearer token's subject. Without one the operation answers
-        // 401 itself and nothing is recorded.
-        let principal = req
-            .headers()
-            .get(poem::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| state.keyring.verify(t.trim()).ok())
-            .map(|c| format!("user:{}", c.sub));
-        let Some(principal) = principal else {
-            return self.inner.call(req).await.map(IntoResponse::into_response);
-        };
+        let db = self.config.db.clone();
         let body = req.take_body().into_bytes().await?;
         let fp = fingerprint(&method, &path, &body);
-        let lock_s = state.config.request_timeout_s.saturating_mul(2);
-        let begun = begin(
-            &state.db,
-            &principal,
+        let begun = idempotency::begin(
+            &db,
+            &scope,
             &key,
             &fp,
-            state.config.idempotency_ttl_s,
-            lock_s,
+            self.config.ttl_s,
+            self.config.lock_s,
         )
         .await
         .map_err(|e| poem::Error::from(AppError::Internal(e.into())))?;
@@ -300,7 +213,7 @@ impl<E: Endpoint + 'static> Endpoint for IdempotencyEndpoint<E> {
                 Ok(r) => r.into_response(),
                 Err(e) => super::problem::from_poem_error(e),
             };
-            finish(&state.db, &principal, &key, resp).await
+            finish(&db, &scope, &key, resp).await
         };
         // Keep the request's problem context (request id, instance) and tracing span.
         let task = tokio::spawn(tracing::Instrument::instrument(
@@ -320,13 +233,13 @@ impl<E: Endpoint + 'static> Endpoint for IdempotencyEndpoint<E> {
 /// could now succeed).
 async fn finish(
     db: &DatabaseConnection,
-    principal: &str,
+    scope: &str,
     key: &str,
     mut resp: Response,
 ) -> poem::Result<Response> {
     let status = resp.status();
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        if let Err(e) = delete(db, principal, key).await {
+        if let Err(e) = idempotency::release(db, scope, key).await {
             tracing::warn!(error = %e, "could not release an idempotency key");
         }
         return Ok(resp);
@@ -341,24 +254,15 @@ async fn finish(
         })
         .collect();
     let bytes = resp.take_body().into_bytes().await?;
-    let stored = idempotency_key::Entity::update_many()
-        .col_expr(idempotency_key::Column::Status, Expr::value("completed"))
-        .col_expr(
-            idempotency_key::Column::ResponseStatus,
-            Expr::value(i32::from(status.as_u16())),
-        )
-        .col_expr(
-            idempotency_key::Column::ResponseHeaders,
-            Expr::value(serde_json::Value::Object(headers)),
-        )
-        .col_expr(
-            idempotency_key::Column::ResponseBody,
-            Expr::value(bytes.to_vec()),
-        )
-        .filter(idempotency_key::Column::Principal.eq(principal))
-        .filter(idempotency_key::Column::Key.eq(key))
-        .exec(db)
-        .await;
+    let stored = idempotency::complete(
+        db,
+        scope,
+        key,
+        status.as_u16(),
+        serde_json::Value::Object(headers),
+        bytes.to_vec(),
+    )
+    .await;
     if let Err(e) = stored {
         tracing::warn!(error = %e, "could not store an idempotent response");
     }
@@ -371,12 +275,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn covered_operations_and_keys() {
-        assert!(covered("POST", "/v1/orgs/a/sessions"));
-        assert!(covered("POST", "/v1/orgs/a/sessions/b/events"));
-        assert!(!covered("GET", "/v1/orgs/a/sessions"));
-        assert!(!covered("POST", "/v1/orgs/a/sessions/b/events/stream"));
-        assert!(!covered("POST", "/v1/orgs//sessions"));
+    fn keys_and_fingerprints() {
         assert!(valid_key("a1-b2_c3"));
         assert!(!valid_key(""));
         assert!(!valid_key("with space"));

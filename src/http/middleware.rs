@@ -4,7 +4,7 @@
 //!    the request inside a tracing span and a problem context carrying it, turns every error
 //!    into `application/problem+json`, records metrics, logs one line per request, and sets
 //!    security headers (strict CSP on the API, a looser one on `/docs` only).
-//! 2. **CORS** from `cors_allowed_origins` (none by default).
+//! 2. **CORS** from `cors_allowed_origins` (none by default; see [`super::cors`]).
 //! 3. **rate limits** per client IP (stricter on `/v1/auth/*`).
 //! 4. **body limit**: `body_limit_bytes`, by `Content-Length` or while reading a chunked body.
 //! 5. **timeout**: `request_timeout_s`, then 503 `request_timeout`.
@@ -18,13 +18,14 @@ use std::{
 use poem::{
     Endpoint, EndpointExt, IntoResponse, PathPattern, Request, Response,
     http::{HeaderValue, Method, header},
-    middleware::Cors,
 };
 use tracing::Instrument;
 
 use super::{
+    cors::Cors,
     problem::{RequestContext, from_poem_error, with_request_context},
     ratelimit::Limiters,
+    validation::Contract,
 };
 use crate::{config::Config, domain::audit::AuditCtx, error::AppError};
 
@@ -109,16 +110,18 @@ fn truncate(s: &str, max: usize) -> String {
     s[..end].to_owned()
 }
 
-/// Wraps the application routes in the whole stack.
+/// Wraps the application routes in the whole stack, built with what it needs: the
+/// configuration, the limiters and the contract (the body check and problem answers read it).
 pub fn wrap(
     app: impl Endpoint + 'static,
     config: Arc<Config>,
     limiters: Arc<Limiters>,
+    contract: Arc<Contract>,
 ) -> impl Endpoint {
     let body_limit = config.body_limit_bytes as usize;
     let timeout = Duration::from_secs(config.request_timeout_s);
-    let cors_config = config.clone();
     let edge_config = config.clone();
+    let edge_contract = contract.clone();
     app.around(move |ep, req| async move {
         match tokio::time::timeout(timeout, ep.call(req)).await {
             Ok(r) => r.map(IntoResponse::into_response),
@@ -129,7 +132,10 @@ pub fn wrap(
             .into_response()),
         }
     })
-    .around(move |ep, req| async move { body_limit_and_diagnosis(ep, req, body_limit).await })
+    .around(move |ep, req| {
+        let contract = contract.clone();
+        async move { body_limit_and_diagnosis(ep, req, body_limit, &contract).await }
+    })
     .around(move |ep, req| {
         let limiters = limiters.clone();
         async move {
@@ -156,10 +162,10 @@ pub fn wrap(
             Ok(resp)
         }
     })
-    .with(cors(&cors_config))
+    .with(Cors::new(&config.cors_allowed_origins))
     .around(move |ep, req| {
-        let config = edge_config.clone();
-        edge(ep, req, config)
+        let (config, contract) = (edge_config.clone(), edge_contract.clone());
+        edge(ep, req, config, contract)
     })
 }
 
@@ -169,6 +175,7 @@ async fn body_limit_and_diagnosis<E: Endpoint>(
     ep: Arc<E>,
     mut req: Request,
     limit: usize,
+    contract: &Contract,
 ) -> poem::Result<Response> {
     if let Some(len) = req.headers().get(header::CONTENT_LENGTH) {
         match len.to_str().ok().and_then(|l| l.parse::<usize>().ok()) {
@@ -206,21 +213,18 @@ async fn body_limit_and_diagnosis<E: Endpoint>(
     // Without credentials an operation that needs them answers 401 first (as poem-openapi
     // checks the security scheme before the body), so the body is not judged here.
     let anonymous = !req.headers().contains_key(header::AUTHORIZATION)
-        && !req.headers().contains_key("x-api-key");
-    let judge = is_json && !(anonymous && super::validation::requires_auth(method.as_str(), &path));
-    if judge && let Some(problem) = super::validation::precheck(method.as_str(), &path, &body) {
+        && !req.headers().contains_key(super::principal::API_KEY_HEADER);
+    let judge = is_json && !(anonymous && contract.requires_auth(method.as_str(), &path));
+    if judge && let Some(problem) = contract.precheck(method.as_str(), &path, &body) {
         return Ok(problem.into_response());
     }
     req.set_body(body.clone());
     match ep.call(req).await {
         Ok(resp) => Ok(resp.into_response()),
         Err(err) => match err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>() {
-            Some(parse) => {
-                Ok(
-                    super::validation::diagnose(method.as_str(), &path, &body, &parse.reason)
-                        .into_response(),
-                )
-            }
+            Some(parse) => Ok(contract
+                .diagnose(method.as_str(), &path, &body, &parse.reason)
+                .into_response()),
             None => Err(err),
         },
     }
@@ -231,45 +235,11 @@ fn too_large(limit: usize) -> Response {
         .into_response()
 }
 
-fn cors(config: &Config) -> Cors {
-    let mut cors = Cors::new()
-        .allow_credentials(false)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-        ])
-        .allow_headers([
-            "authorization",
-            "content-type",
-            "if-match",
-            "idempotency-key",
-            REQUEST_ID,
-        ])
-        .expose_headers([
-            "etag",
-            "location",
-            "retry-after",
-            "ratelimit",
-            "ratelimit-policy",
-            REQUEST_ID,
-        ])
-        .max_age(600);
-    if config.cors_allowed_origins.is_empty() {
-        // No origin is allowed; an unknown origin still never gets CORS headers.
-        cors = cors.allow_origin_regex("^$");
-    } else {
-        cors = cors.allow_origins(config.cors_allowed_origins.iter().map(String::as_str));
-    }
-    cors
-}
-
 async fn edge<E: Endpoint>(
     ep: Arc<E>,
     mut req: Request,
     config: Arc<Config>,
+    contract: Arc<Contract>,
 ) -> poem::Result<Response> {
     let started = Instant::now();
     let request_id = req
@@ -296,6 +266,7 @@ async fn edge<E: Endpoint>(
     let ctx = RequestContext {
         request_id: request_id.clone(),
         path: path.clone(),
+        contract: Some(contract),
     };
     let (mut resp, route) = with_request_context(ctx, async {
         match ep.call(req).await {

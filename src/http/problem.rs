@@ -23,6 +23,9 @@ pub struct RequestContext {
     pub request_id: String,
     /// The request path, used as the problem `instance`.
     pub path: String,
+    /// The contract, for answers that name what the spec says (405 `Allow`, path parameter
+    /// names).
+    pub contract: Option<std::sync::Arc<super::validation::Contract>>,
 }
 
 /// Runs `fut` with `ctx` as the current request context.
@@ -270,7 +273,7 @@ pub fn from_poem_error(err: poem::Error) -> Response {
             .strip_prefix("param")
             .and_then(|i| i.parse().ok())
             .zip(current_request())
-            .and_then(|(i, ctx)| super::validation::path_param_name(&ctx.path, i))
+            .and_then(|(i, ctx)| ctx.contract.as_ref()?.path_param_name(&ctx.path, i))
             .unwrap_or_else(|| e.name.to_owned());
         return AppError::BadRequest {
             code: "invalid_parameter",
@@ -300,7 +303,7 @@ pub fn from_poem_error(err: poem::Error) -> Response {
     }
     if err.is::<poem::error::MethodNotAllowedError>() {
         let allowed = current_request()
-            .map(|ctx| super::validation::allowed_methods(&ctx.path))
+            .and_then(|ctx| Some(ctx.contract.as_ref()?.allowed_methods(&ctx.path)))
             .unwrap_or_default()
             .join(", ");
         let mut resp = Problem::new(

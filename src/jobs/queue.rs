@@ -16,16 +16,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, sea_query::Expr,
+    QuerySelect, Statement, sea_query::Expr,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{
-    domain::page::{Page, PageRequest},
-    entity::job,
-    realtime::bus::Outbox,
-};
+use crate::{entity::job, realtime::bus::Outbox};
 
 /// Job status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +51,7 @@ impl JobStatus {
 /// A job to enqueue.
 #[derive(Clone, Debug)]
 pub struct NewJob {
-    /// Handler name (see `jobs::handlers`).
+    /// The job kind (`BackgroundJob::KIND`).
     pub kind: &'static str,
     /// The org it works for.
     pub org_id: Option<Uuid>,
@@ -277,82 +273,6 @@ pub async fn sweep_expired(db: &impl ConnectionTrait) -> Result<Vec<job::Model>,
         }
     }
     Ok(dead)
-}
-
-/// Re-drives a dead job of `org_id`: `pending`, attempts reset, due now. `Ok(None)` when no
-/// such job; `Err(status)` (the current status) when it is not dead. Errors: database.
-pub async fn retry(
-    db: &impl ConnectionTrait,
-    org_id: Uuid,
-    job_id: Uuid,
-    outbox: &mut Outbox,
-) -> Result<Result<Option<job::Model>, String>, DbErr> {
-    let now = Utc::now();
-    let updated = job::Entity::update_many()
-        .col_expr(
-            job::Column::Status,
-            Expr::value(JobStatus::Pending.as_str()),
-        )
-        .col_expr(job::Column::Attempts, Expr::value(0))
-        .col_expr(job::Column::RunAt, Expr::value(now))
-        .col_expr(
-            job::Column::DeadAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(job::Column::LockedBy, Expr::value(Option::<String>::None))
-        .col_expr(job::Column::UpdatedAt, Expr::value(now))
-        .filter(job::Column::Id.eq(job_id))
-        .filter(job::Column::OrgId.eq(org_id))
-        .filter(job::Column::Status.eq(JobStatus::Dead.as_str()))
-        .exec_with_returning(db)
-        .await?;
-    // The row as this update left it (a worker may claim it a moment later).
-    if let Some(row) = updated.into_iter().next() {
-        outbox.job_enqueued = true;
-        return Ok(Ok(Some(row)));
-    }
-    match get(db, org_id, job_id).await? {
-        None => Ok(Ok(None)),
-        Some(j) => Ok(Err(j.status)),
-    }
-}
-
-/// One job of `org_id`. Errors: database errors.
-pub async fn get(
-    db: &impl ConnectionTrait,
-    org_id: Uuid,
-    job_id: Uuid,
-) -> Result<Option<job::Model>, DbErr> {
-    job::Entity::find_by_id(job_id)
-        .filter(job::Column::OrgId.eq(org_id))
-        .one(db)
-        .await
-}
-
-/// The org's jobs, newest first, optionally of one status. Errors: database errors.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    org_id: Uuid,
-    status: Option<JobStatus>,
-    session_id: Option<Uuid>,
-    page: PageRequest,
-) -> Result<Page<job::Model>, DbErr> {
-    let mut q = job::Entity::find().filter(job::Column::OrgId.eq(org_id));
-    if let Some(s) = status {
-        q = q.filter(job::Column::Status.eq(s.as_str()));
-    }
-    if let Some(s) = session_id {
-        q = q.filter(job::Column::SessionId.eq(s));
-    }
-    if let Some(after) = page.after {
-        q = q.filter(job::Column::Id.lt(after));
-    }
-    let rows = q
-        .order_by_desc(job::Column::Id)
-        .limit(page.fetch())
-        .all(db)
-        .await?;
-    Ok(page.finish(rows, |j| j.id))
 }
 
 /// `s` cut to at most `max` bytes on a character boundary.

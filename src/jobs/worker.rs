@@ -3,17 +3,20 @@
 //! reaper every `reaper_interval_ms`. It runs inside `serve` (`worker_concurrency > 0`) and
 //! alone as `agentdesk worker`, so workers scale apart from API nodes.
 //!
-//! Wake-ups: a job enqueued on any node wakes idle workers at once (the bus); otherwise
-//! they poll every `job_poll_interval_ms`, which also picks up retries whose backoff ended
-//! and jobs whose lease lapsed.
+//! Wake-ups: a job enqueued (or re-driven) on any node wakes idle workers at once (the bus);
+//! otherwise they poll every `job_poll_interval_ms`, which also picks up retries whose backoff
+//! ended and jobs whose lease lapsed.
+//!
+//! What a job does, and what the reaper sweeps, come from the [`Registry`]; the worker
+//! knows only the queue.
 
 use std::{sync::Arc, time::Duration};
 
 use tokio::{sync::Semaphore, task::JoinHandle};
 use uuid::Uuid;
 
-use super::{handlers, queue};
-use crate::{app::AppState, domain::sessions, entity::job};
+use super::{JobContext, Registry, queue};
+use crate::entity::job;
 
 /// A running worker; dropping the handle does not stop it, [`Worker::shutdown`] does.
 pub struct Worker {
@@ -32,18 +35,30 @@ impl Worker {
     }
 }
 
-/// Starts a worker with `concurrency` job slots and the reaper.
-pub fn spawn(state: AppState, concurrency: u32) -> Worker {
+/// Starts a worker with `concurrency` job slots and the reaper, running the kinds and sweeps
+/// of `registry`.
+pub fn spawn(ctx: JobContext, registry: Registry, concurrency: u32) -> Worker {
     let id = format!("worker-{}", Uuid::now_v7().simple());
-    let claim_loop = tokio::spawn(claim_loop(state.clone(), id.clone(), concurrency));
-    let reaper = tokio::spawn(reaper_loop(state));
+    let registry = Arc::new(registry);
+    let claim_loop = tokio::spawn(claim_loop(
+        ctx.clone(),
+        registry.clone(),
+        id.clone(),
+        concurrency,
+    ));
+    let reaper = tokio::spawn(reaper_loop(ctx, registry));
     Worker {
         id,
         tasks: vec![claim_loop, reaper],
     }
 }
 
-async fn claim_loop(state: AppState, worker_id: String, concurrency: u32) {
+async fn claim_loop(
+    state: JobContext,
+    registry: Arc<Registry>,
+    worker_id: String,
+    concurrency: u32,
+) {
     let slots = Arc::new(Semaphore::new(concurrency as usize));
     let lease = Duration::from_secs(state.config.job_lease_s);
     let poll = Duration::from_millis(state.config.job_poll_interval_ms);
@@ -63,9 +78,9 @@ async fn claim_loop(state: AppState, worker_id: String, concurrency: u32) {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
-            let state = state.clone();
+            let (state, registry) = (state.clone(), registry.clone());
             running.spawn(async move {
-                run_one(&state, j, lease).await;
+                run_one(&state, &registry, j, lease).await;
                 drop(permit);
             });
         }
@@ -80,7 +95,7 @@ async fn claim_loop(state: AppState, worker_id: String, concurrency: u32) {
     }
 }
 
-async fn run_one(state: &AppState, claimed: job::Model, lease: Duration) {
+async fn run_one(state: &JobContext, registry: &Registry, claimed: job::Model, lease: Duration) {
     // The lease is extended every third of it, in the same task as the handler: if the
     // lease is lost (another worker claimed the job after our extensions failed), the
     // handler is dropped at its next await instead of racing the new owner, and nothing
@@ -100,7 +115,7 @@ async fn run_one(state: &AppState, claimed: job::Model, lease: Duration) {
         }
     };
     let span = tracing::info_span!("job", job_id = %claimed.id, kind = %claimed.kind, attempt = claimed.attempts);
-    let handler = tracing::Instrument::instrument(handlers::run(state, &claimed), span);
+    let handler = tracing::Instrument::instrument(registry.run(state, &claimed), span);
     let outcome = tokio::select! {
         outcome = handler => outcome,
         () = heartbeat => {
@@ -125,7 +140,7 @@ async fn run_one(state: &AppState, claimed: job::Model, lease: Duration) {
                     tracing::error!(job_id = %claimed.id, kind = %claimed.kind, "job dead-lettered");
                     let mut dead = claimed.clone();
                     dead.last_error = Some(message);
-                    if let Err(e) = handlers::on_dead(state, &dead).await {
+                    if let Err(e) = registry.on_dead(state, &dead).await {
                         tracing::error!(error = %e, job_id = %claimed.id, "dead-letter hook failed");
                     }
                     Ok(())
@@ -140,34 +155,31 @@ async fn run_one(state: &AppState, claimed: job::Model, lease: Duration) {
     }
 }
 
-async fn reaper_loop(state: AppState) {
+async fn reaper_loop(state: JobContext, registry: Arc<Registry>) {
     let mut tick = tokio::time::interval(Duration::from_millis(state.config.reaper_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = reap_once(&state).await {
+        if let Err(e) = reap_once(&state, &registry).await {
             tracing::warn!(error = %e, "reaper pass failed");
         }
     }
 }
 
-/// One reaper pass: dead-letter jobs whose last lease lapsed, stop expired sessions, expire
-/// unclaimed commands, delete expired idempotency keys, OIDC tickets and idle login-failure
-/// counters.
-pub async fn reap_once(state: &AppState) -> anyhow::Result<()> {
+/// One reaper pass: dead-letter jobs whose last lease lapsed (running their kind's
+/// dead-letter hook), then every sweep of the registry in order. A failing sweep is logged
+/// and does not stop the others. Errors: the queue could not be read.
+pub async fn reap_once(state: &JobContext, registry: &Registry) -> anyhow::Result<()> {
     for dead in queue::sweep_expired(&state.db).await? {
         tracing::error!(job_id = %dead.id, kind = %dead.kind, "job dead-lettered (lease lapsed on the last attempt)");
-        handlers::on_dead(state, &dead).await?;
+        if let Err(e) = registry.on_dead(state, &dead).await {
+            tracing::error!(error = %e, job_id = %dead.id, "dead-letter hook failed");
+        }
     }
-    sessions::reap(&state.db, &state.bus, &state.config).await?;
-    crate::domain::commands::expire(&state.db).await?;
-    crate::http::idempotency::purge_expired(&state.db).await?;
-    crate::domain::oidc::purge_tickets(&state.db).await?;
-    crate::domain::throttle::purge(
-        &state.db,
-        &state.config.login_throttle(),
-        chrono::Utc::now(),
-    )
-    .await?;
+    for (name, sweep) in registry.sweeps() {
+        if let Err(e) = sweep(state.clone()).await {
+            tracing::warn!(error = %e, sweep = name, "reaper sweep failed");
+        }
+    }
     Ok(())
 }

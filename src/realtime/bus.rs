@@ -1,19 +1,20 @@
 //! The event bus (ARCHITECTURE §6): ids only, never payloads.
 //!
 //! * SQLite (one node): an in-process `tokio::sync::broadcast`, fed after the writing
-//!   transaction commits ([`Bus::committed`]).
+//!   transaction commits.
 //! * PostgreSQL (many nodes): `NOTIFY agentdesk_events '<org>:<session>:<seq>:<e|s>'` issued
-//!   inside the writing transaction ([`Bus::stage`]), so it is delivered if and only if the
+//!   inside the writing transaction, so it is delivered if and only if the
 //!   transaction commits, in commit order. Each node keeps one `LISTEN` connection
 //!   ([`Bus::start_listener`]) and fans what it hears out in-process, its own writes included.
 //!   A lost listener connection is re-established and announced as [`BusMessage::Resync`], so
 //!   subscribers re-read the table instead of waiting for a wake-up that was lost.
 //!
-//! Job wake-ups travel the same way on channel `agentdesk_jobs`.
+//! Job wake-ups travel the same way on channel `agentdesk_jobs`. Writers publish only through
+//! [`Bus::commit`], which commits their transaction together with its [`Outbox`].
 
 use std::{sync::Arc, time::Duration};
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
@@ -76,8 +77,8 @@ pub enum BusMessage {
     Resync,
 }
 
-/// Notifications a transaction produces, handed to [`Bus::stage`] before its commit and to
-/// [`Bus::committed`] after.
+/// Notifications a transaction produces (the transactional outbox), published by
+/// [`Bus::commit`] with the transaction.
 #[derive(Debug, Default)]
 pub struct Outbox {
     /// Session event wake-ups.
@@ -117,9 +118,20 @@ impl Bus {
         self.jobs.notified().await;
     }
 
+    /// Commits `tx` together with its outbox — the one way writers publish (ARCHITECTURE §3,
+    /// "One outbox"): on PostgreSQL the NOTIFYs are issued inside `tx` (delivered if and only
+    /// if it commits, in commit order); on SQLite they are delivered in-process after the
+    /// commit. Errors: database errors (nothing is published then).
+    pub async fn commit(&self, tx: DatabaseTransaction, outbox: Outbox) -> Result<(), DbErr> {
+        self.stage(&tx, &outbox).await?;
+        tx.commit().await?;
+        self.committed(outbox);
+        Ok(())
+    }
+
     /// Inside the writing transaction: on PostgreSQL, issues the NOTIFYs (delivered on
     /// commit). Errors: database errors (the transaction should roll back).
-    pub async fn stage(&self, tx: &impl ConnectionTrait, outbox: &Outbox) -> Result<(), DbErr> {
+    async fn stage(&self, tx: &impl ConnectionTrait, outbox: &Outbox) -> Result<(), DbErr> {
         if self.backend != DbBackend::Postgres {
             return Ok(());
         }
@@ -143,7 +155,7 @@ impl Bus {
     }
 
     /// After the commit: on SQLite, delivers in-process (PostgreSQL delivers through LISTEN).
-    pub fn committed(&self, outbox: Outbox) {
+    fn committed(&self, outbox: Outbox) {
         if self.backend == DbBackend::Postgres {
             return;
         }

@@ -1,0 +1,60 @@
+//! [`AppState`]: what the request handlers of one node share — the database, the enforcer,
+//! the token keys, the bus and feeds, the desktop runtime, the SSO client, the API-key cache
+//! and the configuration. A leaf: it names no layer above it (no `api`, `app`, `http`);
+//! middlewares get what they need when they are built, and background work gets the narrow
+//! [`JobContext`] ([`AppState::jobs`]), not this.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    auth::{api_keys::KeyCache, principal::Authenticator, rbac::Rbac, tokens::Keyring},
+    config::Config,
+    domain::oidc::Oidc,
+    jobs::JobContext,
+    realtime::{bus::Bus, feed::Feeds},
+    runtime::DesktopRuntime,
+};
+
+/// Everything a request handler may need; cheap to clone. Handlers take it as
+/// `Data<&AppState>`.
+#[derive(Clone)]
+pub struct AppState {
+    /// The connection pool.
+    pub db: DatabaseConnection,
+    /// The casbin enforcer.
+    pub rbac: Rbac,
+    /// Access-token keys (issuing; verification happens once per request in the principal
+    /// middleware).
+    pub keyring: Arc<Keyring>,
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// The event bus (in-process, or PostgreSQL LISTEN/NOTIFY).
+    pub bus: Bus,
+    /// Per-session event feeds for SSE subscribers.
+    pub feeds: Feeds,
+    /// The desktop driver.
+    pub runtime: Arc<dyn DesktopRuntime>,
+    /// The OpenID Connect providers for single sign-on.
+    pub oidc: Arc<Oidc>,
+    /// Verified API keys, per node (revocation evicts).
+    pub api_keys: Arc<KeyCache>,
+}
+
+impl AppState {
+    /// The narrow context background jobs run with.
+    pub fn jobs(&self) -> JobContext {
+        JobContext {
+            db: self.db.clone(),
+            bus: self.bus.clone(),
+            runtime: self.runtime.clone(),
+            config: self.config.clone(),
+        }
+    }
+
+    /// The node's credential verifier (for the principal middleware).
+    pub fn authenticator(&self) -> Authenticator {
+        Authenticator::new(self.db.clone(), self.keyring.clone(), self.api_keys.clone())
+    }
+}
