@@ -93,7 +93,7 @@ async fn fail_lost_desktops(state: &AppState) -> anyhow::Result<()> {
         let Some(s) = sessions::find(&state.db, id).await? else {
             continue;
         };
-        if sessions::status_of(&s).ok() != Some(Status::Running) {
+        if Some(s.status) != Some(Status::Running) {
             continue;
         }
         let step = sessions::fail_step(&s, "desktop lost: the server stopped unexpectedly");

@@ -18,7 +18,7 @@ use crate::{
     api_errors,
     auth::rbac,
     domain::{
-        commands::{self, CommandKind},
+        commands::{self, CommandKind, CommandStatus},
         page::PageRequest,
     },
     entity::command,
@@ -70,9 +70,9 @@ impl From<CommandKindName> for CommandKind {
     }
 }
 
-impl CommandKindName {
-    fn parse(s: &str) -> Self {
-        match CommandKind::parse(s).unwrap_or(CommandKind::Screenshot) {
+impl From<CommandKind> for CommandKindName {
+    fn from(k: CommandKind) -> Self {
+        match k {
             CommandKind::Screenshot => Self::Screenshot,
             CommandKind::Click => Self::Click,
             CommandKind::Move => Self::Move,
@@ -105,15 +105,15 @@ pub enum CommandStatusName {
     Expired,
 }
 
-impl CommandStatusName {
-    fn parse(s: &str) -> Self {
+impl From<CommandStatus> for CommandStatusName {
+    fn from(s: CommandStatus) -> Self {
         match s {
-            "queued" => Self::Queued,
-            "dispatched" => Self::Dispatched,
-            "succeeded" => Self::Succeeded,
-            "failed" => Self::Failed,
-            "cancelled" => Self::Cancelled,
-            _ => Self::Expired,
+            CommandStatus::Queued => Self::Queued,
+            CommandStatus::Dispatched => Self::Dispatched,
+            CommandStatus::Succeeded => Self::Succeeded,
+            CommandStatus::Failed => Self::Failed,
+            CommandStatus::Cancelled => Self::Cancelled,
+            CommandStatus::Expired => Self::Expired,
         }
     }
 }
@@ -155,9 +155,9 @@ impl From<command::Model> for CommandOut {
         Self {
             id: c.id,
             session_id: c.session_id,
-            kind: CommandKindName::parse(&c.kind),
+            kind: c.kind.into(),
             args: to_object(c.args),
-            status: CommandStatusName::parse(&c.status),
+            status: c.status.into(),
             output: c.output,
             error: c.error,
             created_by: c.created_by,

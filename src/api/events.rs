@@ -53,26 +53,28 @@ pub enum EventKind {
     Status,
 }
 
-impl EventKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Action => "action",
-            Self::Screenshot => "screenshot",
-            Self::Result => "result",
-            Self::Message => "message",
-            Self::Log => "log",
-            Self::Status => "status",
+impl From<events::EventKind> for EventKind {
+    fn from(k: events::EventKind) -> Self {
+        match k {
+            events::EventKind::Action => Self::Action,
+            events::EventKind::Screenshot => Self::Screenshot,
+            events::EventKind::Result => Self::Result,
+            events::EventKind::Message => Self::Message,
+            events::EventKind::Log => Self::Log,
+            events::EventKind::Status => Self::Status,
         }
     }
+}
 
-    fn parse(s: &str) -> Self {
-        match s {
-            "action" => Self::Action,
-            "screenshot" => Self::Screenshot,
-            "result" => Self::Result,
-            "message" => Self::Message,
-            "status" => Self::Status,
-            _ => Self::Log,
+impl From<EventKind> for events::EventKind {
+    fn from(k: EventKind) -> Self {
+        match k {
+            EventKind::Action => Self::Action,
+            EventKind::Screenshot => Self::Screenshot,
+            EventKind::Result => Self::Result,
+            EventKind::Message => Self::Message,
+            EventKind::Log => Self::Log,
+            EventKind::Status => Self::Status,
         }
     }
 }
@@ -95,7 +97,7 @@ impl From<session_event::Model> for EventOut {
     fn from(e: session_event::Model) -> Self {
         Self {
             seq: e.seq,
-            kind: EventKind::parse(&e.kind),
+            kind: e.kind.into(),
             payload: to_object(e.payload),
             created_at: e.created_at,
         }
@@ -118,14 +120,14 @@ pub enum ClientEventKind {
     Log,
 }
 
-impl ClientEventKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Action => "action",
-            Self::Screenshot => "screenshot",
-            Self::Result => "result",
-            Self::Message => "message",
-            Self::Log => "log",
+impl From<ClientEventKind> for events::EventKind {
+    fn from(k: ClientEventKind) -> Self {
+        match k {
+            ClientEventKind::Action => Self::Action,
+            ClientEventKind::Screenshot => Self::Screenshot,
+            ClientEventKind::Result => Self::Result,
+            ClientEventKind::Message => Self::Message,
+            ClientEventKind::Log => Self::Log,
         }
     }
 }
@@ -311,7 +313,7 @@ impl EventsApi {
             .events
             .into_iter()
             .map(|e| NewEvent {
-                kind: e.kind.as_str().to_owned(),
+                kind: e.kind.into(),
                 payload: serde_json::Value::Object(e.payload.into_iter().collect()),
             })
             .collect();
@@ -372,7 +374,7 @@ impl EventsApi {
             session_id.0,
             after,
             limit,
-            kind.0.map(EventKind::as_str),
+            kind.0.map(Into::into),
         )
         .await?;
         let next_after_seq = rows.last().map(|e| e.seq).unwrap_or(after);
@@ -439,7 +441,7 @@ impl EventsApi {
             return Err(bad_param("after_seq", "must be 0 or more").into());
         }
         let s = sessions::get(&state.db, a.org_id, session_id.0).await?;
-        let done = sessions::status_of(&s)?.is_final() && after >= s.last_seq;
+        let done = s.status.is_final() && after >= s.last_seq;
         let (tx, rx) = mpsc::channel::<EventOut>(64);
         if !done {
             let mut follower = state
@@ -486,7 +488,7 @@ impl EventsApi {
                 .to_event(|e: EventOut| {
                     let data = sse_data(&e);
                     poem::web::sse::Event::message(data)
-                        .event_type(e.kind.as_str())
+                        .event_type(events::EventKind::from(e.kind).as_str())
                         .id(e.seq.to_string())
                 }),
         ))
@@ -545,7 +547,7 @@ impl EventsApi {
                         .one(&state.db)
                         .await;
                         let Ok(Some(row)) = row else { continue };
-                        if row.org_id != org || row.kind != "status" {
+                        if row.org_id != org || row.kind != events::EventKind::Status {
                             continue;
                         }
                         let status_of = |k: &str| {

@@ -45,12 +45,14 @@ impl From<JobStatusName> for JobStatus {
     }
 }
 
-fn parse_status(s: &str) -> JobStatusName {
-    match s {
-        "pending" => JobStatusName::Pending,
-        "running" => JobStatusName::Running,
-        "succeeded" => JobStatusName::Succeeded,
-        _ => JobStatusName::Dead,
+impl From<JobStatus> for JobStatusName {
+    fn from(s: JobStatus) -> Self {
+        match s {
+            JobStatus::Pending => Self::Pending,
+            JobStatus::Running => Self::Running,
+            JobStatus::Succeeded => Self::Succeeded,
+            JobStatus::Dead => Self::Dead,
+        }
     }
 }
 
@@ -89,7 +91,7 @@ impl From<job::Model> for JobOut {
         Self {
             id: j.id,
             kind: j.kind,
-            status: parse_status(&j.status),
+            status: j.status.into(),
             session_id: j.session_id,
             attempts: j.attempts,
             max_attempts: j.max_attempts,

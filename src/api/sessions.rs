@@ -141,7 +141,7 @@ impl From<session::Model> for SessionOut {
             id: s.id,
             org_id: s.org_id,
             agent_id: s.agent_id,
-            status: Status::parse(&s.status).unwrap_or(Status::Failed).into(),
+            status: s.status.into(),
             status_reason: s.status_reason,
             timeout_s: s.timeout_s,
             max_duration_s: s.max_duration_s,

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::{
     audit::{self, AuditCtx, Event},
-    events::{self, NewEvent},
+    events::{self, EventKind, NewEvent},
     page::{Page, PageRequest},
     sessions::{self, Status},
 };
@@ -32,63 +32,9 @@ use crate::{
     realtime::bus::{Bus, BusMessage, Outbox},
 };
 
-/// A command kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CommandKind {
-    /// Capture the screen. Args: none.
-    Screenshot,
-    /// Click. Args: `x`, `y` (pixels), optional `button` (`left`, `middle`, `right`).
-    Click,
-    /// Move the pointer. Args: `x`, `y`.
-    Move,
-    /// Scroll. Args: `x`, `y`, `dx`, `dy` (wheel steps).
-    Scroll,
-    /// Type text. Args: `text`.
-    Type,
-    /// Press a key chord. Args: `keys` (e.g. `ctrl+c`).
-    Key,
-    /// Set the clipboard. Args: `text`.
-    ClipboardSet,
-    /// Run a shell command. Args: `command`.
-    Shell,
-    /// Open a URL in the browser. Args: `url` (http or https).
-    OpenUrl,
-}
+pub use crate::entity::command::{Kind as CommandKind, Status as CommandStatus};
 
 impl CommandKind {
-    /// Every kind.
-    pub const ALL: [CommandKind; 9] = [
-        Self::Screenshot,
-        Self::Click,
-        Self::Move,
-        Self::Scroll,
-        Self::Type,
-        Self::Key,
-        Self::ClipboardSet,
-        Self::Shell,
-        Self::OpenUrl,
-    ];
-
-    /// The stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Screenshot => "screenshot",
-            Self::Click => "click",
-            Self::Move => "move",
-            Self::Scroll => "scroll",
-            Self::Type => "type",
-            Self::Key => "key",
-            Self::ClipboardSet => "clipboard_set",
-            Self::Shell => "shell",
-            Self::OpenUrl => "open_url",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
     /// The agent capability the kind needs.
     pub fn capability(self) -> &'static str {
         match self {
@@ -164,37 +110,6 @@ impl CommandKind {
     }
 }
 
-/// A command's status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CommandStatus {
-    /// Waiting for an executor.
-    Queued,
-    /// Claimed by an executor.
-    Dispatched,
-    /// Done.
-    Succeeded,
-    /// The executor reported failure.
-    Failed,
-    /// The session wound down first.
-    Cancelled,
-    /// Not claimed in time.
-    Expired,
-}
-
-impl CommandStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Dispatched => "dispatched",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-            Self::Expired => "expired",
-        }
-    }
-}
-
 /// Creates a command for a running session of `org_id`: checks the kind's capability
 /// against the agent's casbin rules, then queues it and appends its `action` event in one
 /// transaction. Errors: 404; 422 for bad args; 409 `session_not_running`; 403
@@ -217,7 +132,7 @@ pub async fn create(
     // before this check or waits for this command to be queued and then cancels it.
     sessions::take_seqs(&tx, org_id, session_id, 0).await?;
     let s = sessions::get(&tx, org_id, session_id).await?;
-    let status = sessions::status_of(&s)?;
+    let status = s.status;
     if status != Status::Running {
         return Err(AppError::SessionState {
             code: "session_not_running",
@@ -269,9 +184,9 @@ pub async fn create(
         id,
         org_id,
         session_id,
-        kind: kind.as_str().into(),
+        kind,
         args: args.clone(),
-        status: CommandStatus::Queued.as_str().into(),
+        status: CommandStatus::Queued,
         output: None,
         error: None,
         created_by: ctx.user_id(),
@@ -291,7 +206,7 @@ pub async fn create(
         org_id,
         session_id,
         vec![NewEvent {
-            kind: "action".into(),
+            kind: EventKind::Action,
             payload: json!({ "command_id": id, "kind": kind.as_str(), "args": args }),
         }],
         &mut outbox,
@@ -317,14 +232,14 @@ pub async fn claim(
     let mut rx = bus.subscribe();
     loop {
         let s = sessions::get(db, org_id, session_id).await?;
-        let status = sessions::status_of(&s)?;
+        let status = s.status;
         if status.is_final() || status == Status::Stopping {
             return Err(sessions::not_live(status));
         }
         let now = Utc::now();
         let candidates = command::Entity::find()
             .filter(command::Column::SessionId.eq(session_id))
-            .filter(command::Column::Status.eq(CommandStatus::Queued.as_str()))
+            .filter(command::Column::Status.eq(CommandStatus::Queued))
             .filter(command::Column::ExpiresAt.gt(now))
             .order_by_asc(command::Column::Id)
             .limit(5)
@@ -334,12 +249,12 @@ pub async fn claim(
             let won = command::Entity::update_many()
                 .col_expr(
                     command::Column::Status,
-                    Expr::value(CommandStatus::Dispatched.as_str()),
+                    Expr::value(CommandStatus::Dispatched),
                 )
                 .col_expr(command::Column::DispatchedAt, Expr::value(now))
                 .col_expr(command::Column::UpdatedAt, Expr::value(now))
                 .filter(command::Column::Id.eq(c.id))
-                .filter(command::Column::Status.eq(CommandStatus::Queued.as_str()))
+                .filter(command::Column::Status.eq(CommandStatus::Queued))
                 .exec(db)
                 .await?
                 .rows_affected
@@ -382,13 +297,13 @@ pub async fn complete(
         CommandStatus::Failed
     };
     let changed = command::Entity::update_many()
-        .col_expr(command::Column::Status, Expr::value(status.as_str()))
+        .col_expr(command::Column::Status, Expr::value(status))
         .col_expr(command::Column::Output, Expr::value(output.clone()))
         .col_expr(command::Column::Error, Expr::value(error.clone()))
         .col_expr(command::Column::CompletedAt, Expr::value(now))
         .col_expr(command::Column::UpdatedAt, Expr::value(now))
         .filter(command::Column::Id.eq(c.id))
-        .filter(command::Column::Status.eq(CommandStatus::Dispatched.as_str()))
+        .filter(command::Column::Status.eq(CommandStatus::Dispatched))
         .exec(&tx)
         .await?
         .rows_affected;
@@ -407,10 +322,10 @@ pub async fn complete(
         org_id,
         session_id,
         vec![NewEvent {
-            kind: "result".into(),
+            kind: EventKind::Result,
             payload: json!({
                 "command_id": c.id,
-                "kind": c.kind,
+                "kind": c.kind.as_str(),
                 "status": status.as_str(),
                 "output": output,
                 "error": error,
@@ -467,15 +382,12 @@ pub async fn cancel_open(tx: &impl ConnectionTrait, session_id: Uuid) -> AppResu
     Ok(command::Entity::update_many()
         .col_expr(
             command::Column::Status,
-            Expr::value(CommandStatus::Cancelled.as_str()),
+            Expr::value(CommandStatus::Cancelled),
         )
         .col_expr(command::Column::CompletedAt, Expr::value(now))
         .col_expr(command::Column::UpdatedAt, Expr::value(now))
         .filter(command::Column::SessionId.eq(session_id))
-        .filter(command::Column::Status.is_in([
-            CommandStatus::Queued.as_str(),
-            CommandStatus::Dispatched.as_str(),
-        ]))
+        .filter(command::Column::Status.is_in([CommandStatus::Queued, CommandStatus::Dispatched]))
         .exec(tx)
         .await?
         .rows_affected)
@@ -485,13 +397,10 @@ pub async fn cancel_open(tx: &impl ConnectionTrait, session_id: Uuid) -> AppResu
 pub async fn expire(db: &impl ConnectionTrait) -> AppResult<u64> {
     let now = Utc::now();
     Ok(command::Entity::update_many()
-        .col_expr(
-            command::Column::Status,
-            Expr::value(CommandStatus::Expired.as_str()),
-        )
+        .col_expr(command::Column::Status, Expr::value(CommandStatus::Expired))
         .col_expr(command::Column::CompletedAt, Expr::value(now))
         .col_expr(command::Column::UpdatedAt, Expr::value(now))
-        .filter(command::Column::Status.eq(CommandStatus::Queued.as_str()))
+        .filter(command::Column::Status.eq(CommandStatus::Queued))
         .filter(command::Column::ExpiresAt.lte(now))
         .exec(db)
         .await?
@@ -504,7 +413,7 @@ mod tests {
 
     #[test]
     fn every_kind_maps_to_a_catalog_capability() {
-        for k in CommandKind::ALL {
+        for &k in CommandKind::ALL {
             assert!(rbac::is_capability(k.capability()), "{k:?}");
             assert_eq!(CommandKind::parse(k.as_str()), Some(k));
         }

@@ -24,14 +24,22 @@ use crate::{
 /// Most events per `events.append` call.
 pub const MAX_BATCH: usize = 500;
 
+pub use crate::entity::session_event::Kind as EventKind;
+
 /// Kinds a client may append (`status` is written by the server only).
-pub const CLIENT_KINDS: [&str; 5] = ["action", "screenshot", "result", "message", "log"];
+pub const CLIENT_KINDS: [EventKind; 5] = [
+    EventKind::Action,
+    EventKind::Screenshot,
+    EventKind::Result,
+    EventKind::Message,
+    EventKind::Log,
+];
 
 /// One event to append.
 #[derive(Clone, Debug)]
 pub struct NewEvent {
-    /// One of [`CLIENT_KINDS`] (or `status`/`action`/`result` when written by the server).
-    pub kind: String,
+    /// One of [`CLIENT_KINDS`] (or `status` when written by the server).
+    pub kind: EventKind,
     /// A JSON object.
     pub payload: Value,
 }
@@ -47,12 +55,13 @@ pub fn validate_batch(events: &[NewEvent], payload_max: u64) -> AppResult<()> {
     }
     let mut errors = Vec::new();
     for (i, e) in events.iter().enumerate() {
-        if !CLIENT_KINDS.contains(&e.kind.as_str()) {
+        if !CLIENT_KINDS.contains(&e.kind) {
+            let names: Vec<&str> = CLIENT_KINDS.iter().map(|k| k.as_str()).collect();
             errors.push(FieldError::new(
                 format!("events[{i}].kind"),
                 format!(
                     "must be one of {} (`status` is written by the server)",
-                    CLIENT_KINDS.join(", ")
+                    names.join(", ")
                 ),
             ));
         }
@@ -87,7 +96,7 @@ pub async fn append_in_tx(
     let n = events.len() as i64;
     let Some(last) = sessions::take_seqs(tx, org_id, session_id, n).await? else {
         let s = sessions::get(tx, org_id, session_id).await?;
-        return Err(sessions::not_live(sessions::status_of(&s)?));
+        return Err(sessions::not_live(s.status));
     };
     let first = last - n + 1;
     let now = Utc::now();
@@ -163,7 +172,7 @@ pub async fn list(
     session_id: Uuid,
     after_seq: i64,
     limit: u32,
-    kind: Option<&str>,
+    kind: Option<EventKind>,
 ) -> AppResult<(Vec<session_event::Model>, bool)> {
     sessions::get(db, org_id, session_id).await?;
     let mut q = session_event::Entity::find()
@@ -184,7 +193,7 @@ pub async fn list(
 
 /// Whether the `status` event `e` ends the session's log (`stopped` or `failed`).
 pub fn is_final_status(e: &session_event::Model) -> bool {
-    e.kind == "status"
+    e.kind == EventKind::Status
         && e.payload
             .get("status")
             .and_then(Value::as_str)
@@ -199,7 +208,7 @@ mod tests {
 
     fn ev(kind: &str, payload: Value) -> NewEvent {
         NewEvent {
-            kind: kind.into(),
+            kind: EventKind::parse(kind).unwrap(),
             payload,
         }
     }

@@ -74,7 +74,7 @@ pub async fn list(
 ) -> AppResult<Page<job::Model>> {
     let mut q = job::Entity::find().filter(job::Column::OrgId.eq(org_id));
     if let Some(s) = status {
-        q = q.filter(job::Column::Status.eq(s.as_str()));
+        q = q.filter(job::Column::Status.eq(s));
     }
     if let Some(s) = session_id {
         q = q.filter(job::Column::SessionId.eq(s));
@@ -105,10 +105,7 @@ pub async fn retry(
     let tx = super::begin_write(db).await?;
     let now = Utc::now();
     let updated = job::Entity::update_many()
-        .col_expr(
-            job::Column::Status,
-            Expr::value(JobStatus::Pending.as_str()),
-        )
+        .col_expr(job::Column::Status, Expr::value(JobStatus::Pending))
         .col_expr(job::Column::Attempts, Expr::value(0))
         .col_expr(job::Column::RunAt, Expr::value(now))
         .col_expr(
@@ -119,7 +116,7 @@ pub async fn retry(
         .col_expr(job::Column::UpdatedAt, Expr::value(now))
         .filter(job::Column::Id.eq(job_id))
         .filter(job::Column::OrgId.eq(org_id))
-        .filter(job::Column::Status.eq(JobStatus::Dead.as_str()))
+        .filter(job::Column::Status.eq(JobStatus::Dead))
         .exec_with_returning(&tx)
         .await?;
     let Some(row) = updated.into_iter().next() else {

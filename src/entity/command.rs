@@ -2,6 +2,49 @@
 
 use sea_orm::entity::prelude::*;
 
+super::stored_enum! {
+    /// What a command asks of the desktop (`commands.kind`); arguments and capabilities per
+    /// kind are `domain::commands`.
+    pub enum Kind {
+        /// Capture the screen.
+        Screenshot = "screenshot",
+        /// Click at `x`, `y` (pixels).
+        Click = "click",
+        /// Move the pointer to `x`, `y`.
+        Move = "move",
+        /// Scroll at `x`, `y` by `dx`, `dy` wheel steps.
+        Scroll = "scroll",
+        /// Type `text`.
+        Type = "type",
+        /// Press a key chord `keys`.
+        Key = "key",
+        /// Set the clipboard to `text`.
+        ClipboardSet = "clipboard_set",
+        /// Run a shell `command`.
+        Shell = "shell",
+        /// Open `url` in the browser.
+        OpenUrl = "open_url",
+    }
+}
+
+super::stored_enum! {
+    /// A command's state (`commands.status`).
+    pub enum Status {
+        /// Waiting for an executor.
+        Queued = "queued",
+        /// Claimed by an executor.
+        Dispatched = "dispatched",
+        /// Done.
+        Succeeded = "succeeded",
+        /// The executor reported failure.
+        Failed = "failed",
+        /// The session wound down first.
+        Cancelled = "cancelled",
+        /// Not claimed in time.
+        Expired = "expired",
+    }
+}
+
 /// A command row.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "commands")]
@@ -13,12 +56,12 @@ pub struct Model {
     pub org_id: Uuid,
     /// The session it is for.
     pub session_id: Uuid,
-    /// `screenshot`, `click`, `move`, `scroll`, `type`, `key`, `clipboard_set`, `shell`, `open_url`.
-    pub kind: String,
+    /// What it asks of the desktop.
+    pub kind: Kind,
     /// Kind-specific arguments (JSON object).
     pub args: Json,
-    /// `queued`, `dispatched`, `succeeded`, `failed`, `cancelled` or `expired`.
-    pub status: String,
+    /// Its state.
+    pub status: Status,
     /// The executor's output, once finished.
     pub output: Option<Json>,
     /// The executor's error message, when failed.

@@ -2,6 +2,20 @@
 
 use sea_orm::entity::prelude::*;
 
+super::stored_enum! {
+    /// A job's state (`jobs.status`).
+    pub enum Status {
+        /// Waiting for `run_at`.
+        Pending = "pending",
+        /// Claimed under a lease.
+        Running = "running",
+        /// Done.
+        Succeeded = "succeeded",
+        /// Dead-lettered after `max_attempts`; re-drivable.
+        Dead = "dead",
+    }
+}
+
 /// A job row.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "jobs")]
@@ -13,12 +27,12 @@ pub struct Model {
     pub org_id: Option<Uuid>,
     /// The session it works for, if any (it goes `failed` when the job dies).
     pub session_id: Option<Uuid>,
-    /// Handler name, e.g. `session.provision`.
+    /// The job kind (`BackgroundJob::KIND`), e.g. `session.provision`.
     pub kind: String,
     /// Handler input (JSON object).
     pub payload: Json,
-    /// `pending`, `running`, `succeeded` or `dead`.
-    pub status: String,
+    /// Its state.
+    pub status: Status,
     /// Claims so far (a claim counts as an attempt).
     pub attempts: i32,
     /// After this many failed attempts the job is dead.

@@ -3,6 +3,25 @@
 
 use sea_orm::entity::prelude::*;
 
+super::stored_enum! {
+    /// A session's lifecycle state (`sessions.status`); the transitions between them are
+    /// `domain::sessions::state`.
+    pub enum Status {
+        /// Accepted; the provision job is queued.
+        Pending = "pending",
+        /// The desktop is being started.
+        Provisioning = "provisioning",
+        /// The desktop is up; the agent works.
+        Running = "running",
+        /// Winding down; the desktop is being released.
+        Stopping = "stopping",
+        /// Ended normally (final).
+        Stopped = "stopped",
+        /// Ended by an error (final); `status_reason` says why.
+        Failed = "failed",
+    }
+}
+
 /// A session row.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "sessions")]
@@ -16,8 +35,8 @@ pub struct Model {
     pub agent_id: Uuid,
     /// The user who started it.
     pub created_by: Option<Uuid>,
-    /// `pending`, `provisioning`, `running`, `stopping`, `stopped` or `failed`.
-    pub status: String,
+    /// The lifecycle state.
+    pub status: Status,
     /// Why it stopped or failed (`stop_requested`, `idle_timeout`, an error message).
     pub status_reason: Option<String>,
     /// +1 on every status change.

@@ -3,6 +3,24 @@
 
 use sea_orm::entity::prelude::*;
 
+super::stored_enum! {
+    /// What an event records (`session_events.kind`).
+    pub enum Kind {
+        /// Something the agent did (accepted commands too).
+        Action = "action",
+        /// A screenshot.
+        Screenshot = "screenshot",
+        /// An outcome (command results too).
+        Result = "result",
+        /// Chat between the agent and people.
+        Message = "message",
+        /// Diagnostics.
+        Log = "log",
+        /// A lifecycle change (server only).
+        Status = "status",
+    }
+}
+
 /// One event.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "session_events")]
@@ -15,8 +33,8 @@ pub struct Model {
     pub seq: i64,
     /// The session's organization (denormalised for tenant filtering).
     pub org_id: Uuid,
-    /// `action`, `screenshot`, `result`, `message`, `log` or `status`.
-    pub kind: String,
+    /// What it records.
+    pub kind: Kind,
     /// A JSON object.
     pub payload: Json,
     /// When it was appended (UTC).

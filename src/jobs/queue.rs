@@ -23,30 +23,7 @@ use uuid::Uuid;
 
 use crate::{entity::job, realtime::bus::Outbox};
 
-/// Job status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JobStatus {
-    /// Waiting for `run_at`.
-    Pending,
-    /// Claimed under a lease.
-    Running,
-    /// Done.
-    Succeeded,
-    /// Dead-lettered after `max_attempts`; re-drivable.
-    Dead,
-}
-
-impl JobStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Dead => "dead",
-        }
-    }
-}
+pub use crate::entity::job::Status as JobStatus;
 
 /// A job to enqueue.
 #[derive(Clone, Debug)]
@@ -77,7 +54,7 @@ pub async fn enqueue(
         session_id: Set(job.session_id),
         kind: Set(job.kind.to_owned()),
         payload: Set(job.payload),
-        status: Set(JobStatus::Pending.as_str().to_owned()),
+        status: Set(JobStatus::Pending),
         attempts: Set(0),
         max_attempts: Set(max_attempts.min(i32::MAX as u32) as i32),
         run_at: Set(now),
@@ -152,7 +129,7 @@ fn fenced(
     claimed: &job::Model,
 ) -> sea_orm::UpdateMany<job::Entity> {
     q.filter(job::Column::Id.eq(claimed.id))
-        .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .filter(job::Column::Status.eq(JobStatus::Running))
         .filter(job::Column::LockedBy.eq(claimed.locked_by.clone()))
         .filter(job::Column::Attempts.eq(claimed.attempts))
 }
@@ -172,10 +149,7 @@ pub async fn extend_lease(
 /// Marks a held job succeeded. `Ok(false)` when the claim was lost. Errors: database errors.
 pub async fn complete(db: &impl ConnectionTrait, claimed: &job::Model) -> Result<bool, DbErr> {
     let q = job::Entity::update_many()
-        .col_expr(
-            job::Column::Status,
-            Expr::value(JobStatus::Succeeded.as_str()),
-        )
+        .col_expr(job::Column::Status, Expr::value(JobStatus::Succeeded))
         .col_expr(
             job::Column::LeaseUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
@@ -225,14 +199,11 @@ pub async fn fail(
         .col_expr(job::Column::UpdatedAt, Expr::value(now));
     let run_at = now + chrono::Duration::from_std(retry_in).unwrap_or_default();
     q = if dead {
-        q.col_expr(job::Column::Status, Expr::value(JobStatus::Dead.as_str()))
+        q.col_expr(job::Column::Status, Expr::value(JobStatus::Dead))
             .col_expr(job::Column::DeadAt, Expr::value(now))
     } else {
-        q.col_expr(
-            job::Column::Status,
-            Expr::value(JobStatus::Pending.as_str()),
-        )
-        .col_expr(job::Column::RunAt, Expr::value(run_at))
+        q.col_expr(job::Column::Status, Expr::value(JobStatus::Pending))
+            .col_expr(job::Column::RunAt, Expr::value(run_at))
     };
     if fenced(q, claimed).exec(db).await?.rows_affected != 1 {
         return Ok(Failed::LostClaim);
@@ -249,7 +220,7 @@ pub async fn fail(
 pub async fn sweep_expired(db: &impl ConnectionTrait) -> Result<Vec<job::Model>, DbErr> {
     let now = Utc::now();
     let expired = job::Entity::find()
-        .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .filter(job::Column::Status.eq(JobStatus::Running))
         .filter(job::Column::LeaseUntil.lt(now))
         .filter(sea_orm::sea_query::ExprTrait::gte(
             Expr::col(job::Column::Attempts),
@@ -261,7 +232,7 @@ pub async fn sweep_expired(db: &impl ConnectionTrait) -> Result<Vec<job::Model>,
     let mut dead = Vec::new();
     for j in expired {
         let q = job::Entity::update_many()
-            .col_expr(job::Column::Status, Expr::value(JobStatus::Dead.as_str()))
+            .col_expr(job::Column::Status, Expr::value(JobStatus::Dead))
             .col_expr(job::Column::DeadAt, Expr::value(now))
             .col_expr(
                 job::Column::LastError,

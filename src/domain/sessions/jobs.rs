@@ -18,7 +18,6 @@ use uuid::Uuid;
 use super::{
     lifecycle::{Step, fail_step, transition_now},
     state::Status,
-    store::status_of,
 };
 use crate::{
     entity::{job, session},
@@ -77,7 +76,7 @@ async fn load(ctx: &JobContext, id: Uuid) -> anyhow::Result<Option<(session::Mod
     let Some(s) = super::store::find(&ctx.db, id).await? else {
         return Ok(None);
     };
-    let status = status_of(&s)?;
+    let status = s.status;
     Ok(Some((s, status)))
 }
 

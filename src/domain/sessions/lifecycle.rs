@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::{
     jobs::{ProvisionSession, ReleaseDesktop, StopSession},
     state::{Status, check_transition, expiry_reason, invalid_transition},
-    store::{advisory_lock, get, live_names, status_of},
+    store::{advisory_lock, get},
 };
 use crate::{
     config::Config,
@@ -75,7 +75,7 @@ pub async fn transition(
         .one(tx)
         .await?
         .ok_or(AppError::NotFound("session"))?;
-    let from = status_of(&current)?;
+    let from = current.status;
     check_transition(from, step.to).map_err(|(f, t)| invalid_transition(f, t))?;
     let now = Utc::now();
     let mut q = session::Entity::update_many()
@@ -119,7 +119,7 @@ pub async fn transition(
         session_id: Set(session_id),
         seq: Set(updated.last_seq),
         org_id: Set(updated.org_id),
-        kind: Set("status".into()),
+        kind: Set(session_event::Kind::Status),
         payload: Set(json!({
             "status": step.to.as_str(),
             "previous_status": from.as_str(),
@@ -248,7 +248,7 @@ pub async fn create(
         .ok_or_else(|| AppError::field("agent_id", "no such agent in this organization"))?;
     let live = session::Entity::find()
         .filter(session::Column::OrgId.eq(org_id))
-        .filter(session::Column::Status.is_in(live_names()))
+        .filter(session::Column::Status.is_in(Status::LIVE))
         .count(&tx)
         .await?;
     let limit = u64::from(config.max_live_sessions_per_org);
@@ -272,7 +272,7 @@ pub async fn create(
         org_id,
         agent_id: agent.id,
         created_by: ctx.user_id(),
-        status: Status::Pending.as_str().into(),
+        status: Status::Pending,
         status_reason: None,
         version: 1,
         timeout_s,
@@ -296,7 +296,7 @@ pub async fn create(
         session_id: Set(id),
         seq: Set(1),
         org_id: Set(org_id),
-        kind: Set("status".into()),
+        kind: Set(session_event::Kind::Status),
         payload: Set(json!({ "status": "pending", "previous_status": null, "reason": null })),
         created_at: Set(now),
     })
@@ -381,7 +381,7 @@ pub async fn reap(db: &DatabaseConnection, bus: &Bus, config: &Config) -> AppRes
     let mut after: Option<Uuid> = None;
     // Every live session, a page at a time, so none is starved however many there are.
     loop {
-        let mut q = session::Entity::find().filter(session::Column::Status.is_in(live_names()));
+        let mut q = session::Entity::find().filter(session::Column::Status.is_in(Status::LIVE));
         if let Some(a) = after {
             q = q.filter(session::Column::Id.gt(a));
         }
@@ -398,7 +398,7 @@ pub async fn reap(db: &DatabaseConnection, bus: &Bus, config: &Config) -> AppRes
             let Some(reason) = expiry_reason(&s, now) else {
                 continue;
             };
-            let step = if s.status == Status::Stopping.as_str() {
+            let step = if s.status == Status::Stopping {
                 if reason != "max_duration" {
                     continue;
                 }

@@ -18,4 +18,4 @@ pub use lifecycle::{
 };
 pub use state::{Status, check_transition, expiry_reason, invalid_transition, not_live};
 pub(crate) use store::take_seqs;
-pub use store::{agent_has_live_sessions, find, get, list, org_has_live_work, status_of};
+pub use store::{agent_has_live_sessions, find, get, list, org_has_live_work};

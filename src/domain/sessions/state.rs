@@ -12,33 +12,9 @@ use chrono::{DateTime, Utc};
 
 use crate::{entity::session, error::AppError};
 
-/// A session's lifecycle state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Status {
-    /// Accepted; the provision job is queued.
-    Pending,
-    /// The desktop is being started.
-    Provisioning,
-    /// The desktop is up; the agent works.
-    Running,
-    /// Winding down; the desktop is being released.
-    Stopping,
-    /// Ended normally (final).
-    Stopped,
-    /// Ended by an error (final); `status_reason` says why.
-    Failed,
-}
+pub use crate::entity::session::Status;
 
 impl Status {
-    /// Every state.
-    pub const ALL: [Status; 6] = [
-        Status::Pending,
-        Status::Provisioning,
-        Status::Running,
-        Status::Stopping,
-        Status::Stopped,
-        Status::Failed,
-    ];
     /// The states in which a session counts against the org's limit and accepts events.
     pub const LIVE: [Status; 4] = [
         Status::Pending,
@@ -46,23 +22,6 @@ impl Status {
         Status::Running,
         Status::Stopping,
     ];
-
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Provisioning => "provisioning",
-            Status::Running => "running",
-            Status::Stopping => "stopping",
-            Status::Stopped => "stopped",
-            Status::Failed => "failed",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Status> {
-        Status::ALL.into_iter().find(|x| x.as_str() == s)
-    }
 
     /// `stopped` or `failed`: nothing follows.
     pub fn is_final(self) -> bool {
@@ -145,8 +104,8 @@ mod tests {
             (Stopping, Stopped),
             (Stopping, Failed),
         ];
-        for from in Status::ALL {
-            for to in Status::ALL {
+        for &from in Status::ALL {
+            for &to in Status::ALL {
                 assert_eq!(
                     check_transition(from, to).is_ok(),
                     allowed.contains(&(from, to)),
@@ -155,7 +114,7 @@ mod tests {
             }
         }
         // Final states have no way out; every live state can fail.
-        for s in Status::ALL {
+        for &s in Status::ALL {
             assert_eq!(s.is_final(), !Status::LIVE.contains(&s));
             assert_eq!(Status::parse(s.as_str()), Some(s));
         }
@@ -169,7 +128,7 @@ mod tests {
             org_id: Uuid::now_v7(),
             agent_id: Uuid::now_v7(),
             created_by: None,
-            status: "running".into(),
+            status: Status::Running,
             status_reason: None,
             version: 1,
             timeout_s: 60,

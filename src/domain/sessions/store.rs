@@ -18,16 +18,6 @@ use crate::{
     error::{AppError, AppResult},
 };
 
-pub(crate) fn live_names() -> Vec<&'static str> {
-    Status::LIVE.iter().map(|s| s.as_str()).collect()
-}
-
-/// The stored status of a row. Errors: internal when the row holds an unknown name.
-pub fn status_of(s: &session::Model) -> AppResult<Status> {
-    Status::parse(&s.status)
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("unknown session status {:?}", s.status)))
-}
-
 /// Serialises lifecycle changes of one session on PostgreSQL (released at commit).
 pub(crate) async fn advisory_lock(tx: &impl ConnectionTrait, session_id: Uuid) -> AppResult<()> {
     if tx.get_database_backend() == DbBackend::Postgres {
@@ -60,7 +50,7 @@ pub(crate) async fn take_seqs(
         .col_expr(session::Column::LastActivityAt, Expr::value(now))
         .filter(session::Column::Id.eq(session_id))
         .filter(session::Column::OrgId.eq(org_id))
-        .filter(session::Column::Status.is_in(live_names()))
+        .filter(session::Column::Status.is_in(Status::LIVE))
         .exec_with_returning(tx)
         .await?;
     Ok(rows.first().map(|s| s.last_seq))
@@ -118,7 +108,7 @@ pub async fn list(
 pub async fn agent_has_live_sessions(db: &impl ConnectionTrait, agent_id: Uuid) -> AppResult<bool> {
     Ok(session::Entity::find()
         .filter(session::Column::AgentId.eq(agent_id))
-        .filter(session::Column::Status.is_in(live_names()))
+        .filter(session::Column::Status.is_in(Status::LIVE))
         .count(db)
         .await?
         > 0)
@@ -130,14 +120,12 @@ pub async fn org_has_live_work(db: &impl ConnectionTrait, org_id: Uuid) -> AppRe
     use crate::{entity::job, jobs::queue::JobStatus};
     let live = session::Entity::find()
         .filter(session::Column::OrgId.eq(org_id))
-        .filter(session::Column::Status.is_in(live_names()))
+        .filter(session::Column::Status.is_in(Status::LIVE))
         .count(db)
         .await?;
     let unfinished = job::Entity::find()
         .filter(job::Column::OrgId.eq(org_id))
-        .filter(
-            job::Column::Status.is_in([JobStatus::Pending.as_str(), JobStatus::Running.as_str()]),
-        )
+        .filter(job::Column::Status.is_in([JobStatus::Pending, JobStatus::Running]))
         .count(db)
         .await?;
     Ok(live + unfinished > 0)
