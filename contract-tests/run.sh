@@ -6,7 +6,10 @@
 #      spec, and the gate's own tests (known breaking edits must fail, non-breaking must pass).
 #   3. SDK journey against the live server (node --test, through @agentdesk/client only).
 #   4. Schemathesis against the live server (all checks, negative data), report saved.
-#   5. Swagger UI in headless Debian Chromium (playwright-core), screenshot saved.
+#   5. Swagger UI in headless Debian Chromium (playwright-core): a read and a write executed
+#      from the page; screenshots saved.
+#   6. The built SDK in Chromium on a second origin (CORS allow-list): API key, idempotent retry,
+#      exposed headers, SSE resumed with Last-Event-ID; a third origin is refused by the browser.
 # Reports and screenshots go to $AGENTDESK_CONTRACT_OUT (default ${TMPDIR:-/tmp}/agentdesk-contract).
 # (Spec drift, step 0, is `agentdesk openapi --check`, run by .ci/run and tests/contract.rs.)
 set -euo pipefail
@@ -31,6 +34,7 @@ run "breaking-change gate" bash -c "cd '$ROOT/contract-tests/breaking' && npm ci
 run "SDK journey (live server)" bash -c "cd '$ROOT/contract-tests/journey' && npm ci && npm test"
 run "schemathesis (live server)" bash "$ROOT/contract-tests/schemathesis/run.sh"
 run "Swagger UI in Chromium" bash -c "cd '$ROOT/contract-tests/swagger-ui' && npm ci && npm test"
+run "SDK cross-origin in Chromium" bash -c "cd '$ROOT/contract-tests/cross-origin' && npm ci && npm test"
 
 echo; echo "contract tests passed; reports in $AGENTDESK_CONTRACT_OUT"
 printf '  %s\n' "${TIMES[@]}"
