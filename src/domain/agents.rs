@@ -22,6 +22,7 @@ use super::{
 };
 use crate::{
     auth::rbac::{self, Rbac},
+    entity::Tenant,
     entity::agent,
     error::{AppError, AppResult, FieldError},
 };
@@ -211,8 +212,7 @@ pub async fn create(
 
 /// One agent of `org_id` with its capabilities. Errors: 404.
 pub async fn get(db: &impl ConnectionTrait, org_id: Uuid, agent_id: Uuid) -> AppResult<AgentView> {
-    let agent = agent::Entity::find_by_id(agent_id)
-        .filter(agent::Column::OrgId.eq(org_id))
+    let agent = agent::Entity::find_in_by_id(org_id, agent_id)
         .one(db)
         .await?
         .ok_or(AppError::NotFound("agent"))?;
@@ -229,7 +229,7 @@ pub async fn list(
     org_id: Uuid,
     page: PageRequest,
 ) -> AppResult<Page<AgentView>> {
-    let mut q = agent::Entity::find().filter(agent::Column::OrgId.eq(org_id));
+    let mut q = agent::Entity::find_in(org_id);
     if let Some(after) = page.after {
         q = q.filter(agent::Column::Id.gt(after));
     }
@@ -268,14 +268,13 @@ pub async fn update(
 ) -> AppResult<AgentView> {
     let f = validate(&fields)?;
     let tx = super::begin_write(db).await?;
-    let mut q = agent::Entity::update_many()
+    let mut q = agent::Entity::update_in(org_id)
         .col_expr(
             agent::Column::Version,
             Expr::col(agent::Column::Version).add(1),
         )
         .col_expr(agent::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(agent::Column::Id.eq(agent_id))
-        .filter(agent::Column::OrgId.eq(org_id))
         .filter(agent::Column::Version.eq(if_match));
     for (col, v) in [
         (agent::Column::Name, &f.name),

@@ -29,6 +29,7 @@ use crate::{
         rbac::{self, Rbac},
         secrets,
     },
+    entity::Tenant,
     entity::api_key,
     error::{AppError, AppResult},
 };
@@ -122,7 +123,7 @@ pub async fn list(
     org_id: Uuid,
     page: PageRequest,
 ) -> AppResult<Page<api_key::Model>> {
-    let mut q = api_key::Entity::find().filter(api_key::Column::OrgId.eq(org_id));
+    let mut q = api_key::Entity::find_in(org_id);
     if let Some(after) = page.after {
         q = q.filter(api_key::Column::Id.lt(after));
     }
@@ -147,8 +148,7 @@ pub async fn revoke(
 ) -> AppResult<()> {
     let tx = db.begin().await?;
     orgs::lock_org(&tx, access.org_id).await?;
-    let key = api_key::Entity::find_by_id(key_id)
-        .filter(api_key::Column::OrgId.eq(access.org_id))
+    let key = api_key::Entity::find_in_by_id(access.org_id, key_id)
         .one(&tx)
         .await?
         .ok_or(AppError::NotFound("API key"))?;

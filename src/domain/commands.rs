@@ -27,6 +27,7 @@ use super::{
 use crate::{
     auth::rbac::{self, Rbac},
     config::Config,
+    entity::Tenant,
     entity::command,
     error::{AppError, AppResult, FieldError},
     realtime::bus::{Bus, BusMessage, Outbox},
@@ -345,8 +346,7 @@ pub async fn get(
     session_id: Uuid,
     command_id: Uuid,
 ) -> AppResult<command::Model> {
-    command::Entity::find_by_id(command_id)
-        .filter(command::Column::OrgId.eq(org_id))
+    command::Entity::find_in_by_id(org_id, command_id)
         .filter(command::Column::SessionId.eq(session_id))
         .one(db)
         .await?
@@ -361,9 +361,7 @@ pub async fn list(
     page: PageRequest,
 ) -> AppResult<Page<command::Model>> {
     sessions::get(db, org_id, session_id).await?;
-    let mut q = command::Entity::find()
-        .filter(command::Column::OrgId.eq(org_id))
-        .filter(command::Column::SessionId.eq(session_id));
+    let mut q = command::Entity::find_in(org_id).filter(command::Column::SessionId.eq(session_id));
     if let Some(after) = page.after {
         q = q.filter(command::Column::Id.gt(after));
     }

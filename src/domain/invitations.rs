@@ -25,6 +25,7 @@ use crate::{
         rbac::{self, Rbac},
         secrets,
     },
+    entity::Tenant,
     entity::{invitation, membership, user},
     error::{AppError, AppResult},
 };
@@ -106,9 +107,8 @@ pub async fn create(
     let tx = db.begin().await?;
     let access = orgs::lock_and_reauthorize(&tx, rbac, &access, rbac::MEMBERS_WRITE).await?;
     orgs::ensure_grantable(&tx, rbac, &access, role, "role").await?;
-    let member = membership::Entity::find()
+    let member = membership::Entity::find_in(access.org_id)
         .find_also_related(user::Entity)
-        .filter(membership::Column::OrgId.eq(access.org_id))
         .filter(user::Column::Email.eq(email.clone()))
         .one(&tx)
         .await?;
@@ -158,7 +158,7 @@ pub async fn list(
     org_id: Uuid,
     page: PageRequest,
 ) -> AppResult<Page<invitation::Model>> {
-    let mut q = invitation::Entity::find().filter(invitation::Column::OrgId.eq(org_id));
+    let mut q = invitation::Entity::find_in(org_id);
     if let Some(after) = page.after {
         q = q.filter(invitation::Column::Id.lt(after));
     }
@@ -180,8 +180,7 @@ pub async fn revoke(
 ) -> AppResult<()> {
     let tx = db.begin().await?;
     orgs::lock_org(&tx, access.org_id).await?;
-    let inv = invitation::Entity::find_by_id(id)
-        .filter(invitation::Column::OrgId.eq(access.org_id))
+    let inv = invitation::Entity::find_in_by_id(access.org_id, id)
         .one(&tx)
         .await?
         .ok_or(AppError::NotFound("invitation"))?;

@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Expr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -18,6 +18,7 @@ use super::{
     page::{Page, PageRequest},
 };
 use crate::{
+    entity::Tenant,
     entity::job,
     error::{AppError, AppResult},
     jobs::{Registry, queue::JobStatus},
@@ -57,8 +58,7 @@ pub fn registry() -> Registry {
 
 /// One job of `org_id`. Errors: 404 (also for another org's job).
 pub async fn get(db: &impl ConnectionTrait, org_id: Uuid, job_id: Uuid) -> AppResult<job::Model> {
-    job::Entity::find_by_id(job_id)
-        .filter(job::Column::OrgId.eq(org_id))
+    job::Entity::find_in_by_id(org_id, job_id)
         .one(db)
         .await?
         .ok_or(AppError::NotFound("job"))
@@ -72,7 +72,7 @@ pub async fn list(
     session_id: Option<Uuid>,
     page: PageRequest,
 ) -> AppResult<Page<job::Model>> {
-    let mut q = job::Entity::find().filter(job::Column::OrgId.eq(org_id));
+    let mut q = job::Entity::find_in(org_id);
     if let Some(s) = status {
         q = q.filter(job::Column::Status.eq(s));
     }
@@ -104,7 +104,7 @@ pub async fn retry(
 ) -> AppResult<job::Model> {
     let tx = super::begin_write(db).await?;
     let now = Utc::now();
-    let updated = job::Entity::update_many()
+    let updated = job::Entity::update_in(org_id)
         .col_expr(job::Column::Status, Expr::value(JobStatus::Pending))
         .col_expr(job::Column::Attempts, Expr::value(0))
         .col_expr(job::Column::RunAt, Expr::value(now))
@@ -115,7 +115,6 @@ pub async fn retry(
         .col_expr(job::Column::LockedBy, Expr::value(Option::<String>::None))
         .col_expr(job::Column::UpdatedAt, Expr::value(now))
         .filter(job::Column::Id.eq(job_id))
-        .filter(job::Column::OrgId.eq(org_id))
         .filter(job::Column::Status.eq(JobStatus::Dead))
         .exec_with_returning(&tx)
         .await?;

@@ -28,6 +28,7 @@ use crate::{
         Subject,
         rbac::{self, Rbac, Role},
     },
+    entity::Tenant,
     entity::{api_key, membership, organization, role as role_entity, user},
     error::{AppError, AppResult, FieldError},
 };
@@ -133,8 +134,7 @@ pub async fn permissions_of(
         v.sort();
         return Ok(Some(v));
     }
-    let exists = role_entity::Entity::find()
-        .filter(role_entity::Column::OrgId.eq(org_id))
+    let exists = role_entity::Entity::find_in(org_id)
         .filter(role_entity::Column::Name.eq(role))
         .one(db)
         .await?
@@ -364,10 +364,7 @@ pub async fn delete(
             "the organization has live sessions or unfinished jobs; stop them and retry",
         ));
     }
-    membership::Entity::delete_many()
-        .filter(membership::Column::OrgId.eq(org_id))
-        .exec(&tx)
-        .await?;
+    membership::Entity::delete_in(org_id).exec(&tx).await?;
     let gone = organization::Entity::delete_by_id(org_id)
         .exec(&tx)
         .await?
@@ -405,9 +402,7 @@ pub async fn list_members(
     org_id: Uuid,
     page: PageRequest,
 ) -> AppResult<Page<Member>> {
-    let mut q = membership::Entity::find()
-        .find_also_related(user::Entity)
-        .filter(membership::Column::OrgId.eq(org_id));
+    let mut q = membership::Entity::find_in(org_id).find_also_related(user::Entity);
     if let Some(after) = page.after {
         q = q.filter(membership::Column::UserId.gt(after));
     }
@@ -446,8 +441,7 @@ pub(crate) async fn lock_org(db: &impl ConnectionTrait, org_id: Uuid) -> AppResu
 }
 
 pub(crate) async fn owner_count(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<u64> {
-    Ok(membership::Entity::find()
-        .filter(membership::Column::OrgId.eq(org_id))
+    Ok(membership::Entity::find_in(org_id)
         .filter(membership::Column::Role.eq(Role::Owner.as_str()))
         .count(db)
         .await?)

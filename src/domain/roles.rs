@@ -23,6 +23,7 @@ use super::{
 };
 use crate::{
     auth::rbac::{self, Rbac, Role},
+    entity::Tenant,
     entity::{api_key, invitation, membership, role},
     error::{AppError, AppResult, FieldError},
 };
@@ -91,8 +92,7 @@ fn custom_view(row: role::Model, permissions: Vec<String>) -> RoleView {
 
 /// Every role of the org: the built-in ones (most powerful first), then custom ones by name.
 pub async fn list(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<Vec<RoleView>> {
-    let rows = role::Entity::find()
-        .filter(role::Column::OrgId.eq(org_id))
+    let rows = role::Entity::find_in(org_id)
         .order_by_asc(role::Column::Name)
         .all(db)
         .await?;
@@ -111,8 +111,7 @@ async fn find_custom(
     org_id: Uuid,
     name: &str,
 ) -> AppResult<role::Model> {
-    role::Entity::find()
-        .filter(role::Column::OrgId.eq(org_id))
+    role::Entity::find_in(org_id)
         .filter(role::Column::Name.eq(name))
         .one(db)
         .await?
@@ -209,10 +208,7 @@ pub async fn create(
     let tx = db.begin().await?;
     let access = orgs::lock_and_reauthorize(&tx, rbac, &access, rbac::ROLES_WRITE).await?;
     let permissions = check_permissions(&tx, &access, permissions).await?;
-    let count = role::Entity::find()
-        .filter(role::Column::OrgId.eq(access.org_id))
-        .count(&tx)
-        .await?;
+    let count = role::Entity::find_in(access.org_id).count(&tx).await?;
     if count >= MAX_CUSTOM_ROLES {
         return Err(AppError::conflict(
             "role_limit_reached",
@@ -344,19 +340,16 @@ pub async fn delete(
     if let Some(missing) = orgs::first_missing(&tx, &access, &perms).await? {
         return Err(AppError::permission_denied(&missing));
     }
-    let members = membership::Entity::find()
-        .filter(membership::Column::OrgId.eq(access.org_id))
+    let members = membership::Entity::find_in(access.org_id)
         .filter(membership::Column::Role.eq(name))
         .count(&tx)
         .await?;
-    let keys = api_key::Entity::find()
-        .filter(api_key::Column::OrgId.eq(access.org_id))
+    let keys = api_key::Entity::find_in(access.org_id)
         .filter(api_key::Column::Role.eq(name))
         .filter(api_key::Column::RevokedAt.is_null())
         .count(&tx)
         .await?;
-    let invitations = invitation::Entity::find()
-        .filter(invitation::Column::OrgId.eq(access.org_id))
+    let invitations = invitation::Entity::find_in(access.org_id)
         .filter(invitation::Column::Role.eq(name))
         .filter(invitation::Column::AcceptedAt.is_null())
         .filter(invitation::Column::RevokedAt.is_null())

@@ -28,6 +28,7 @@ use crate::{
         audit::{self, AuditCtx, Event},
         orgs,
     },
+    entity::Tenant,
     entity::{agent, session, session_event},
     error::{AppError, AppResult, RateLimited},
     jobs::queue::{self, NewJob},
@@ -241,13 +242,11 @@ pub async fn create(
     }
     let tx = crate::domain::begin_write(db).await?;
     orgs::lock_org(&tx, org_id).await?;
-    let agent = agent::Entity::find_by_id(input.agent_id)
-        .filter(agent::Column::OrgId.eq(org_id))
+    let agent = agent::Entity::find_in_by_id(org_id, input.agent_id)
         .one(&tx)
         .await?
         .ok_or_else(|| AppError::field("agent_id", "no such agent in this organization"))?;
-    let live = session::Entity::find()
-        .filter(session::Column::OrgId.eq(org_id))
+    let live = session::Entity::find_in(org_id)
         .filter(session::Column::Status.is_in(Status::LIVE))
         .count(&tx)
         .await?;

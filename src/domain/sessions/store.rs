@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::state::Status;
 use crate::{
     domain::page::{Page, PageRequest},
+    entity::Tenant,
     entity::session,
     error::{AppError, AppResult},
 };
@@ -42,14 +43,13 @@ pub(crate) async fn take_seqs(
     n: i64,
 ) -> AppResult<Option<i64>> {
     let now = Utc::now();
-    let rows = session::Entity::update_many()
+    let rows = session::Entity::update_in(org_id)
         .col_expr(
             session::Column::LastSeq,
             Expr::col(session::Column::LastSeq).add(n),
         )
         .col_expr(session::Column::LastActivityAt, Expr::value(now))
         .filter(session::Column::Id.eq(session_id))
-        .filter(session::Column::OrgId.eq(org_id))
         .filter(session::Column::Status.is_in(Status::LIVE))
         .exec_with_returning(tx)
         .await?;
@@ -71,8 +71,7 @@ pub async fn get(
     org_id: Uuid,
     session_id: Uuid,
 ) -> AppResult<session::Model> {
-    session::Entity::find_by_id(session_id)
-        .filter(session::Column::OrgId.eq(org_id))
+    session::Entity::find_in_by_id(org_id, session_id)
         .one(db)
         .await?
         .ok_or(AppError::NotFound("session"))
@@ -86,7 +85,7 @@ pub async fn list(
     agent_id: Option<Uuid>,
     page: PageRequest,
 ) -> AppResult<Page<session::Model>> {
-    let mut q = session::Entity::find().filter(session::Column::OrgId.eq(org_id));
+    let mut q = session::Entity::find_in(org_id);
     if let Some(s) = status {
         q = q.filter(session::Column::Status.eq(s.as_str()));
     }
@@ -118,13 +117,11 @@ pub async fn agent_has_live_sessions(db: &impl ConnectionTrait, agent_id: Uuid) 
 /// release, say): it cannot be deleted then, or a desktop could be stranded.
 pub async fn org_has_live_work(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<bool> {
     use crate::{entity::job, jobs::queue::JobStatus};
-    let live = session::Entity::find()
-        .filter(session::Column::OrgId.eq(org_id))
+    let live = session::Entity::find_in(org_id)
         .filter(session::Column::Status.is_in(Status::LIVE))
         .count(db)
         .await?;
-    let unfinished = job::Entity::find()
-        .filter(job::Column::OrgId.eq(org_id))
+    let unfinished = job::Entity::find_in(org_id)
         .filter(job::Column::Status.is_in([JobStatus::Pending, JobStatus::Running]))
         .count(db)
         .await?;
