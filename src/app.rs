@@ -23,6 +23,7 @@ use crate::{
         self,
         sessions::{self, Status},
     },
+    entity::SessionId,
     error::AppError,
     http::{
         deprecation::Deprecations, docs, idempotency::Idempotency, metrics, middleware,
@@ -89,11 +90,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 /// `failed` (`desktop lost: …`); a session that was still provisioning is left to its job,
 /// which provisions it again.
 async fn fail_lost_desktops(state: &AppState) -> anyhow::Result<()> {
-    for id in state.runtime.take_lost() {
+    for id in state.runtime.take_lost().into_iter().map(SessionId) {
         let Some(s) = sessions::find(&state.db, id).await? else {
             continue;
         };
-        if Some(s.status) != Some(Status::Running) {
+        if s.status != Status::Running {
             continue;
         }
         let step = sessions::fail_step(&s, "desktop lost: the server stopped unexpectedly");

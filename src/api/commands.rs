@@ -21,7 +21,7 @@ use crate::{
         commands::{self, CommandKind, CommandStatus},
         page::PageRequest,
     },
-    entity::command,
+    entity::{CommandId, SessionId, command},
     error::{AppError, FieldError},
     http::middleware::ClientInfo,
     state::AppState,
@@ -524,8 +524,8 @@ impl CommandsApi {
             &state.bus,
             &state.rbac,
             &state.config,
-            a.org_id,
-            session_id.0,
+            a.org(),
+            SessionId(session_id.0),
             kind,
             args,
             &ctx,
@@ -562,7 +562,7 @@ impl CommandsApi {
     ) -> Result<CommandListResponse, CommandReadErrors> {
         let a = access(&state, &auth, org_id.0, rbac::SESSIONS_READ).await?;
         let page = PageRequest::new(limit.0, cursor.0.as_deref())?;
-        let page = commands::list(&state.db, a.org_id, session_id.0, page).await?;
+        let page = commands::list(&state.db, a.org(), SessionId(session_id.0), page).await?;
         Ok(CommandListResponse::Ok(Json(CommandList {
             items: page.items.into_iter().map(Into::into).collect(),
             next_cursor: page.next_cursor,
@@ -589,7 +589,13 @@ impl CommandsApi {
         command_id: Path<Uuid>,
     ) -> Result<CommandResponse, CommandReadErrors> {
         let a = access(&state, &auth, org_id.0, rbac::SESSIONS_READ).await?;
-        let c = commands::get(&state.db, a.org_id, session_id.0, command_id.0).await?;
+        let c = commands::get(
+            &state.db,
+            a.org(),
+            SessionId(session_id.0),
+            CommandId(command_id.0),
+        )
+        .await?;
         Ok(CommandResponse::Ok(Json(c.into())))
     }
 
@@ -628,7 +634,15 @@ impl CommandsApi {
         }
         let cap = state.config.request_timeout_s.saturating_sub(1);
         let wait = Duration::from_secs(u64::from(wait).min(cap));
-        match commands::claim(&state.db, &state.bus, a.org_id, session_id.0, wait).await? {
+        match commands::claim(
+            &state.db,
+            &state.bus,
+            a.org(),
+            SessionId(session_id.0),
+            wait,
+        )
+        .await?
+        {
             Some(c) => Ok(Claimed::Ok(Json(c.into()))),
             None => Ok(Claimed::NoContent),
         }
@@ -661,9 +675,9 @@ impl CommandsApi {
         let c = commands::complete(
             &state.db,
             &state.bus,
-            a.org_id,
-            session_id.0,
-            command_id.0,
+            a.org(),
+            SessionId(session_id.0),
+            CommandId(command_id.0),
             b.status == ResultStatus::Succeeded,
             b.output,
             b.error,

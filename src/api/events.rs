@@ -26,7 +26,7 @@ use crate::{
         orgs,
         sessions::{self, Status},
     },
-    entity::session_event,
+    entity::{SessionId, session_event},
     error::{AppError, FieldError},
     realtime::bus::BusMessage,
     state::AppState,
@@ -321,8 +321,8 @@ impl EventsApi {
             &state.db,
             &state.bus,
             state.config.event_payload_max_bytes,
-            a.org_id,
-            session_id.0,
+            a.org(),
+            SessionId(session_id.0),
             batch,
         )
         .await?;
@@ -370,8 +370,8 @@ impl EventsApi {
         }
         let (rows, has_more) = events::list(
             &state.db,
-            a.org_id,
-            session_id.0,
+            a.org(),
+            SessionId(session_id.0),
             after,
             limit,
             kind.0.map(Into::into),
@@ -440,7 +440,7 @@ impl EventsApi {
         if after < 0 {
             return Err(bad_param("after_seq", "must be 0 or more").into());
         }
-        let s = sessions::get(&state.db, a.org_id, session_id.0).await?;
+        let s = sessions::get(&state.db, a.org(), SessionId(session_id.0)).await?;
         let done = s.status.is_final() && after >= s.last_seq;
         let (tx, rx) = mpsc::channel::<EventOut>(64);
         if !done {

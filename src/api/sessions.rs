@@ -17,7 +17,7 @@ use crate::{
         page::PageRequest,
         sessions::{self, NewSession, Status},
     },
-    entity::session,
+    entity::{SessionId, session},
     http::middleware::ClientInfo,
     runtime::Desktop,
     state::AppState,
@@ -294,7 +294,7 @@ impl SessionsApi {
         };
         let ctx = client.audit().as_subject(&a.subject);
         let s =
-            sessions::create(&state.db, &state.bus, &state.config, a.org_id, input, &ctx).await?;
+            sessions::create(&state.db, &state.bus, &state.config, a.org(), input, &ctx).await?;
         let loc = location(&s);
         Ok(SessionAccepted::Accepted(Json(s.into()), loc))
     }
@@ -328,7 +328,7 @@ impl SessionsApi {
         let page = PageRequest::new(limit.0, cursor.0.as_deref())?;
         let page = sessions::list(
             &state.db,
-            a.org_id,
+            a.org(),
             status.0.map(Into::into),
             agent_id.0,
             page,
@@ -359,7 +359,7 @@ impl SessionsApi {
         session_id: Path<Uuid>,
     ) -> Result<SessionResponse, SessionReadErrors> {
         let a = access(&state, &auth, org_id.0, rbac::SESSIONS_READ).await?;
-        let s = sessions::get(&state.db, a.org_id, session_id.0).await?;
+        let s = sessions::get(&state.db, a.org(), SessionId(session_id.0)).await?;
         let tag = etag(s.version);
         Ok(SessionResponse::Ok(Json(s.into()), tag))
     }
@@ -399,8 +399,8 @@ impl SessionsApi {
             &state.db,
             &state.bus,
             &state.config,
-            a.org_id,
-            session_id.0,
+            a.org(),
+            SessionId(session_id.0),
             &ctx,
         )
         .await?;

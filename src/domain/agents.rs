@@ -22,8 +22,7 @@ use super::{
 };
 use crate::{
     auth::rbac::{self, Rbac},
-    entity::Tenant,
-    entity::agent,
+    entity::{Tenant, agent},
     error::{AppError, AppResult, FieldError},
 };
 

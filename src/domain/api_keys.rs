@@ -29,8 +29,7 @@ use crate::{
         rbac::{self, Rbac},
         secrets,
     },
-    entity::Tenant,
-    entity::api_key,
+    entity::{Tenant, api_key},
     error::{AppError, AppResult},
 };
 

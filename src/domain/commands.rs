@@ -27,8 +27,7 @@ use super::{
 use crate::{
     auth::rbac::{self, Rbac},
     config::Config,
-    entity::Tenant,
-    entity::command,
+    entity::{CommandId, OrgId, SessionId, Tenant, command},
     error::{AppError, AppResult, FieldError},
     realtime::bus::{Bus, BusMessage, Outbox},
 };
@@ -121,8 +120,8 @@ pub async fn create(
     bus: &Bus,
     rbac: &Rbac,
     config: &Config,
-    org_id: Uuid,
-    session_id: Uuid,
+    org_id: OrgId,
+    session_id: SessionId,
     kind: CommandKind,
     args: Value,
     ctx: &AuditCtx,
@@ -148,7 +147,7 @@ pub async fn create(
     let caps = caps.get(&s.agent_id).cloned().unwrap_or_default();
     let capability = kind.capability();
     if !rbac
-        .agent_allows(s.agent_id, org_id, &caps, capability)
+        .agent_allows(s.agent_id, org_id.0, &caps, capability)
         .await
     {
         drop(tx);
@@ -156,10 +155,10 @@ pub async fn create(
             db,
             ctx,
             Event {
-                org_id: Some(org_id),
+                org_id: Some(org_id.0),
                 action: "command.denied",
                 target_type: audit::target::SESSION,
-                target_id: Some(session_id),
+                target_id: Some(session_id.0),
                 success: false,
                 details: json!({
                     "kind": kind.as_str(),
@@ -183,8 +182,8 @@ pub async fn create(
     let expires_at = now + chrono::Duration::seconds(config.command_claim_timeout_s as i64);
     let row = command::Model {
         id,
-        org_id,
-        session_id,
+        org_id: org_id.0,
+        session_id: session_id.0,
         kind,
         args: args.clone(),
         status: CommandStatus::Queued,
@@ -224,8 +223,8 @@ pub async fn create(
 pub async fn claim(
     db: &DatabaseConnection,
     bus: &Bus,
-    org_id: Uuid,
-    session_id: Uuid,
+    org_id: OrgId,
+    session_id: SessionId,
     wait: Duration,
 ) -> AppResult<Option<command::Model>> {
     let deadline = tokio::time::Instant::now() + wait;
@@ -269,7 +268,7 @@ pub async fn claim(
             let msg = tokio::time::timeout_at(deadline, rx.recv()).await;
             match msg {
                 Err(_) => return Ok(None),
-                Ok(Ok(BusMessage::Event(e))) if e.session_id != session_id => continue,
+                Ok(Ok(BusMessage::Event(e))) if e.session_id != session_id.0 => continue,
                 Ok(_) => break,
             }
         }
@@ -282,9 +281,9 @@ pub async fn claim(
 pub async fn complete(
     db: &DatabaseConnection,
     bus: &Bus,
-    org_id: Uuid,
-    session_id: Uuid,
-    command_id: Uuid,
+    org_id: OrgId,
+    session_id: SessionId,
+    command_id: CommandId,
     succeeded: bool,
     output: Option<Value>,
     error: Option<String>,
@@ -342,9 +341,9 @@ pub async fn complete(
 /// One command of a session of `org_id`. Errors: 404.
 pub async fn get(
     db: &impl ConnectionTrait,
-    org_id: Uuid,
-    session_id: Uuid,
-    command_id: Uuid,
+    org_id: OrgId,
+    session_id: SessionId,
+    command_id: CommandId,
 ) -> AppResult<command::Model> {
     command::Entity::find_in_by_id(org_id, command_id)
         .filter(command::Column::SessionId.eq(session_id))
@@ -356,8 +355,8 @@ pub async fn get(
 /// A session's commands, oldest first.
 pub async fn list(
     db: &impl ConnectionTrait,
-    org_id: Uuid,
-    session_id: Uuid,
+    org_id: OrgId,
+    session_id: SessionId,
     page: PageRequest,
 ) -> AppResult<Page<command::Model>> {
     sessions::get(db, org_id, session_id).await?;
@@ -375,7 +374,7 @@ pub async fn list(
 
 /// Cancels a session's queued and dispatched commands (the session is winding down), in
 /// the caller's transaction.
-pub async fn cancel_open(tx: &impl ConnectionTrait, session_id: Uuid) -> AppResult<u64> {
+pub async fn cancel_open(tx: &impl ConnectionTrait, session_id: SessionId) -> AppResult<u64> {
     let now = Utc::now();
     Ok(command::Entity::update_many()
         .col_expr(

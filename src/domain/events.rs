@@ -12,11 +12,10 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::sessions::{self, Status};
 use crate::{
-    entity::session_event,
+    entity::{OrgId, SessionId, session_event},
     error::{AppError, AppResult, FieldError},
     realtime::bus::{Bus, BusEvent, Outbox},
 };
@@ -88,8 +87,8 @@ pub fn validate_batch(events: &[NewEvent], payload_max: u64) -> AppResult<()> {
 /// `(first_seq, last_seq)`. Errors: 404; 409 `session_not_live`.
 pub async fn append_in_tx(
     tx: &impl ConnectionTrait,
-    org_id: Uuid,
-    session_id: Uuid,
+    org_id: OrgId,
+    session_id: SessionId,
     events: Vec<NewEvent>,
     outbox: &mut Outbox,
 ) -> AppResult<(i64, i64)> {
@@ -113,9 +112,9 @@ pub async fn append_in_tx(
         }
         chunk_bytes += size;
         chunk.push(session_event::ActiveModel {
-            session_id: Set(session_id),
+            session_id: Set(session_id.0),
             seq: Set(first + i as i64),
-            org_id: Set(org_id),
+            org_id: Set(org_id.0),
             kind: Set(e.kind),
             payload: Set(e.payload),
             created_at: Set(now),
@@ -123,8 +122,8 @@ pub async fn append_in_tx(
     }
     insert_rows(tx, chunk).await?;
     outbox.events.push(BusEvent {
-        org_id,
-        session_id,
+        org_id: org_id.0,
+        session_id: session_id.0,
         seq: last,
         status: false,
     });
@@ -152,8 +151,8 @@ pub async fn append(
     db: &DatabaseConnection,
     bus: &Bus,
     payload_max: u64,
-    org_id: Uuid,
-    session_id: Uuid,
+    org_id: OrgId,
+    session_id: SessionId,
     events: Vec<NewEvent>,
 ) -> AppResult<(i64, i64)> {
     validate_batch(&events, payload_max)?;
@@ -168,8 +167,8 @@ pub async fn append(
 /// optionally of one kind. Returns the events and whether more may follow.
 pub async fn list(
     db: &impl ConnectionTrait,
-    org_id: Uuid,
-    session_id: Uuid,
+    org_id: OrgId,
+    session_id: SessionId,
     after_seq: i64,
     limit: u32,
     kind: Option<EventKind>,

@@ -25,8 +25,7 @@ use crate::{
         rbac::{self, Rbac},
         secrets,
     },
-    entity::Tenant,
-    entity::{invitation, membership, user},
+    entity::{Tenant, invitation, membership, user},
     error::{AppError, AppResult},
 };
 

@@ -18,8 +18,7 @@ use super::{
     page::{Page, PageRequest},
 };
 use crate::{
-    entity::Tenant,
-    entity::job,
+    entity::{Tenant, job},
     error::{AppError, AppResult},
     jobs::{Registry, queue::JobStatus},
     realtime::bus::{Bus, Outbox},

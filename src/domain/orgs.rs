@@ -28,8 +28,7 @@ use crate::{
         Subject,
         rbac::{self, Rbac, Role},
     },
-    entity::Tenant,
-    entity::{api_key, membership, organization, role as role_entity, user},
+    entity::{Tenant, api_key, membership, organization, role as role_entity, user},
     error::{AppError, AppResult, FieldError},
 };
 
@@ -51,6 +50,11 @@ pub struct Access {
 }
 
 impl Access {
+    /// The org, as a typed id.
+    pub fn org(&self) -> crate::entity::OrgId {
+        crate::entity::OrgId(self.org_id)
+    }
+
     /// The calling user, when the caller is a user (not an API key).
     pub fn user_id(&self) -> Option<Uuid> {
         self.subject.user_id()

@@ -23,8 +23,7 @@ use super::{
 };
 use crate::{
     auth::rbac::{self, Rbac, Role},
-    entity::Tenant,
-    entity::{api_key, invitation, membership, role},
+    entity::{Tenant, api_key, invitation, membership, role},
     error::{AppError, AppResult, FieldError},
 };
 

@@ -20,7 +20,7 @@ use super::{
     state::Status,
 };
 use crate::{
-    entity::{job, session},
+    entity::{SessionId, job, session},
     error::AppError,
     jobs::{BackgroundJob, JobContext},
     runtime::DesktopSpec,
@@ -73,7 +73,7 @@ session_job!(
 );
 
 async fn load(ctx: &JobContext, id: Uuid) -> anyhow::Result<Option<(session::Model, Status)>> {
-    let Some(s) = super::store::find(&ctx.db, id).await? else {
+    let Some(s) = super::store::find(&ctx.db, SessionId(id)).await? else {
         return Ok(None);
     };
     let status = s.status;
@@ -81,7 +81,7 @@ async fn load(ctx: &JobContext, id: Uuid) -> anyhow::Result<Option<(session::Mod
 }
 
 async fn step(ctx: &JobContext, id: Uuid, step: Step) -> Result<session::Model, AppError> {
-    transition_now(&ctx.db, &ctx.bus, &ctx.config, id, step).await
+    transition_now(&ctx.db, &ctx.bus, &ctx.config, SessionId(id), step).await
 }
 
 /// The session a dead provision or stop job worked for fails (its desktop is released by the

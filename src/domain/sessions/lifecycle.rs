@@ -28,8 +28,7 @@ use crate::{
         audit::{self, AuditCtx, Event},
         orgs,
     },
-    entity::Tenant,
-    entity::{agent, session, session_event},
+    entity::{OrgId, SessionId, Tenant, agent, session, session_event},
     error::{AppError, AppResult, RateLimited},
     jobs::queue::{self, NewJob},
     realtime::bus::{Bus, BusEvent, Outbox},
@@ -67,7 +66,7 @@ impl Step {
 pub async fn transition(
     tx: &impl ConnectionTrait,
     config: &Config,
-    session_id: Uuid,
+    session_id: SessionId,
     step: Step,
     outbox: &mut Outbox,
 ) -> AppResult<session::Model> {
@@ -117,7 +116,7 @@ pub async fn transition(
         .next()
         .ok_or_else(|| invalid_transition(from, step.to))?;
     session_event::Entity::insert(session_event::ActiveModel {
-        session_id: Set(session_id),
+        session_id: Set(session_id.0),
         seq: Set(updated.last_seq),
         org_id: Set(updated.org_id),
         kind: Set(session_event::Kind::Status),
@@ -138,7 +137,7 @@ pub async fn transition(
     }
     outbox.events.push(BusEvent {
         org_id: updated.org_id,
-        session_id,
+        session_id: session_id.0,
         seq: updated.last_seq,
         status: true,
     });
@@ -150,7 +149,7 @@ pub async fn transition_now(
     db: &DatabaseConnection,
     bus: &Bus,
     config: &Config,
-    session_id: Uuid,
+    session_id: SessionId,
     step: Step,
 ) -> AppResult<session::Model> {
     let tx = crate::domain::begin_write(db).await?;
@@ -206,7 +205,7 @@ pub async fn create(
     db: &DatabaseConnection,
     bus: &Bus,
     config: &Config,
-    org_id: Uuid,
+    org_id: OrgId,
     input: NewSession,
     ctx: &AuditCtx,
 ) -> AppResult<session::Model> {
@@ -241,7 +240,7 @@ pub async fn create(
         return Err(AppError::Validation(errors));
     }
     let tx = crate::domain::begin_write(db).await?;
-    orgs::lock_org(&tx, org_id).await?;
+    orgs::lock_org(&tx, org_id.0).await?;
     let agent = agent::Entity::find_in_by_id(org_id, input.agent_id)
         .one(&tx)
         .await?
@@ -268,7 +267,7 @@ pub async fn create(
     let id = Uuid::now_v7();
     let row = session::Model {
         id,
-        org_id,
+        org_id: org_id.0,
         agent_id: agent.id,
         created_by: ctx.user_id(),
         status: Status::Pending,
@@ -294,7 +293,7 @@ pub async fn create(
     session_event::Entity::insert(session_event::ActiveModel {
         session_id: Set(id),
         seq: Set(1),
-        org_id: Set(org_id),
+        org_id: Set(org_id.0),
         kind: Set(session_event::Kind::Status),
         payload: Set(json!({ "status": "pending", "previous_status": null, "reason": null })),
         created_at: Set(now),
@@ -310,7 +309,7 @@ pub async fn create(
     )
     .await?;
     outbox.events.push(BusEvent {
-        org_id,
+        org_id: org_id.0,
         session_id: id,
         seq: 1,
         status: true,
@@ -319,7 +318,7 @@ pub async fn create(
         &tx,
         ctx,
         Event {
-            org_id: Some(org_id),
+            org_id: Some(org_id.0),
             action: "session.created",
             target_type: audit::target::SESSION,
             target_id: Some(id),
@@ -339,8 +338,8 @@ pub async fn stop(
     db: &DatabaseConnection,
     bus: &Bus,
     config: &Config,
-    org_id: Uuid,
-    session_id: Uuid,
+    org_id: OrgId,
+    session_id: SessionId,
     ctx: &AuditCtx,
 ) -> AppResult<session::Model> {
     let tx = crate::domain::begin_write(db).await?;
@@ -349,7 +348,7 @@ pub async fn stop(
     let s = transition(
         &tx,
         config,
-        s.id,
+        SessionId(s.id),
         stop_step(&s, "stop_requested"),
         &mut outbox,
     )
@@ -358,10 +357,10 @@ pub async fn stop(
         &tx,
         ctx,
         Event {
-            org_id: Some(org_id),
+            org_id: Some(org_id.0),
             action: "session.stopped",
             target_type: audit::target::SESSION,
-            target_id: Some(session_id),
+            target_id: Some(session_id.0),
             success: true,
             details: json!({ "reason": "stop_requested" }),
         },
@@ -405,7 +404,7 @@ pub async fn reap(db: &DatabaseConnection, bus: &Bus, config: &Config) -> AppRes
             } else {
                 stop_step(&s, reason)
             };
-            match transition_now(db, bus, config, s.id, step).await {
+            match transition_now(db, bus, config, SessionId(s.id), step).await {
                 Ok(_) => moved += 1,
                 Err(AppError::SessionState { .. }) | Err(AppError::NotFound(_)) => {}
                 Err(e) => return Err(e),

@@ -14,15 +14,17 @@ use uuid::Uuid;
 use super::state::Status;
 use crate::{
     domain::page::{Page, PageRequest},
-    entity::Tenant,
-    entity::session,
+    entity::{OrgId, SessionId, Tenant, session},
     error::{AppError, AppResult},
 };
 
 /// Serialises lifecycle changes of one session on PostgreSQL (released at commit).
-pub(crate) async fn advisory_lock(tx: &impl ConnectionTrait, session_id: Uuid) -> AppResult<()> {
+pub(crate) async fn advisory_lock(
+    tx: &impl ConnectionTrait,
+    session_id: SessionId,
+) -> AppResult<()> {
     if tx.get_database_backend() == DbBackend::Postgres {
-        let key = session_id.as_u64_pair().1 as i64;
+        let key = session_id.0.as_u64_pair().1 as i64;
         tx.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT pg_advisory_xact_lock($1)",
@@ -38,8 +40,8 @@ pub(crate) async fn advisory_lock(tx: &impl ConnectionTrait, session_id: Uuid) -
 /// session is not live (or not in `org_id`).
 pub(crate) async fn take_seqs(
     tx: &impl ConnectionTrait,
-    org_id: Uuid,
-    session_id: Uuid,
+    org_id: OrgId,
+    session_id: SessionId,
     n: i64,
 ) -> AppResult<Option<i64>> {
     let now = Utc::now();
@@ -60,7 +62,7 @@ pub(crate) async fn take_seqs(
 /// crash recovery); requests use [`get`], which is scoped to the caller's org.
 pub async fn find(
     db: &impl ConnectionTrait,
-    session_id: Uuid,
+    session_id: SessionId,
 ) -> AppResult<Option<session::Model>> {
     Ok(session::Entity::find_by_id(session_id).one(db).await?)
 }
@@ -68,8 +70,8 @@ pub async fn find(
 /// One session of `org_id`. Errors: 404 (also for another org's session).
 pub async fn get(
     db: &impl ConnectionTrait,
-    org_id: Uuid,
-    session_id: Uuid,
+    org_id: OrgId,
+    session_id: SessionId,
 ) -> AppResult<session::Model> {
     session::Entity::find_in_by_id(org_id, session_id)
         .one(db)
@@ -80,7 +82,7 @@ pub async fn get(
 /// The org's sessions, newest first, optionally by status and agent.
 pub async fn list(
     db: &impl ConnectionTrait,
-    org_id: Uuid,
+    org_id: OrgId,
     status: Option<Status>,
     agent_id: Option<Uuid>,
     page: PageRequest,
