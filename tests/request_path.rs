@@ -117,18 +117,22 @@ async fn api_key_callers_are_idempotent(app: TestApp) {
     assert_eq!(count(&all), 2, "one agent per credential form");
 
     // Another principal with the same key does not see key A's stored response: its request
-    // runs (a new agent), and is not marked as a replay. The owner's own key space too.
-    let body = json!({"name": "Runner 0", "model": "test-model"});
-    for cred in [Cred::ApiKey(key_b), Cred::Bearer(owner.token.clone())] {
+    // runs (a new agent; in a shared key space it would answer 422 `idempotency_key_reused`),
+    // and is not marked as a replay. The owner's own key space too.
+    for (i, cred) in [Cred::ApiKey(key_b), Cred::Bearer(owner.token.clone())]
+        .iter()
+        .enumerate()
+    {
         let other = app
             .post(&format!("/v1/orgs/{org}/agents"))
-            .cred(&cred)
+            .cred(cred)
             .header("Idempotency-Key", "agent-0")
-            .json(body.clone())
+            .json(json!({"name": format!("Other {i}"), "model": "test-model"}))
             .expect(201)
             .await;
         assert!(other.header("idempotent-replayed").is_none());
     }
+    let body = json!({"name": "Refused", "model": "test-model"});
     let all = app
         .get(&format!("/v1/orgs/{org}/agents"))
         .token(&owner.token)
