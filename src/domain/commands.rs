@@ -115,6 +115,7 @@ impl CommandKind {
 /// transaction. Errors: 404; 422 for bad args; 409 `session_not_running`; 403
 /// `capability_denied` (audited as `command.denied`, nothing queued).
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "commands.create", skip_all, fields(org_id = %org_id, session_id = %session_id))]
 pub async fn create(
     db: &DatabaseConnection,
     bus: &Bus,
@@ -220,6 +221,7 @@ pub async fn create(
 /// executor, waiting up to `wait` for one to arrive (long poll). `Ok(None)` when none came.
 /// Concurrent claimers never get the same command (compare-and-set on `status`).
 /// Errors: 404; 409 `session_not_live` once the session is stopping or has ended.
+#[tracing::instrument(name = "commands.claim", skip_all, fields(org_id = %org_id, session_id = %session_id))]
 pub async fn claim(
     db: &DatabaseConnection,
     bus: &Bus,
@@ -278,6 +280,7 @@ pub async fn claim(
 /// Records the executor's result of a dispatched command and appends its `result` event.
 /// Errors: 404; 409 `command_not_dispatched` (already finished, or never claimed).
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "commands.complete", skip_all, fields(org_id = %org_id, session_id = %session_id, command_id = %command_id))]
 pub async fn complete(
     db: &DatabaseConnection,
     bus: &Bus,
@@ -391,6 +394,7 @@ pub async fn cancel_open(tx: &impl ConnectionTrait, session_id: SessionId) -> Ap
 }
 
 /// The reaper's command pass: queued commands past `expires_at` become `expired`.
+#[tracing::instrument(name = "commands.expire", skip_all)]
 pub async fn expire(db: &impl ConnectionTrait) -> AppResult<u64> {
     let now = Utc::now();
     Ok(command::Entity::update_many()

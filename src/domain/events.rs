@@ -147,6 +147,7 @@ async fn insert_rows(
 
 /// Validates and appends a client batch in its own transaction, then publishes it.
 /// Errors: as [`validate_batch`] and [`append_in_tx`].
+#[tracing::instrument(name = "events.append", skip_all, fields(org_id = %org_id, session_id = %session_id, events = events.len()))]
 pub async fn append(
     db: &DatabaseConnection,
     bus: &Bus,

@@ -93,7 +93,7 @@ pub async fn list(
 /// `job.retried`, committed with the job wake-up in its outbox. Returns the row as this
 /// update left it (a worker may claim it a moment later). Errors: 404; 409 `job_not_dead`
 /// naming the current status.
-#[tracing::instrument(skip(db, bus, ctx), fields(org_id = %org_id, job_id = %job_id))]
+#[tracing::instrument(name = "jobs.retry", skip_all, fields(org_id = %org_id, job_id = %job_id))]
 pub async fn retry(
     db: &DatabaseConnection,
     bus: &Bus,

@@ -145,6 +145,7 @@ pub async fn transition(
 }
 
 /// Runs [`transition`] in its own transaction and publishes it. Errors: as [`transition`].
+#[tracing::instrument(name = "sessions.transition_now", skip_all, fields(session_id = %session_id))]
 pub async fn transition_now(
     db: &DatabaseConnection,
     bus: &Bus,
@@ -201,6 +202,7 @@ pub struct NewSession {
 /// provision job, in one transaction under the org lock (so the live-session limit holds
 /// under concurrency). Audited as `session.created`. Errors: 422 for bad fields (an agent id
 /// from another org is `agent_id: no such agent`); 429 `session_limit_reached`.
+#[tracing::instrument(name = "sessions.create", skip_all, fields(org_id = %org_id))]
 pub async fn create(
     db: &DatabaseConnection,
     bus: &Bus,
@@ -334,6 +336,7 @@ pub async fn create(
 /// Asks a session of `org_id` to stop: `stopping` now, the stop job releases the desktop.
 /// Audited as `session.stopped`. Errors: 404; 409 `invalid_transition` when it is already
 /// stopping or ended.
+#[tracing::instrument(name = "sessions.stop", skip_all, fields(org_id = %org_id, session_id = %session_id))]
 pub async fn stop(
     db: &DatabaseConnection,
     bus: &Bus,
@@ -373,6 +376,7 @@ pub async fn stop(
 /// The reaper's session pass: stops live sessions past their idle timeout or maximum
 /// duration (a stuck `stopping` session past its maximum duration is failed). Returns how
 /// many it moved. Concurrent reapers on several nodes are safe: transitions compare-and-set.
+#[tracing::instrument(name = "sessions.reap", skip_all)]
 pub async fn reap(db: &DatabaseConnection, bus: &Bus, config: &Config) -> AppResult<usize> {
     let now = Utc::now();
     let mut moved = 0;
