@@ -43,8 +43,10 @@ impl Target {
     }
 }
 
+/// A session job type: its payload is the [`Target`]; `perform` (the work) and `dead` (the
+/// dead-letter hook) are written per type below.
 macro_rules! session_job {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident = $kind:literal) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
         #[serde(transparent)]
@@ -56,20 +58,41 @@ macro_rules! session_job {
                 Self(Target::of(s))
             }
         }
+
+        impl BackgroundJob for $name {
+            const KIND: &'static str = $kind;
+
+            fn org_id(&self) -> Option<Uuid> {
+                self.0.org_id
+            }
+
+            fn session_id(&self) -> Option<Uuid> {
+                Some(self.0.session_id)
+            }
+
+            #[tracing::instrument(name = $kind, skip_all, fields(session_id = %self.0.session_id))]
+            async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
+                self.perform(ctx, self.0.session_id).await
+            }
+
+            async fn on_dead(&self, ctx: &JobContext, job: &job::Model) -> anyhow::Result<()> {
+                self.dead(ctx, job).await
+            }
+        }
     };
 }
 
 session_job!(
     /// Brings a pending session's desktop up and marks it running.
-    ProvisionSession
+    ProvisionSession = "session.provision"
 );
 session_job!(
     /// Releases a stopping session's desktop and marks it stopped.
-    StopSession
+    StopSession = "session.stop"
 );
 session_job!(
     /// Releases a failed session's desktop.
-    ReleaseDesktop
+    ReleaseDesktop = "session.release"
 );
 
 async fn load(ctx: &JobContext, id: Uuid) -> anyhow::Result<Option<(session::Model, Status)>> {
@@ -105,20 +128,9 @@ async fn fail_session(ctx: &JobContext, id: Uuid, job: &job::Model) -> anyhow::R
     }
 }
 
-impl BackgroundJob for ProvisionSession {
-    const KIND: &'static str = "session.provision";
-
-    fn org_id(&self) -> Option<Uuid> {
-        self.0.org_id
-    }
-
-    fn session_id(&self) -> Option<Uuid> {
-        Some(self.0.session_id)
-    }
-
-    #[tracing::instrument(name = "session.provision", skip_all, fields(session_id = %self.0.session_id))]
-    async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
-        let id = self.0.session_id;
+impl ProvisionSession {
+    /// `pending → provisioning`, the desktop, `→ running` (each step only if still missing).
+    async fn perform(&self, ctx: &JobContext, id: Uuid) -> anyhow::Result<()> {
         let Some((s, status)) = load(ctx, id).await? else {
             return Ok(()); // The session is gone (org deleted): nothing to do.
         };
@@ -166,25 +178,15 @@ impl BackgroundJob for ProvisionSession {
         }
     }
 
-    async fn on_dead(&self, ctx: &JobContext, job: &job::Model) -> anyhow::Result<()> {
+    /// The session fails.
+    async fn dead(&self, ctx: &JobContext, job: &job::Model) -> anyhow::Result<()> {
         fail_session(ctx, self.0.session_id, job).await
     }
 }
 
-impl BackgroundJob for StopSession {
-    const KIND: &'static str = "session.stop";
-
-    fn org_id(&self) -> Option<Uuid> {
-        self.0.org_id
-    }
-
-    fn session_id(&self) -> Option<Uuid> {
-        Some(self.0.session_id)
-    }
-
-    #[tracing::instrument(name = "session.stop", skip_all, fields(session_id = %self.0.session_id))]
-    async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
-        let id = self.0.session_id;
+impl StopSession {
+    /// Releases the desktop, then `stopping → stopped`.
+    async fn perform(&self, ctx: &JobContext, id: Uuid) -> anyhow::Result<()> {
         let Some((_, status)) = load(ctx, id).await? else {
             return ctx.runtime.release(id).await;
         };
@@ -198,24 +200,20 @@ impl BackgroundJob for StopSession {
         Ok(())
     }
 
-    async fn on_dead(&self, ctx: &JobContext, job: &job::Model) -> anyhow::Result<()> {
+    /// The session fails.
+    async fn dead(&self, ctx: &JobContext, job: &job::Model) -> anyhow::Result<()> {
         fail_session(ctx, self.0.session_id, job).await
     }
 }
 
-impl BackgroundJob for ReleaseDesktop {
-    const KIND: &'static str = "session.release";
-
-    fn org_id(&self) -> Option<Uuid> {
-        self.0.org_id
+impl ReleaseDesktop {
+    /// Releases the desktop.
+    async fn perform(&self, ctx: &JobContext, id: Uuid) -> anyhow::Result<()> {
+        ctx.runtime.release(id).await
     }
 
-    fn session_id(&self) -> Option<Uuid> {
-        Some(self.0.session_id)
-    }
-
-    #[tracing::instrument(name = "session.release", skip_all, fields(session_id = %self.0.session_id))]
-    async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
-        ctx.runtime.release(self.0.session_id).await
+    /// A dead release job leaves the session as it is (it is failed already).
+    async fn dead(&self, _: &JobContext, _: &job::Model) -> anyhow::Result<()> {
+        Ok(())
     }
 }
