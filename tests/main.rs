@@ -6,6 +6,7 @@ mod common;
 mod access;
 mod accounts;
 mod contract;
+mod jobs;
 mod layers;
 mod oidc;
 mod orgs;
