@@ -142,7 +142,7 @@ impl<E: Endpoint + 'static> Endpoint for IdempotencyEndpoint<E> {
             .headers()
             .get(HEADER)
             .map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
-        let (Some(key), true) = (key, self.config.covers(&method, &path)) else {
+        let Some(key) = key.filter(|_| self.config.covers(&method, &path)) else {
             return self.inner.call(req).await.map(IntoResponse::into_response);
         };
         if !valid_key(&key) {
