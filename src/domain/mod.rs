@@ -1,5 +1,5 @@
 //! The rules: accounts, organizations, memberships, audit, agents, sessions (the state
-//! machine), the event log and commands. Functions over
+//! machine), the event log, commands and one-time tickets. Functions over
 //! `&impl ConnectionTrait` (or a connection they open transactions on); no HTTP types.
 //! Errors are [`AppError`](crate::error::AppError)s with stable codes.
 
@@ -16,6 +16,7 @@ pub mod page;
 pub mod roles;
 pub mod sessions;
 pub mod throttle;
+pub mod tickets;
 
 use sea_orm::{
     AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,

@@ -2,8 +2,8 @@
 //! (RFC 7636, S256), `state` and `nonce`:
 //!
 //! 1. [`Oidc::begin`] (`auth.oidc_authorize`): the frontend's `redirect_uri` must exactly
-//!    match a configured one. A random `state` (256 bits) keys a short-lived server-side
-//!    record (`auth_tickets`, stored as SHA-256) holding the provider, the `nonce`, the PKCE
+//!    match a configured one. A random `state` (256 bits) is a one-time ticket
+//!    ([`super::tickets`], stored as SHA-256) holding the provider, the `nonce`, the PKCE
 //!    verifier and the `redirect_uri`; the browser is sent to the provider.
 //! 2. [`Oidc::callback`] (`auth.oidc_callback`): the record is spent (single use) — an unknown,
 //!    spent or expired `state` is 400 `invalid_state`. The code is exchanged with the PKCE
@@ -26,7 +26,7 @@ use std::{
     time::{Duration as StdDuration, Instant},
 };
 
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
@@ -38,8 +38,7 @@ use oauth2::{
     },
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -49,11 +48,12 @@ use uuid::Uuid;
 use super::{
     accounts::{self, TokenPair},
     audit::{self, AuditCtx, Event},
+    tickets::{self, Kind},
 };
 use crate::{
     auth::{secrets, tokens},
     config::{Config, OidcProviderConfig},
-    entity::{auth_ticket, identity, user},
+    entity::{identity, user},
     error::{AppError, AppResult},
 };
 
@@ -61,6 +61,19 @@ use crate::{
 pub const KIND_STATE: &str = "oidc_state";
 /// `auth_tickets.kind` of a one-time login code.
 pub const KIND_LOGIN_CODE: &str = "login_code";
+/// OIDC `state` records: the secret is the `state` (`st_…`).
+const STATE_TICKET: Kind = Kind {
+    name: KIND_STATE,
+    prefix: "st",
+};
+/// One-time login codes (`lc_…`), for a user.
+const LOGIN_CODE_TICKET: Kind = Kind {
+    name: KIND_LOGIN_CODE,
+    prefix: "lc",
+};
+
+/// Deletes expired tickets of every kind (run by the reaper); see [`tickets::purge`].
+pub use super::tickets::purge as purge_tickets;
 /// How long discovery metadata is cached.
 const METADATA_TTL: StdDuration = StdDuration::from_secs(3600);
 /// An unknown `kid` refetches the JWKS at most this often (a flood of forged tokens cannot
@@ -333,31 +346,22 @@ impl Oidc {
         let m = self.metadata(p).await.map_err(idp_unavailable)?;
         let client = self.client(name, p, &m).map_err(idp_unavailable)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let (state, state_hash) = secrets::new_token("st");
         let (nonce, _) = secrets::new_token("n");
+        let data = StateData {
+            provider: name.to_owned(),
+            nonce: nonce.clone(),
+            pkce_verifier: verifier.secret().clone(),
+            redirect_uri: redirect_uri.to_owned(),
+        };
+        let state = tickets::issue(db, STATE_TICKET, None, &data, self.state_ttl_s).await?;
         let mut request = client
-            .authorize_url(|| CsrfToken::new(state.clone()))
-            .add_extra_param("nonce", nonce.clone())
+            .authorize_url(|| CsrfToken::new(state.secret))
+            .add_extra_param("nonce", nonce)
             .set_pkce_challenge(challenge);
         for scope in &p.config.scopes {
             request = request.add_scope(Scope::new(scope.clone()));
         }
         let (url, _) = request.url();
-        let data = StateData {
-            provider: name.to_owned(),
-            nonce,
-            pkce_verifier: verifier.secret().clone(),
-            redirect_uri: redirect_uri.to_owned(),
-        };
-        store_ticket(
-            db,
-            KIND_STATE,
-            state_hash,
-            None,
-            serde_json::to_value(&data).map_err(|e| AppError::Internal(e.into()))?,
-            self.state_ttl_s,
-        )
-        .await?;
         Ok(url.to_string())
     }
 
@@ -377,7 +381,7 @@ impl Oidc {
     ) -> AppResult<String> {
         let p = self.provider(name)?;
         let state = state.ok_or_else(invalid_state)?;
-        let ticket = spend_ticket(db, KIND_STATE, &secrets::hash(state))
+        let ticket = tickets::spend(db, STATE_TICKET, state)
             .await?
             .ok_or_else(invalid_state)?;
         let data: StateData = serde_json::from_value(ticket.data).map_err(|_| invalid_state())?;
@@ -445,13 +449,11 @@ impl Oidc {
             .ok_or_else(|| fail("invalid_id_token", "the token response has no id_token"))?;
         let claims = self.verify_id_token(p, &m, &id_token, &data.nonce).await?;
         let user_id = link_or_create(db, name, &p.config, &claims, ctx).await?;
-        let (login_code, hash) = secrets::new_token("lc");
-        store_ticket(
+        let issued = tickets::issue(
             db,
-            KIND_LOGIN_CODE,
-            hash,
+            LOGIN_CODE_TICKET,
             Some(user_id),
-            json!({ "provider": name }),
+            &json!({ "provider": name }),
             self.login_code_ttl_s,
         )
         .await
@@ -462,7 +464,7 @@ impl Oidc {
                 "the login could not be completed; try again",
             )
         })?;
-        Ok(login_code)
+        Ok(issued.secret)
     }
 
     async fn verify_id_token(
@@ -652,60 +654,6 @@ async fn link_or_create(
     Ok(user_id)
 }
 
-async fn store_ticket(
-    db: &impl ConnectionTrait,
-    kind: &str,
-    hash: String,
-    user_id: Option<Uuid>,
-    data: serde_json::Value,
-    ttl_s: u64,
-) -> AppResult<()> {
-    let now = Utc::now();
-    auth_ticket::Entity::insert(auth_ticket::ActiveModel {
-        hash: Set(hash),
-        kind: Set(kind.to_owned()),
-        user_id: Set(user_id),
-        data: Set(data),
-        expires_at: Set(now + Duration::seconds(ttl_s as i64)),
-        created_at: Set(now),
-    })
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
-}
-
-/// Spends a ticket: deletes it and returns it when it existed, was of `kind` and had not
-/// expired. Of two concurrent spends, one gets it.
-async fn spend_ticket(
-    db: &DatabaseConnection,
-    kind: &str,
-    hash: &str,
-) -> AppResult<Option<auth_ticket::Model>> {
-    let tx = super::begin_write(db).await?;
-    let Some(row) = auth_ticket::Entity::find_by_id(hash.to_owned())
-        .filter(auth_ticket::Column::Kind.eq(kind))
-        .one(&tx)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let gone = auth_ticket::Entity::delete_by_id(hash.to_owned())
-        .exec(&tx)
-        .await?
-        .rows_affected;
-    tx.commit().await?;
-    Ok((gone == 1 && row.expires_at > Utc::now()).then_some(row))
-}
-
-/// Deletes expired tickets (run by the reaper).
-pub async fn purge_tickets(db: &DatabaseConnection) -> AppResult<u64> {
-    Ok(auth_ticket::Entity::delete_many()
-        .filter(auth_ticket::Column::ExpiresAt.lt(Utc::now()))
-        .exec(db)
-        .await?
-        .rows_affected)
-}
-
 /// Trades a one-time login code from the OIDC callback for a token pair (new refresh-token
 /// family). Errors: 400 `invalid_grant` for an unknown, spent or expired code, or a disabled
 /// account.
@@ -720,7 +668,7 @@ pub async fn exchange(
         detail: "the login code is unknown, expired or already used; log in again".into(),
         errors: vec![],
     };
-    let ticket = spend_ticket(db, KIND_LOGIN_CODE, &secrets::hash(code))
+    let ticket = tickets::spend(db, LOGIN_CODE_TICKET, code)
         .await?
         .ok_or_else(invalid)?;
     let user_id = ticket.user_id.ok_or_else(invalid)?;
