@@ -1,7 +1,9 @@
 //! Authentication and authorization: argon2id passwords, access JWTs and opaque refresh
-//! tokens, the bearer security scheme and the casbin RBAC enforcer with its SeaORM adapter.
+//! tokens, the bearer security scheme, the casbin RBAC enforcer with its SeaORM adapter and
+//! the OpenID Connect protocol client.
 //! Nothing here knows about orgs' business rules; `domain/` calls in.
 
+pub mod oidc;
 pub mod password;
 pub mod rbac;
 pub mod secrets;
