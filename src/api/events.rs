@@ -12,15 +12,12 @@ use poem_openapi::{
     param::{Header, Path, Query},
     payload::{EventStream, Json},
 };
-use tokio::sync::mpsc;
 use uuid::Uuid;
-
-use crate::auth::Subject;
 
 use super::{JsonObject, OrgAuth, Tag, access, sessions::SessionStatus, to_object};
 use crate::{
     api_errors,
-    auth::rbac,
+    auth::{Subject, rbac},
     domain::{
         events::{self, NewEvent},
         orgs,
@@ -28,12 +25,9 @@ use crate::{
     },
     entity::{SessionId, session_event},
     error::{AppError, FieldError},
-    realtime::bus::BusMessage,
+    realtime::sse,
     state::AppState,
 };
-
-/// How often a live stream re-checks that the caller may still read it (s).
-const REAUTHORIZE_S: u64 = 30;
 
 /// An event kind. `status` (lifecycle changes) is written by the server only.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -252,24 +246,53 @@ fn bad_param(name: &str, message: &str) -> AppError {
     }
 }
 
-/// A stream of what a producer task sends; it ends when the task drops its sender, and
-/// dropping it (the client went away) closes the channel, which ends the task.
-fn receiver_stream<T: Send + 'static>(rx: mpsc::Receiver<T>) -> BoxStream<'static, T> {
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
-        .boxed()
-}
-
 /// Whether a stream's caller may still read the org's sessions (re-checked every
-/// [`REAUTHORIZE_S`], so a removed member's stream ends).
-async fn still_allowed(state: &AppState, subject: &Subject, org_id: Uuid) -> bool {
-    orgs::authorize_fresh(&state.db, &state.rbac, subject, org_id, rbac::SESSIONS_READ)
-        .await
-        .is_ok()
+/// [`sse::REAUTHORIZE`], so a removed member's stream ends): the callback the stream
+/// plumbing calls.
+fn still_allowed(
+    state: &AppState,
+    subject: &Subject,
+    org_id: Uuid,
+) -> impl FnMut() -> futures_util::future::BoxFuture<'static, bool> + Send + 'static {
+    let (state, subject) = (state.clone(), subject.clone());
+    move || {
+        let (state, subject) = (state.clone(), subject.clone());
+        Box::pin(async move {
+            orgs::authorize_fresh(
+                &state.db,
+                &state.rbac,
+                &subject,
+                org_id,
+                rbac::SESSIONS_READ,
+            )
+            .await
+            .is_ok()
+        })
+    }
 }
 
-/// An SSE `data:` line's JSON.
-fn sse_data(value: &impl poem_openapi::types::ToJSON) -> String {
-    serde_json::to_string(&value.to_json()).unwrap_or_default()
+/// The org stream's item for a `status` event row; `None` when its payload is not a status
+/// change.
+fn status_event(row: session_event::Model) -> Option<SessionStatusEvent> {
+    let status_of = |k: &str| {
+        row.payload
+            .get(k)
+            .and_then(|v| v.as_str())
+            .and_then(Status::parse)
+    };
+    let status = status_of("status")?;
+    Some(SessionStatusEvent {
+        session_id: row.session_id,
+        seq: row.seq,
+        status: status.into(),
+        previous_status: status_of("previous_status").map(Into::into),
+        reason: row
+            .payload
+            .get("reason")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+        created_at: row.created_at,
+    })
 }
 
 /// The event operations.
@@ -442,56 +465,26 @@ impl EventsApi {
         }
         let s = sessions::get(&state.db, a.org(), SessionId(session_id.0)).await?;
         let done = s.status.is_final() && after >= s.last_seq;
-        let (tx, rx) = mpsc::channel::<EventOut>(64);
-        if !done {
-            let mut follower = state
+        let stream = if done {
+            futures_util::stream::empty().boxed()
+        } else {
+            let follower = state
                 .feeds
                 .follow(session_id.0, after)
                 .await
                 .map_err(AppError::from)?;
-            let state = state.clone();
-            let (subject, org) = (a.subject.clone(), a.org_id);
-            tokio::spawn(async move {
-                let mut recheck = tokio::time::interval(Duration::from_secs(REAUTHORIZE_S));
-                recheck.tick().await;
-                loop {
-                    tokio::select! {
-                        _ = tx.closed() => return,
-                        _ = recheck.tick() => {
-                            if !still_allowed(&state, &subject, org).await {
-                                return;
-                            }
-                        }
-                        batch = follower.next_batch() => {
-                            let batch = match batch {
-                                Ok(b) => b,
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "event stream read failed");
-                                    return;
-                                }
-                            };
-                            for e in batch {
-                                let last = events::is_final_status(&e);
-                                if tx.send(e.into()).await.is_err() || last {
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                }
-            });
-        }
-        let stream = receiver_stream(rx);
-        Ok(SessionStream::Ok(
-            EventStream::new(stream)
-                .keep_alive(Duration::from_secs(state.config.sse_heartbeat_s))
-                .to_event(|e: EventOut| {
-                    let data = sse_data(&e);
-                    poem::web::sse::Event::message(data)
-                        .event_type(events::EventKind::from(e.kind).as_str())
-                        .id(e.seq.to_string())
-                }),
-        ))
+            sse::follow_session(
+                follower,
+                events::is_final_status,
+                EventOut::from,
+                still_allowed(&state, &a.subject, a.org_id),
+            )
+        };
+        Ok(SessionStream::Ok(sse::event_stream(
+            stream,
+            Duration::from_secs(state.config.sse_heartbeat_s),
+            |e: &EventOut| (events::EventKind::from(e.kind).as_str(), e.seq.to_string()),
+        )))
     }
 
     /// Follow the org's session status changes (SSE)
@@ -514,71 +507,17 @@ impl EventsApi {
         org_id: Path<Uuid>,
     ) -> Result<OrgStream, EventReadErrors> {
         let a = access(&state, &auth, org_id.0, rbac::SESSIONS_READ).await?;
-        let (tx, rx) = mpsc::channel::<SessionStatusEvent>(64);
-        let mut bus = state.bus.subscribe();
-        let state2 = state.clone();
-        let (subject, org) = (a.subject.clone(), a.org_id);
-        tokio::spawn(async move {
-            let state = state2;
-            let mut recheck = tokio::time::interval(Duration::from_secs(REAUTHORIZE_S));
-            recheck.tick().await;
-            loop {
-                tokio::select! {
-                    _ = tx.closed() => return,
-                    _ = recheck.tick() => {
-                        if !still_allowed(&state, &subject, org).await {
-                            return;
-                        }
-                    }
-                    msg = bus.recv() => {
-                        let e = match msg {
-                            Ok(BusMessage::Event(e)) if e.status && e.org_id == org => e,
-                            Ok(_) => continue,
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                                tracing::warn!(skipped = n, "org stream lagged");
-                                continue;
-                            }
-                            Err(_) => return,
-                        };
-                        // Visibility: the event must belong to a session of this org.
-                        let row = <session_event::Entity as sea_orm::EntityTrait>::find_by_id(
-                            (e.session_id, e.seq),
-                        )
-                        .one(&state.db)
-                        .await;
-                        let Ok(Some(row)) = row else { continue };
-                        if row.org_id != org || row.kind != events::EventKind::Status {
-                            continue;
-                        }
-                        let status_of = |k: &str| {
-                            row.payload.get(k).and_then(|v| v.as_str()).and_then(Status::parse)
-                        };
-                        let Some(status) = status_of("status") else { continue };
-                        let out = SessionStatusEvent {
-                            session_id: row.session_id,
-                            seq: row.seq,
-                            status: status.into(),
-                            previous_status: status_of("previous_status").map(Into::into),
-                            reason: row.payload.get("reason").and_then(|v| v.as_str()).map(str::to_owned),
-                            created_at: row.created_at,
-                        };
-                        if tx.send(out).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-        let stream = receiver_stream(rx);
-        Ok(OrgStream::Ok(
-            EventStream::new(stream)
-                .keep_alive(Duration::from_secs(state.config.sse_heartbeat_s))
-                .to_event(|e: SessionStatusEvent| {
-                    let data = sse_data(&e);
-                    poem::web::sse::Event::message(data)
-                        .event_type("status")
-                        .id(format!("{}:{}", e.session_id, e.seq))
-                }),
-        ))
+        let stream = sse::follow_org_status(
+            state.db.clone(),
+            &state.bus,
+            a.org_id,
+            status_event,
+            still_allowed(&state, &a.subject, a.org_id),
+        );
+        Ok(OrgStream::Ok(sse::event_stream(
+            stream,
+            Duration::from_secs(state.config.sse_heartbeat_s),
+            |e: &SessionStatusEvent| ("status", format!("{}:{}", e.session_id, e.seq)),
+        )))
     }
 }

@@ -1,9 +1,10 @@
 //! Authentication and authorization: argon2id passwords, access JWTs and opaque refresh
-//! tokens, API key verification, the principal resolved once per request, and the casbin
-//! RBAC enforcer with its SeaORM adapter.
+//! tokens, API key verification, the principal resolved once per request, the casbin RBAC
+//! enforcer with its SeaORM adapter and the OpenID Connect protocol client.
 //! Nothing here knows about orgs' business rules; `domain/` calls in.
 
 pub mod api_keys;
+pub mod oidc;
 pub mod password;
 pub mod principal;
 pub mod rbac;

@@ -1,8 +1,9 @@
 //! The rules: accounts, organizations, memberships, audit, agents, sessions (state machine,
 //! store, lifecycle, jobs), the event log, commands, jobs as an org sees them, idempotency
-//! records. Functions over `&impl ConnectionTrait` (or a connection they open transactions
-//! on); no HTTP types. Errors are [`AppError`](crate::error::AppError)s with stable codes.
-//! Writes that publish or enqueue commit through the bus's outbox (`Bus::commit`).
+//! records and one-time tickets. Functions over `&impl ConnectionTrait` (or a connection they
+//! open transactions on); no HTTP types. Errors are [`AppError`](crate::error::AppError)s with
+//! stable codes. Writes that publish or enqueue commit through the bus's outbox
+//! (`Bus::commit`).
 
 pub mod accounts;
 pub mod agents;
@@ -19,6 +20,7 @@ pub mod page;
 pub mod roles;
 pub mod sessions;
 pub mod throttle;
+pub mod tickets;
 
 use sea_orm::{
     AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,

@@ -2,8 +2,8 @@
 //! (RFC 7636, S256), `state` and `nonce`:
 //!
 //! 1. [`Oidc::begin`] (`auth.oidc_authorize`): the frontend's `redirect_uri` must exactly
-//!    match a configured one. A random `state` (256 bits) keys a short-lived server-side
-//!    record (`auth_tickets`, stored as SHA-256) holding the provider, the `nonce`, the PKCE
+//!    match a configured one. A random `state` (256 bits) is a one-time ticket
+//!    ([`super::tickets`], stored as SHA-256) holding the provider, the `nonce`, the PKCE
 //!    verifier and the `redirect_uri`; the browser is sent to the provider.
 //! 2. [`Oidc::callback`] (`auth.oidc_callback`): the record is spent (single use) — an unknown,
 //!    spent or expired `state` is 400 `invalid_state`. The code is exchanged with the PKCE
@@ -19,41 +19,33 @@
 //! an unverified email that collides with an account is refused (`email_not_verified`);
 //! otherwise a new user (without password) is created. `allowed_email_domains` limits who
 //! may log in at all.
+//!
+//! The protocol itself (discovery, JWKS, the authorization URL, the code exchange, ID token
+//! verification) is [`crate::auth::oidc`]'s; this module keeps the flow's records and the
+//! account rules.
 
-use std::{
-    collections::HashMap,
-    sync::Arc,
-    time::{Duration as StdDuration, Instant},
-};
+use std::collections::HashMap;
 
-use chrono::{Duration, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
-use oauth2::{
-    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    StandardRevocableToken, StandardTokenResponse, TokenUrl,
-    basic::{
-        BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
-        BasicTokenType,
-    },
-};
+use chrono::Utc;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::{
     accounts::{self, TokenPair},
     audit::{self, AuditCtx, Event},
+    tickets::{self, Kind},
 };
 use crate::{
-    auth::{secrets, tokens},
+    auth::{
+        oidc::{self as protocol, IdClaims},
+        tokens,
+    },
     config::{Config, OidcProviderConfig},
-    entity::{auth_ticket, identity, user},
+    entity::{identity, user},
     error::{AppError, AppResult},
 };
 
@@ -61,66 +53,19 @@ use crate::{
 pub const KIND_STATE: &str = "oidc_state";
 /// `auth_tickets.kind` of a one-time login code.
 pub const KIND_LOGIN_CODE: &str = "login_code";
-/// How long discovery metadata is cached.
-const METADATA_TTL: StdDuration = StdDuration::from_secs(3600);
-/// An unknown `kid` refetches the JWKS at most this often (a flood of forged tokens cannot
-/// turn into a flood of requests to the provider).
-const JWKS_REFRESH_MIN: StdDuration = StdDuration::from_secs(10);
+/// OIDC `state` records: the secret is the `state` (`st_…`).
+const STATE_TICKET: Kind = Kind {
+    name: KIND_STATE,
+    prefix: "st",
+};
+/// One-time login codes (`lc_…`), for a user.
+const LOGIN_CODE_TICKET: Kind = Kind {
+    name: KIND_LOGIN_CODE,
+    prefix: "lc",
+};
 
-/// Signature algorithms accepted on ID tokens: asymmetric only (an `HS256` ID token keyed by
-/// the client secret is refused, so a leaked secret cannot mint identities).
-const ALLOWED_ALGS: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
-
-/// The token response fields beyond OAuth 2.0's: the ID token.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-struct IdTokenFields {
-    id_token: Option<String>,
-}
-
-impl ExtraTokenFields for IdTokenFields {}
-
-type OidcClient = oauth2::Client<
-    BasicErrorResponse,
-    StandardTokenResponse<IdTokenFields, BasicTokenType>,
-    BasicTokenIntrospectionResponse,
-    StandardRevocableToken,
-    BasicRevocationErrorResponse,
-    EndpointSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointSet,
->;
-
-/// Provider metadata from discovery (OIDC Discovery 1.0 §3).
-#[derive(Clone, Debug, Deserialize)]
-struct Metadata {
-    issuer: String,
-    authorization_endpoint: String,
-    token_endpoint: String,
-    jwks_uri: String,
-}
-
-#[derive(Default)]
-struct Cache {
-    metadata: Option<(Metadata, Instant)>,
-    jwks: Option<(Arc<JwkSet>, Instant)>,
-}
-
-struct Provider {
-    config: OidcProviderConfig,
-    cache: Mutex<Cache>,
-}
+/// Deletes expired tickets of every kind (run by the reaper); see [`tickets::purge`].
+pub use super::tickets::purge as purge_tickets;
 
 /// What a `state` record remembers.
 #[derive(Debug, Deserialize, Serialize)]
@@ -131,21 +76,9 @@ struct StateData {
     redirect_uri: String,
 }
 
-/// The claims read from an ID token.
-#[derive(Debug, Deserialize)]
-struct IdClaims {
-    sub: String,
-    nonce: Option<String>,
-    email: Option<String>,
-    email_verified: Option<bool>,
-    name: Option<String>,
-}
-
-/// The configured providers and an HTTP client for them (no redirects followed, 10 s timeout).
+/// The configured providers' protocol clients ([`crate::auth::oidc`]) and the login rules.
 pub struct Oidc {
-    providers: HashMap<String, Provider>,
-    http: reqwest::Client,
-    public_url: String,
+    providers: HashMap<String, protocol::Provider>,
     state_ttl_s: u64,
     login_code_ttl_s: u64,
 }
@@ -161,6 +94,12 @@ fn fail(code: &'static str, description: impl Into<String>) -> Failure {
     Failure {
         code,
         description: description.into(),
+    }
+}
+
+impl From<protocol::ProtocolError> for Failure {
+    fn from(e: protocol::ProtocolError) -> Self {
+        fail(e.code, e.description)
     }
 }
 
@@ -188,130 +127,29 @@ fn with_params(base: &str, params: &[(&str, &str)]) -> String {
 }
 
 impl Oidc {
-    /// The providers of `config.oidc_providers`. Nothing is fetched until first use.
+    /// The providers of `config.oidc_providers`, each calling back to
+    /// `<public_url>/v1/auth/oidc/<name>/callback`. Nothing is fetched until first use.
     /// Errors: the HTTP client cannot be built.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(StdDuration::from_secs(10))
-            .build()?;
+        let http = protocol::http_client()?;
+        let public_url = config.public_url();
         Ok(Self {
             providers: config
                 .oidc_providers
                 .iter()
                 .map(|(name, c)| {
-                    (
-                        name.clone(),
-                        Provider {
-                            config: c.clone(),
-                            cache: Mutex::new(Cache::default()),
-                        },
-                    )
+                    let callback = format!("{public_url}/v1/auth/oidc/{name}/callback");
+                    let provider = protocol::Provider::new(c.clone(), callback, http.clone());
+                    (name.clone(), provider)
                 })
                 .collect(),
-            http,
-            public_url: config.public_url(),
             state_ttl_s: config.oidc_state_ttl_s,
             login_code_ttl_s: config.login_code_ttl_s,
         })
     }
 
-    fn provider(&self, name: &str) -> AppResult<&Provider> {
+    fn provider(&self, name: &str) -> AppResult<&protocol::Provider> {
         self.providers.get(name).ok_or_else(unknown_provider)
-    }
-
-    fn callback_url(&self, name: &str) -> String {
-        format!("{}/v1/auth/oidc/{name}/callback", self.public_url)
-    }
-
-    async fn metadata(&self, p: &Provider) -> Result<Metadata, String> {
-        let mut cache = p.cache.lock().await;
-        if let Some((m, at)) = &cache.metadata
-            && at.elapsed() < METADATA_TTL
-        {
-            return Ok(m.clone());
-        }
-        let issuer = p.config.issuer_url.trim_end_matches('/');
-        let url = format!("{issuer}/.well-known/openid-configuration");
-        let m: Metadata = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| format!("discovery at {url} failed: {e}"))?
-            .json()
-            .await
-            .map_err(|e| format!("discovery at {url} returned an invalid document: {e}"))?;
-        // OIDC Discovery §4.3: the issuer in the document must be the one we asked.
-        if m.issuer.trim_end_matches('/') != issuer {
-            return Err(format!(
-                "discovery issuer {:?} differs from the configured {issuer:?}",
-                m.issuer
-            ));
-        }
-        cache.metadata = Some((m.clone(), Instant::now()));
-        Ok(m)
-    }
-
-    async fn fetch_jwks(&self, jwks_uri: &str) -> Result<Arc<JwkSet>, String> {
-        let set: JwkSet = self
-            .http
-            .get(jwks_uri)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| format!("JWKS fetch from {jwks_uri} failed: {e}"))?
-            .json()
-            .await
-            .map_err(|e| format!("JWKS at {jwks_uri} is invalid: {e}"))?;
-        Ok(Arc::new(set))
-    }
-
-    /// The verification key for `kid`: from the cached JWKS, refetched when the `kid` is
-    /// unknown (key rotation at the provider), at most every [`JWKS_REFRESH_MIN`].
-    async fn key(
-        &self,
-        p: &Provider,
-        m: &Metadata,
-        kid: Option<&str>,
-    ) -> Result<DecodingKey, String> {
-        let pick = |set: &JwkSet| match kid {
-            Some(kid) => set.find(kid).cloned(),
-            None if set.keys.len() == 1 => set.keys.first().cloned(),
-            None => None,
-        };
-        let mut cache = p.cache.lock().await;
-        if let Some((set, _)) = &cache.jwks
-            && let Some(jwk) = pick(set)
-        {
-            return DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable JWK: {e}"));
-        }
-        let fresh_enough = cache
-            .jwks
-            .as_ref()
-            .is_some_and(|(_, at)| at.elapsed() < JWKS_REFRESH_MIN);
-        if !fresh_enough {
-            let set = self.fetch_jwks(&m.jwks_uri).await?;
-            cache.jwks = Some((set, Instant::now()));
-        }
-        let set = &cache.jwks.as_ref().expect("set above").0;
-        let jwk = pick(set).ok_or_else(|| format!("no key {kid:?} in the provider's JWKS"))?;
-        DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable JWK: {e}"))
-    }
-
-    fn client(&self, name: &str, p: &Provider, m: &Metadata) -> Result<OidcClient, String> {
-        Ok(
-            oauth2::Client::new(ClientId::new(p.config.client_id.clone()))
-                .set_client_secret(ClientSecret::new(p.config.client_secret.clone()))
-                .set_auth_uri(
-                    AuthUrl::new(m.authorization_endpoint.clone()).map_err(|e| e.to_string())?,
-                )
-                .set_token_uri(TokenUrl::new(m.token_endpoint.clone()).map_err(|e| e.to_string())?)
-                .set_redirect_uri(
-                    RedirectUrl::new(self.callback_url(name)).map_err(|e| e.to_string())?,
-                ),
-        )
     }
 
     /// Starts a login at provider `name`: stores the `state` record and returns the
@@ -324,41 +162,24 @@ impl Oidc {
         redirect_uri: &str,
     ) -> AppResult<String> {
         let p = self.provider(name)?;
-        if !p.config.redirect_uris.iter().any(|u| u == redirect_uri) {
+        if !p.config().redirect_uris.iter().any(|u| u == redirect_uri) {
             return Err(AppError::field(
                 "redirect_uri",
                 "must exactly match one of the provider's configured redirect_uris",
             ));
         }
-        let m = self.metadata(p).await.map_err(idp_unavailable)?;
-        let client = self.client(name, p, &m).map_err(idp_unavailable)?;
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let (state, state_hash) = secrets::new_token("st");
-        let (nonce, _) = secrets::new_token("n");
-        let mut request = client
-            .authorize_url(|| CsrfToken::new(state.clone()))
-            .add_extra_param("nonce", nonce.clone())
-            .set_pkce_challenge(challenge);
-        for scope in &p.config.scopes {
-            request = request.add_scope(Scope::new(scope.clone()));
-        }
-        let (url, _) = request.url();
+        let login = p
+            .authorization()
+            .await
+            .map_err(|e| idp_unavailable(e.description))?;
         let data = StateData {
             provider: name.to_owned(),
-            nonce,
-            pkce_verifier: verifier.secret().clone(),
+            nonce: login.nonce.clone(),
+            pkce_verifier: login.pkce_verifier.clone(),
             redirect_uri: redirect_uri.to_owned(),
         };
-        store_ticket(
-            db,
-            KIND_STATE,
-            state_hash,
-            None,
-            serde_json::to_value(&data).map_err(|e| AppError::Internal(e.into()))?,
-            self.state_ttl_s,
-        )
-        .await?;
-        Ok(url.to_string())
+        let state = tickets::issue(db, STATE_TICKET, None, &data, self.state_ttl_s).await?;
+        Ok(login.url(&state.secret))
     }
 
     /// Finishes a login at provider `name` and returns where to send the browser: the
@@ -377,7 +198,7 @@ impl Oidc {
     ) -> AppResult<String> {
         let p = self.provider(name)?;
         let state = state.ok_or_else(invalid_state)?;
-        let ticket = spend_ticket(db, KIND_STATE, &secrets::hash(state))
+        let ticket = tickets::spend(db, STATE_TICKET, state)
             .await?
             .ok_or_else(invalid_state)?;
         let data: StateData = serde_json::from_value(ticket.data).map_err(|_| invalid_state())?;
@@ -415,43 +236,18 @@ impl Oidc {
         &self,
         db: &DatabaseConnection,
         name: &str,
-        p: &Provider,
+        p: &protocol::Provider,
         data: &StateData,
         code: &str,
         ctx: &AuditCtx,
     ) -> Result<String, Failure> {
-        let m = self
-            .metadata(p)
-            .await
-            .map_err(|e| fail("idp_unavailable", e))?;
-        let client = self
-            .client(name, p, &m)
-            .map_err(|e| fail("idp_unavailable", e))?;
-        let token = client
-            .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .set_pkce_verifier(PkceCodeVerifier::new(data.pkce_verifier.clone()))
-            .request_async(&self.http)
-            .await
-            .map_err(|e| {
-                fail(
-                    "code_exchange_failed",
-                    format!("the provider refused the code: {e}"),
-                )
-            })?;
-        let id_token = token
-            .extra_fields()
-            .id_token
-            .clone()
-            .ok_or_else(|| fail("invalid_id_token", "the token response has no id_token"))?;
-        let claims = self.verify_id_token(p, &m, &id_token, &data.nonce).await?;
-        let user_id = link_or_create(db, name, &p.config, &claims, ctx).await?;
-        let (login_code, hash) = secrets::new_token("lc");
-        store_ticket(
+        let claims = p.exchange(code, &data.pkce_verifier, &data.nonce).await?;
+        let user_id = link_or_create(db, name, p.config(), &claims, ctx).await?;
+        let issued = tickets::issue(
             db,
-            KIND_LOGIN_CODE,
-            hash,
+            LOGIN_CODE_TICKET,
             Some(user_id),
-            json!({ "provider": name }),
+            &json!({ "provider": name }),
             self.login_code_ttl_s,
         )
         .await
@@ -462,45 +258,7 @@ impl Oidc {
                 "the login could not be completed; try again",
             )
         })?;
-        Ok(login_code)
-    }
-
-    async fn verify_id_token(
-        &self,
-        p: &Provider,
-        m: &Metadata,
-        id_token: &str,
-        nonce: &str,
-    ) -> Result<IdClaims, Failure> {
-        let bad = |d: String| fail("invalid_id_token", d);
-        let header = jsonwebtoken::decode_header(id_token)
-            .map_err(|e| bad(format!("unreadable ID token: {e}")))?;
-        if !ALLOWED_ALGS.contains(&header.alg) {
-            return Err(bad(format!(
-                "ID token algorithm {:?} is not accepted",
-                header.alg
-            )));
-        }
-        let key = self.key(p, m, header.kid.as_deref()).await.map_err(bad)?;
-        let mut v = Validation::new(header.alg);
-        v.set_issuer(&[&m.issuer]);
-        v.set_audience(&[&p.config.client_id]);
-        v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        v.leeway = 60;
-        let data = jsonwebtoken::decode::<IdClaims>(id_token, &key, &v)
-            .map_err(|e| bad(format!("ID token rejected: {e}")))?;
-        let claims = data.claims;
-        let nonce_ok = claims
-            .nonce
-            .as_deref()
-            .is_some_and(|n| secrets::hashes_equal(&secrets::hash(n), &secrets::hash(nonce)));
-        if !nonce_ok {
-            return Err(fail(
-                "invalid_nonce",
-                "the ID token's nonce is not the one this login sent",
-            ));
-        }
-        Ok(claims)
+        Ok(issued.secret)
     }
 }
 
@@ -652,60 +410,6 @@ async fn link_or_create(
     Ok(user_id)
 }
 
-async fn store_ticket(
-    db: &impl ConnectionTrait,
-    kind: &str,
-    hash: String,
-    user_id: Option<Uuid>,
-    data: serde_json::Value,
-    ttl_s: u64,
-) -> AppResult<()> {
-    let now = Utc::now();
-    auth_ticket::Entity::insert(auth_ticket::ActiveModel {
-        hash: Set(hash),
-        kind: Set(kind.to_owned()),
-        user_id: Set(user_id),
-        data: Set(data),
-        expires_at: Set(now + Duration::seconds(ttl_s as i64)),
-        created_at: Set(now),
-    })
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
-}
-
-/// Spends a ticket: deletes it and returns it when it existed, was of `kind` and had not
-/// expired. Of two concurrent spends, one gets it.
-async fn spend_ticket(
-    db: &DatabaseConnection,
-    kind: &str,
-    hash: &str,
-) -> AppResult<Option<auth_ticket::Model>> {
-    let tx = super::begin_write(db).await?;
-    let Some(row) = auth_ticket::Entity::find_by_id(hash.to_owned())
-        .filter(auth_ticket::Column::Kind.eq(kind))
-        .one(&tx)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let gone = auth_ticket::Entity::delete_by_id(hash.to_owned())
-        .exec(&tx)
-        .await?
-        .rows_affected;
-    tx.commit().await?;
-    Ok((gone == 1 && row.expires_at > Utc::now()).then_some(row))
-}
-
-/// Deletes expired tickets (run by the reaper).
-pub async fn purge_tickets(db: &DatabaseConnection) -> AppResult<u64> {
-    Ok(auth_ticket::Entity::delete_many()
-        .filter(auth_ticket::Column::ExpiresAt.lt(Utc::now()))
-        .exec(db)
-        .await?
-        .rows_affected)
-}
-
 /// Trades a one-time login code from the OIDC callback for a token pair (new refresh-token
 /// family). Errors: 400 `invalid_grant` for an unknown, spent or expired code, or a disabled
 /// account.
@@ -720,7 +424,7 @@ pub async fn exchange(
         detail: "the login code is unknown, expired or already used; log in again".into(),
         errors: vec![],
     };
-    let ticket = spend_ticket(db, KIND_LOGIN_CODE, &secrets::hash(code))
+    let ticket = tickets::spend(db, LOGIN_CODE_TICKET, code)
         .await?
         .ok_or_else(invalid)?;
     let user_id = ticket.user_id.ok_or_else(invalid)?;
@@ -747,6 +451,5 @@ mod tests {
             with_params("https://app.example.com/sso?x=1", &[("code", "lc_a b")]),
             "https://app.example.com/sso?x=1&code=lc_a+b"
         );
-        assert!(!ALLOWED_ALGS.contains(&Algorithm::HS256));
     }
 }

@@ -1,6 +1,8 @@
 //! Real time: the event bus ([`bus`]) that tells every node "session S has events up to
-//! seq N", and the per-session feeds ([`feed`]) that turn those wake-ups into ordered event
-//! batches for SSE subscribers, reading the table once per node per wake-up.
+//! seq N", the per-session feeds ([`feed`]) that turn those wake-ups into ordered event
+//! batches for SSE subscribers, reading the table once per node per wake-up, and the SSE
+//! plumbing ([`sse`]) that streams them to clients with heartbeats and re-authorization.
 
 pub mod bus;
 pub mod feed;
+pub mod sse;
