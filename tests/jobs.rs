@@ -14,6 +14,7 @@ use agentdesk::jobs::{
     queue::{self, NewJob},
     worker,
 };
+use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -114,10 +115,20 @@ async fn jobs_without_a_session_run_and_dead_letter(backend: Backend) {
     queue::enqueue(&state.db, sweep, 5, &mut outbox)
         .await
         .unwrap();
-    let doomed = NewJob::of(&Doomed {
-        run,
-        org_id: Uuid::now_v7(),
-    });
+    // An org for the org's job (jobs reference their org).
+    let org_id = Uuid::now_v7();
+    let now = chrono::Utc::now();
+    agentdesk::entity::organization::Entity::insert(agentdesk::entity::organization::ActiveModel {
+        id: Set(org_id),
+        name: Set("Integrations".into()),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(&state.db)
+    .await
+    .unwrap();
+    let doomed = NewJob::of(&Doomed { run, org_id });
     queue::enqueue(&state.db, doomed, 2, &mut outbox)
         .await
         .unwrap();
