@@ -16,6 +16,12 @@
 //! `AGENTDESK_BENCH_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`),
 //! creates `agentdesk_bench_<uuid>` databases there and drops them afterwards.
 //! `benches/sessions.sh` runs both backends.
+//!
+//! Servers, databases, the HTTP client, URLs and the SSE reader are the integration tests'
+//! kit (`tests/common`); a failed call panics, which ends the run (its task) with an error.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::{
     sync::{
@@ -26,23 +32,17 @@ use std::{
 };
 
 use agentdesk::{Config, config::DesktopRuntimeKind};
-use anyhow::{Context, anyhow, bail, ensure};
+use anyhow::{anyhow, bail, ensure};
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
-use reqwest::{
-    Method,
-    header::{ACCEPT, CONTENT_TYPE},
-};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use common::{Appended, Backend, Client, Created, Databases, PgAdmin, Sse, TestApp, Urls, User};
+use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::{Barrier, mpsc, oneshot, watch};
 
-/// Signing key of the benchmark servers (base64 of 36 bytes).
-const SIGNING_KEY: &str = "dGVzdC1zaWduaW5nLWtleS10ZXN0LXNpZ25pbmcta2V5LTAx";
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// The whole run of one backend is abandoned after this (databases are still dropped).
 const DEADLINE: Duration = Duration::from_secs(270);
-/// Longest wait for any single step (a request, a status change, a subscriber).
+/// Longest wait for a subscriber or a status change (requests: the kit's 30 s timeout).
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
 const HEALTHZ_REQUESTS: usize = 2_000;
@@ -63,26 +63,11 @@ const LIVE_PACE: Duration = Duration::from_millis(5);
 const STARTS: usize = 50;
 const START_WARMUP: usize = 3;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    fn name(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        }
-    }
-
-    /// Append throughput target (events/s).
-    fn append_target(self) -> f64 {
-        match self {
-            Backend::Sqlite => 10_000.0,
-            Backend::Postgres => 20_000.0,
-        }
+/// Append throughput target (events/s).
+fn append_target(backend: Backend) -> f64 {
+    match backend {
+        Backend::Sqlite => 10_000.0,
+        Backend::Postgres => 20_000.0,
     }
 }
 
@@ -112,25 +97,24 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let code = rt.block_on(async move {
-        let mut dbs = match Databases::new(backend).await {
-            Ok(d) => d,
+        let databases = match databases(backend).await {
+            Ok(d) => Arc::new(d),
             Err(e) => {
                 eprintln!("{}: cannot set up the database: {e:#}", backend.name());
                 return 1;
             }
         };
         // The run is a task of its own, so that a panic in it still lets us drop databases.
-        let run = {
-            let dbs_urls = (dbs.fresh("main").await, dbs.fresh("process").await);
-            tokio::spawn(async move {
-                let (main_url, process_url) = (dbs_urls.0?, dbs_urls.1?);
-                tokio::time::timeout(DEADLINE, run_backend(backend, main_url, process_url))
+        let run = tokio::spawn({
+            let databases = databases.clone();
+            async move {
+                tokio::time::timeout(DEADLINE, run_backend(&databases))
                     .await
                     .map_err(|_| anyhow!("gave up after {DEADLINE:?}"))?
-            })
-        };
+            }
+        });
         let result = run.await;
-        dbs.drop_all().await;
+        databases.drop_created().await;
         match result {
             Ok(Ok(report)) => {
                 println!("{report}");
@@ -152,271 +136,36 @@ fn main() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Databases and servers
+// Servers and sessions
 
-/// The fresh databases of one run: SQLite files in a temp dir, or PostgreSQL databases
-/// created through the admin URL and dropped by [`Databases::drop_all`].
-struct Databases {
-    backend: Backend,
-    dir: tempfile::TempDir,
-    admin: Option<(DatabaseConnection, url::Url)>,
-    created: Vec<String>,
-}
-
-impl Databases {
-    async fn new(backend: Backend) -> anyhow::Result<Self> {
-        let admin = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => {
-                let raw = std::env::var("AGENTDESK_BENCH_POSTGRES_URL")
-                    .ok()
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned());
-                let url = url::Url::parse(&raw).context("AGENTDESK_BENCH_POSTGRES_URL")?;
-                let conn = Database::connect(raw.as_str())
-                    .await
-                    .with_context(|| format!("connecting to {}", redact(&url)))?;
-                Some((conn, url))
-            }
-        };
-        Ok(Self {
-            backend,
-            dir: tempfile::tempdir()?,
-            admin,
-            created: Vec::new(),
-        })
-    }
-
-    /// A URL of a new, empty database.
-    async fn fresh(&mut self, label: &str) -> anyhow::Result<String> {
-        match (&self.backend, &self.admin) {
-            (Backend::Sqlite, _) => Ok(format!(
-                "sqlite://{}?mode=rwc",
-                self.dir.path().join(format!("bench-{label}.db")).display()
-            )),
-            (Backend::Postgres, Some((conn, admin))) => {
-                let name = format!("agentdesk_bench_{}", uuid::Uuid::now_v7().simple());
-                conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                    .await
-                    .with_context(|| format!("creating database {name}"))?;
-                self.created.push(name.clone());
-                let mut url = admin.clone();
-                url.set_path(&name);
-                Ok(url.to_string())
-            }
-            (Backend::Postgres, None) => bail!("no PostgreSQL admin connection"),
+/// SQLite files, or `agentdesk_bench_<uuid>` databases on the PostgreSQL server at
+/// `AGENTDESK_BENCH_POSTGRES_URL`, dropped at the end.
+async fn databases(backend: Backend) -> anyhow::Result<Databases> {
+    Ok(match backend {
+        Backend::Sqlite => Databases::Sqlite,
+        Backend::Postgres => {
+            let url = std::env::var("AGENTDESK_BENCH_POSTGRES_URL")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned());
+            Databases::Postgres(PgAdmin::connect(&url, "agentdesk_bench_").await?)
         }
-    }
-
-    async fn drop_all(&mut self) {
-        if let Some((conn, _)) = &self.admin {
-            for name in self.created.drain(..) {
-                if let Err(e) = conn
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await
-                {
-                    eprintln!("warning: could not drop database {name}: {e}");
-                }
-            }
-        }
-    }
+    })
 }
 
-/// `url` without its password, for messages.
-fn redact(url: &url::Url) -> String {
-    let mut u = url.clone();
-    if u.password().is_some() {
-        let _ = u.set_password(Some("***"));
-    }
-    u.to_string()
-}
-
-/// A server running in this process.
-struct Server {
-    base: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    /// Starts a server on `database_url` with the benchmark config, adjusted by `tweak`.
-    async fn start(database_url: String, tweak: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let mut config = Config {
-            listen: "127.0.0.1:0".into(),
-            database_url: Some(database_url),
-            data_dir: dir.path().to_path_buf(),
-            db_max_connections: 10,
-            jwt_signing_key: SIGNING_KEY.into(),
-            rate_limit_per_ip_per_min: 1_000_000,
-            auth_rate_limit_per_ip_per_min: 1_000_000,
-            login_rate_limit_per_account_per_min: 1_000_000,
-            max_live_sessions_per_org: 1000,
-            shutdown_timeout_s: 5,
-            log_level: "warn".into(),
-            ..Config::default()
-        };
-        tweak(&mut config);
-        config.validate()?;
-        let state = agentdesk::build_state(config).await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(agentdesk::serve(state, listener, async move {
-            let _ = rx.await;
-        }));
-        Ok(Self {
-            base: format!("http://{addr}"),
-            shutdown: Some(tx),
-            task,
-            _dir: dir,
-        })
-    }
-
-    /// Shuts the server down gracefully and waits (bounded) for it.
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        match tokio::time::timeout(Duration::from_secs(15), &mut self.task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => eprintln!("warning: server ended with an error: {e:#}"),
-            Ok(Err(e)) => eprintln!("warning: server task failed: {e}"),
-            Err(_) => {
-                eprintln!("warning: server did not shut down in 15 s; aborting it");
-                self.task.abort();
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// HTTP client
-
-/// The body of an SSE response.
-type SseStream = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
-
-/// One API client: its own connection pool and a bearer token.
-#[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    fn new(base: &str, token: &str) -> anyhow::Result<Self> {
-        Ok(Self {
-            http: reqwest::Client::builder().timeout(STEP_TIMEOUT).build()?,
-            base: base.to_owned(),
-            token: token.to_owned(),
-        })
-    }
-
-    /// Sends a request with an optional JSON body; fails unless the status is `expect`.
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Bytes>,
-        expect: u16,
-    ) -> anyhow::Result<Value> {
-        let mut rb = self
-            .http
-            .request(method.clone(), format!("{}{}", self.base, path));
-        if !self.token.is_empty() {
-            rb = rb.bearer_auth(&self.token);
-        }
-        if let Some(b) = body {
-            rb = rb.header(CONTENT_TYPE, "application/json").body(b);
-        }
-        let r = rb
-            .send()
-            .await
-            .with_context(|| format!("{method} {path}"))?;
-        let status = r.status().as_u16();
-        let bytes = r
-            .bytes()
-            .await
-            .with_context(|| format!("{method} {path}"))?;
-        if status != expect {
-            bail!(
-                "{method} {path}: expected {expect}, got {status}: {}",
-                String::from_utf8_lossy(&bytes)
-            );
-        }
-        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, body: &Value, expect: u16) -> anyhow::Result<Value> {
-        let body = Bytes::from(serde_json::to_vec(body)?);
-        self.send(Method::POST, path, Some(body), expect).await
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(Method::GET, path, None, 200).await
-    }
-
-    /// Opens an SSE stream at `path`.
-    async fn sse(&self, path: &str) -> anyhow::Result<SseStream> {
-        // No overall timeout on a stream: only on connecting.
-        let r = self
-            .http
-            .get(format!("{}{}", self.base, path))
-            .bearer_auth(&self.token)
-            .header(ACCEPT, "text/event-stream")
-            .timeout(Duration::from_secs(3600))
-            .send()
-            .await
-            .with_context(|| format!("GET {path}"))?;
-        ensure!(r.status() == 200, "GET {path}: status {}", r.status());
-        Ok(Box::pin(r.bytes_stream()))
-    }
-}
-
-fn str_field(v: &Value, key: &str) -> anyhow::Result<String> {
-    v[key]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("response without `{key}`: {v}"))
-}
-
-/// Registers and logs in a user; returns an authenticated client.
-async fn login(base: &str) -> anyhow::Result<Api> {
-    let anon = Api::new(base, "")?;
-    let email = format!("bench-{}@example.com", uuid::Uuid::now_v7().simple());
-    let password = "benchmark correct horse battery";
-    anon.post(
-        "/v1/auth/register",
-        &json!({ "email": email, "password": password, "display_name": "Bench" }),
-        201,
-    )
-    .await?;
-    let t = anon
-        .post(
-            "/v1/auth/login",
-            &json!({ "email": email, "password": password }),
-            200,
-        )
-        .await?;
-    Api::new(base, &str_field(&t, "access_token")?)
+/// The benchmark servers' config: the tests' with more connections and no limit in the way.
+fn bench_config(c: &mut Config) {
+    c.db_max_connections = 10;
+    common::set_rate_limits(c, 1_000_000);
+    c.max_live_sessions_per_org = 1000;
+    c.shutdown_timeout_s = 5;
 }
 
 /// Creates an org with one agent; returns `(org_id, agent_id)`.
-async fn org_with_agent(api: &Api, name: &str) -> anyhow::Result<(String, String)> {
-    let org = str_field(
-        &api.post("/v1/orgs", &json!({ "name": name }), 201).await?,
-        "id",
-    )?;
-    let agent = api
-        .post(
-            &format!("/v1/orgs/{org}/agents"),
-            &json!({ "name": "bench-agent", "model": "bench-model", "capabilities": [] }),
-            201,
-        )
-        .await?;
-    Ok((org, str_field(&agent, "id")?))
+async fn org_with_agent(app: &TestApp, user: &User, name: &str) -> (String, String) {
+    let org = app.org(user, name).await;
+    let agent = app.agent(user, &org, "bench-agent", &[]).await;
+    (org, agent)
 }
 
 /// `POST …/stop` answered 5xx and retried (see [`stop_session`]).
@@ -424,43 +173,24 @@ static STOP_RETRIES: AtomicUsize = AtomicUsize::new(0);
 
 /// Asks a session to stop; a 5xx answer is retried (up to 20 times, 10 ms apart) and counted
 /// in [`STOP_RETRIES`], so that one failed stop request does not end the whole run.
-async fn stop_session(api: &Api, org: &str, session: &str) -> anyhow::Result<()> {
-    let path = format!("/v1/orgs/{org}/sessions/{session}/stop");
+async fn stop_session(api: &Client, org: &str, session: &str) -> anyhow::Result<()> {
+    let path = Urls::stop(org, session);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match api.send(Method::POST, &path, None, 202).await {
-            Ok(_) => return Ok(()),
-            Err(e) if attempt < 20 && e.to_string().contains("got 5") => {
+        let r = api.call(Method::POST, &path).send().await;
+        match r.status {
+            202 => return Ok(()),
+            s if s >= 500 && attempt < 20 => {
                 STOP_RETRIES.fetch_add(1, Ordering::Relaxed);
-                eprintln!("warning: stop of {session} failed, retrying: {e:#}");
+                eprintln!(
+                    "warning: stop of {session} failed, retrying: {s}: {}",
+                    r.text
+                );
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            Err(e) => return Err(e),
+            s => bail!("POST {path}: expected 202, got {s}: {}", r.text),
         }
-    }
-}
-
-/// Creates a session and polls until it runs; returns its id.
-async fn running_session(api: &Api, org: &str, agent: &str) -> anyhow::Result<String> {
-    let s = api
-        .post(
-            &format!("/v1/orgs/{org}/sessions"),
-            &json!({ "agent_id": agent }),
-            202,
-        )
-        .await?;
-    let id = str_field(&s, "id")?;
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    loop {
-        let s = api.get(&format!("/v1/orgs/{org}/sessions/{id}")).await?;
-        match s["status"].as_str() {
-            Some("running") => return Ok(id),
-            Some("failed") | Some("stopped") => bail!("session {id} ended: {s}"),
-            _ => {}
-        }
-        ensure!(Instant::now() < deadline, "session {id} never ran: {s}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -474,58 +204,13 @@ fn batch_body(n: usize) -> Bytes {
     Bytes::from(serde_json::to_vec(&json!({ "events": events })).expect("serialisable"))
 }
 
-// ---------------------------------------------------------------------------------------------
-// SSE
-
-/// One SSE event (the fields this benchmark reads).
-#[derive(Debug, Default)]
-struct SseEvent {
-    id: Option<String>,
-    event: Option<String>,
-    data: String,
-}
-
-/// Incremental `text/event-stream` parser.
-#[derive(Default)]
-struct SseParser {
-    buf: Vec<u8>,
-}
-
-impl SseParser {
-    /// Adds `chunk`; appends the events it completed to `out` (comments are skipped).
-    fn push(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) {
-        self.buf
-            .extend(chunk.iter().copied().filter(|b| *b != b'\r'));
-        while let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
-            let block: Vec<u8> = self.buf.drain(..end + 2).collect();
-            let mut e = SseEvent::default();
-            let mut any = false;
-            for line in String::from_utf8_lossy(&block).lines() {
-                if line.is_empty() || line.starts_with(':') {
-                    continue;
-                }
-                let (field, value) = match line.split_once(':') {
-                    Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-                    None => (line, ""),
-                };
-                any = true;
-                match field {
-                    "id" => e.id = Some(value.to_owned()),
-                    "event" => e.event = Some(value.to_owned()),
-                    "data" => {
-                        if !e.data.is_empty() {
-                            e.data.push('\n');
-                        }
-                        e.data.push_str(value);
-                    }
-                    _ => {}
-                }
-            }
-            if any {
-                out.push(e);
-            }
-        }
-    }
+/// Appends the serialised batch `body` at `path` (a session's events).
+async fn append(api: &Client, path: &str, body: &Bytes) -> Appended {
+    api.call(Method::POST, path)
+        .json_bytes(body.clone())
+        .expect(201)
+        .await
+        .parse()
 }
 
 /// The org's status stream, as `(session_id, status, instant read)`.
@@ -535,32 +220,28 @@ struct StatusFeed {
 }
 
 impl StatusFeed {
-    async fn open(api: &Api, org: &str) -> anyhow::Result<Self> {
-        let mut stream = api.sse(&format!("/v1/orgs/{org}/events/stream")).await?;
+    async fn open(api: &Client, org: &str) -> Self {
+        let mut stream = api
+            .sse(&Urls::org_stream(org), &[])
+            .await
+            .without_idle_limit();
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
-            let mut parser = SseParser::default();
-            let mut events = Vec::new();
-            while let Some(Ok(chunk)) = stream.next().await {
-                let now = Instant::now();
-                parser.push(&chunk, &mut events);
-                for e in events.drain(..) {
-                    if e.event.as_deref() != Some("status") {
-                        continue;
-                    }
-                    let Ok(v) = serde_json::from_str::<Value>(&e.data) else {
-                        continue;
-                    };
-                    if let (Some(id), Some(status)) =
-                        (v["session_id"].as_str(), v["status"].as_str())
-                        && tx.send((id.to_owned(), status.to_owned(), now)).is_err()
-                    {
-                        return;
-                    }
+            while let Some(e) = stream.next().await {
+                if e.event.as_deref() != Some("status") {
+                    continue;
+                }
+                let v = e.json();
+                if let (Some(id), Some(status)) = (v["session_id"].as_str(), v["status"].as_str())
+                    && tx
+                        .send((id.to_owned(), status.to_owned(), e.read_at))
+                        .is_err()
+                {
+                    return;
                 }
             }
         });
-        Ok(Self { rx, task })
+        Self { rx, task }
     }
 
     /// The instant `session` was reported in `status`. Errors: it failed, or timed out.
@@ -701,21 +382,19 @@ impl std::fmt::Display for Report {
 // ---------------------------------------------------------------------------------------------
 // The measurements
 
-async fn run_backend(
-    backend: Backend,
-    main_url: String,
-    process_url: String,
-) -> anyhow::Result<Report> {
+async fn run_backend(databases: &Databases) -> anyhow::Result<Report> {
+    let backend = databases.backend();
     let b = backend.name();
     let mut rows = Vec::new();
     let mut notes = Vec::new();
 
     eprintln!("{b}: starting the server (runtime `none`)");
-    let server = Server::start(main_url, |_| {}).await?;
-    let api = login(&server.base).await?;
+    let app = TestApp::spawn_in(databases, bench_config).await;
+    let user = app.user("bench").await;
+    let api = app.as_user(&user);
 
     eprintln!("{b}: GET /healthz ×{HEALTHZ_REQUESTS}");
-    let (healthz, healthz_rate) = healthz(&server.base).await?;
+    let (healthz, healthz_rate) = healthz(&app.client().with_own_pool()).await;
     rows.push(Row {
         measurement: format!(
             "`GET /healthz`, {HEALTHZ_REQUESTS} sequential on one connection (baseline)"
@@ -727,20 +406,20 @@ async fn run_backend(
     });
 
     // 1. Append throughput.
-    let (org, agent) = org_with_agent(&api, "Bench appends").await?;
+    let (org, agent) = org_with_agent(&app, &user, "Bench appends").await;
     let mut own = Vec::new();
     for _ in 0..APPEND_CLIENTS {
-        own.push(running_session(&api, &org, &agent).await?);
+        own.push(app.running_session(&user, &org, &agent).await);
     }
-    let shared = running_session(&api, &org, &agent).await?;
+    let shared = app.running_session(&user, &org, &agent).await;
     let total = APPEND_CLIENTS * APPEND_BATCHES * APPEND_BATCH_SIZE;
     for (label, sessions) in [
         ("one session per client", own.clone()),
         ("one shared session", vec![shared.clone(); APPEND_CLIENTS]),
     ] {
         eprintln!("{b}: append, {label}");
-        let (rate, lat) = append_throughput(&server.base, &api.token, &org, &sessions).await?;
-        let target = backend.append_target();
+        let (rate, lat) = append_throughput(&api, &org, &sessions).await?;
+        let target = append_target(backend);
         rows.push(Row {
             measurement: format!(
                 "append: {APPEND_CLIENTS} clients × {APPEND_BATCHES} batches × {APPEND_BATCH_SIZE} events ({PAYLOAD_BYTES} B payload), {label}; latency per request"
@@ -756,14 +435,14 @@ async fn run_backend(
     }
 
     // 2. Live delivery.
-    let (org, agent) = org_with_agent(&api, "Bench delivery").await?;
+    let (org, agent) = org_with_agent(&app, &user, "Bench delivery").await;
     for pace in [None, Some(LIVE_PACE)] {
         let label = match pace {
             None => "back-to-back".to_owned(),
             Some(p) => format!("one every {} ms", p.as_millis()),
         };
         eprintln!("{b}: live delivery, {SUBSCRIBERS} subscribers, {label}");
-        let session = running_session(&api, &org, &agent).await?;
+        let session = app.running_session(&user, &org, &agent).await;
         let d = live_delivery(&api, &org, &session, pace).await?;
         let expected = SUBSCRIBERS * LIVE_EVENTS;
         rows.push(Row {
@@ -795,27 +474,28 @@ async fn run_backend(
 
     // 3a. Session start, `none` runtime.
     eprintln!("{b}: session start ×{STARTS}, runtime none");
-    let (org, agent) = org_with_agent(&api, "Bench starts").await?;
+    let (org, agent) = org_with_agent(&app, &user, "Bench starts").await;
     let st = session_starts(&api, &org, &agent).await?;
     rows.push(start_row("none", &st, 100.0));
     notes.push(start_note(b, "none", &st));
-    server.stop().await;
+    app.stop().await;
 
     // 3b. Session start, `process` runtime, on a second server.
     let xvnc_before = count_xvnc();
     eprintln!("{b}: starting a second server (runtime `process`)");
-    let server = Server::start(process_url, |c| {
+    let app = TestApp::spawn_in(databases, |c| {
+        bench_config(c);
         c.desktop_runtime = DesktopRuntimeKind::Process;
         c.desktop_display_min = 500;
         c.desktop_display_max = 560;
         c.desktop_port_min = 18500;
     })
-    .await?;
-    let api = login(&server.base).await?;
-    let (org, agent) = org_with_agent(&api, "Bench desktops").await?;
+    .await;
+    let user = app.user("bench").await;
+    let (org, agent) = org_with_agent(&app, &user, "Bench desktops").await;
     eprintln!("{b}: session start ×{STARTS}, runtime process");
-    let st = session_starts(&api, &org, &agent).await;
-    server.stop().await;
+    let st = session_starts(&app.as_user(&user), &org, &agent).await;
+    app.stop().await;
     let st = st?;
     rows.push(start_row("process (Xvnc)", &st, 1000.0));
     notes.push(start_note(b, "process", &st));
@@ -856,9 +536,7 @@ fn count_xvnc() -> String {
 }
 
 /// Latency and rate (req/s) of sequential `GET /healthz` after a warm-up.
-async fn healthz(base: &str) -> anyhow::Result<(Pct, f64)> {
-    let http = reqwest::Client::builder().timeout(STEP_TIMEOUT).build()?;
-    let url = format!("{base}/healthz");
+async fn healthz(client: &Client) -> (Pct, f64) {
     let mut lat = Vec::with_capacity(HEALTHZ_REQUESTS);
     let mut started = Instant::now();
     for i in 0..HEALTHZ_WARMUP + HEALTHZ_REQUESTS {
@@ -866,55 +544,49 @@ async fn healthz(base: &str) -> anyhow::Result<(Pct, f64)> {
             started = Instant::now();
         }
         let t = Instant::now();
-        let r = http.get(&url).send().await?;
-        let status = r.status();
-        r.bytes().await?;
-        ensure!(status == 200, "GET /healthz: {status}");
+        client.call(Method::GET, "/healthz").expect(200).await;
         if i >= HEALTHZ_WARMUP {
             lat.push(ms(t.elapsed()));
         }
     }
     let rate = HEALTHZ_REQUESTS as f64 / started.elapsed().as_secs_f64();
-    Ok((percentiles(&lat), rate))
+    (percentiles(&lat), rate)
 }
 
 /// 8 clients (own connections) append to `sessions[client]`; returns events/s over the timed
 /// part and the per-request latency.
 async fn append_throughput(
-    base: &str,
-    token: &str,
+    api: &Client,
     org: &str,
     sessions: &[String],
 ) -> anyhow::Result<(f64, Pct)> {
     let body = batch_body(APPEND_BATCH_SIZE);
+    let clients: Vec<(Client, String)> = sessions
+        .iter()
+        .map(|s| (api.with_own_pool(), Urls::events(org, s)))
+        .collect();
+    // Warm-up, all clients at once (untimed; a failure ends the run here, before any waits).
+    futures_util::future::join_all(clients.iter().map(|(client, path)| async {
+        for _ in 0..APPEND_WARMUP_BATCHES {
+            append(client, path, &body).await;
+        }
+    }))
+    .await;
     let barrier = Arc::new(Barrier::new(sessions.len() + 1));
     let mut tasks = Vec::new();
-    for s in sessions {
-        let client = Api::new(base, token)?;
-        let path = format!("/v1/orgs/{org}/sessions/{s}/events");
+    for (client, path) in clients {
         let (body, barrier) = (body.clone(), barrier.clone());
         tasks.push(tokio::spawn(async move {
-            let warm = async {
-                for _ in 0..APPEND_WARMUP_BATCHES {
-                    client
-                        .send(Method::POST, &path, Some(body.clone()), 201)
-                        .await?;
-                }
-                anyhow::Ok(())
-            }
-            .await;
-            // Always reach the barrier, so one failing client cannot hang the others.
             barrier.wait().await;
-            warm?;
             let mut lat = Vec::with_capacity(APPEND_BATCHES);
             for _ in 0..APPEND_BATCHES {
                 let t = Instant::now();
-                let v = client
-                    .send(Method::POST, &path, Some(body.clone()), 201)
-                    .await?;
+                let a = append(&client, &path, &body).await;
                 lat.push(ms(t.elapsed()));
-                let n = v["last_seq"].as_i64().unwrap_or(0) - v["first_seq"].as_i64().unwrap_or(0);
-                ensure!(n + 1 == APPEND_BATCH_SIZE as i64, "unexpected seqs: {v}");
+                ensure!(
+                    a.last_seq - a.first_seq + 1 == APPEND_BATCH_SIZE as i64,
+                    "unexpected seqs: {a:?}"
+                );
             }
             anyhow::Ok((lat, Instant::now()))
         }));
@@ -948,40 +620,26 @@ struct Delivery {
 /// client appends [`LIVE_EVENTS`] single events, each after the previous response (and
 /// `pace` apart when set).
 async fn live_delivery(
-    api: &Api,
+    api: &Client,
     org: &str,
     session: &str,
     pace: Option<Duration>,
 ) -> anyhow::Result<Delivery> {
-    let events_path = format!("/v1/orgs/{org}/sessions/{session}/events");
-    let catchup = api
-        .send(
-            Method::POST,
-            &events_path,
-            Some(batch_body(CATCHUP_EVENTS)),
-            201,
-        )
-        .await?;
-    let catchup_last = catchup["last_seq"]
-        .as_i64()
-        .ok_or_else(|| anyhow!("no last_seq: {catchup}"))?;
+    let events_path = Urls::events(org, session);
+    let catchup_last = append(api, &events_path, &batch_body(CATCHUP_EVENTS))
+        .await
+        .last_seq;
 
     // Subscribers share one client (one connection each, HTTP/1.1).
-    let sub_api = Api {
-        http: reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .build()?,
-        ..api.clone()
-    };
+    let sub_api = api.with_own_pool();
+    let stream_path = format!("{}?after_seq=0", Urls::event_stream(org, session));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut readies = Vec::new();
     let mut subs = Vec::new();
     for _ in 0..SUBSCRIBERS {
         let (ready_tx, ready_rx) = oneshot::channel();
         readies.push(ready_rx);
-        let stream = sub_api
-            .sse(&format!("{events_path}/stream?after_seq=0"))
-            .await?;
+        let stream = sub_api.sse(&stream_path, &[]).await.without_idle_limit();
         subs.push(tokio::spawn(subscriber(
             stream,
             catchup_last,
@@ -997,7 +655,7 @@ async fn live_delivery(
     }
 
     let body = batch_body(1);
-    let appender = Api::new(&api.base, &api.token)?;
+    let appender = api.with_own_pool();
     // (sent, response arrived), by seq − catchup_last − 1.
     let mut appends = Vec::with_capacity(LIVE_EVENTS);
     let started = Instant::now();
@@ -1008,11 +666,8 @@ async fn live_delivery(
             next += p;
         }
         let sent = Instant::now();
-        let v = appender
-            .send(Method::POST, &events_path, Some(body.clone()), 201)
-            .await?;
+        let seq = append(&appender, &events_path, &body).await.first_seq;
         let done = Instant::now();
-        let seq = v["first_seq"].as_i64().unwrap_or(-1);
         ensure!(
             seq == catchup_last + 1 + i as i64,
             "unexpected seq {seq} for append {i}"
@@ -1033,7 +688,7 @@ async fn live_delivery(
     let mut from_sent = Vec::with_capacity(SUBSCRIBERS * LIVE_EVENTS);
     let mut order_errors = 0;
     for r in results {
-        let (got, errs) = r??;
+        let (got, errs) = r?;
         order_errors += errs;
         for (seq, at) in got {
             let idx = (seq - catchup_last - 1) as usize;
@@ -1061,44 +716,37 @@ async fn live_delivery(
 /// instant each later event was read, until it has [`LIVE_EVENTS`] of them or `stop`.
 /// Returns the records and the number of seqs out of order.
 async fn subscriber(
-    mut stream: SseStream,
+    mut stream: Sse,
     catchup_last: i64,
     ready: oneshot::Sender<()>,
     mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<(Vec<(i64, Instant)>, usize)> {
-    let mut parser = SseParser::default();
-    let mut events = Vec::new();
+) -> (Vec<(i64, Instant)>, usize) {
     let mut ready = Some(ready);
     let mut got = Vec::with_capacity(LIVE_EVENTS);
     let (mut last, mut order_errors) = (0i64, 0usize);
     while got.len() < LIVE_EVENTS {
-        let chunk = tokio::select! {
-            c = stream.next() => c,
+        let event = tokio::select! {
+            e = stream.next() => e,
             _ = stop.changed() => break,
         };
-        let Some(chunk) = chunk else { break };
-        let chunk = chunk?;
-        let now = Instant::now();
-        parser.push(&chunk, &mut events);
-        for e in events.drain(..) {
-            let Some(seq) = e.id.as_deref().and_then(|s| s.parse::<i64>().ok()) else {
-                continue;
-            };
-            if seq != last + 1 {
-                order_errors += 1;
-            }
-            last = seq;
-            if seq > catchup_last {
-                got.push((seq, now));
-            }
-            if seq >= catchup_last
-                && let Some(r) = ready.take()
-            {
-                let _ = r.send(());
-            }
+        let Some(event) = event else { break };
+        let Some(seq) = event.id.as_deref().and_then(|s| s.parse::<i64>().ok()) else {
+            continue;
+        };
+        if seq != last + 1 {
+            order_errors += 1;
+        }
+        last = seq;
+        if seq > catchup_last {
+            got.push((seq, event.read_at));
+        }
+        if seq >= catchup_last
+            && let Some(r) = ready.take()
+        {
+            let _ = r.send(());
         }
     }
-    Ok((got, order_errors))
+    (got, order_errors)
 }
 
 struct Starts {
@@ -1112,21 +760,18 @@ struct Starts {
 
 /// [`STARTS`] sessions one after another (after [`START_WARMUP`] untimed ones): create,
 /// wait for `running` on the org stream, stop, wait for `stopped`.
-async fn session_starts(api: &Api, org: &str, agent: &str) -> anyhow::Result<Starts> {
-    let mut feed = StatusFeed::open(api, org).await?;
+async fn session_starts(api: &Client, org: &str, agent: &str) -> anyhow::Result<Starts> {
+    let mut feed = StatusFeed::open(api, org).await;
     let (mut start, mut create, mut stop) = (Vec::new(), Vec::new(), Vec::new());
     let body = json!({ "agent_id": agent });
     for i in 0..START_WARMUP + STARTS {
         let t0 = Instant::now();
-        let s = api
-            .post(&format!("/v1/orgs/{org}/sessions"), &body, 202)
-            .await?;
+        let s: Created = api.post(&Urls::sessions(org), &body, 202).await;
         let created = Instant::now();
-        let id = str_field(&s, "id")?;
-        let running = feed.wait(&id, "running").await?;
+        let running = feed.wait(&s.id, "running").await?;
         let t_stop = Instant::now();
-        stop_session(api, org, &id).await?;
-        let stopped = feed.wait(&id, "stopped").await?;
+        stop_session(api, org, &s.id).await?;
+        let stopped = feed.wait(&s.id, "stopped").await?;
         if i >= START_WARMUP {
             start.push(signed_ms(t0, running));
             create.push(ms(created - t0));

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::{
     backend_tests,
-    common::{Backend, TestApp, User, fresh_database, test_config},
+    common::{Appended, Backend, TestApp, Urls, User, fresh_database, test_config},
     db_tests,
 };
 
@@ -479,28 +479,19 @@ async fn events_append_and_read(app: TestApp) {
 async fn concurrent_appends_are_gapless(app: TestApp) {
     let (u, org) = owner_org(&app).await;
     let agent = app.agent(&u, &org, "Busy", &[]).await;
-    let s = app.session(&u, &org, &agent).await;
-    app.wait_status(&u, &org, &s, "running").await;
-    let ev = format!("/v1/orgs/{org}/sessions/{s}/events");
+    let s = app.running_session(&u, &org, &agent).await;
+    let ev = Urls::events(&org, &s);
     let mut tasks = Vec::new();
     for client in 0..8 {
-        let (http, url, token) = (app.http.clone(), app.url(&ev), u.token.clone());
+        let (api, ev) = (app.as_user(&u), ev.clone());
         tasks.push(tokio::spawn(async move {
             let mut ranges = Vec::new();
             for batch in 0..10 {
                 let events: Vec<Value> = (0..5)
                     .map(|i| json!({"kind": "log", "payload": {"client": client, "batch": batch, "i": i}}))
                     .collect();
-                let r = http
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&json!({ "events": events }))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 201);
-                let b: Value = r.json().await.unwrap();
-                ranges.push((client, batch, b["first_seq"].as_i64().unwrap(), b["last_seq"].as_i64().unwrap()));
+                let b: Appended = api.post(&ev, &json!({ "events": events }), 201).await;
+                ranges.push((client, batch, b.first_seq, b.last_seq));
             }
             ranges
         }));
@@ -540,16 +531,15 @@ async fn concurrent_appends_are_gapless(app: TestApp) {
 async fn event_stream_resumes_and_ends(app: TestApp) {
     let (u, org) = owner_org(&app).await;
     let agent = app.agent(&u, &org, "Streamer", &[]).await;
-    let s = app.session(&u, &org, &agent).await;
-    app.wait_status(&u, &org, &s, "running").await;
-    let base = format!("/v1/orgs/{org}/sessions/{s}/events");
-    let mut sse = app.sse(&format!("{base}/stream"), &u.token, &[]).await;
+    let s = app.running_session(&u, &org, &agent).await;
+    let (base, stream) = (Urls::events(&org, &s), Urls::event_stream(&org, &s));
+    let mut sse = app.sse(&stream, &u.token, &[]).await;
     // Catch-up: the three status events.
     for (seq, status) in [(1, "pending"), (2, "provisioning"), (3, "running")] {
         let e = sse.next().await.unwrap();
         assert_eq!(e.id.as_deref(), Some(seq.to_string().as_str()));
         assert_eq!(e.event.as_deref(), Some("status"));
-        assert_eq!(e.data["payload"]["status"], status);
+        assert_eq!(e.json()["payload"]["status"], status);
     }
     // Live: appends arrive in order.
     for i in 0..3 {
@@ -574,13 +564,7 @@ async fn event_stream_resumes_and_ends(app: TestApp) {
         .json(json!({"events": [{"kind": "log", "payload": {"late": true}}]}))
         .expect(201)
         .await;
-    let mut sse = app
-        .sse(
-            &format!("{base}/stream"),
-            &u.token,
-            &[("Last-Event-ID", "5")],
-        )
-        .await;
+    let mut sse = app.sse(&stream, &u.token, &[("Last-Event-ID", "5")]).await;
     let mut got = Vec::new();
     for _ in 0..5 {
         got.push(
@@ -595,7 +579,7 @@ async fn event_stream_resumes_and_ends(app: TestApp) {
     }
     assert_eq!(got, (6..=10).collect::<Vec<_>>());
     // Stopping ends the stream after the final status event.
-    app.post(&format!("/v1/orgs/{org}/sessions/{s}/stop"))
+    app.post(&Urls::stop(&org, &s))
         .token(&u.token)
         .expect(202)
         .await;
@@ -604,24 +588,18 @@ async fn event_stream_resumes_and_ends(app: TestApp) {
         last = Some(e);
     }
     let last = last.unwrap();
-    assert_eq!(last.data["payload"]["status"], "stopped");
+    assert_eq!(last.json()["payload"]["status"], "stopped");
     assert_eq!(last.id.as_deref(), Some("12"));
     // A finished session's stream replays and ends; past the end it ends at once.
     let mut sse = app
-        .sse(&format!("{base}/stream?after_seq=10"), &u.token, &[])
+        .sse(&format!("{stream}?after_seq=10"), &u.token, &[])
         .await;
     assert_eq!(sse.next().await.unwrap().id.as_deref(), Some("11"));
     assert_eq!(sse.next().await.unwrap().id.as_deref(), Some("12"));
     assert!(sse.next().await.is_none());
-    let mut sse = app
-        .sse(
-            &format!("{base}/stream"),
-            &u.token,
-            &[("Last-Event-ID", "12")],
-        )
-        .await;
+    let mut sse = app.sse(&stream, &u.token, &[("Last-Event-ID", "12")]).await;
     assert!(sse.next().await.is_none());
-    app.get(&format!("{base}/stream"))
+    app.get(&stream)
         .token(&u.token)
         .header("Last-Event-ID", "soon")
         .expect(400)
@@ -631,9 +609,7 @@ async fn event_stream_resumes_and_ends(app: TestApp) {
 async fn org_stream_reports_status_changes(app: TestApp) {
     let (u, org) = owner_org(&app).await;
     let agent = app.agent(&u, &org, "Dash", &[]).await;
-    let mut sse = app
-        .sse(&format!("/v1/orgs/{org}/events/stream"), &u.token, &[])
-        .await;
+    let mut sse = app.sse(&Urls::org_stream(&org), &u.token, &[]).await;
     // Another org's sessions never show up.
     let stranger = app.user("stranger").await;
     let other = app.org(&stranger, "Other").await;
@@ -644,8 +620,12 @@ async fn org_stream_reports_status_changes(app: TestApp) {
     while seen.len() < 3 {
         let e = sse.next().await.unwrap();
         assert_eq!(e.event.as_deref(), Some("status"));
-        assert_eq!(e.data["session_id"], s.as_str(), "only this org's sessions");
-        seen.push(e.data["status"].as_str().unwrap().to_owned());
+        assert_eq!(
+            e.json()["session_id"],
+            s.as_str(),
+            "only this org's sessions"
+        );
+        seen.push(e.json()["status"].as_str().unwrap().to_owned());
     }
     assert_eq!(seen, ["pending", "provisioning", "running"]);
 }
@@ -1201,15 +1181,11 @@ async fn two_servers_share_the_event_bus(backend: Backend) {
     let b = TestApp::start(backend, dir, a.database_url.clone(), config).await;
     let (u, org) = owner_org(&a).await;
     let agent = a.agent(&u, &org, "Shared", &[]).await;
-    let s = a.session(&u, &org, &agent).await;
-    a.wait_status(&u, &org, &s, "running").await;
-    let ev = format!("/v1/orgs/{org}/sessions/{s}/events");
-    let mut on_b = b
-        .sse(&format!("{ev}/stream?after_seq=3"), &u.token, &[])
-        .await;
-    let mut dash_b = b
-        .sse(&format!("/v1/orgs/{org}/events/stream"), &u.token, &[])
-        .await;
+    let s = a.running_session(&u, &org, &agent).await;
+    let ev = Urls::events(&org, &s);
+    let stream = format!("{}?after_seq=3", Urls::event_stream(&org, &s));
+    let mut on_b = b.sse(&stream, &u.token, &[]).await;
+    let mut dash_b = b.sse(&Urls::org_stream(&org), &u.token, &[]).await;
     for i in 0..3 {
         a.post(&ev)
             .token(&u.token)
@@ -1221,12 +1197,12 @@ async fn two_servers_share_the_event_bus(backend: Backend) {
         let e = on_b.next().await.unwrap();
         assert_eq!(e.id.unwrap(), seq.to_string());
     }
-    a.post(&format!("/v1/orgs/{org}/sessions/{s}/stop"))
+    a.post(&Urls::stop(&org, &s))
         .token(&u.token)
         .expect(202)
         .await;
     let e = dash_b.next().await.unwrap();
-    assert_eq!(e.data["status"], "stopping");
+    assert_eq!(e.json()["status"], "stopping");
     b.stop().await;
 }
 

@@ -1,97 +1,249 @@
-//! The test harness: [`TestApp`] starts the real server on 127.0.0.1:0 against a fresh SQLite
-//! file, or a fresh PostgreSQL database (one per test) when `AGENTDESK_TEST_POSTGRES_URL` is
-//! set. [`db_tests!`] runs each test body on both backends. Calls state their expected status
-//! and fail with the response body when it differs.
+//! The test kit of the integration tests (`tests/main.rs`) and the benchmarks
+//! (`benches/sessions.rs`, which includes this module by path).
+//!
+//! - [`TestApp`] starts the real server on 127.0.0.1:0 against a fresh database from
+//!   [`Databases`]: a SQLite file, or a PostgreSQL database (one per test) when
+//!   `AGENTDESK_TEST_POSTGRES_URL` is set. [`db_tests!`] runs each test body on both backends.
+//! - [`Client`] (`client.rs`): typed calls `post::<In, Out>(path, &body, status)` and
+//!   `get::<Out>(path, status)`, and the [`Call`] builder; calls state their expected status
+//!   and fail with the response body when it differs.
+//! - [`Urls`] (`urls.rs`) builds API paths; [`Sse`] (`sse.rs`) reads event streams.
 
-use std::time::Duration;
+// Compiled into two crates (tests and benches), each using only part of the kit.
+#![allow(dead_code)]
+
+mod client;
+mod sse;
+mod urls;
+
+use std::{sync::Mutex, time::Duration};
 
 use agentdesk::Config;
-use reqwest::{Method, header::HeaderMap};
-use sea_orm::{ConnectionTrait, Database};
+use anyhow::Context;
+use reqwest::Method;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 use tokio::sync::{OnceCell, oneshot};
 
-/// Which database a test runs against.
+// The kit's surface; each crate uses a part of it.
+#[allow(unused_imports)]
+pub use client::{Appended, Call, Client, Created, Cred, Resp, Tokens};
+#[allow(unused_imports)]
+pub use sse::{Sse, SseEvent};
+pub use urls::Urls;
+
+/// Which database a server runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
     Postgres,
 }
 
-/// A known signing key so tests can forge tokens.
-pub const TEST_KEY: &str = "dGVzdC1zaWduaW5nLWtleS10ZXN0LXNpZ25pbmcta2V5LTAx";
-pub const TEST_KEY_BYTES: &[u8] = b"test-signing-key-test-signing-key-01";
-
-static PG_CLEANUP: OnceCell<()> = OnceCell::const_new();
-
-/// A fresh, empty database URL for `backend`; `None` for PostgreSQL when it is not configured.
-pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> Option<String> {
-    match backend {
-        Backend::Sqlite => Some(format!(
-            "sqlite://{}?mode=rwc",
-            dir.join("test.db").display()
-        )),
-        Backend::Postgres => {
-            let admin = std::env::var("AGENTDESK_TEST_POSTGRES_URL").ok()?;
-            let conn = Database::connect(&admin)
-                .await
-                .expect("AGENTDESK_TEST_POSTGRES_URL is set but unreachable");
-            PG_CLEANUP
-                .get_or_init(|| async {
-                    // Databases left by earlier runs of this binary.
-                    let rows = conn
-                        .query_all_raw(sea_orm::Statement::from_string(
-                            sea_orm::DatabaseBackend::Postgres,
-                            "SELECT datname FROM pg_database WHERE datname LIKE 'agentdesk_t_%'",
-                        ))
-                        .await
-                        .expect("list test databases");
-                    for row in rows {
-                        let name: String = row.try_get("", "datname").unwrap();
-                        let _ = conn
-                            .execute_unprepared(&format!(
-                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                            ))
-                            .await;
-                    }
-                })
-                .await;
-            let name = format!("agentdesk_t_{}", uuid::Uuid::now_v7().simple());
-            conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await
-                .expect("create test database");
-            let mut url = url::Url::parse(&admin).expect("AGENTDESK_TEST_POSTGRES_URL is a URL");
-            url.set_path(&name);
-            Some(url.to_string())
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
         }
     }
 }
 
-/// A running server and a client for it.
-pub struct TestApp {
-    pub addr: std::net::SocketAddr,
-    pub database_url: String,
-    pub http: reqwest::Client,
-    /// Keeps the temp dir (SQLite file, key file) alive as long as the server.
-    _dir: tempfile::TempDir,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<()>>,
+/// A known signing key so tests can forge tokens.
+pub const TEST_KEY: &str = "dGVzdC1zaWduaW5nLWtleS10ZXN0LXNpZ25pbmcta2V5LTAx";
+pub const TEST_KEY_BYTES: &[u8] = b"test-signing-key-test-signing-key-01";
+
+/// Prefix of the tests' PostgreSQL databases (those of earlier runs are dropped once a run).
+const TEST_DB_PREFIX: &str = "agentdesk_t_";
+static PG_CLEANUP: OnceCell<()> = OnceCell::const_new();
+
+/// The URL of a SQLite database file in `dir` (created on first connect).
+pub fn sqlite_url(dir: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join("test.db").display())
+}
+
+/// A PostgreSQL server on which fresh databases are created, `<prefix><uuid>` each.
+pub struct PgAdmin {
+    conn: DatabaseConnection,
+    admin: url::Url,
+    prefix: &'static str,
+    created: Mutex<Vec<String>>,
+}
+
+impl PgAdmin {
+    /// Connects to the server at `admin_url` (a database on it the user may create others from).
+    pub async fn connect(admin_url: &str, prefix: &'static str) -> anyhow::Result<Self> {
+        let admin = url::Url::parse(admin_url).context("PostgreSQL URL")?;
+        let conn = Database::connect(admin_url)
+            .await
+            .with_context(|| format!("connecting to {}", redact(&admin)))?;
+        Ok(Self {
+            conn,
+            admin,
+            prefix,
+            created: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The URL of a new, empty database.
+    pub async fn create(&self) -> String {
+        let name = format!("{}{}", self.prefix, uuid::Uuid::now_v7().simple());
+        self.conn
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
+        self.created.lock().unwrap().push(name.clone());
+        let mut url = self.admin.clone();
+        url.set_path(&name);
+        url.to_string()
+    }
+
+    /// Drops the databases [`PgAdmin::create`] made (failures are warnings).
+    pub async fn drop_created(&self) {
+        let names = std::mem::take(&mut *self.created.lock().unwrap());
+        for name in names {
+            if let Err(e) = self.drop_database(&name).await {
+                eprintln!("warning: could not drop database {name}: {e}");
+            }
+        }
+    }
+
+    /// Drops the databases with this prefix that earlier runs left: those made over an hour
+    /// ago (by the UUIDv7 in their names), so that runs at the same time (another checkout,
+    /// another test binary) keep theirs.
+    pub async fn drop_leftovers(&self) {
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        let hour_ago = hour_ago
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let rows = self
+            .conn
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Postgres,
+                format!(
+                    "SELECT datname FROM pg_database WHERE datname LIKE '{}%'",
+                    self.prefix
+                ),
+            ))
+            .await
+            .expect("list leftover databases");
+        for row in rows {
+            let name: String = row.try_get("", "datname").unwrap();
+            // (`_` in the LIKE pattern matches any character.)
+            let Some(id) = name.strip_prefix(self.prefix) else {
+                continue;
+            };
+            let made = uuid::Uuid::parse_str(id)
+                .ok()
+                .and_then(|id| id.get_timestamp())
+                .map(|t| t.to_unix().0);
+            if made.is_none_or(|secs| secs < hour_ago) {
+                let _ = self.drop_database(&name).await;
+            }
+        }
+    }
+
+    async fn drop_database(&self, name: &str) -> Result<(), sea_orm::DbErr> {
+        self.conn
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await
+            .map(drop)
+    }
+}
+
+/// `url` without its password, for messages.
+fn redact(url: &url::Url) -> String {
+    let mut u = url.clone();
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    u.to_string()
+}
+
+/// Where fresh databases come from.
+pub enum Databases {
+    /// A file in each server's temp dir.
+    Sqlite,
+    Postgres(PgAdmin),
+}
+
+impl Databases {
+    /// The tests' databases on `backend`: PostgreSQL at `AGENTDESK_TEST_POSTGRES_URL`
+    /// (`None` when it is not set), after dropping what earlier runs left there.
+    pub async fn for_tests(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => Some(Self::Sqlite),
+            Backend::Postgres => {
+                let url = std::env::var("AGENTDESK_TEST_POSTGRES_URL").ok()?;
+                let pg = PgAdmin::connect(&url, TEST_DB_PREFIX)
+                    .await
+                    .expect("AGENTDESK_TEST_POSTGRES_URL is set but unusable");
+                PG_CLEANUP.get_or_init(|| pg.drop_leftovers()).await;
+                Some(Self::Postgres(pg))
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The URL of a new, empty database (a SQLite file goes into `dir`).
+    pub async fn fresh(&self, dir: &std::path::Path) -> String {
+        match self {
+            Self::Sqlite => sqlite_url(dir),
+            Self::Postgres(pg) => pg.create().await,
+        }
+    }
+
+    /// Drops the PostgreSQL databases made so far (the tests leave theirs to the next run).
+    pub async fn drop_created(&self) {
+        if let Self::Postgres(pg) = self {
+            pg.drop_created().await;
+        }
+    }
+}
+
+/// A fresh, empty database URL for `backend`; `None` for PostgreSQL when it is not configured.
+pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> Option<String> {
+    Some(Databases::for_tests(backend).await?.fresh(dir).await)
 }
 
 /// Config every test server starts from: generous limits so tests do not trip them.
 pub fn test_config(dir: &std::path::Path, database_url: String) -> Config {
-    Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".into(),
         database_url: Some(database_url),
         data_dir: dir.to_path_buf(),
         db_max_connections: 5,
         jwt_signing_key: TEST_KEY.into(),
-        rate_limit_per_ip_per_min: 100_000,
-        auth_rate_limit_per_ip_per_min: 100_000,
-        login_rate_limit_per_account_per_min: 100_000,
         log_level: "warn".into(),
         ..Config::default()
-    }
+    };
+    set_rate_limits(&mut config, 100_000);
+    config
+}
+
+/// Sets every rate limit (per IP, per IP on auth, logins per account) to `per_min` a minute.
+pub fn set_rate_limits(config: &mut Config, per_min: u32) {
+    config.rate_limit_per_ip_per_min = per_min;
+    config.auth_rate_limit_per_ip_per_min = per_min;
+    config.login_rate_limit_per_account_per_min = per_min;
+}
+
+/// A server running in this process, and an anonymous client of it.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub database_url: String,
+    /// The connection pool of [`TestApp::client`] and the request builders.
+    pub http: reqwest::Client,
+    /// Keeps the temp dir (SQLite file, key file) alive as long as the server.
+    _dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestApp {
@@ -103,12 +255,19 @@ impl TestApp {
     /// Starts a server after `tweak` adjusts the config; `None` when the backend is not
     /// available (PostgreSQL without `AGENTDESK_TEST_POSTGRES_URL`).
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
+        let databases = Databases::for_tests(backend).await?;
+        Some(Self::spawn_in(&databases, tweak).await)
+    }
+
+    /// Starts a server on a fresh database from `databases`, with the test config adjusted by
+    /// `tweak`.
+    pub async fn spawn_in(databases: &Databases, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = fresh_database(backend, dir.path()).await?;
+        let database_url = databases.fresh(dir.path()).await;
         let mut config = test_config(dir.path(), database_url.clone());
         tweak(&mut config);
         config.validate().expect("test config is valid");
-        Some(Self::start(backend, dir, database_url, config).await)
+        Self::start(databases.backend(), dir, database_url, config).await
     }
 
     /// Starts a server on an existing config (e.g. a second server on one database).
@@ -134,34 +293,38 @@ impl TestApp {
         let state = agentdesk::build_state(config).await.expect("server state");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
-        let server = tokio::spawn(async move {
-            agentdesk::serve(state, listener, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("server ran");
-        });
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
+        let server = tokio::spawn(agentdesk::serve(state, listener, async {
+            let _ = rx.await;
+        }));
         Self {
             addr,
             database_url,
-            http,
+            http: reqwest::Client::builder()
+                .timeout(client::REQUEST_TIMEOUT)
+                .build()
+                .unwrap(),
             _dir: dir,
             shutdown: Some(tx),
             server: Some(server),
         }
     }
 
-    /// Stops the server gracefully and waits for it.
+    /// Stops the server gracefully and waits for it (15 s at most; then it is aborted).
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let Some(h) = self.server.take() {
-            let _ = h.await;
+        let Some(mut server) = self.server.take() else {
+            return;
+        };
+        match tokio::time::timeout(Duration::from_secs(15), &mut server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => eprintln!("warning: server ended with an error: {e:#}"),
+            Ok(Err(e)) => eprintln!("warning: server task failed: {e}"),
+            Err(_) => {
+                eprintln!("warning: server did not shut down in 15 s; aborting it");
+                server.abort();
+            }
         }
     }
 
@@ -169,26 +332,33 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// Starts a request.
-    pub fn call(&self, method: Method, path: &str) -> Call<'_> {
-        Call {
-            app: self,
-            rb: self.http.request(method, self.url(path)),
-        }
+    /// An anonymous client of this server on its connection pool.
+    pub fn client(&self) -> Client {
+        Client::sharing(self.http.clone(), self.url(""))
     }
-    pub fn get(&self, path: &str) -> Call<'_> {
+
+    /// A client of this server authenticated as `user`.
+    pub fn as_user(&self, user: &User) -> Client {
+        self.client().with_token(&user.token)
+    }
+
+    /// Starts a request.
+    pub fn call(&self, method: Method, path: &str) -> Call {
+        self.client().call(method, path)
+    }
+    pub fn get(&self, path: &str) -> Call {
         self.call(Method::GET, path)
     }
-    pub fn post(&self, path: &str) -> Call<'_> {
+    pub fn post(&self, path: &str) -> Call {
         self.call(Method::POST, path)
     }
-    pub fn patch(&self, path: &str) -> Call<'_> {
+    pub fn patch(&self, path: &str) -> Call {
         self.call(Method::PATCH, path)
     }
-    pub fn put(&self, path: &str) -> Call<'_> {
+    pub fn put(&self, path: &str) -> Call {
         self.call(Method::PUT, path)
     }
-    pub fn delete(&self, path: &str) -> Call<'_> {
+    pub fn delete(&self, path: &str) -> Call {
         self.call(Method::DELETE, path)
     }
 
@@ -196,23 +366,27 @@ impl TestApp {
     pub async fn user(&self, name: &str) -> User {
         let email = format!("{name}-{}@example.com", uuid::Uuid::now_v7().simple());
         let password = format!("{name} correct horse battery");
-        let r = self
-            .post("/v1/auth/register")
-            .json(json!({ "email": email, "password": password, "display_name": name }))
-            .expect(201)
+        let anon = self.client();
+        let registered: Created = anon
+            .post(
+                &Urls::register(),
+                &json!({ "email": email, "password": password, "display_name": name }),
+                201,
+            )
             .await;
-        let id = r.body["id"].as_str().unwrap().to_owned();
-        let t = self
-            .post("/v1/auth/login")
-            .json(json!({ "email": email, "password": password }))
-            .expect(200)
+        let tokens: Tokens = anon
+            .post(
+                &Urls::login(),
+                &json!({ "email": email, "password": password }),
+                200,
+            )
             .await;
         User {
-            id,
+            id: registered.id,
             email,
             password,
-            token: t.body["access_token"].as_str().unwrap().to_owned(),
-            refresh: t.body["refresh_token"].as_str().unwrap().to_owned(),
+            token: tokens.access_token,
+            refresh: tokens.refresh_token,
         }
     }
 
@@ -237,19 +411,17 @@ impl TestApp {
 
     /// Creates an org owned by `owner`; returns its id.
     pub async fn org(&self, owner: &User, name: &str) -> String {
-        let r = self
-            .post("/v1/orgs")
-            .token(&owner.token)
-            .json(json!({ "name": name }))
-            .expect(201)
+        let org: Created = self
+            .as_user(owner)
+            .post(&Urls::orgs(), &json!({ "name": name }), 201)
             .await;
-        r.body["id"].as_str().unwrap().to_owned()
+        org.id
     }
 
     /// Creates an API key in `org` with `role` (as `by`); returns `(id, secret)`.
     pub async fn api_key(&self, by: &User, org: &str, role: &str) -> (String, String) {
         let r = self
-            .post(&format!("/v1/orgs/{org}/api-keys"))
+            .post(&Urls::api_keys(org))
             .token(&by.token)
             .json(json!({ "name": format!("{role} key"), "role": role }))
             .expect(201)
@@ -262,7 +434,7 @@ impl TestApp {
 
     /// Creates a custom role in `org` with `permissions` (as `by`).
     pub async fn custom_role(&self, by: &User, org: &str, name: &str, permissions: &[&str]) {
-        self.post(&format!("/v1/orgs/{org}/roles"))
+        self.post(&Urls::roles(org))
             .token(&by.token)
             .json(json!({ "name": name, "permissions": permissions }))
             .expect(201)
@@ -271,17 +443,74 @@ impl TestApp {
 
     /// A connection to this server's database (for tests that must reach past the API,
     /// e.g. to age a row).
-    pub async fn db(&self) -> sea_orm::DatabaseConnection {
+    pub async fn db(&self) -> DatabaseConnection {
         Database::connect(&self.database_url).await.unwrap()
     }
 
     /// Adds `user` to `org` with `role` (as `by`).
     pub async fn add_member(&self, by: &User, org: &str, user: &User, role: &str) {
-        self.post(&format!("/v1/orgs/{org}/members"))
+        self.post(&Urls::members(org))
             .token(&by.token)
             .json(json!({ "email": user.email, "role": role }))
             .expect(201)
             .await;
+    }
+
+    /// Creates an agent in `org` with `capabilities`; returns its id.
+    pub async fn agent(&self, by: &User, org: &str, name: &str, capabilities: &[&str]) -> String {
+        let agent: Created = self
+            .as_user(by)
+            .post(
+                &Urls::agents(org),
+                &json!({ "name": name, "model": "test-model", "capabilities": capabilities }),
+                201,
+            )
+            .await;
+        agent.id
+    }
+
+    /// Starts a session of `agent`; returns its id.
+    pub async fn session(&self, by: &User, org: &str, agent: &str) -> String {
+        let r: Value = self
+            .as_user(by)
+            .post(&Urls::sessions(org), &json!({ "agent_id": agent }), 202)
+            .await;
+        assert_eq!(r["status"], "pending");
+        r["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Starts a session of `agent` and waits until it runs; returns its id.
+    pub async fn running_session(&self, by: &User, org: &str, agent: &str) -> String {
+        let id = self.session(by, org, agent).await;
+        self.wait_status(by, org, &id, "running").await;
+        id
+    }
+
+    /// Polls `sessions.get` until the session is `status` (fails after 20 s, or at once when
+    /// it ended otherwise); returns it.
+    pub async fn wait_status(&self, by: &User, org: &str, session: &str, status: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let client = self.as_user(by);
+        loop {
+            let r: Value = client.get(&Urls::session(org, session), 200).await;
+            if r["status"] == status {
+                return r;
+            }
+            assert!(
+                !(r["status"] == "failed" || r["status"] == "stopped"),
+                "session ended instead of becoming {status}: {r}"
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "session never became {status}: {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Opens an SSE stream at `path` with extra headers.
+    pub async fn sse(&self, path: &str, token: &str, headers: &[(&str, &str)]) -> Sse {
+        self.client().with_token(token).sse(path, headers).await
     }
 }
 
@@ -301,112 +530,6 @@ pub struct User {
     pub password: String,
     pub token: String,
     pub refresh: String,
-}
-
-/// How a test caller authenticates.
-#[derive(Clone, Debug)]
-pub enum Cred {
-    /// `Authorization: Bearer <JWT or ad_ key>`.
-    Bearer(String),
-    /// `X-API-Key: <ad_ key>`.
-    ApiKey(String),
-}
-
-/// A request being built.
-pub struct Call<'a> {
-    #[allow(dead_code)]
-    app: &'a TestApp,
-    rb: reqwest::RequestBuilder,
-}
-
-/// A response: status, headers and the JSON body (`Null` when empty or not JSON).
-#[derive(Debug)]
-pub struct Resp {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Value,
-    pub text: String,
-}
-
-impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Asserts an RFC 9457 problem with `code`.
-    pub fn assert_problem(&self, code: &str) -> &Self {
-        assert!(
-            self.header("content-type")
-                .is_some_and(|c| c.starts_with("application/problem+json")),
-            "not a problem: {self:?}"
-        );
-        assert_eq!(self.body["code"], code, "{}", self.text);
-        assert_eq!(self.body["status"], self.status, "{}", self.text);
-        assert_eq!(self.body["type"], format!("urn:agentdesk:problem:{code}"));
-        assert!(self.body["title"].is_string() && self.body["detail"].is_string());
-        self
-    }
-
-    /// The `field` names of a validation problem.
-    pub fn error_fields(&self) -> Vec<String> {
-        self.body["errors"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl<'a> Call<'a> {
-    pub fn token(mut self, token: &str) -> Self {
-        self.rb = self.rb.bearer_auth(token);
-        self
-    }
-    /// Authenticates with `cred`: a bearer credential (JWT or API key) or `X-API-Key`.
-    pub fn cred(mut self, cred: &Cred) -> Self {
-        self.rb = match cred {
-            Cred::Bearer(t) => self.rb.bearer_auth(t),
-            Cred::ApiKey(k) => self.rb.header("x-api-key", k),
-        };
-        self
-    }
-    pub fn json(mut self, body: Value) -> Self {
-        self.rb = self.rb.json(&body);
-        self
-    }
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.rb = self.rb.header(name, value);
-        self
-    }
-    pub fn body(mut self, body: impl Into<reqwest::Body>) -> Self {
-        self.rb = self.rb.body(body);
-        self
-    }
-
-    /// Sends and returns the response, whatever its status.
-    pub async fn send(self) -> Resp {
-        let r = self.rb.send().await.expect("request sent");
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        let text = r.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            body,
-            text,
-        }
-    }
-
-    /// Sends and asserts the status; every 5xx fails the test unless expected.
-    pub async fn expect(self, status: u16) -> Resp {
-        let r = self.send().await;
-        assert_eq!(r.status, status, "unexpected status; body: {}", r.text);
-        r
-    }
 }
 
 /// Runs each named `async fn(TestApp)` on SQLite and, when configured, on PostgreSQL.
@@ -452,122 +575,4 @@ macro_rules! backend_tests {
             }
         )*
     };
-}
-
-impl TestApp {
-    /// Creates an agent in `org` with `capabilities`; returns its id.
-    pub async fn agent(&self, by: &User, org: &str, name: &str, capabilities: &[&str]) -> String {
-        let r = self
-            .post(&format!("/v1/orgs/{org}/agents"))
-            .token(&by.token)
-            .json(json!({ "name": name, "model": "test-model", "capabilities": capabilities }))
-            .expect(201)
-            .await;
-        r.body["id"].as_str().unwrap().to_owned()
-    }
-
-    /// Starts a session of `agent`; returns its id.
-    pub async fn session(&self, by: &User, org: &str, agent: &str) -> String {
-        let r = self
-            .post(&format!("/v1/orgs/{org}/sessions"))
-            .token(&by.token)
-            .json(json!({ "agent_id": agent }))
-            .expect(202)
-            .await;
-        assert_eq!(r.body["status"], "pending");
-        r.body["id"].as_str().unwrap().to_owned()
-    }
-
-    /// Polls `sessions.get` until the session is `status` (fails after 20 s); returns it.
-    pub async fn wait_status(&self, by: &User, org: &str, session: &str, status: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let r = self
-                .get(&format!("/v1/orgs/{org}/sessions/{session}"))
-                .token(&by.token)
-                .expect(200)
-                .await;
-            if r.body["status"] == status {
-                return r.body;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "session never became {status}: {}",
-                r.text
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Opens an SSE stream at `path` with extra headers.
-    pub async fn sse(&self, path: &str, token: &str, headers: &[(&str, &str)]) -> Sse {
-        let mut rb = self.http.get(self.url(path)).bearer_auth(token);
-        for (k, v) in headers {
-            rb = rb.header(*k, *v);
-        }
-        let resp = rb.send().await.expect("stream opened");
-        assert_eq!(resp.status(), 200, "stream refused");
-        assert!(
-            resp.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/event-stream")
-        );
-        Sse {
-            stream: Box::pin(resp.bytes_stream()),
-            buf: String::new(),
-        }
-    }
-}
-
-/// One server-sent event.
-#[derive(Debug, Clone)]
-pub struct SseEvent {
-    pub id: Option<String>,
-    pub event: Option<String>,
-    pub data: Value,
-}
-
-/// A minimal SSE reader over a reqwest byte stream.
-pub struct Sse {
-    stream:
-        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buf: String,
-}
-
-impl Sse {
-    /// The next event (comments skipped); `None` when the stream ended. Fails after 20 s.
-    pub async fn next(&mut self) -> Option<SseEvent> {
-        use futures_util::StreamExt;
-        loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                let (mut id, mut event, mut data) = (None, None, String::new());
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("id:") {
-                        id = Some(v.trim().to_owned());
-                    } else if let Some(v) = line.strip_prefix("event:") {
-                        event = Some(v.trim().to_owned());
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                if id.is_none() && event.is_none() && data.is_empty() {
-                    continue; // heartbeat comment
-                }
-                return Some(SseEvent {
-                    id,
-                    event,
-                    data: serde_json::from_str(&data).unwrap_or(Value::Null),
-                });
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(20), self.stream.next())
-                .await
-                .expect("no SSE event within 20 s");
-            match chunk {
-                Some(Ok(b)) => self.buf.push_str(&String::from_utf8_lossy(&b)),
-                _ => return None,
-            }
-        }
-    }
 }
