@@ -63,12 +63,40 @@ where
         })
 }
 
-/// A ticker for [`REAUTHORIZE`] whose first tick is already spent (the caller was just
-/// authorized).
-async fn recheck_interval() -> tokio::time::Interval {
-    let mut recheck = tokio::time::interval(REAUTHORIZE);
-    recheck.tick().await;
-    recheck
+/// Runs `produce` (which sends into a clone of the returned stream's channel) in a task of its
+/// own, and ends it when the client goes away (the stream is dropped) or when `still_allowed`,
+/// called every [`REAUTHORIZE`] after the first (the caller was just authorized), resolves to
+/// `false`. The stream ends when the task does.
+fn guarded<T, A, Fut, P>(
+    mut still_allowed: A,
+    produce: impl FnOnce(mpsc::Sender<T>) -> P,
+) -> BoxStream<'static, T>
+where
+    T: Send + 'static,
+    A: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = bool> + Send,
+    P: Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<T>(CHANNEL_CAPACITY);
+    let producer = produce(tx.clone());
+    tokio::spawn(async move {
+        let allowed = async {
+            let mut recheck = tokio::time::interval(REAUTHORIZE);
+            recheck.tick().await;
+            loop {
+                recheck.tick().await;
+                if !still_allowed().await {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = tx.closed() => {}
+            () = allowed => {}
+            () = producer => {}
+        }
+    });
+    receiver_stream(rx)
 }
 
 /// Streams one session's log from `follower` (see [`Follower`]: replay, then live, without a
@@ -79,43 +107,30 @@ pub fn follow_session<T, A, Fut>(
     mut follower: Follower,
     is_last: impl Fn(&session_event::Model) -> bool + Send + 'static,
     to_item: impl Fn(session_event::Model) -> T + Send + 'static,
-    mut still_allowed: A,
+    still_allowed: A,
 ) -> BoxStream<'static, T>
 where
     T: Send + 'static,
     A: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = bool> + Send,
 {
-    let (tx, rx) = mpsc::channel::<T>(CHANNEL_CAPACITY);
-    tokio::spawn(async move {
-        let mut recheck = recheck_interval().await;
+    guarded(still_allowed, move |tx| async move {
         loop {
-            tokio::select! {
-                _ = tx.closed() => return,
-                _ = recheck.tick() => {
-                    if !still_allowed().await {
-                        return;
-                    }
+            let batch = match follower.next_batch().await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event stream read failed");
+                    return;
                 }
-                batch = follower.next_batch() => {
-                    let batch = match batch {
-                        Ok(b) => b,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "event stream read failed");
-                            return;
-                        }
-                    };
-                    for e in batch {
-                        let last = is_last(&e);
-                        if tx.send(to_item(e)).await.is_err() || last {
-                            return;
-                        }
-                    }
+            };
+            for e in batch {
+                let last = is_last(&e);
+                if tx.send(to_item(e)).await.is_err() || last {
+                    return;
                 }
             }
         }
-    });
-    receiver_stream(rx)
+    })
 }
 
 /// Streams the `status` events of every session of `org_id` as they are committed (live
@@ -129,50 +144,37 @@ pub fn follow_org_status<T, A, Fut>(
     bus: &Bus,
     org_id: Uuid,
     to_item: impl Fn(session_event::Model) -> Option<T> + Send + 'static,
-    mut still_allowed: A,
+    still_allowed: A,
 ) -> BoxStream<'static, T>
 where
     T: Send + 'static,
     A: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = bool> + Send,
 {
-    let (tx, rx) = mpsc::channel::<T>(CHANNEL_CAPACITY);
     let mut bus = bus.subscribe();
-    tokio::spawn(async move {
-        let mut recheck = recheck_interval().await;
+    guarded(still_allowed, move |tx| async move {
         loop {
-            tokio::select! {
-                _ = tx.closed() => return,
-                _ = recheck.tick() => {
-                    if !still_allowed().await {
-                        return;
-                    }
+            let e = match bus.recv().await {
+                Ok(BusMessage::Event(e)) if e.status && e.org_id == org_id => e,
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(skipped = n, "org stream lagged");
+                    continue;
                 }
-                msg = bus.recv() => {
-                    let e = match msg {
-                        Ok(BusMessage::Event(e)) if e.status && e.org_id == org_id => e,
-                        Ok(_) => continue,
-                        Err(broadcast::error::RecvError::Lagged(n)) => {
-                            tracing::warn!(skipped = n, "org stream lagged");
-                            continue;
-                        }
-                        Err(_) => return,
-                    };
-                    // Visibility: the event must belong to a session of this org.
-                    let row = session_event::Entity::find_in_by_id(org_id, (e.session_id, e.seq))
-                        .one(&db)
-                        .await;
-                    let Ok(Some(row)) = row else { continue };
-                    if row.kind != session_event::Kind::Status {
-                        continue;
-                    }
-                    let Some(item) = to_item(row) else { continue };
-                    if tx.send(item).await.is_err() {
-                        return;
-                    }
-                }
+                Err(_) => return,
+            };
+            // Visibility: the event must belong to a session of this org.
+            let row = session_event::Entity::find_in_by_id(org_id, (e.session_id, e.seq))
+                .one(&db)
+                .await;
+            let Ok(Some(row)) = row else { continue };
+            if row.kind != session_event::Kind::Status {
+                continue;
+            }
+            let Some(item) = to_item(row) else { continue };
+            if tx.send(item).await.is_err() {
+                return;
             }
         }
-    });
-    receiver_stream(rx)
+    })
 }
