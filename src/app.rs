@@ -35,11 +35,16 @@ use crate::{
 };
 
 /// Opens the pool for `config.database_url()`. SQLite: creates `data_dir` for the default
-/// file, WAL journal, foreign keys on, 5 s busy timeout. Errors: unreachable database.
+/// file, creates a new database file readable by its owner only (0600; SQLite gives its WAL
+/// and shared-memory files the same mode), WAL journal, foreign keys on, 5 s busy timeout.
+/// Errors: unreachable database.
 pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let url = config.database_url();
     if config.database_url.is_none() {
         std::fs::create_dir_all(&config.data_dir)?;
+    }
+    if let Some(path) = sqlite_file(&url) {
+        create_private(std::path::Path::new(path))?;
     }
     let mut opts = ConnectOptions::new(url);
     opts.max_connections(config.db_max_connections)
@@ -53,6 +58,38 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
                 .foreign_keys(true)
         });
     Ok(Database::connect(opts).await?)
+}
+
+/// The file of a `sqlite:` URL (`sqlite://path?…`, `sqlite:path`), unless in memory.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:" && !url.contains("mode=memory")).then_some(path)
+}
+
+/// Creates `path` empty with mode 0600 when it does not exist (an existing file is left as
+/// it is).
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
 }
 
 /// Connects, migrates when `migrate_on_start`, loads the enforcer and keys, builds the bus
@@ -71,6 +108,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let oidc = Arc::new(domain::oidc::Oidc::new(&config)?);
     let state = AppState {
         oidc,
+        mailer: crate::mail::from_config(&config),
         api_keys: Arc::new(KeyCache::new(Duration::from_secs(
             config.api_key_cache_ttl_s,
         ))),

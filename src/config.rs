@@ -31,6 +31,19 @@ pub enum DesktopRuntimeKind {
     Process,
 }
 
+/// How mail to account owners (email verification, sign-up notices) leaves the server (see
+/// `mail`). Delivery itself (SMTP, a provider's API) plugs in behind the same trait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailSenderKind {
+    /// Log each message, link included, at INFO: for development only (the links are
+    /// one-time secrets).
+    Log,
+    /// Write each message as an RFC 5322 `.eml` file (mode 0600) into `mail_dir`, for a
+    /// local mail pickup or for tests.
+    Dir,
+}
+
 /// The whole runtime configuration. Field names are the keys in `agentdesk.toml` and, upper-cased
 /// with the `AGENTDESK_` prefix, in the environment (`AGENTDESK_DATABASE_URL`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -163,6 +176,25 @@ pub struct Config {
     /// How long (s) a node trusts an API key it verified before reading it again; a key
     /// revoked on another node is refused here within this time (0: no caching).
     pub api_key_cache_ttl_s: u64,
+    /// How mail to account owners is sent: `log` (default, development) or `dir`.
+    pub mail_sender: MailSenderKind,
+    /// `dir` sender: the directory messages are written to. Empty: `<data_dir>/mail`.
+    pub mail_dir: String,
+    /// Lifetime (s) of an email verification link.
+    pub email_verification_ttl_s: u64,
+    /// Quota: organizations one user may have created (existing ones); over it `orgs.create`
+    /// answers 409 `quota_exceeded` naming the limit.
+    pub max_orgs_per_user: u32,
+    /// Quota: live sessions one user may be accountable for across all orgs (sessions they
+    /// started, or that their API keys started); over it `sessions.create` answers 429
+    /// `quota_exceeded` naming the limit.
+    pub max_live_sessions_per_user: u32,
+    /// Quota: API keys an org may hold that are neither revoked nor expired; over it
+    /// `api_keys.create` answers 409 `quota_exceeded` naming the limit.
+    pub max_api_keys_per_org: u32,
+    /// Quota: pending invitations an org may have at once; over it `invitations.create` and
+    /// `members.add` answer 409 `quota_exceeded` naming the limit.
+    pub max_pending_invitations_per_org: u32,
 }
 
 /// One OpenID Connect provider (`[oidc_providers.<name>]` in `agentdesk.toml`, or
@@ -250,6 +282,13 @@ impl Default for Config {
             login_throttle_max_delay_s: 900,
             login_throttle_window_s: 900,
             api_key_cache_ttl_s: 10,
+            mail_sender: MailSenderKind::Log,
+            mail_dir: String::new(),
+            email_verification_ttl_s: 24 * 3600,
+            max_orgs_per_user: 20,
+            max_live_sessions_per_user: 20,
+            max_api_keys_per_org: 100,
+            max_pending_invitations_per_org: 100,
         }
     }
 }
@@ -335,6 +374,17 @@ impl Config {
             (
                 "max_live_sessions_per_org",
                 u64::from(self.max_live_sessions_per_org),
+            ),
+            ("email_verification_ttl_s", self.email_verification_ttl_s),
+            ("max_orgs_per_user", u64::from(self.max_orgs_per_user)),
+            (
+                "max_live_sessions_per_user",
+                u64::from(self.max_live_sessions_per_user),
+            ),
+            ("max_api_keys_per_org", u64::from(self.max_api_keys_per_org)),
+            (
+                "max_pending_invitations_per_org",
+                u64::from(self.max_pending_invitations_per_org),
             ),
         ] {
             if v == 0 {
@@ -485,6 +535,15 @@ impl Config {
             format!("http://{}", self.listen)
         } else {
             self.public_url.clone()
+        }
+    }
+
+    /// Where the `dir` mail sender writes: `mail_dir`, or `<data_dir>/mail`.
+    pub fn mail_dir(&self) -> PathBuf {
+        if self.mail_dir.is_empty() {
+            self.data_dir.join("mail")
+        } else {
+            PathBuf::from(&self.mail_dir)
         }
     }
 

@@ -98,6 +98,21 @@ pub enum AppError {
         detail: String,
         limit: RateLimited,
     },
+    /// 409 `quota_exceeded` (a count that only the caller can lower: orgs, API keys, pending
+    /// invitations) or 429 `quota_exceeded` with `Retry-After` (a count that falls by itself:
+    /// live sessions). The problem names the setting in `limit` and its value in
+    /// `limit_value`.
+    #[error("{detail}")]
+    QuotaExceeded {
+        /// The setting, e.g. `max_orgs_per_user`.
+        limit: &'static str,
+        /// Its value.
+        max: u64,
+        /// What happened and what to do.
+        detail: String,
+        /// `Some(s)`: 429 with `Retry-After: s`; `None`: 409.
+        retry_after_s: Option<u64>,
+    },
     /// 503: not ready or timed out; retry later.
     #[error("{detail}")]
     Unavailable { code: &'static str, detail: String },
@@ -125,6 +140,11 @@ impl AppError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::QuotaExceeded {
+                retry_after_s: Some(_),
+                ..
+            } => StatusCode::TOO_MANY_REQUESTS,
+            Self::QuotaExceeded { .. } => StatusCode::CONFLICT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -143,6 +163,7 @@ impl AppError {
             | Self::TooManyRequests { code, .. }
             | Self::Unavailable { code, .. } => code,
             Self::NotFound(_) => "not_found",
+            Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::PreconditionFailed(_) => "precondition_failed",
             Self::PreconditionRequired(_) => "precondition_required",
             Self::PayloadTooLarge(_) => "payload_too_large",
@@ -161,6 +182,18 @@ impl AppError {
         Self::Conflict {
             code,
             detail: detail.into(),
+        }
+    }
+
+    /// 409 `quota_exceeded`: `count` things already exist and `limit` (= `max`) allows no more.
+    pub fn quota(limit: &'static str, max: u64, what: &str) -> Self {
+        Self::QuotaExceeded {
+            limit,
+            max,
+            detail: format!(
+                "{what}: the limit `{limit}` is {max}; remove one first or ask the operator to raise it"
+            ),
+            retry_after_s: None,
         }
     }
 

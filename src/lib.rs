@@ -15,6 +15,7 @@ pub mod entity;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod mail;
 pub mod realtime;
 pub mod runtime;
 pub mod state;

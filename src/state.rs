@@ -1,6 +1,6 @@
 //! [`AppState`]: what the request handlers of one node share — the database, the enforcer,
-//! the token keys, the bus and feeds, the desktop runtime, the SSO client, the API-key cache
-//! and the configuration. A leaf: it names no layer above it (no `api`, `app`, `http`);
+//! the token keys, the bus and feeds, the desktop runtime, the SSO client, the API-key cache,
+//! the mail sender and the configuration. A leaf: it names no layer above it (no `api`, `app`, `http`);
 //! middlewares get what they need when they are built, and background work gets the narrow
 //! [`JobContext`] ([`AppState::jobs`]), not this.
 
@@ -13,6 +13,7 @@ use crate::{
     config::Config,
     domain::oidc::Oidc,
     jobs::JobContext,
+    mail::Mailer,
     realtime::{bus::Bus, feed::Feeds},
     runtime::DesktopRuntime,
 };
@@ -40,6 +41,8 @@ pub struct AppState {
     pub oidc: Arc<Oidc>,
     /// Verified API keys, per node (revocation evicts).
     pub api_keys: Arc<KeyCache>,
+    /// Mail to account owners (verification links, sign-up notices).
+    pub mailer: Arc<dyn Mailer>,
 }
 
 impl AppState {

@@ -124,6 +124,7 @@ async fn jobs_without_a_session_run_and_dead_letter(backend: Backend) {
         version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),
+        created_by: Set(None),
     })
     .exec_without_returning(&state.db)
     .await

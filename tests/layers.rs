@@ -17,6 +17,12 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("runtime", &["api", "app", "http", "domain"]),
     ("auth", &["api", "app", "http", "domain"]),
     (
+        "mail",
+        &[
+            "api", "app", "http", "domain", "auth", "jobs", "realtime", "runtime",
+        ],
+    ),
+    (
         "entity",
         &[
             "api", "app", "http", "domain", "auth", "jobs", "realtime", "runtime",

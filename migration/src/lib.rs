@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_accounts;
 mod m20261121_000002_sessions;
 mod m20261121_000003_access;
+mod m20261129_000004_trust;
 
 /// The ordered list of Agentdesk migrations, driven by `agentdesk migrate …` and by
 /// `serve` on start (unless `migrate_on_start = false`).
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_accounts::Migration),
             Box::new(m20261121_000002_sessions::Migration),
             Box::new(m20261121_000003_access::Migration),
+            Box::new(m20261129_000004_trust::Migration),
         ]
     }
 }

@@ -8,11 +8,34 @@ use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 
 use super::{Tag, me::UserOut};
 use crate::{
-    api_errors, domain::accounts, http::middleware::ClientInfo, http::ratelimit::Limiters,
+    api_errors,
+    domain::{accounts, verification},
+    http::middleware::ClientInfo,
+    http::ratelimit::Limiters,
     state::AppState,
 };
 
-/// `auth.register` request.
+/// `auth.verify_email` request.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct VerifyEmailIn {
+    /// The token from the verification link (`ev_…`, the `token` in its fragment).
+    #[oai(validator(min_length = 1, max_length = 128))]
+    pub token: String,
+}
+
+/// `auth.signup` answer: the same for a new and for a taken address.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct SignupOut {
+    /// The address in the form the server stores it (see the README's email rules).
+    pub email: String,
+    /// Always `verification_sent`: a link went to the address. Open it (`auth.verify_email`),
+    /// then log in with `auth.login`.
+    pub status: String,
+}
+
+/// `auth.register` and `auth.signup` request.
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct RegisterIn {
@@ -84,10 +107,28 @@ impl From<accounts::TokenPair> for TokenOut {
     }
 }
 
+/// `auth.signup` success.
+#[derive(ApiResponse)]
+pub enum SignupResponse {
+    /// Accepted: a verification link (for a new address) or a notice to the owner (for a
+    /// taken one) was sent. The answer does not say which.
+    #[oai(status = 202)]
+    Accepted(Json<SignupOut>),
+}
+
+/// `auth.verify_email` success.
+#[derive(ApiResponse)]
+pub enum VerifyEmailResponse {
+    /// The address is verified.
+    #[oai(status = 204)]
+    NoContent,
+}
+
 /// `auth.register` success.
 #[derive(ApiResponse)]
 pub enum RegisterResponse {
-    /// The account was created. Log in with `auth.login`.
+    /// The account was created, its address not yet verified (a link was mailed). Log in with
+    /// `auth.login`.
     #[oai(status = 201)]
     Created(Json<UserOut>, #[oai(header = "Location")] String),
 }
@@ -116,6 +157,19 @@ api_errors!(RegisterErrors {
     UnsupportedMediaType,
     Unprocessable
 });
+api_errors!(SignupErrors {
+    BadRequest,
+    Forbidden,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unprocessable
+});
+api_errors!(VerifyEmailErrors {
+    BadRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unprocessable
+});
 api_errors!(LoginErrors {
     BadRequest,
     Unauthorized,
@@ -133,17 +187,102 @@ api_errors!(LogoutErrors {
 /// The auth operations.
 pub struct AuthApi;
 
+fn registration<'a>(
+    state: &'a AppState,
+    links: &'a verification::Links,
+) -> accounts::Registration<'a> {
+    accounts::Registration {
+        open: state.config.registration_open,
+        mailer: state.mailer.as_ref(),
+        links,
+    }
+}
+
+/// `auth.register`, deprecated on 2026-11-29 (`auth.signup` replaces it), sunset 2027-06-01.
+pub const REGISTER_DEPRECATION: crate::http::deprecation::Deprecation =
+    crate::http::deprecation::Deprecation {
+        method: "POST",
+        path: "/v1/auth/register",
+        deprecated_at: 1_795_910_400, // 2026-11-29T00:00:00Z
+        sunset_at: 1_811_808_000,     // 2027-06-01T00:00:00Z
+        link: "/docs/#/Auth/auth.signup",
+    };
+
 #[OpenApi(tag = "Tag::Auth")]
 impl AuthApi {
-    /// Register an account
+    /// Sign up
     ///
-    /// Creates a user with an argon2id-hashed password. Open unless the server turned
-    /// registration off (`403 registration_closed`). A taken email answers `409 email_taken`;
-    /// invalid fields answer `422 validation_failed` naming each field.
+    /// Creates an account with an argon2id-hashed password and mails a verification link to
+    /// the address, or, when the address already has an account, creates nothing and tells its
+    /// owner that someone tried. Both answer `202` with the same body, so the answer does not
+    /// reveal which addresses have accounts. Open unless the server turned registration off
+    /// (`403 registration_closed`); invalid fields answer `422 validation_failed` naming each
+    /// field. Until the address is verified (`auth.verify_email`) the account can log in but
+    /// cannot accept invitations.
+    #[oai(
+        path = "/v1/auth/signup",
+        method = "post",
+        operation_id = "auth.signup"
+    )]
+    async fn signup(
+        &self,
+        state: Data<&AppState>,
+        client: Data<&ClientInfo>,
+        body: Json<RegisterIn>,
+    ) -> Result<SignupResponse, SignupErrors> {
+        let b = body.0;
+        let links = verification::Links::from_config(&state.config);
+        let email = accounts::signup(
+            &state.db,
+            &registration(&state, &links),
+            accounts::SignupForm {
+                email: &b.email,
+                password: b.password,
+                display_name: &b.display_name,
+            },
+            &client.audit(),
+        )
+        .await?;
+        Ok(SignupResponse::Accepted(Json(SignupOut {
+            email,
+            status: "verification_sent".into(),
+        })))
+    }
+
+    /// Verify an email address
+    ///
+    /// Spends the token of a verification link (mailed by `auth.signup`, `auth.register` or
+    /// `me.send_verification`) and marks the address verified. No credential is needed: the
+    /// token proves the mailbox. Audited as `user.email_verified`. An unknown, used or expired
+    /// token, or one for an address the account no longer has, answers `400
+    /// invalid_verification_token`.
+    #[oai(
+        path = "/v1/auth/verify-email",
+        method = "post",
+        operation_id = "auth.verify_email"
+    )]
+    async fn verify_email(
+        &self,
+        state: Data<&AppState>,
+        client: Data<&ClientInfo>,
+        body: Json<VerifyEmailIn>,
+    ) -> Result<VerifyEmailResponse, VerifyEmailErrors> {
+        verification::verify(&state.db, &body.token, &client.audit()).await?;
+        Ok(VerifyEmailResponse::NoContent)
+    }
+
+    /// Register an account (deprecated: use `auth.signup`)
+    ///
+    /// Creates a user with an argon2id-hashed password and mails a verification link. Open
+    /// unless the server turned registration off (`403 registration_closed`). A taken email
+    /// answers `409 email_taken`, which tells anyone which addresses have accounts: use
+    /// `auth.signup`, which answers the same for both. Invalid fields answer `422
+    /// validation_failed` naming each field. Deprecated since 2026-11-29, sunset 2027-06-01.
     #[oai(
         path = "/v1/auth/register",
         method = "post",
-        operation_id = "auth.register"
+        operation_id = "auth.register",
+        deprecated
     )]
     async fn register(
         &self,
@@ -152,12 +291,15 @@ impl AuthApi {
         body: Json<RegisterIn>,
     ) -> Result<RegisterResponse, RegisterErrors> {
         let b = body.0;
+        let links = verification::Links::from_config(&state.config);
         let user = accounts::register(
             &state.db,
-            state.config.registration_open,
-            &b.email,
-            b.password,
-            &b.display_name,
+            &registration(&state, &links),
+            accounts::SignupForm {
+                email: &b.email,
+                password: b.password,
+                display_name: &b.display_name,
+            },
             &client.audit(),
         )
         .await?;
@@ -226,8 +368,8 @@ impl AuthApi {
 
     /// Log out
     ///
-    /// Revokes the refresh token and every token rotated from the same login. Access tokens
-    /// already issued stay valid until they expire (`access_token_ttl_s`).
+    /// Revokes the refresh token and every token rotated from the same login, and ends the
+    /// account's access tokens at once on every node (other devices refresh to go on).
     #[oai(
         path = "/v1/auth/logout",
         method = "post",

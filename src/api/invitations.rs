@@ -117,6 +117,48 @@ pub struct InvitationAccepted {
     pub joined_at: DateTime<Utc>,
 }
 
+/// Creates an invitation as the authorized caller `a` and returns its body and URL
+/// (`invitations.create`, and `members.add`, which now invites).
+pub(super) async fn invite(
+    state: &AppState,
+    client: &ClientInfo,
+    a: crate::domain::orgs::Access,
+    email: &str,
+    role: &str,
+    expires_in_s: Option<u64>,
+) -> crate::error::AppResult<(InvitationCreatedOut, String)> {
+    let ctx = client.audit().as_subject(&a.subject);
+    let org = a.org_id;
+    let limits = invitations::Limits {
+        max_pending_per_org: state.config.max_pending_invitations_per_org,
+    };
+    let created = invitations::create(
+        &state.db,
+        &state.rbac,
+        a,
+        &limits,
+        email,
+        role,
+        expires_in_s,
+        &ctx,
+    )
+    .await?;
+    let location = format!("/v1/orgs/{org}/invitations/{}", created.invitation.id);
+    let accept_url = format!(
+        "{}/invitations/accept#token={}",
+        state.config.frontend_url(),
+        created.token
+    );
+    Ok((
+        InvitationCreatedOut {
+            invitation: created.invitation.into(),
+            token: created.token,
+            accept_url,
+        },
+        location,
+    ))
+}
+
 /// Created.
 #[derive(ApiResponse)]
 pub enum InvitationCreated {
@@ -211,33 +253,9 @@ impl InvitationsApi {
         body: Json<InvitationIn>,
     ) -> Result<InvitationCreated, InvitationCreateErrors> {
         let a = access(&state, &auth, org_id.0, rbac::MEMBERS_WRITE).await?;
-        let ctx = client.audit().as_subject(&a.subject);
-        let org = a.org_id;
         let b = body.0;
-        let created = invitations::create(
-            &state.db,
-            &state.rbac,
-            a,
-            &b.email,
-            &b.role,
-            b.expires_in_s,
-            &ctx,
-        )
-        .await?;
-        let location = format!("/v1/orgs/{org}/invitations/{}", created.invitation.id);
-        let accept_url = format!(
-            "{}/invitations/accept#token={}",
-            state.config.frontend_url(),
-            created.token
-        );
-        Ok(InvitationCreated::Created(
-            Json(InvitationCreatedOut {
-                invitation: created.invitation.into(),
-                token: created.token,
-                accept_url,
-            }),
-            location,
-        ))
+        let (out, location) = invite(&state, &client, a, &b.email, &b.role, b.expires_in_s).await?;
+        Ok(InvitationCreated::Created(Json(out), location))
     }
 
     /// List invitations
@@ -298,7 +316,9 @@ impl InvitationsApi {
     /// Accept an invitation
     ///
     /// By a logged-in user whose account email is the invited one (`403
-    /// invitation_email_mismatch` otherwise); makes them a member with the invitation's role.
+    /// invitation_email_mismatch` otherwise) and verified (`403 email_not_verified`: an
+    /// invitation goes to whoever receives mail at the address); makes them a member with the
+    /// invitation's role.
     /// Used, revoked or expired tokens answer `410` (`invitation_used`, `invitation_revoked`,
     /// `invitation_expired`); unknown ones `404`. Audited as `invitation.accepted` and
     /// `member.added`.

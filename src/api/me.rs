@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use poem::web::Data;
-use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 use uuid::Uuid;
 
 use super::{BearerAuth, Tag, audit::AuditEventOut};
 use crate::{
     api_errors,
-    domain::accounts,
+    domain::{accounts, orgs, verification},
     entity::{identity, user},
     http::middleware::ClientInfo,
     http::ratelimit::Limiters,
@@ -23,8 +23,11 @@ use crate::{
 pub struct UserOut {
     /// User id (UUIDv7).
     pub id: Uuid,
-    /// Normalised (lower-case) email.
+    /// The email address in its canonical form (lower case, NFC; see the README's email rules).
     pub email: String,
+    /// Whether the owner proved the address (a verification link, or an SSO provider vouching
+    /// for it). Unverified accounts cannot accept invitations.
+    pub email_verified: bool,
     /// Display name.
     pub display_name: String,
     /// When the account was created (RFC 3339, UTC).
@@ -38,6 +41,7 @@ impl From<user::Model> for UserOut {
         Self {
             id: u.id,
             email: u.email,
+            email_verified: u.email_verified_at.is_some(),
             display_name: u.display_name,
             created_at: u.created_at,
             updated_at: u.updated_at,
@@ -144,6 +148,14 @@ pub enum MeExportResponse {
     ),
 }
 
+/// A verification link was sent.
+#[derive(ApiResponse)]
+pub enum VerificationSent {
+    /// Sent to the account's address.
+    #[oai(status = 202)]
+    Accepted,
+}
+
 /// Done, nothing to return.
 #[derive(ApiResponse)]
 pub enum MeNoContent {
@@ -157,6 +169,18 @@ api_errors!(MeGetErrors {
     Forbidden
 });
 api_errors!(MeDeleteErrors {
+    Unauthorized,
+    Forbidden,
+    Conflict
+});
+api_errors!(MeLeaveErrors {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict
+});
+api_errors!(MeVerificationErrors {
     Unauthorized,
     Forbidden,
     Conflict
@@ -190,9 +214,8 @@ impl MeApi {
 
     /// Log out everywhere
     ///
-    /// Revokes every refresh token of the caller's account (all devices and logins). Access
-    /// tokens already issued stay valid until they expire (`access_token_ttl_s`). Audited as
-    /// `auth.logout_all`.
+    /// Revokes every refresh token of the caller's account (all devices and logins) and ends
+    /// every access token at once, on every node. Audited as `auth.logout_all`.
     #[oai(
         path = "/v1/me/logout-all",
         method = "post",
@@ -290,5 +313,53 @@ impl MeApi {
         };
         let user = accounts::update_me(&state.db, auth.user()?, change, &client.audit()).await?;
         Ok(MeResponse::Ok(Json(user.into())))
+    }
+
+    /// Leave an organization
+    ///
+    /// Ends the caller's membership of the organization: no permission is needed, only the
+    /// membership. The organization's only owner cannot leave (`409 last_owner`: make someone
+    /// else owner, or delete the organization). API keys and pending invitations the caller
+    /// made there that their rights no longer cover are revoked with it. Audited in the
+    /// organization as `member.left`. `404` when the caller is not a member.
+    #[oai(
+        path = "/v1/me/memberships/:org_id",
+        method = "delete",
+        operation_id = "me.leave_org"
+    )]
+    async fn leave_org(
+        &self,
+        state: Data<&AppState>,
+        client: Data<&ClientInfo>,
+        auth: BearerAuth,
+        /// The organization to leave.
+        org_id: Path<Uuid>,
+    ) -> Result<MeNoContent, MeLeaveErrors> {
+        let user = auth.user()?;
+        orgs::leave(&state.db, &state.rbac, user, org_id.0, &client.audit()).await?;
+        Ok(MeNoContent::NoContent)
+    }
+
+    /// Send a new verification link
+    ///
+    /// Mails a new link for the caller's email address (`auth.verify_email` spends it).
+    /// `409 email_already_verified` when there is nothing to prove. Limited per account like
+    /// logins (`429`).
+    #[oai(
+        path = "/v1/me/email-verification",
+        method = "post",
+        operation_id = "me.send_verification"
+    )]
+    async fn send_verification(
+        &self,
+        state: Data<&AppState>,
+        limiters: Data<&Arc<Limiters>>,
+        auth: BearerAuth,
+    ) -> Result<VerificationSent, MeVerificationErrors> {
+        let user = auth.user()?;
+        limiters.check_login_account(&user.to_string())?;
+        let links = verification::Links::from_config(&state.config);
+        verification::resend(&state.db, state.mailer.as_ref(), &links, user).await?;
+        Ok(VerificationSent::Accepted)
     }
 }

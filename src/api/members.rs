@@ -1,5 +1,6 @@
 //! `/v1/orgs/{org_id}/members`: who belongs to an org and with which role. Only owners grant
-//! or take `owner`; an org never loses its last owner.
+//! or take `owner`; an org never loses its last owner. Nobody is added without consent:
+//! people join by accepting an invitation, and leave with `me.leave_org`.
 
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -10,7 +11,7 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{OrgAuth, Tag, access};
+use super::{OrgAuth, Tag, access, invitations::InvitationCreatedOut};
 use crate::{
     api_errors,
     auth::rbac,
@@ -57,7 +58,8 @@ impl From<Member> for MemberOut {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct MemberIn {
-    /// Email of an existing account (`422` naming `email` when there is none).
+    /// The invitee's email address (any address: the answer does not say whether it has an
+    /// account).
     #[oai(validator(
         max_length = 320,
         pattern = r"^\s*[^\s@\u0000-\u001F\u007F-\u009F]+@[^\s@.\u0000-\u001F\u007F-\u009F](?:[^\s@\u0000-\u001F\u007F-\u009F]*[^\s@.\u0000-\u001F\u007F-\u009F])?\s*$"
@@ -92,7 +94,9 @@ pub struct MemberList {
 /// `members.add` success.
 #[derive(ApiResponse)]
 pub enum MemberCreated {
-    /// The user is now a member.
+    /// Not returned since 2026-11-29 (joining takes the person's consent: `members.add` now
+    /// invites and answers 202). Kept in the contract so that clients written against the
+    /// earlier one still build.
     #[oai(status = 201)]
     Created(
         Json<MemberOut>,
@@ -100,7 +104,27 @@ pub enum MemberCreated {
         #[oai(header = "Location")]
         String,
     ),
+    /// An invitation was created, as `invitations.create` does: the person becomes a member
+    /// when they accept it with the token (`invitations.accept`).
+    #[oai(status = 202)]
+    Invited(
+        Json<InvitationCreatedOut>,
+        /// The invitation's URL.
+        #[oai(header = "Location")]
+        String,
+    ),
 }
+
+/// `members.add`, deprecated on 2026-11-29 (`invitations.create` replaces it: joining takes
+/// the person's consent), sunset 2027-06-01.
+pub const ADD_DEPRECATION: crate::http::deprecation::Deprecation =
+    crate::http::deprecation::Deprecation {
+        method: "POST",
+        path: "/v1/orgs/{org_id}/members",
+        deprecated_at: 1_795_910_400, // 2026-11-29T00:00:00Z
+        sunset_at: 1_811_808_000,     // 2027-06-01T00:00:00Z
+        link: "/docs/#/Invitations/invitations.create",
+    };
 
 /// One member.
 #[derive(ApiResponse)]
@@ -184,14 +208,19 @@ impl MembersApi {
         })))
     }
 
-    /// Add a member
+    /// Invite a member (deprecated: use `invitations.create`)
     ///
-    /// Needs `members:write` (`members:owner` to grant `owner`). Adds an existing account by
-    /// email; `409 already_member` if it is one. Audited as `member.added`.
+    /// Needs `members:write` (`members:owner` to invite as `owner`). Joining an organization
+    /// takes the person's consent, so this no longer adds anyone: it creates an invitation
+    /// exactly as `invitations.create` does (default lifetime) and answers `202` with it, for
+    /// any address, whether or not it has an account. `409 already_member` when a member has
+    /// the email. Audited as `invitation.created`. Deprecated since 2026-11-29, sunset
+    /// 2027-06-01.
     #[oai(
         path = "/v1/orgs/:org_id/members",
         method = "post",
-        operation_id = "members.add"
+        operation_id = "members.add",
+        deprecated
     )]
     async fn add(
         &self,
@@ -202,19 +231,10 @@ impl MembersApi {
         org_id: Path<Uuid>,
         body: Json<MemberIn>,
     ) -> Result<MemberCreated, MemberWriteErrors> {
-        let access = access(&state, &auth, org_id.0, rbac::MEMBERS_WRITE).await?;
-        let ctx = client.audit().as_subject(&access.subject);
-        let member = orgs::add_member(
-            &state.db,
-            &state.rbac,
-            access,
-            &body.email,
-            &body.role,
-            &ctx,
-        )
-        .await?;
-        let location = format!("/v1/orgs/{}/members/{}", org_id.0, member.user.id);
-        Ok(MemberCreated::Created(Json(member.into()), location))
+        let a = access(&state, &auth, org_id.0, rbac::MEMBERS_WRITE).await?;
+        let (out, location) =
+            super::invitations::invite(&state, &client, a, &body.email, &body.role, None).await?;
+        Ok(MemberCreated::Invited(Json(out), location))
     }
 
     /// Change a member's role

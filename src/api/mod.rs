@@ -68,8 +68,9 @@ pub fn to_object(v: serde_json::Value) -> JsonObject {
 
 /// Deprecated operations of v1: each also carries `#[oai(deprecated)]` on its handler (a
 /// contract test keeps the two in step). Their responses get `Deprecation`, `Sunset` and
-/// `Link: rel="deprecation"` headers (see [`crate::http::deprecation`]). None yet.
-pub const DEPRECATED_OPERATIONS: &[crate::http::deprecation::Deprecation] = &[];
+/// `Link: rel="deprecation"` headers (see [`crate::http::deprecation`]).
+pub const DEPRECATED_OPERATIONS: &[crate::http::deprecation::Deprecation] =
+    &[auth::REGISTER_DEPRECATION, members::ADD_DEPRECATION];
 
 /// The deprecation table the middleware serves.
 pub fn deprecations() -> Vec<crate::http::deprecation::Deprecation> {

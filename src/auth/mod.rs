@@ -39,6 +39,14 @@ impl Subject {
         }
     }
 
+    /// The key id, for an API key.
+    pub fn key_id(&self) -> Option<Uuid> {
+        match self {
+            Subject::User(_) => None,
+            Subject::ApiKey { id, .. } => Some(*id),
+        }
+    }
+
     /// The subject's stable name: `user:<id>` or `key:<id>` (its casbin subject, and the
     /// scope of the `Idempotency-Key`s it sends).
     pub fn name(&self) -> String {

@@ -14,11 +14,12 @@
 
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, EntityTrait};
 use uuid::Uuid;
 
 use crate::{
     auth::{Subject, api_keys::KeyCache, secrets, tokens::Keyring},
+    entity::user,
     error::{AppError, AppResult},
 };
 
@@ -38,11 +39,13 @@ pub enum Principal {
     Anonymous,
     /// A verified caller.
     Authenticated(Subject),
-    /// A credential was presented and refused; `detail` says why (expired, revoked, bad
-    /// signature, …). Operations that need a caller answer 401 `invalid_token` with it.
+    /// A credential was presented and refused. Operations that need a caller answer 401
+    /// `invalid_token` with a generic detail: the exact reason goes to the log only (with the
+    /// request id), so a client probing forged tokens learns nothing from the answer.
     Refused {
-        /// Why, for the 401 problem's `detail` (never contains the credential).
-        detail: String,
+        /// Why (expired, revoked, bad signature, …), for the log; never contains the
+        /// credential and is never sent to the client.
+        reason: String,
     },
 }
 
@@ -56,11 +59,11 @@ impl Principal {
     }
 
     /// The subject, or the error an operation that needs one answers: 401 `invalid_token`
-    /// with the refusal's detail, or a bare 401 when nothing was presented.
+    /// ([`REFUSED_DETAIL`] for a refused credential; the reason is in the log).
     pub fn require(&self) -> AppResult<Subject> {
         match self {
             Principal::Authenticated(s) => Ok(s.clone()),
-            Principal::Refused { detail } => Err(AppError::invalid_token(detail.clone())),
+            Principal::Refused { .. } => Err(AppError::invalid_token(REFUSED_DETAIL)),
             Principal::Anonymous => Err(AppError::Unauthorized {
                 code: "invalid_token",
                 detail: "a bearer access token is required (Authorization: Bearer <token>)".into(),
@@ -69,6 +72,10 @@ impl Principal {
         }
     }
 }
+
+/// The `detail` of every 401 for a refused credential (the reason is logged, not sent).
+pub const REFUSED_DETAIL: &str =
+    "the access token or API key is invalid, expired or revoked; log in again or use a valid key";
 
 /// Resolves credentials into subjects. Cheap to clone; one per node.
 #[derive(Clone)]
@@ -96,10 +103,29 @@ impl Authenticator {
                 let claims = self.keyring.verify(token)?;
                 let user_id = Uuid::parse_str(&claims.sub)
                     .map_err(|_| AppError::invalid_token("bad subject"))?;
-                return Ok(Subject::User(user_id));
+                return self.current_user(user_id, claims.generation).await;
             }
         };
         super::api_keys::authenticate(&self.db, &self.keys, key).await
+    }
+
+    /// The account behind a verified access token, when the token is still current: the
+    /// account exists, is neither disabled nor erased, and its access-token generation is
+    /// still the token's `gen` (logout, logout-all, password change, refresh-token reuse and
+    /// the SSO takeover guard move it on). One primary-key read; every node sees a revocation
+    /// at once. Errors: 401 `invalid_token`.
+    async fn current_user(&self, user_id: Uuid, generation: i64) -> AppResult<Subject> {
+        let account = user::Entity::find_by_id(user_id).one(&self.db).await?;
+        match account {
+            Some(u) if u.disabled_at.is_some() || u.deleted_at.is_some() => {
+                Err(AppError::invalid_token("the account is disabled or erased"))
+            }
+            Some(u) if u.token_generation == generation => Ok(Subject::User(user_id)),
+            Some(_) => Err(AppError::invalid_token(
+                "the access token was revoked (logout, password change or token reuse)",
+            )),
+            None => Err(AppError::invalid_token("no such account")),
+        }
     }
 
     /// [`Authenticator::resolve`] as a [`Principal`]: refusals become
@@ -110,7 +136,10 @@ impl Authenticator {
         };
         match self.resolve(credential).await {
             Ok(subject) => Ok(Principal::Authenticated(subject)),
-            Err(AppError::Unauthorized { detail, .. }) => Ok(Principal::Refused { detail }),
+            Err(AppError::Unauthorized { detail, .. }) => {
+                tracing::info!(reason = %detail, "credential refused");
+                Ok(Principal::Refused { reason: detail })
+            }
             Err(e) => Err(e),
         }
     }

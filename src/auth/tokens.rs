@@ -1,6 +1,8 @@
 //! Access tokens (JWT, HS256, RFC 9068 `typ: at+jwt`) and opaque refresh tokens.
 //!
-//! Access JWT claims: `iss`, `aud`, `sub` (user id), `exp`, `iat`, `jti`; the algorithm is
+//! Access JWT claims: `iss`, `aud`, `sub` (user id), `exp`, `iat`, `jti`, and `gen`, the
+//! user's access-token generation when it was issued (the principal resolver refuses a token
+//! whose generation is no longer the account's: see `users.token_generation`); the algorithm is
 //! pinned to HS256 and the header's `kid` selects the verification key, so a new signing key
 //! can be rolled out while tokens signed by the previous ones stay valid
 //! (`jwt_previous_signing_keys`). The `kid` is derived from the key (first 16 hex digits of its
@@ -36,6 +38,10 @@ pub struct AccessClaims {
     pub iat: i64,
     /// Unique token id (UUIDv7).
     pub jti: String,
+    /// The account's access-token generation at issue (`users.token_generation`); tokens of
+    /// an older generation are refused. Absent (0) in tokens issued before it existed.
+    #[serde(default, rename = "gen")]
+    pub generation: i64,
 }
 
 struct Key {
@@ -114,8 +120,9 @@ impl Keyring {
         })
     }
 
-    /// Issues an access token for `user_id`; returns the token and its lifetime (s).
-    pub fn issue(&self, user_id: Uuid) -> Result<(String, u64), AppError> {
+    /// Issues an access token for `user_id` in access-token generation `generation`; returns
+    /// the token and its lifetime (s).
+    pub fn issue(&self, user_id: Uuid, generation: i64) -> Result<(String, u64), AppError> {
         let now = chrono::Utc::now().timestamp();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -124,6 +131,7 @@ impl Keyring {
             exp: now + self.access_ttl_s as i64,
             iat: now,
             jti: Uuid::now_v7().to_string(),
+            generation,
         };
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some(ACCESS_TOKEN_TYP.into());
@@ -236,7 +244,7 @@ mod tests {
     #[test]
     fn issue_then_verify_and_rotate() {
         let old = ring(K1, vec![]);
-        let (token, ttl) = old.issue(Uuid::now_v7()).unwrap();
+        let (token, ttl) = old.issue(Uuid::now_v7(), 0).unwrap();
         assert_eq!(ttl, 900);
         assert!(old.verify(&token).is_ok());
         // After rotation the old key verifies but no longer signs.

@@ -3,15 +3,17 @@
 
 use chrono::{Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::{Expr, ExprTrait},
 };
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{
     audit::{self, AuditCtx, Event},
-    throttle,
+    throttle, verification,
 };
 use crate::{
     auth::{
@@ -21,12 +23,12 @@ use crate::{
     },
     entity::{audit_event, identity, invitation, membership, organization, refresh_token, user},
     error::{AppError, AppResult, FieldError},
+    mail::Mailer,
 };
 
 /// Longest display name, in characters.
 pub const DISPLAY_NAME_MAX: usize = 200;
-/// Longest email, in bytes (RFC 5321 §4.5.3.1 path limit rounded up).
-pub const EMAIL_MAX: usize = 320;
+pub use super::email::EMAIL_MAX;
 
 /// An issued token pair.
 #[derive(Debug)]
@@ -41,29 +43,10 @@ pub struct TokenPair {
     pub refresh_expires_in: u64,
 }
 
-/// Normalises an email (trim, lower-case) and checks its shape. Errors name `field`.
+/// Normalises an email to its canonical form and checks it (see [`super::email`]). Errors
+/// name `field`.
 pub fn normalize_email(field: &str, email: &str) -> Result<String, FieldError> {
-    let e = email.trim().to_lowercase();
-    let valid = e.chars().count() <= EMAIL_MAX
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
-        && match e.split_once('@') {
-            Some((local, domain)) => {
-                !local.is_empty()
-                    && !domain.is_empty()
-                    && !domain.contains('@')
-                    && !domain.starts_with('.')
-                    && !domain.ends_with('.')
-            }
-            None => false,
-        };
-    if valid {
-        Ok(e)
-    } else {
-        Err(FieldError::new(
-            field,
-            "must be an email address such as ada@example.com",
-        ))
-    }
+    super::email::normalize(field, email)
 }
 
 /// Trims a display name and checks it is 1–200 printable characters. Errors name `field`.
@@ -88,40 +71,50 @@ fn collect(errors: Vec<Option<FieldError>>) -> AppResult<()> {
     }
 }
 
-/// Creates a user. Errors: 403 `registration_closed` when `open` is false; 422 naming each
-/// invalid field; 409 `email_taken`.
-#[tracing::instrument(skip_all)]
-pub async fn register(
-    db: &DatabaseConnection,
-    open: bool,
-    email: &str,
-    password: String,
-    display_name: &str,
-    ctx: &AuditCtx,
-) -> AppResult<user::Model> {
-    if !open {
+/// What creating an account needs besides the form: whether registration is open, and where
+/// the verification link goes.
+pub struct Registration<'a> {
+    /// `registration_open`.
+    pub open: bool,
+    /// The node's mail sender.
+    pub mailer: &'a dyn Mailer,
+    /// Verification link settings.
+    pub links: &'a verification::Links,
+}
+
+/// The sign-up form.
+pub struct SignupForm<'a> {
+    /// Email address (normalised, see [`super::email`]).
+    pub email: &'a str,
+    /// Password, 10–256 characters, not the email.
+    pub password: String,
+    /// Display name, 1–200 printable characters.
+    pub display_name: &'a str,
+}
+
+/// Checks the form (422 naming each invalid field; 403 `registration_closed`) and hashes the
+/// password: the same work whether or not the address is taken.
+async fn prepare(reg: &Registration<'_>, form: SignupForm<'_>) -> AppResult<user::ActiveModel> {
+    if !reg.open {
         return Err(AppError::Forbidden {
             code: "registration_closed",
             detail: "open registration is turned off on this server".into(),
             permission: None,
         });
     }
-    let email_r = normalize_email("email", email);
-    let name_r = normalize_display_name("display_name", display_name);
-    let pw_r = password::validate("password", &password, email);
+    let email_r = normalize_email("email", form.email);
+    let name_r = normalize_display_name("display_name", form.display_name);
+    let pw_r = password::validate("password", &form.password, form.email);
     collect(vec![
         email_r.clone().err(),
         name_r.clone().err(),
         pw_r.err(),
     ])?;
     let (email, display_name) = (email_r.expect("checked"), name_r.expect("checked"));
-
-    let hash = password::hash_async(password).await?;
+    let hash = password::hash_async(form.password).await?;
     let now = Utc::now();
-    let id = Uuid::now_v7();
-    let tx = db.begin().await?;
-    let user = user::ActiveModel {
-        id: Set(id),
+    Ok(user::ActiveModel {
+        id: Set(Uuid::now_v7()),
         email: Set(email),
         display_name: Set(display_name),
         password_hash: Set(Some(hash)),
@@ -129,20 +122,74 @@ pub async fn register(
         created_at: Set(now),
         updated_at: Set(now),
         deleted_at: Set(None),
-    }
-    .insert(&tx)
-    .await
-    .map_err(|e| {
-        AppError::from_db(
-            e,
-            "email_taken",
-            "an account with this email already exists",
-        )
-    })?;
-    let event = Event::account("user.registered", Some(id), true, json!({}));
-    audit::record(&tx, &ctx.as_actor(id), event).await?;
+        email_verified_at: Set(None),
+        token_generation: Set(0),
+    })
+}
+
+/// Inserts the prepared account, audits `user.registered` and sends the verification link.
+/// `None` when the address is taken (nothing written).
+async fn create(
+    db: &DatabaseConnection,
+    reg: &Registration<'_>,
+    row: user::ActiveModel,
+    ctx: &AuditCtx,
+) -> AppResult<Option<user::Model>> {
+    let tx = super::begin_write(db).await?;
+    let user = match row.insert(&tx).await {
+        Ok(u) => u,
+        Err(e)
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let event = Event::account("user.registered", Some(user.id), true, json!({}));
+    audit::record(&tx, &ctx.as_actor(user.id), event).await?;
     tx.commit().await?;
-    Ok(user)
+    verification::send(db, reg.mailer, reg.links, &user).await?;
+    Ok(Some(user))
+}
+
+/// Creates an account with an unverified address and mails the verification link
+/// (`auth.register`, deprecated). Errors: 403 `registration_closed`; 422 naming each invalid
+/// field; 409 `email_taken` (which tells whoever asks that the address has an account: use
+/// [`signup`]).
+#[tracing::instrument(skip_all)]
+pub async fn register(
+    db: &DatabaseConnection,
+    reg: &Registration<'_>,
+    form: SignupForm<'_>,
+    ctx: &AuditCtx,
+) -> AppResult<user::Model> {
+    let row = prepare(reg, form).await?;
+    create(db, reg, row, ctx).await?.ok_or_else(|| {
+        AppError::conflict("email_taken", "an account with this email already exists")
+    })
+}
+
+/// Signs up without telling anyone whether the address has an account (`auth.signup`): for a
+/// new address the account is created unverified and the verification link is mailed; for a
+/// taken one nothing is created and its owner is told that someone tried. Both cost one argon2
+/// hash and return the normalised address. Errors: 403 `registration_closed`; 422 naming each
+/// invalid field.
+#[tracing::instrument(skip_all)]
+pub async fn signup(
+    db: &DatabaseConnection,
+    reg: &Registration<'_>,
+    form: SignupForm<'_>,
+    ctx: &AuditCtx,
+) -> AppResult<String> {
+    let row = prepare(reg, form).await?;
+    let email = row.email.clone().unwrap();
+    if create(db, reg, row, ctx).await?.is_none() {
+        verification::notify_signup_attempt(reg.mailer, reg.links, &email).await;
+    }
+    Ok(email)
 }
 
 fn invalid_credentials() -> AppError {
@@ -165,7 +212,9 @@ pub async fn login(
     password: String,
     ctx: &AuditCtx,
 ) -> AppResult<TokenPair> {
-    let email = email.trim().to_lowercase();
+    // The canonical form (an address that cannot be one matches no account; it still counts
+    // against the throttle under its plain lower-cased form).
+    let email = normalize_email("email", email).unwrap_or_else(|_| email.trim().to_lowercase());
     let account_key = throttle::account_key(&email);
     let mut keys = vec![account_key.clone()];
     if let Some(ip) = &ctx.ip {
@@ -248,7 +297,11 @@ pub(crate) async fn issue_pair(
     })
     .exec_without_returning(db)
     .await?;
-    let (access_token, expires_in) = keyring.issue(user_id)?;
+    let generation = user::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .map_or(0, |u| u.token_generation);
+    let (access_token, expires_in) = keyring.issue(user_id, generation)?;
     Ok(TokenPair {
         access_token,
         expires_in,
@@ -264,6 +317,22 @@ pub(crate) async fn issue_pair(
 async fn lock_user(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
     user::Entity::update_many()
         .col_expr(user::Column::Id, Expr::col(user::Column::Id))
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Ends every access token of the account at once, on every node: bumps its access-token
+/// generation, which the principal resolver compares with the token's `gen` on each request.
+/// Run inside the transaction that revokes the refresh tokens (logout, logout-all, password
+/// change, refresh-token reuse, erasure, the SSO takeover guard).
+pub(crate) async fn end_access_tokens(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::TokenGeneration,
+            Expr::col(user::Column::TokenGeneration).add(1),
+        )
         .filter(user::Column::Id.eq(user_id))
         .exec(db)
         .await?;
@@ -331,6 +400,7 @@ pub async fn refresh(
     if spent == 0 {
         if row.used_at.is_some() && row.revoked_at.is_none() {
             let revoked = revoke_family(&tx, row.family_id).await?;
+            end_access_tokens(&tx, row.user_id).await?;
             let event = Event::account(
                 "auth.refresh_token_reused",
                 Some(row.user_id),
@@ -367,6 +437,7 @@ pub async fn logout(db: &DatabaseConnection, token: &str) -> AppResult<()> {
         let tx = db.begin().await?;
         lock_user(&tx, row.user_id).await?;
         revoke_family(&tx, row.family_id).await?;
+        end_access_tokens(&tx, row.user_id).await?;
         tx.commit().await?;
     }
     Ok(())
@@ -449,6 +520,7 @@ pub async fn update_me(
             .filter(refresh_token::Column::RevokedAt.is_null())
             .exec(&tx)
             .await?;
+        end_access_tokens(&tx, user_id).await?;
         let event = Event::account("user.password_changed", Some(user_id), true, json!({}));
         audit::record(&tx, &ctx.as_actor(user_id), event).await?;
     }
@@ -456,9 +528,9 @@ pub async fn update_me(
     Ok(updated)
 }
 
-/// Revokes every refresh token of the account (all devices, all logins), audited as
-/// `auth.logout_all`. Access tokens already issued stay valid until they expire. Returns how
-/// many tokens were revoked.
+/// Revokes every refresh token of the account (all devices, all logins) and ends every access
+/// token at once ([`end_access_tokens`]), audited as `auth.logout_all`. Returns how many
+/// refresh tokens were revoked.
 pub async fn logout_all(db: &DatabaseConnection, user_id: Uuid, ctx: &AuditCtx) -> AppResult<u64> {
     let tx = db.begin().await?;
     lock_user(&tx, user_id).await?;
@@ -469,6 +541,7 @@ pub async fn logout_all(db: &DatabaseConnection, user_id: Uuid, ctx: &AuditCtx) 
         .exec(&tx)
         .await?
         .rows_affected;
+    end_access_tokens(&tx, user_id).await?;
     let event = Event::account(
         "auth.logout_all",
         Some(user_id),
@@ -626,6 +699,10 @@ pub async fn erase(
         .col_expr(user::Column::DisabledAt, Expr::value(now))
         .col_expr(user::Column::DeletedAt, Expr::value(now))
         .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .col_expr(
+            user::Column::TokenGeneration,
+            Expr::col(user::Column::TokenGeneration).add(1),
+        )
         .filter(user::Column::Id.eq(user_id))
         .exec(&tx)
         .await?;
@@ -651,25 +728,6 @@ pub async fn erase(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn emails_are_normalised_and_checked() {
-        assert_eq!(
-            normalize_email("email", "  Ada@Example.COM ").unwrap(),
-            "ada@example.com"
-        );
-        for bad in [
-            "",
-            "ada",
-            "@example.com",
-            "ada@",
-            "a b@example.com",
-            "a@b@c",
-            "ada@.com",
-        ] {
-            assert!(normalize_email("email", bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn display_names() {

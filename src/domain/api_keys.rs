@@ -93,6 +93,7 @@ pub async fn create(
         secret_hash,
         role: role.to_owned(),
         created_by: access.user_id(),
+        created_by_key: access.subject.key_id(),
         created_at: now,
         expires_at,
         revoked_at: None,

@@ -48,6 +48,7 @@ pub async fn begin(
             response_status: Set(None),
             response_headers: Set(None),
             response_body: Set(None),
+            authorized: Set(None),
             locked_until: Set(now + chrono::Duration::seconds(lock_s as i64)),
             created_at: Set(now),
             expires_at: Set(now + chrono::Duration::seconds(ttl_s as i64)),

@@ -9,7 +9,8 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::Expr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -83,13 +84,24 @@ pub struct Created {
     pub token: String,
 }
 
-/// Invites `email` with the role named `role` for `ttl_s` seconds. Errors: 422 `email`,
-/// `role`, `expires_in_s`; 409 `already_member`; 403 (the role holds a permission the caller
-/// lacks, or `owner` without `members:owner`); 404.
+/// Limits on invitations, from config.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// `max_pending_invitations_per_org`.
+    pub max_pending_per_org: u32,
+}
+
+/// Invites `email` with the role named `role` for `ttl_s` seconds. The answer is the same
+/// whether or not the address has an account (nothing is looked up but the org's members).
+/// Errors: 422 `email`, `role`, `expires_in_s`; 409 `already_member`; 409 `quota_exceeded`
+/// (`max_pending_invitations_per_org`); 403 (the role holds a permission the caller lacks, or
+/// `owner` without `members:owner`); 404.
+#[allow(clippy::too_many_arguments)]
 pub async fn create(
     db: &DatabaseConnection,
     rbac: &Rbac,
     access: Access,
+    limits: &Limits,
     email: &str,
     role: &str,
     ttl_s: Option<u64>,
@@ -117,8 +129,22 @@ pub async fn create(
             "a member of this organization already has this email address",
         ));
     }
-    let (token, token_hash) = secrets::new_token("inv");
     let now = Utc::now();
+    let pending = invitation::Entity::find_in(access.org_id)
+        .filter(invitation::Column::AcceptedAt.is_null())
+        .filter(invitation::Column::RevokedAt.is_null())
+        .filter(invitation::Column::ExpiresAt.gt(now))
+        .count(&tx)
+        .await?;
+    let max = u64::from(limits.max_pending_per_org);
+    if pending >= max {
+        return Err(AppError::quota(
+            "max_pending_invitations_per_org",
+            max,
+            &format!("the organization has {pending} pending invitations"),
+        ));
+    }
+    let (token, token_hash) = secrets::new_token("inv");
     let row = invitation::Model {
         id: Uuid::now_v7(),
         org_id: access.org_id,
@@ -126,6 +152,7 @@ pub async fn create(
         role: role.to_owned(),
         token_hash,
         invited_by: access.user_id(),
+        invited_by_key: access.subject.key_id(),
         created_at: now,
         expires_at: now + Duration::seconds(ttl_s as i64),
         accepted_at: None,
@@ -237,9 +264,9 @@ pub struct Accepted {
     pub joined_at: DateTime<Utc>,
 }
 
-/// Accepts an invitation as `user_id`, whose account email must be the invited one. Errors:
-/// 404 (unknown token), 410 (used, revoked, expired), 403 `invitation_email_mismatch`, 409
-/// `already_member`.
+/// Accepts an invitation as `user_id`, whose account email must be the invited one, and
+/// verified. Errors: 404 (unknown token), 410 (used, revoked, expired), 403
+/// `invitation_email_mismatch`, 403 `email_not_verified`, 409 `already_member`.
 pub async fn accept(
     db: &DatabaseConnection,
     rbac: &Rbac,
@@ -263,6 +290,14 @@ pub async fn accept(
         return Err(AppError::forbidden(
             "invitation_email_mismatch",
             "this invitation is for another email address; log in with the invited account",
+        ));
+    }
+    // The invitation is for whoever receives mail at the address: an account that never
+    // proved it (possibly registered by someone else first) cannot accept.
+    if user.email_verified_at.is_none() {
+        return Err(AppError::forbidden(
+            "email_not_verified",
+            "verify your email address first (the link from auth.signup, or me.send_verification), then accept",
         ));
     }
     let tx = db.begin().await?;
@@ -324,6 +359,7 @@ mod tests {
             role: "viewer".into(),
             token_hash: String::new(),
             invited_by: None,
+            invited_by_key: None,
             created_at: now,
             expires_at: now + Duration::seconds(60),
             accepted_at: None,

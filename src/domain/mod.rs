@@ -10,6 +10,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod commands;
+pub mod email;
 pub mod events;
 pub mod idempotency;
 pub mod invitations;
@@ -21,6 +22,7 @@ pub mod roles;
 pub mod sessions;
 pub mod throttle;
 pub mod tickets;
+pub mod verification;
 
 use sea_orm::{
     AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,

@@ -360,6 +360,9 @@ async fn link_or_create(
                     created_at: Set(now),
                     updated_at: Set(now),
                     deleted_at: Set(None),
+                    // The provider vouched for the address, or it stays unproven.
+                    email_verified_at: Set((claims.email_verified == Some(true)).then_some(now)),
+                    token_generation: Set(0),
                 })
                 .exec_without_returning(&tx)
                 .await

@@ -19,7 +19,6 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    accounts::normalize_email,
     audit::{self, AuditCtx, Event, target},
     page::{Page, PageRequest},
 };
@@ -29,7 +28,7 @@ use crate::{
         rbac::{self, Rbac, Role},
     },
     entity::{Tenant, api_key, membership, organization, role as role_entity, user},
-    error::{AppError, AppResult, FieldError},
+    error::{AppError, AppResult},
 };
 
 /// Longest organization name, in characters.
@@ -222,6 +221,7 @@ pub async fn create(
         version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),
+        created_by: Set(Some(user_id)),
     }
     .insert(&tx)
     .await?;
@@ -530,57 +530,6 @@ pub(crate) fn last_owner() -> AppError {
     )
 }
 
-/// Adds an existing user by email with the role named `role`. Granting `owner` needs
-/// `members:owner`; no role holding a permission the caller lacks can be granted.
-/// Errors: 422 `email` (malformed or no such account), 422 `role` (no such role), 409
-/// `already_member`, 403.
-pub async fn add_member(
-    db: &DatabaseConnection,
-    rbac: &Rbac,
-    access: Access,
-    email: &str,
-    role: &str,
-    ctx: &AuditCtx,
-) -> AppResult<Member> {
-    let email = normalize_email("email", email).map_err(|e| AppError::Validation(vec![e]))?;
-    let user = user::Entity::find()
-        .filter(user::Column::Email.eq(email))
-        .filter(user::Column::DeletedAt.is_null())
-        .one(db)
-        .await?
-        .ok_or_else(|| {
-            AppError::Validation(vec![FieldError::new(
-                "email",
-                "no account has this email address",
-            )])
-        })?;
-    let tx = db.begin().await?;
-    let access = lock_and_reauthorize(&tx, rbac, &access, rbac::MEMBERS_WRITE).await?;
-    ensure_grantable(&tx, rbac, &access, role, "role").await?;
-    insert_membership(&tx, access.org_id, user.id, role).await?;
-    let change = rbac::grant_in_tx(&tx, rbac::user_subject(user.id), access.org_id, role).await?;
-    let event = Event {
-        org_id: Some(access.org_id),
-        action: "member.added",
-        target_type: target::MEMBERSHIP,
-        target_id: Some(user.id),
-        success: true,
-        details: json!({ "role": role }),
-    };
-    audit::record(&tx, ctx, event).await?;
-    let membership = membership::Entity::find_by_id((access.org_id, user.id))
-        .one(&tx)
-        .await?
-        .ok_or_else(|| {
-            AppError::Internal(anyhow::anyhow!(
-                "membership vanished inside its transaction"
-            ))
-        })?;
-    tx.commit().await?;
-    rbac.apply(vec![change]).await;
-    Ok(Member { membership, user })
-}
-
 async fn find_member(db: &impl ConnectionTrait, org_id: Uuid, user_id: Uuid) -> AppResult<Member> {
     let (membership, user) = membership::Entity::find_by_id((org_id, user_id))
         .find_also_related(user::Entity)
@@ -667,6 +616,45 @@ pub async fn remove_member(
         details: json!({ "role": role }),
     };
     audit::record(&tx, ctx, event).await?;
+    tx.commit().await?;
+    rbac.apply(vec![revoke]).await;
+    Ok(())
+}
+
+/// The caller leaves an org of their own accord (`me.leave_org`): the membership and its
+/// casbin grant go, audited in the org as `member.left`. Needs no permission, only the
+/// membership. Errors: 404 when the caller is not a member (or the org does not exist); 409
+/// `last_owner` for the org's only owner.
+pub async fn leave(
+    db: &DatabaseConnection,
+    rbac: &Rbac,
+    user_id: Uuid,
+    org_id: Uuid,
+    ctx: &AuditCtx,
+) -> AppResult<()> {
+    let tx = super::begin_write(db).await?;
+    lock_org(&tx, org_id).await?;
+    let current = membership::Entity::find_by_id((org_id, user_id))
+        .one(&tx)
+        .await?
+        .ok_or(AppError::NotFound("organization"))?;
+    let role = current.role;
+    if role == Role::Owner.as_str() && owner_count(&tx, org_id).await? <= 1 {
+        return Err(last_owner());
+    }
+    membership::Entity::delete_by_id((org_id, user_id))
+        .exec(&tx)
+        .await?;
+    let revoke = rbac::revoke_in_tx(&tx, rbac::user_subject(user_id), org_id, &role).await?;
+    let event = Event {
+        org_id: Some(org_id),
+        action: "member.left",
+        target_type: target::MEMBERSHIP,
+        target_id: Some(user_id),
+        success: true,
+        details: json!({ "role": role }),
+    };
+    audit::record(&tx, &ctx.as_actor(user_id), event).await?;
     tx.commit().await?;
     rbac.apply(vec![revoke]).await;
     Ok(())

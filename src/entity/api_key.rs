@@ -21,8 +21,11 @@ pub struct Model {
     pub secret_hash: String,
     /// Role name (built-in or custom) the key acts with.
     pub role: String,
-    /// The member who created it.
+    /// The member who created it (`None` when a key did).
     pub created_by: Option<Uuid>,
+    /// The key that created it, when a key did. The creator's current rights bound the key for
+    /// its whole life (see `domain::grants`).
+    pub created_by_key: Option<Uuid>,
     /// Creation time (UTC).
     pub created_at: DateTimeUtc,
     /// Expiry (UTC); `None` never expires.

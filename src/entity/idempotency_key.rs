@@ -24,6 +24,9 @@ pub struct Model {
     pub response_body: Option<Vec<u8>>,
     /// An `in_flight` record older than this (UTC) was abandoned (crash) and may be taken over.
     pub locked_until: DateTimeUtc,
+    /// What the first run was authorized for, `[{"org_id": …, "permission": …}]`: a replay is
+    /// authorized again for the same before the stored response is sent.
+    pub authorized: Option<Json>,
     /// First seen (UTC).
     pub created_at: DateTimeUtc,
     /// Deleted by the cleanup after this (UTC): 24 h after creation by default.

@@ -19,8 +19,10 @@ pub struct Model {
     /// Hex SHA-256 of the token.
     #[sea_orm(unique)]
     pub token_hash: String,
-    /// The member who invited.
+    /// The member who invited (`None` when an API key did).
     pub invited_by: Option<Uuid>,
+    /// The API key that invited, when a key did.
+    pub invited_by_key: Option<Uuid>,
     /// Creation time (UTC).
     pub created_at: DateTimeUtc,
     /// Expiry (UTC).

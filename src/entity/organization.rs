@@ -17,6 +17,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// Last update time (UTC).
     pub updated_at: DateTimeUtc,
+    /// The user who created it (counted against `max_orgs_per_user`); `None` for orgs made
+    /// before this was recorded.
+    pub created_by: Option<Uuid>,
 }
 
 /// No relations are navigated through SeaORM.

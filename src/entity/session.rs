@@ -35,6 +35,9 @@ pub struct Model {
     pub agent_id: Uuid,
     /// The user who started it.
     pub created_by: Option<Uuid>,
+    /// The user whose `max_live_sessions_per_user` quota it counts against: the user who
+    /// started it, or the user behind the API key that did.
+    pub accountable_user_id: Option<Uuid>,
     /// The lifecycle state.
     pub status: Status,
     /// Why it stopped or failed (`stop_requested`, `idle_timeout`, an error message).

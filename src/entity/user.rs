@@ -24,6 +24,14 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// Set when the account was erased (`me.delete`): email, name and identities are gone.
     pub deleted_at: Option<DateTimeUtc>,
+    /// When the owner proved they receive mail at `email` (a one-time verification link, or an
+    /// OIDC provider vouching for it at the first SSO login); `None` = never proven. Only a
+    /// proven address may accept invitations or be linked to an SSO identity as is.
+    pub email_verified_at: Option<DateTimeUtc>,
+    /// The access-token generation: tokens carry the value they were issued in (`gen`) and are
+    /// refused once it moved on (logout, logout-all, password change, refresh-token reuse,
+    /// disable, the SSO takeover guard, erasure).
+    pub token_generation: i64,
 }
 
 /// No relations are navigated through SeaORM; joins are written where they are used.

@@ -17,6 +17,7 @@ static CONFIG: LazyLock<Arc<Config<'static>>> = LazyLock::new(|| {
             "/v1/openapi.json",
         )])
         .persist_authorization(true)
+        .deep_linking(true)
         .try_it_out_enabled(true),
     )
 });

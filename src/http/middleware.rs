@@ -317,7 +317,9 @@ async fn edge<E: Endpoint>(
     );
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    if path.starts_with("/v1/") && !headers.contains_key(header::CACHE_CONTROL) {
+    // Everything under /v1 is private and per caller: never stored by a cache. This also
+    // replaces the `no-cache` poem puts on event streams (SSE), as the README promises.
+    if path.starts_with("/v1/") {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if config.hsts_max_age_s > 0

@@ -75,6 +75,10 @@ pub struct Problem {
     pub missing_permission: Option<String>,
     /// On `invalid_transition` and `session_not_live`: the session's current status.
     pub current_status: Option<String>,
+    /// On `quota_exceeded`: the setting whose limit was reached, e.g. `max_orgs_per_user`.
+    pub limit: Option<String>,
+    /// On `quota_exceeded`: that setting's value.
+    pub limit_value: Option<u64>,
 }
 
 /// Response headers a problem may need beside its body.
@@ -106,6 +110,8 @@ impl Problem {
             errors: None,
             missing_permission: None,
             current_status: None,
+            limit: None,
+            limit_value: None,
         }
     }
 
@@ -228,6 +234,18 @@ impl AppError {
             AppError::Unavailable { detail, .. } => {
                 headers.retry_after = Some("5".into());
                 Problem::new(status, self.code(), detail)
+            }
+            AppError::QuotaExceeded {
+                limit,
+                max,
+                detail,
+                retry_after_s,
+            } => {
+                headers.retry_after = retry_after_s.map(|s| s.to_string());
+                let mut p = Problem::new(status, self.code(), detail);
+                p.limit = Some((*limit).to_owned());
+                p.limit_value = Some(*max);
+                p
             }
             other => Problem::new(status, other.code(), other.to_string()),
         };

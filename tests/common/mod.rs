@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 mod client;
+mod mail;
 mod sse;
 mod urls;
 
@@ -28,6 +29,8 @@ use tokio::sync::{OnceCell, oneshot};
 // The kit's surface; each crate uses a part of it.
 #[allow(unused_imports)]
 pub use client::{Appended, Call, Client, Created, Cred, Resp, Tokens};
+#[allow(unused_imports)]
+pub use mail::Mail;
 #[allow(unused_imports)]
 pub use sse::{Sse, SseEvent};
 pub use urls::Urls;
@@ -221,6 +224,8 @@ pub fn test_config(dir: &std::path::Path, database_url: String) -> Config {
         db_max_connections: 5,
         jwt_signing_key: TEST_KEY.into(),
         log_level: "warn".into(),
+        // Mail lands in `<dir>/mail`, where `TestApp::mails_to` reads it.
+        mail_sender: agentdesk::config::MailSenderKind::Dir,
         ..Config::default()
     };
     set_rate_limits(&mut config, 100_000);
@@ -240,6 +245,8 @@ pub struct TestApp {
     pub database_url: String,
     /// The connection pool of [`TestApp::client`] and the request builders.
     pub http: reqwest::Client,
+    /// Where the server's `dir` mail sender writes.
+    pub mail_dir: std::path::PathBuf,
     /// Keeps the temp dir (SQLite file, key file) alive as long as the server.
     _dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -290,6 +297,7 @@ impl TestApp {
         config: Config,
         listener: tokio::net::TcpListener,
     ) -> Self {
+        let mail_dir = config.mail_dir();
         let state = agentdesk::build_state(config).await.expect("server state");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
@@ -299,6 +307,7 @@ impl TestApp {
         Self {
             addr,
             database_url,
+            mail_dir,
             http: reqwest::Client::builder()
                 .timeout(client::REQUEST_TIMEOUT)
                 .build()
@@ -362,17 +371,22 @@ impl TestApp {
         self.call(Method::DELETE, path)
     }
 
-    /// Registers and logs in a user; returns it with its tokens.
+    /// Signs up a user, verifies the address with the mailed link and logs in; returns it with
+    /// its tokens.
     pub async fn user(&self, name: &str) -> User {
+        let user = self.unverified_user(name).await;
+        self.verify_email(&user.email).await;
+        user
+    }
+
+    /// Signs up and logs in a user without verifying the address.
+    pub async fn unverified_user(&self, name: &str) -> User {
         let email = format!("{name}-{}@example.com", uuid::Uuid::now_v7().simple());
         let password = format!("{name} correct horse battery");
         let anon = self.client();
-        let registered: Created = anon
-            .post(
-                &Urls::register(),
-                &json!({ "email": email, "password": password, "display_name": name }),
-                201,
-            )
+        anon.call(Method::POST, &Urls::signup())
+            .json(json!({ "email": email, "password": password, "display_name": name }))
+            .expect(202)
             .await;
         let tokens: Tokens = anon
             .post(
@@ -381,13 +395,38 @@ impl TestApp {
                 200,
             )
             .await;
+        let me = self
+            .get("/v1/me")
+            .token(&tokens.access_token)
+            .expect(200)
+            .await;
         User {
-            id: registered.id,
+            id: me.body["id"].as_str().unwrap().to_owned(),
             email,
             password,
             token: tokens.access_token,
             refresh: tokens.refresh_token,
         }
+    }
+
+    /// The mail the server sent to `to`, oldest first.
+    pub fn mails_to(&self, to: &str) -> Vec<Mail> {
+        mail::mails_to(&self.mail_dir, to)
+    }
+
+    /// Opens the newest verification link mailed to `email` (`auth.verify_email`, 204).
+    pub async fn verify_email(&self, email: &str) {
+        let token = self
+            .mails_to(email)
+            .iter()
+            .rev()
+            .find(|m| m.kind == "email_verification")
+            .and_then(Mail::token)
+            .unwrap_or_else(|| panic!("no verification link was mailed to {email}"));
+        self.post(&Urls::verify_email())
+            .json(json!({ "token": token }))
+            .expect(204)
+            .await;
     }
 
     /// Follows `next_cursor` from `path` (which must already carry a `?` query) to the last
@@ -447,12 +486,19 @@ impl TestApp {
         Database::connect(&self.database_url).await.unwrap()
     }
 
-    /// Adds `user` to `org` with `role` (as `by`).
+    /// Makes `user` a member of `org` with `role` the only way there is: `by` invites them and
+    /// they accept.
     pub async fn add_member(&self, by: &User, org: &str, user: &User, role: &str) {
-        self.post(&Urls::members(org))
+        let invite = self
+            .post(&Urls::invitations(org))
             .token(&by.token)
             .json(json!({ "email": user.email, "role": role }))
             .expect(201)
+            .await;
+        let token = invite.body["token"].as_str().unwrap();
+        self.post(&format!("/v1/invitations/{token}/accept"))
+            .token(&user.token)
+            .expect(200)
             .await;
     }
 

@@ -7,6 +7,15 @@ impl Urls {
     pub fn register() -> String {
         "/v1/auth/register".into()
     }
+    pub fn signup() -> String {
+        "/v1/auth/signup".into()
+    }
+    pub fn verify_email() -> String {
+        "/v1/auth/verify-email".into()
+    }
+    pub fn invitations(org: &str) -> String {
+        format!("/v1/orgs/{org}/invitations")
+    }
     pub fn login() -> String {
         "/v1/auth/login".into()
     }

@@ -272,6 +272,7 @@ pub async fn create(
         org_id: org_id.0,
         agent_id: agent.id,
         created_by: ctx.user_id(),
+        accountable_user_id: ctx.user_id(),
         status: Status::Pending,
         status_reason: None,
         version: 1,

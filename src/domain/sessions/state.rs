@@ -128,6 +128,7 @@ mod tests {
             org_id: Uuid::now_v7(),
             agent_id: Uuid::now_v7(),
             created_by: None,
+            accountable_user_id: None,
             status: Status::Running,
             status_reason: None,
             version: 1,
