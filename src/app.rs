@@ -193,6 +193,7 @@ pub fn routes(state: AppState, limiters: Arc<Limiters>) -> impl Endpoint {
     let config = state.config.clone();
     let idempotency = Idempotency::new(
         state.db.clone(),
+        state.rbac.clone(),
         config.idempotency_ttl_s,
         config.request_timeout_s.saturating_mul(2),
         contract.idempotent_operations(),

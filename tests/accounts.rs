@@ -2,7 +2,7 @@
 //! access-token (JWT) rejection matrix.
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{
     common::{TEST_KEY_BYTES, TestApp},
@@ -139,18 +139,34 @@ async fn refresh_rotation_and_reuse(app: TestApp) {
         .json(json!({ "refresh_token": other }))
         .expect(200)
         .await;
+    let fresh = other2.body["access_token"].as_str().unwrap().to_owned();
     let other2 = other2.body["refresh_token"].as_str().unwrap().to_owned();
+    // Reuse detection also ends the access tokens issued before it, at once.
+    app.get("/v1/me")
+        .token(&u.token)
+        .expect(401)
+        .await
+        .assert_problem("invalid_token");
 
-    // The reuse is in the audit log of the user's orgs.
+    // The reuse is in the account's own export, with its outcome; the org sees only what its
+    // member did themselves, not what someone did against the account.
+    let export = app.get("/v1/me/export").token(&fresh).expect(200).await;
+    let reused: Vec<&Value> = export.body["audit_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "auth.refresh_token_reused")
+        .collect();
+    assert_eq!(reused.len(), 1);
+    assert_eq!(reused[0]["outcome"], "failure");
     let audit = app
         .get(&format!(
             "/v1/orgs/{org}/audit-events?action=auth.refresh_token_reused"
         ))
-        .token(&u.token)
+        .token(&fresh)
         .expect(200)
         .await;
-    assert_eq!(audit.body["items"].as_array().unwrap().len(), 1);
-    assert_eq!(audit.body["items"][0]["outcome"], "failure");
+    assert_eq!(audit.body["items"], json!([]));
 
     // Logout revokes; logout is idempotent and reveals nothing about unknown tokens.
     app.post("/v1/auth/logout")

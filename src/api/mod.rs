@@ -42,7 +42,9 @@ pub async fn access(
     org_id: Uuid,
     permission: &str,
 ) -> AppResult<Access> {
-    authorize(&state.db, &state.rbac, auth.subject(), org_id, permission).await
+    let granted = authorize(&state.db, &state.rbac, auth.subject(), org_id, permission).await?;
+    crate::http::idempotency::note_authorized(org_id, permission);
+    Ok(granted)
 }
 
 /// `If-Match` for operations that require it (a missing header is answered 428 by

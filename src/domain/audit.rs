@@ -189,9 +189,12 @@ pub struct Filter {
     pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// An org's audit log, newest first: events recorded in the org plus account events (login,
-/// password change) of its current members from the time they joined (never their history
-/// from before), narrowed by `filter`.
+/// An org's audit log, newest first: events recorded in the org, plus the account events
+/// (login, password change, logout) that its current members performed themselves, from the
+/// time they joined (which took their consent: an invitation they accepted) and only while
+/// they are members — never their history from before, never after they left, and never what
+/// others did against their account (failed logins by third parties, with their IP and user
+/// agent, stay in the member's own export). Narrowed by `filter`.
 pub async fn list(
     db: &impl ConnectionTrait,
     org_id: Uuid,
@@ -214,11 +217,18 @@ pub async fn list(
             ))),
         )
         .to_owned();
+    let by_the_member = Condition::all()
+        .add(audit_event::Column::ActorType.eq(ActorType::User.as_str()))
+        .add(
+            Expr::col((audit_event::Entity, audit_event::Column::ActorId))
+                .equals((audit_event::Entity, audit_event::Column::SubjectUserId)),
+        );
     let scope = Condition::any()
         .add(audit_event::Column::OrgId.eq(org_id))
         .add(
             Condition::all()
                 .add(audit_event::Column::OrgId.is_null())
+                .add(by_the_member)
                 .add(Expr::exists(member_since)),
         );
     let mut q = audit_event::Entity::find().filter(scope);

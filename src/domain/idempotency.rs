@@ -128,27 +128,46 @@ pub async fn purge_expired(db: &impl ConnectionTrait) -> Result<u64, sea_orm::Db
         .rows_affected)
 }
 
-/// Stores the finished request's response under `(scope, key)` for replay: its status,
-/// the kept headers (`{name: value}`), and the body bytes. Errors: database errors.
+/// A finished request's outcome, kept for replay.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    /// The response's status code.
+    pub status: u16,
+    /// The kept response headers, `{name: value}`.
+    pub headers: serde_json::Value,
+    /// The response body bytes.
+    pub body: Vec<u8>,
+    /// What the request was authorized for, `[{"org_id": …, "permission": …}]`: a replay is
+    /// authorized for the same again first.
+    pub authorized: serde_json::Value,
+}
+
+/// Stores the finished request's outcome under `(scope, key)` for replay. Errors: database
+/// errors.
 pub async fn complete(
     db: &DatabaseConnection,
     scope: &str,
     key: &str,
-    status: u16,
-    headers: serde_json::Value,
-    body: Vec<u8>,
+    stored: Stored,
 ) -> Result<(), sea_orm::DbErr> {
     idempotency_key::Entity::update_many()
         .col_expr(idempotency_key::Column::Status, Expr::value("completed"))
         .col_expr(
             idempotency_key::Column::ResponseStatus,
-            Expr::value(i32::from(status)),
+            Expr::value(i32::from(stored.status)),
         )
         .col_expr(
             idempotency_key::Column::ResponseHeaders,
-            Expr::value(headers),
+            Expr::value(stored.headers),
         )
-        .col_expr(idempotency_key::Column::ResponseBody, Expr::value(body))
+        .col_expr(
+            idempotency_key::Column::ResponseBody,
+            Expr::value(stored.body),
+        )
+        .col_expr(
+            idempotency_key::Column::Authorized,
+            Expr::value(stored.authorized),
+        )
         .filter(idempotency_key::Column::Principal.eq(scope))
         .filter(idempotency_key::Column::Key.eq(key))
         .exec(db)

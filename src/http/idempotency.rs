@@ -14,13 +14,20 @@
 //! * same key, different fingerprint: 422 `idempotency_key_reused`;
 //! * same key while the first request is still running: 409 `idempotency_key_in_use`.
 //!
+//! **A replay is authorized first.** The operation's own authorization (`api::access`, which
+//! checks org membership and the permission) notes what it granted with [`note_authorized`];
+//! the record keeps that list, and before a stored response is replayed the caller must still
+//! hold every one of those grants (`domain::orgs::authorize`): a member removed from the org,
+//! or a key whose role lost the permission, gets the 404/403 a fresh request would get, never
+//! the stored response. Unauthenticated callers never reach a record (see below).
+//!
 //! A 5xx or a 429 is not stored (the record is dropped, so a retry runs again). The operation
 //! and the recording run in their own task, so a client that disconnects after the work
 //! committed still gets the stored response on its retry. A record left `in_flight` by a
 //! crashed node is taken over after twice `request_timeout_s`. Storage is
 //! `domain::idempotency`.
 
-use std::sync::Arc;
+use std::{cell::RefCell, sync::Arc};
 
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, http::StatusCode};
 use sea_orm::DatabaseConnection;
@@ -28,11 +35,61 @@ use sha2::{Digest, Sha256};
 
 use super::validation::template_matches;
 use crate::{
-    auth::principal::Principal,
-    domain::idempotency::{self, Begin},
+    auth::{Subject, principal::Principal, rbac::Rbac},
+    domain::{
+        idempotency::{self, Begin, Stored},
+        orgs,
+    },
     entity::idempotency_key,
     error::{AppError, FieldError},
 };
+
+tokio::task_local! {
+    /// The grants `(org_id, permission)` the running idempotent request was authorized for.
+    static AUTHORIZED: RefCell<Vec<(uuid::Uuid, String)>>;
+}
+
+/// Records that the current request was authorized for `permission` in `org_id` (called by
+/// the operations' authorization, `api::access`). Outside an idempotent request it does
+/// nothing.
+pub fn note_authorized(org_id: uuid::Uuid, permission: &str) {
+    let _ = AUTHORIZED.try_with(|a| a.borrow_mut().push((org_id, permission.to_owned())));
+}
+
+fn authorized_json(grants: &[(uuid::Uuid, String)]) -> serde_json::Value {
+    grants
+        .iter()
+        .map(|(org, perm)| serde_json::json!({ "org_id": org, "permission": perm }))
+        .collect()
+}
+
+/// Authorizes `subject` again for every grant the first run was authorized for. Errors: what
+/// a fresh request would get (404 for a non-member, 403 naming the permission).
+async fn reauthorize(
+    db: &DatabaseConnection,
+    rbac: &Rbac,
+    subject: &Subject,
+    stored: &idempotency_key::Model,
+) -> Result<(), AppError> {
+    let grants = stored
+        .authorized
+        .as_ref()
+        .and_then(serde_json::Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for g in grants {
+        let org = g["org_id"]
+            .as_str()
+            .and_then(|s| uuid::Uuid::parse_str(s).ok());
+        let (Some(org), Some(perm)) = (org, g["permission"].as_str()) else {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "malformed authorization record of an idempotency key"
+            )));
+        };
+        orgs::authorize(db, rbac, subject, org, perm).await?;
+    }
+    Ok(())
+}
 
 /// Request header.
 pub const HEADER: &str = "idempotency-key";
@@ -64,6 +121,7 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
 #[derive(Clone)]
 pub struct Idempotency {
     db: DatabaseConnection,
+    rbac: Rbac,
     ttl_s: u64,
     lock_s: u64,
     covered: Arc<Vec<(String, String)>>,
@@ -71,15 +129,18 @@ pub struct Idempotency {
 
 impl Idempotency {
     /// Records for `ttl_s`; an in-flight record is taken over after `lock_s`; `covered` lists
-    /// `(METHOD, /path/{template})` of the idempotent operations (from the spec).
+    /// `(METHOD, /path/{template})` of the idempotent operations (from the spec); `rbac`
+    /// authorizes replays again.
     pub fn new(
         db: DatabaseConnection,
+        rbac: Rbac,
         ttl_s: u64,
         lock_s: u64,
         covered: Vec<(String, String)>,
     ) -> Self {
         Self {
             db,
+            rbac,
             ttl_s,
             lock_s,
             covered: Arc::new(covered),
@@ -158,14 +219,15 @@ impl<E: Endpoint + 'static> Endpoint for IdempotencyEndpoint<E> {
         }
         // The principal resolved for this request. Without a verified one the operation
         // answers 401 itself and nothing is recorded.
-        let Some(scope) = req
+        let Some(subject) = req
             .extensions()
             .get::<Principal>()
             .and_then(Principal::subject)
-            .map(|s| s.name())
+            .cloned()
         else {
             return self.inner.call(req).await.map(IntoResponse::into_response);
         };
+        let scope = subject.name();
         let db = self.config.db.clone();
         let body = req.take_body().into_bytes().await?;
         let fp = fingerprint(&method, &path, &body);
@@ -181,7 +243,15 @@ impl<E: Endpoint + 'static> Endpoint for IdempotencyEndpoint<E> {
         .map_err(|e| poem::Error::from(AppError::Internal(e.into())))?;
         match begun {
             Begin::Run => {}
-            Begin::Replay(stored) => return Ok(replay(stored)),
+            Begin::Replay(stored) => {
+                // Boxed: keeps the middleware's future shallow (the authorization's queries are
+                // deep types of their own).
+                let check = Box::pin(reauthorize(&db, &self.config.rbac, &subject, &stored));
+                return Ok(match check.await {
+                    Ok(()) => replay(stored),
+                    Err(e) => e.into_response(),
+                });
+            }
             Begin::Reused => {
                 let mut p = super::problem::Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -208,13 +278,14 @@ impl<E: Endpoint + 'static> Endpoint for IdempotencyEndpoint<E> {
         // stored, so the retry replays it instead of doing the work twice.
         let inner = self.inner.clone();
         let ctx = super::problem::current_request().unwrap_or_default();
-        let work = async move {
+        let work = AUTHORIZED.scope(RefCell::new(Vec::new()), async move {
             let resp = match inner.call(req).await {
                 Ok(r) => r.into_response(),
                 Err(e) => super::problem::from_poem_error(e),
             };
-            finish(&db, &scope, &key, resp).await
-        };
+            let granted = AUTHORIZED.with(|a| a.take());
+            finish(&db, &scope, &key, resp, authorized_json(&granted)).await
+        });
         // Keep the request's problem context (request id, instance) and tracing span.
         let task = tokio::spawn(tracing::Instrument::instrument(
             super::problem::with_request_context(ctx, work),
@@ -236,6 +307,7 @@ async fn finish(
     scope: &str,
     key: &str,
     mut resp: Response,
+    authorized: serde_json::Value,
 ) -> poem::Result<Response> {
     let status = resp.status();
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
@@ -258,9 +330,12 @@ async fn finish(
         db,
         scope,
         key,
-        status.as_u16(),
-        serde_json::Value::Object(headers),
-        bytes.to_vec(),
+        Stored {
+            status: status.as_u16(),
+            headers: serde_json::Value::Object(headers),
+            body: bytes.to_vec(),
+            authorized,
+        },
     )
     .await;
     if let Err(e) = stored {
