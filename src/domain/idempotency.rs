@@ -20,7 +20,7 @@ pub enum Begin {
     /// [`release`].
     Run,
     /// The same request finished before: replay its stored response.
-    Replay(idempotency_key::Model),
+    Replay(Box<idempotency_key::Model>),
     /// The key was used with a different request (another fingerprint).
     Reused,
     /// The first request with this key is still running.
@@ -80,7 +80,7 @@ pub async fn begin(
             return Ok(Begin::Reused);
         }
         if existing.status == "completed" {
-            return Ok(Begin::Replay(existing));
+            return Ok(Begin::Replay(Box::new(existing)));
         }
         if existing.locked_until <= now {
             // Abandoned by a crashed request: take it over (compare-and-set on the lock).

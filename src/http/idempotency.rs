@@ -248,7 +248,7 @@ impl<E: Endpoint + 'static> Endpoint for IdempotencyEndpoint<E> {
                 // deep types of their own).
                 let check = Box::pin(reauthorize(&db, &self.config.rbac, &subject, &stored));
                 return Ok(match check.await {
-                    Ok(()) => replay(stored),
+                    Ok(()) => replay(*stored),
                     Err(e) => e.into_response(),
                 });
             }
