@@ -187,26 +187,27 @@ api_errors!(LogoutErrors {
 /// The auth operations.
 pub struct AuthApi;
 
-fn registration<'a>(
-    state: &'a AppState,
-    links: &'a verification::Links,
-) -> accounts::Registration<'a> {
+fn registration(state: &AppState) -> accounts::Registration<'_> {
     accounts::Registration {
         open: state.config.registration_open,
         mailer: state.mailer.as_ref(),
-        links,
+        links: verification::Links::from_config(&state.config),
+    }
+}
+
+impl From<RegisterIn> for accounts::SignupForm {
+    fn from(b: RegisterIn) -> Self {
+        Self {
+            email: b.email,
+            password: b.password,
+            display_name: b.display_name,
+        }
     }
 }
 
 /// `auth.register`, deprecated on 2026-11-29 (`auth.signup` replaces it), sunset 2027-06-01.
 pub const REGISTER_DEPRECATION: crate::http::deprecation::Deprecation =
-    crate::http::deprecation::Deprecation {
-        method: "POST",
-        path: "/v1/auth/register",
-        deprecated_at: 1_795_910_400, // 2026-11-29T00:00:00Z
-        sunset_at: 1_811_808_000,     // 2027-06-01T00:00:00Z
-        link: "/docs/#/Auth/auth.signup",
-    };
+    super::deprecated_for_consent("POST", "/v1/auth/register", "/docs/#/Auth/auth.signup");
 
 #[OpenApi(tag = "Tag::Auth")]
 impl AuthApi {
@@ -230,16 +231,10 @@ impl AuthApi {
         client: Data<&ClientInfo>,
         body: Json<RegisterIn>,
     ) -> Result<SignupResponse, SignupErrors> {
-        let b = body.0;
-        let links = verification::Links::from_config(&state.config);
         let email = accounts::signup(
             &state.db,
-            &registration(&state, &links),
-            accounts::SignupForm {
-                email: &b.email,
-                password: b.password,
-                display_name: &b.display_name,
-            },
+            &registration(&state),
+            body.0.into(),
             &client.audit(),
         )
         .await?;
@@ -290,16 +285,10 @@ impl AuthApi {
         client: Data<&ClientInfo>,
         body: Json<RegisterIn>,
     ) -> Result<RegisterResponse, RegisterErrors> {
-        let b = body.0;
-        let links = verification::Links::from_config(&state.config);
         let user = accounts::register(
             &state.db,
-            &registration(&state, &links),
-            accounts::SignupForm {
-                email: &b.email,
-                password: b.password,
-                display_name: &b.display_name,
-            },
+            &registration(&state),
+            body.0.into(),
             &client.audit(),
         )
         .await?;

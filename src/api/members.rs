@@ -117,14 +117,11 @@ pub enum MemberCreated {
 
 /// `members.add`, deprecated on 2026-11-29 (`invitations.create` replaces it: joining takes
 /// the person's consent), sunset 2027-06-01.
-pub const ADD_DEPRECATION: crate::http::deprecation::Deprecation =
-    crate::http::deprecation::Deprecation {
-        method: "POST",
-        path: "/v1/orgs/{org_id}/members",
-        deprecated_at: 1_795_910_400, // 2026-11-29T00:00:00Z
-        sunset_at: 1_811_808_000,     // 2027-06-01T00:00:00Z
-        link: "/docs/#/Invitations/invitations.create",
-    };
+pub const ADD_DEPRECATION: crate::http::deprecation::Deprecation = super::deprecated_for_consent(
+    "POST",
+    "/v1/orgs/{org_id}/members",
+    "/docs/#/Invitations/invitations.create",
+);
 
 /// One member.
 #[derive(ApiResponse)]

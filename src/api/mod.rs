@@ -74,6 +74,22 @@ pub fn to_object(v: serde_json::Value) -> JsonObject {
 pub const DEPRECATED_OPERATIONS: &[crate::http::deprecation::Deprecation] =
     &[auth::REGISTER_DEPRECATION, members::ADD_DEPRECATION];
 
+/// A deprecation of the access-model fixes: deprecated 2026-11-29, sunset 2027-06-01 (six
+/// months and a few days), `link` to the replacement's page in Swagger UI.
+const fn deprecated_for_consent(
+    method: &'static str,
+    path: &'static str,
+    link: &'static str,
+) -> crate::http::deprecation::Deprecation {
+    crate::http::deprecation::Deprecation {
+        method,
+        path,
+        deprecated_at: 1_795_910_400, // 2026-11-29T00:00:00Z
+        sunset_at: 1_811_808_000,     // 2027-06-01T00:00:00Z
+        link,
+    }
+}
+
 /// The deprecation table the middleware serves.
 pub fn deprecations() -> Vec<crate::http::deprecation::Deprecation> {
     DEPRECATED_OPERATIONS.to_vec()

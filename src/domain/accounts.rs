@@ -79,22 +79,22 @@ pub struct Registration<'a> {
     /// The node's mail sender.
     pub mailer: &'a dyn Mailer,
     /// Verification link settings.
-    pub links: &'a verification::Links,
+    pub links: verification::Links,
 }
 
 /// The sign-up form.
-pub struct SignupForm<'a> {
+pub struct SignupForm {
     /// Email address (normalised, see [`super::email`]).
-    pub email: &'a str,
+    pub email: String,
     /// Password, 10–256 characters, not the email.
     pub password: String,
     /// Display name, 1–200 printable characters.
-    pub display_name: &'a str,
+    pub display_name: String,
 }
 
 /// Checks the form (422 naming each invalid field; 403 `registration_closed`) and hashes the
 /// password: the same work whether or not the address is taken.
-async fn prepare(reg: &Registration<'_>, form: SignupForm<'_>) -> AppResult<user::ActiveModel> {
+async fn prepare(reg: &Registration<'_>, form: SignupForm) -> AppResult<user::ActiveModel> {
     if !reg.open {
         return Err(AppError::Forbidden {
             code: "registration_closed",
@@ -102,9 +102,9 @@ async fn prepare(reg: &Registration<'_>, form: SignupForm<'_>) -> AppResult<user
             permission: None,
         });
     }
-    let email_r = normalize_email("email", form.email);
-    let name_r = normalize_display_name("display_name", form.display_name);
-    let pw_r = password::validate("password", &form.password, form.email);
+    let email_r = normalize_email("email", &form.email);
+    let name_r = normalize_display_name("display_name", &form.display_name);
+    let pw_r = password::validate("password", &form.password, &form.email);
     collect(vec![
         email_r.clone().err(),
         name_r.clone().err(),
@@ -151,7 +151,7 @@ async fn create(
     let event = Event::account("user.registered", Some(user.id), true, json!({}));
     audit::record(&tx, &ctx.as_actor(user.id), event).await?;
     tx.commit().await?;
-    verification::send(db, reg.mailer, reg.links, &user).await?;
+    verification::send(db, reg.mailer, &reg.links, &user).await?;
     Ok(Some(user))
 }
 
@@ -163,7 +163,7 @@ async fn create(
 pub async fn register(
     db: &DatabaseConnection,
     reg: &Registration<'_>,
-    form: SignupForm<'_>,
+    form: SignupForm,
     ctx: &AuditCtx,
 ) -> AppResult<user::Model> {
     let row = prepare(reg, form).await?;
@@ -181,13 +181,13 @@ pub async fn register(
 pub async fn signup(
     db: &DatabaseConnection,
     reg: &Registration<'_>,
-    form: SignupForm<'_>,
+    form: SignupForm,
     ctx: &AuditCtx,
 ) -> AppResult<String> {
     let row = prepare(reg, form).await?;
     let email = row.email.clone().unwrap();
     if create(db, reg, row, ctx).await?.is_none() {
-        verification::notify_signup_attempt(reg.mailer, reg.links, &email).await;
+        verification::notify_signup_attempt(reg.mailer, &reg.links, &email).await;
     }
     Ok(email)
 }
