@@ -13,3 +13,4 @@ mod orgs;
 mod platform;
 mod request_path;
 mod sessions;
+mod signup;
