@@ -13,4 +13,5 @@ mod orgs;
 mod platform;
 mod request_path;
 mod sessions;
+mod signup;
 mod trust;

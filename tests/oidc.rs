@@ -1,6 +1,10 @@
 //! Single sign-on against a real OpenID provider: the npm package `oidc-provider`
-//! (`tests/oidc-provider/provider.mjs`) on 127.0.0.1, driven like a browser: the test follows
-//! the redirects with a cookie jar and submits the provider's login and consent forms.
+//! (`tests/oidc-provider/provider.mjs`) on 127.0.0.1, driven like a browser: each simulated
+//! browser has its own cookie jar (the provider's session, our browser-binding cookie),
+//! follows the redirects and submits the provider's login and consent forms. The takeover
+//! guard's tests are in `oidc/takeover.rs`.
+
+mod takeover;
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
@@ -18,7 +22,7 @@ use crate::{
     common::{Backend, TestApp, fresh_database, test_config},
 };
 
-backend_tests!(oidc_single_sign_on);
+backend_tests!(oidc_single_sign_on, oidc_login_csrf);
 
 const FRONTEND: &str = "http://127.0.0.1:9/app/sso";
 const CLIENT_ID: &str = "agentdesk";
@@ -96,14 +100,24 @@ fn query(url: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Plays the browser: from the provider's authorization URL through its login and consent
-/// forms, until the provider redirects to `stop_at` (our callback); returns that URL.
-async fn browser_walk(authorize_url: &str, email: &str, stop_at: &str) -> String {
-    let browser = reqwest::Client::builder()
+/// A new browser: its own cookie jar, following no redirect by itself. Use one per login (a
+/// jar holding the provider's session logs the next login in as the previous user).
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
         .cookie_store(true)
         .redirect(Policy::none())
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Plays `browser`: from the provider's authorization URL through its login and consent
+/// forms, until the provider redirects to `stop_at` (our callback); returns that URL.
+async fn browser_walk(
+    browser: &reqwest::Client,
+    authorize_url: &str,
+    email: &str,
+    stop_at: &str,
+) -> String {
     let mut url = url::Url::parse(authorize_url).unwrap();
     let mut form: Option<Vec<(&str, String)>> = None;
     for _ in 0..20 {
@@ -148,8 +162,70 @@ async fn browser_walk(authorize_url: &str, email: &str, stop_at: &str) -> String
     panic!("the provider's login did not finish in 20 steps");
 }
 
+/// A server whose providers `test` (any email domain) and `corp` (`corp.example` only) are
+/// one running `oidc-provider`.
+struct World {
+    /// The provider (it stops when this is dropped).
+    provider: Provider,
+    app: TestApp,
+    /// The server's base URL (its `public_url`).
+    base: String,
+}
+
+impl World {
+    /// `None` when `backend` is not configured.
+    async fn start(backend: Backend) -> Option<World> {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = fresh_database(backend, dir.path()).await?;
+        // Our address must be known before the provider registers our callback URLs.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let provider = start_provider(json!([{
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "redirect_uris": [
+                format!("{base}/v1/auth/oidc/test/callback"),
+                format!("{base}/v1/auth/oidc/corp/callback"),
+            ],
+        }]))
+        .await;
+        let mut config = test_config(dir.path(), database_url.clone());
+        config.public_url = base.clone();
+        let idp = |domains: Vec<String>| OidcProviderConfig {
+            issuer_url: provider.issuer.clone(),
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            scopes: vec!["openid".into(), "email".into(), "profile".into()],
+            allowed_email_domains: domains,
+            redirect_uris: vec![FRONTEND.into()],
+        };
+        config.oidc_providers.insert("test".into(), idp(vec![]));
+        config
+            .oidc_providers
+            .insert("corp".into(), idp(vec!["corp.example".into()]));
+        config.validate().unwrap();
+        let app = TestApp::start_on(backend, dir, database_url, config, listener).await;
+        Some(World {
+            provider,
+            app,
+            base,
+        })
+    }
+
+    fn sso(&self) -> Sso<'_> {
+        Sso {
+            app: &self.app,
+            plain: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+}
+
 struct Sso<'a> {
     app: &'a TestApp,
+    /// Not a browser: no cookies.
     plain: reqwest::Client,
 }
 
@@ -158,10 +234,10 @@ impl Sso<'_> {
         self.app.url(&format!("/v1/auth/oidc/{provider}/callback"))
     }
 
-    /// `auth.oidc_authorize`: the provider URL it redirects to.
-    async fn authorize(&self, provider: &str) -> String {
-        let r = self
-            .plain
+    /// `auth.oidc_authorize` in `browser`: the provider URL it redirects to. Checks the
+    /// browser-binding cookie it sets (the jar keeps it).
+    async fn authorize(&self, browser: &reqwest::Client, provider: &str) -> String {
+        let r = browser
             .get(self.app.url(&format!(
                 "/v1/auth/oidc/{provider}/authorize?redirect_uri={}",
                 urlencode(FRONTEND)
@@ -171,19 +247,46 @@ impl Sso<'_> {
             .unwrap();
         assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
         assert_eq!(r.headers()["cache-control"], "no-store");
+        let cookie = r.headers()["set-cookie"].to_str().unwrap();
+        let secret = cookie
+            .strip_prefix("agentdesk_oidc=ob_")
+            .and_then(|c| c.split(';').next())
+            .unwrap_or_else(|| panic!("the browser-binding cookie: {cookie}"));
+        assert_eq!(secret.len(), 43, "256 bits: {cookie}");
+        let attributes: Vec<&str> = cookie.split("; ").skip(1).collect();
+        assert_eq!(
+            attributes,
+            [
+                "Path=/v1/auth/oidc/",
+                "Max-Age=600",
+                "HttpOnly",
+                "SameSite=Lax"
+            ],
+            "no `Secure` on an http public_url: {cookie}"
+        );
         r.headers()["location"].to_str().unwrap().to_owned()
     }
 
-    /// Our callback answering the browser: the frontend URL it redirects to (or a problem).
-    async fn callback(&self, callback_url: &str) -> reqwest::Response {
-        self.plain.get(callback_url).send().await.unwrap()
+    /// Our callback answering `browser`: the frontend URL it redirects to (or a problem).
+    /// Every answer clears the browser-binding cookie.
+    async fn callback(&self, browser: &reqwest::Client, callback_url: &str) -> reqwest::Response {
+        let r = browser.get(callback_url).send().await.unwrap();
+        if r.status() != 404 {
+            assert_eq!(
+                r.headers()["set-cookie"],
+                "agentdesk_oidc=; Path=/v1/auth/oidc/; Max-Age=0; HttpOnly; SameSite=Lax"
+            );
+        }
+        r
     }
 
-    /// A whole login as `email` at `provider`; returns the frontend URL it ends on.
+    /// A whole login as `email` at `provider` in a new browser; returns the frontend URL it
+    /// ends on.
     async fn login(&self, provider: &str, email: &str) -> String {
-        let auth = self.authorize(provider).await;
-        let cb = browser_walk(&auth, email, &self.callback_prefix(provider)).await;
-        let r = self.callback(&cb).await;
+        let b = browser();
+        let auth = self.authorize(&b, provider).await;
+        let cb = browser_walk(&b, &auth, email, &self.callback_prefix(provider)).await;
+        let r = self.callback(&b, &cb).await;
         assert_eq!(r.status(), 302);
         r.headers()["location"].to_str().unwrap().to_owned()
     }
@@ -232,48 +335,14 @@ fn urlencode(s: &str) -> String {
 }
 
 async fn oidc_single_sign_on(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(database_url) = fresh_database(backend, dir.path()).await else {
+    let Some(world) = World::start(backend).await else {
         return;
     };
-    // Our address must be known before the provider registers our callback URLs.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let provider = start_provider(json!([{
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "redirect_uris": [
-            format!("{base}/v1/auth/oidc/test/callback"),
-            format!("{base}/v1/auth/oidc/corp/callback"),
-        ],
-    }]))
-    .await;
-    let mut config = test_config(dir.path(), database_url.clone());
-    config.public_url = base.clone();
-    let idp = |domains: Vec<String>| OidcProviderConfig {
-        issuer_url: provider.issuer.clone(),
-        client_id: CLIENT_ID.into(),
-        client_secret: CLIENT_SECRET.into(),
-        scopes: vec!["openid".into(), "email".into(), "profile".into()],
-        allowed_email_domains: domains,
-        redirect_uris: vec![FRONTEND.into()],
-    };
-    config.oidc_providers.insert("test".into(), idp(vec![]));
-    config
-        .oidc_providers
-        .insert("corp".into(), idp(vec!["corp.example".into()]));
-    config.validate().unwrap();
-    let app = TestApp::start_on(backend, dir, database_url, config, listener).await;
-    let sso = Sso {
-        app: &app,
-        plain: reqwest::Client::builder()
-            .redirect(Policy::none())
-            .build()
-            .unwrap(),
-    };
+    let (app, provider, base) = (&world.app, &world.provider, &world.base);
+    let sso = world.sso();
 
     // The authorize redirect: code flow, PKCE S256, state, nonce, our exact callback.
-    let auth = sso.authorize("test").await;
+    let auth = sso.authorize(&browser(), "test").await;
     assert!(auth.starts_with(&provider.issuer), "{auth}");
     assert_eq!(query(&auth, "response_type").as_deref(), Some("code"));
     assert_eq!(
@@ -314,10 +383,20 @@ async fn oidc_single_sign_on(backend: Backend) {
     let (again, _) = sso.login_user("ada@example.com").await;
     assert_eq!(again["id"], ada["id"]);
 
-    // A verified email of an existing password account links to it.
+    // A verified email of an existing, verified password account links to it as is: the
+    // password and the earlier tokens keep working (no takeover guard).
     let bob = app.user("bob").await;
     let (linked, _) = sso.login_user(&bob.email).await;
     assert_eq!(linked["id"], bob.id.as_str());
+    app.post("/v1/auth/login")
+        .json(json!({ "email": bob.email, "password": bob.password }))
+        .expect(200)
+        .await;
+    app.get("/v1/me").token(&bob.token).expect(200).await;
+    app.post("/v1/auth/refresh")
+        .json(json!({ "refresh_token": bob.refresh }))
+        .expect(200)
+        .await;
 
     // An unverified email that collides with an account is refused, and nothing is linked.
     let carol_email = "unverified.carol@example.com";
@@ -337,31 +416,33 @@ async fn oidc_single_sign_on(backend: Backend) {
     assert_eq!(dan["email"], "unverified.dan@example.com");
 
     // Wrong state; a replayed callback (its state is spent).
+    let b = browser();
     let r = sso
-        .callback(&format!(
-            "{}?code=abc&state=st_forged",
-            sso.callback_prefix("test")
-        ))
+        .callback(
+            &b,
+            &format!("{}?code=abc&state=st_forged", sso.callback_prefix("test")),
+        )
         .await;
     assert_eq!(r.status(), 400);
     let p: Value = r.json().await.unwrap();
     assert_eq!(p["code"], "invalid_state");
-    let auth = sso.authorize("test").await;
-    let cb = browser_walk(&auth, "erin@example.com", &sso.callback_prefix("test")).await;
-    let first = sso.callback(&cb).await;
+    let auth = sso.authorize(&b, "test").await;
+    let cb = browser_walk(&b, &auth, "erin@example.com", &sso.callback_prefix("test")).await;
+    let first = sso.callback(&b, &cb).await;
     assert_eq!(first.status(), 302);
     let first_code = query(first.headers()["location"].to_str().unwrap(), "code").unwrap();
-    let replay = sso.callback(&cb).await;
+    let replay = sso.callback(&b, &cb).await;
     assert_eq!(replay.status(), 400);
     // A replayed authorization code under a fresh state: the provider refuses it.
-    let auth = sso.authorize("test").await;
-    let cb2 = browser_walk(&auth, "erin@example.com", &sso.callback_prefix("test")).await;
+    let b = browser();
+    let auth = sso.authorize(&b, "test").await;
+    let cb2 = browser_walk(&b, &auth, "erin@example.com", &sso.callback_prefix("test")).await;
     let stale = cb2.replace(
         &format!("code={}", urlencode(&query(&cb2, "code").unwrap())),
         &format!("code={}", urlencode(&query(&cb, "code").unwrap())),
     );
     assert_ne!(stale, cb2);
-    let r = sso.callback(&stale).await;
+    let r = sso.callback(&b, &stale).await;
     let landed = r.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(
         query(&landed, "error").as_deref(),
@@ -375,12 +456,19 @@ async fn oidc_single_sign_on(backend: Backend) {
     assert_eq!(problem["code"], "invalid_grant");
 
     // A nonce swapped on the way to the provider: the ID token carries the wrong one.
-    let auth = sso.authorize("test").await;
+    let b = browser();
+    let auth = sso.authorize(&b, "test").await;
     let nonce = query(&auth, "nonce").unwrap();
     let forged = auth.replace(&format!("nonce={}", urlencode(&nonce)), "nonce=n_forged");
     assert_ne!(forged, auth);
-    let cb = browser_walk(&forged, "frank@example.com", &sso.callback_prefix("test")).await;
-    let landed = sso.callback(&cb).await.headers()["location"]
+    let cb = browser_walk(
+        &b,
+        &forged,
+        "frank@example.com",
+        &sso.callback_prefix("test"),
+    )
+    .await;
+    let landed = sso.callback(&b, &cb).await.headers()["location"]
         .to_str()
         .unwrap()
         .to_owned();
@@ -391,14 +479,18 @@ async fn oidc_single_sign_on(backend: Backend) {
     );
 
     // The provider reporting an error (the user cancelled).
-    let auth = sso.authorize("test").await;
+    let b = browser();
+    let auth = sso.authorize(&b, "test").await;
     let state = query(&auth, "state").unwrap();
     let r = sso
-        .callback(&format!(
-            "{}?error=access_denied&state={}",
-            sso.callback_prefix("test"),
-            urlencode(&state)
-        ))
+        .callback(
+            &b,
+            &format!(
+                "{}?error=access_denied&state={}",
+                sso.callback_prefix("test"),
+                urlencode(&state)
+            ),
+        )
         .await;
     let landed = r.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(query(&landed, "error").as_deref(), Some("access_denied"));
@@ -431,13 +523,17 @@ async fn oidc_single_sign_on(backend: Backend) {
     assert_eq!(r.status(), 422);
     let p: Value = r.json().await.unwrap();
     assert_eq!(p["errors"][0]["field"], "redirect_uri");
-    let auth = sso.authorize("corp").await;
+    let b = browser();
+    let auth = sso.authorize(&b, "corp").await;
     let r = sso
-        .callback(&format!(
-            "{}?code=x&state={}",
-            sso.callback_prefix("test"),
-            urlencode(&query(&auth, "state").unwrap())
-        ))
+        .callback(
+            &b,
+            &format!(
+                "{}?code=x&state={}",
+                sso.callback_prefix("test"),
+                urlencode(&query(&auth, "state").unwrap())
+            ),
+        )
         .await;
     assert_eq!(r.status(), 400);
 
@@ -467,4 +563,65 @@ async fn oidc_single_sign_on(backend: Backend) {
             "{reason} not audited: {reasons:?}"
         );
     }
+}
+
+/// Login CSRF: an authorization response only finishes a login in the browser that started it.
+async fn oidc_login_csrf(backend: Backend) {
+    let Some(world) = World::start(backend).await else {
+        return;
+    };
+    let (app, sso) = (&world.app, world.sso());
+    let prefix = sso.callback_prefix("test");
+
+    // The attacker starts a login in their browser and stops at the provider's answer...
+    let attacker = browser();
+    let auth = sso.authorize(&attacker, "test").await;
+    let planted = browser_walk(&attacker, &auth, "mallory@example.com", &prefix).await;
+    // ...which the victim's browser is made to open: it has no binding cookie.
+    let victim = browser();
+    let r = sso.callback(&victim, &planted).await;
+    assert_eq!(r.status(), 302);
+    let landed = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(landed.starts_with(FRONTEND), "{landed}");
+    assert_eq!(query(&landed, "error").as_deref(), Some("invalid_state"));
+    assert_eq!(query(&landed, "code"), None, "{landed}");
+    // The state is spent: not even the attacker's own browser can use it now.
+    let r = sso.callback(&attacker, &planted).await;
+    assert_eq!(r.status(), 400);
+
+    // A victim whose browser holds the cookie of its own login: a different secret.
+    let attacker = browser();
+    let auth = sso.authorize(&attacker, "test").await;
+    let planted = browser_walk(&attacker, &auth, "mallory@example.com", &prefix).await;
+    let victim = browser();
+    let own = sso.authorize(&victim, "test").await;
+    assert_ne!(query(&own, "state"), query(&planted, "state"));
+    let r = sso.callback(&victim, &planted).await;
+    let landed = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(query(&landed, "error").as_deref(), Some("invalid_state"));
+
+    // Nobody was logged in: the attacker's identity never reached the accounts.
+    let db = app.db().await;
+    use agentdesk::entity::{audit_event, user};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let mallory = user::Entity::find()
+        .filter(user::Column::Email.eq("mallory@example.com"))
+        .count(&db)
+        .await
+        .unwrap();
+    assert_eq!(mallory, 0);
+    let refused = audit_event::Entity::find()
+        .filter(audit_event::Column::Action.eq("auth.login"))
+        .filter(audit_event::Column::Outcome.eq("failure"))
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.details["reason"] == "invalid_state")
+        .count();
+    assert_eq!(refused, 2, "each refused callback is audited");
+
+    // The login started in one browser and finished in it works (the cookie is cleared after).
+    let (me, _) = sso.login_user("mallory@example.com").await;
+    assert_eq!(me["email"], "mallory@example.com");
 }

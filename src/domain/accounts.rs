@@ -314,7 +314,7 @@ pub(crate) async fn issue_pair(
 /// takes this lock first (rotation, reuse revocation, logout, password change), so a revocation
 /// can never miss a token that a concurrent rotation is about to commit (PostgreSQL runs each
 /// statement on its own snapshot; SQLite serialises writers anyway).
-async fn lock_user(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
+pub(crate) async fn lock_user(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
     user::Entity::update_many()
         .col_expr(user::Column::Id, Expr::col(user::Column::Id))
         .filter(user::Column::Id.eq(user_id))

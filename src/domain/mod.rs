@@ -20,6 +20,7 @@ pub mod orgs;
 pub mod page;
 pub mod roles;
 pub mod sessions;
+pub mod takeover;
 pub mod throttle;
 pub mod tickets;
 pub mod verification;

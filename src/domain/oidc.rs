@@ -4,9 +4,15 @@
 //! 1. [`Oidc::begin`] (`auth.oidc_authorize`): the frontend's `redirect_uri` must exactly
 //!    match a configured one. A random `state` (256 bits) is a one-time ticket
 //!    ([`super::tickets`], stored as SHA-256) holding the provider, the `nonce`, the PKCE
-//!    verifier and the `redirect_uri`; the browser is sent to the provider.
+//!    verifier, the `redirect_uri` and the SHA-256 of a random browser-binding secret
+//!    (256 bits) that goes to the browser in a cookie (the API layer sets it); the browser is
+//!    sent to the provider.
 //! 2. [`Oidc::callback`] (`auth.oidc_callback`): the record is spent (single use) — an unknown,
-//!    spent or expired `state` is 400 `invalid_state`. The code is exchanged with the PKCE
+//!    spent or expired `state` is 400 `invalid_state`. The browser must present the binding
+//!    secret of that `state` (compared in constant time): a callback carried by another
+//!    browser — login CSRF, an attacker's authorization response replayed in a victim's
+//!    browser to log the victim into the attacker's account — goes back as
+//!    `error=invalid_state` before the code is used. The code is exchanged with the PKCE
 //!    verifier; the ID token's signature (provider JWKS, cached, refreshed on an unknown
 //!    `kid`), `iss`, `aud`, `exp` and `nonce` are checked; the identity is linked (below) and
 //!    the browser goes back to `redirect_uri?code=<one-time code>` (60 s, single use). Any
@@ -15,10 +21,17 @@
 //!    in a request body. Tokens never appear in a URL.
 //!
 //! Linking: a known identity `(provider, sub)` logs its user in. A new identity is linked to
-//! the existing account with the same email only when the provider says `email_verified`;
-//! an unverified email that collides with an account is refused (`email_not_verified`);
-//! otherwise a new user (without password) is created. `allowed_email_domains` limits who
-//! may log in at all.
+//! the existing account with the same (canonical, [`super::email`]) email only when the
+//! provider says `email_verified`; an unverified email that collides with an account is
+//! refused (`email_not_verified`); otherwise a new user (without password) is created.
+//! `allowed_email_domains` limits who may log in at all.
+//!
+//! When a verified identity meets an account whose address was never verified, the identity
+//! wins: the takeover guard ([`super::takeover`]) removes the password, ends every token, API
+//! key, pending invitation and earlier identity of the account, and marks the address
+//! verified, in the linking transaction; the event `user.identity_linked` says so
+//! (`takeover_guard: true`). Refusing instead would let whoever registered the address first
+//! (without owning it) lock its owner out. An account whose address is verified links as is.
 //!
 //! The protocol itself (discovery, JWKS, the authorization URL, the code exchange, ID token
 //! verification) is [`crate::auth::oidc`]'s; this module keeps the flow's records and the
@@ -37,12 +50,15 @@ use uuid::Uuid;
 use super::{
     accounts::{self, TokenPair},
     audit::{self, AuditCtx, Event},
+    takeover,
     tickets::{self, Kind},
 };
 use crate::{
     auth::{
+        api_keys::KeyCache,
         oidc::{self as protocol, IdClaims},
-        tokens,
+        rbac::Rbac,
+        secrets, tokens,
     },
     config::{Config, OidcProviderConfig},
     entity::{identity, user},
@@ -67,6 +83,9 @@ const LOGIN_CODE_TICKET: Kind = Kind {
 /// Deletes expired tickets of every kind (run by the reaper); see [`tickets::purge`].
 pub use super::tickets::purge as purge_tickets;
 
+/// Prefix of the browser-binding secrets (`ob_…`).
+const BROWSER_SECRET_PREFIX: &str = "ob";
+
 /// What a `state` record remembers.
 #[derive(Debug, Deserialize, Serialize)]
 struct StateData {
@@ -74,6 +93,42 @@ struct StateData {
     nonce: String,
     pkce_verifier: String,
     redirect_uri: String,
+    /// Hex SHA-256 of the browser-binding secret.
+    browser_hash: String,
+}
+
+/// A login just started by [`Oidc::begin`].
+#[derive(Debug)]
+pub struct Begun {
+    /// The provider's authorization URL, where the browser goes next.
+    pub authorization_url: String,
+    /// The browser-binding secret (`ob_` + 43 base64url characters, 256 bits), to keep in
+    /// the starting browser (a cookie) and present at the callback; only its hash is stored.
+    pub browser_secret: String,
+    /// How long the login may take, in seconds (`oidc_state_ttl_s`): the cookie's lifetime.
+    pub ttl_s: u64,
+}
+
+/// What came back to the callback.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CallbackIn<'a> {
+    /// The authorization code (RFC 6749 §4.1.2).
+    pub code: Option<&'a str>,
+    /// The `state` this server sent.
+    pub state: Option<&'a str>,
+    /// The provider's error (RFC 6749 §4.1.2.1).
+    pub error: Option<&'a str>,
+    /// The browser-binding secret the browser presented (its cookie), if any.
+    pub browser_secret: Option<&'a str>,
+}
+
+/// Where the node keeps what the takeover guard must update after commit.
+#[derive(Clone, Copy)]
+pub struct NodeCaches<'a> {
+    /// The casbin enforcer (revoked keys' rules).
+    pub rbac: &'a Rbac,
+    /// The verified API key cache (revoked keys are evicted).
+    pub api_keys: &'a KeyCache,
 }
 
 /// The configured providers' protocol clients ([`crate::auth::oidc`]) and the login rules.
@@ -153,14 +208,15 @@ impl Oidc {
     }
 
     /// Starts a login at provider `name`: stores the `state` record and returns the
-    /// provider's authorization URL. Errors: 404 unknown provider; 422 `redirect_uri` not
-    /// configured; 503 `idp_unavailable` when discovery fails.
+    /// provider's authorization URL and the browser-binding secret. Errors: 404 unknown
+    /// provider; 422 `redirect_uri` not configured; 503 `idp_unavailable` when discovery
+    /// fails.
     pub async fn begin(
         &self,
         db: &DatabaseConnection,
         name: &str,
         redirect_uri: &str,
-    ) -> AppResult<String> {
+    ) -> AppResult<Begun> {
         let p = self.provider(name)?;
         if !p.config().redirect_uris.iter().any(|u| u == redirect_uri) {
             return Err(AppError::field(
@@ -172,32 +228,38 @@ impl Oidc {
             .authorization()
             .await
             .map_err(|e| idp_unavailable(e.description))?;
+        let (browser_secret, browser_hash) = secrets::new_token(BROWSER_SECRET_PREFIX);
         let data = StateData {
             provider: name.to_owned(),
             nonce: login.nonce.clone(),
             pkce_verifier: login.pkce_verifier.clone(),
             redirect_uri: redirect_uri.to_owned(),
+            browser_hash,
         };
         let state = tickets::issue(db, STATE_TICKET, None, &data, self.state_ttl_s).await?;
-        Ok(login.url(&state.secret))
+        Ok(Begun {
+            authorization_url: login.url(&state.secret),
+            browser_secret,
+            ttl_s: self.state_ttl_s,
+        })
     }
 
     /// Finishes a login at provider `name` and returns where to send the browser: the
-    /// frontend's `redirect_uri` with `code` (success) or `error` / `error_description`.
+    /// frontend's `redirect_uri` with `code` (success) or `error` / `error_description`
+    /// (`invalid_state` when the browser did not present the `state`'s binding secret).
+    /// Keys revoked by the takeover guard are dropped from `caches` after commit.
     /// Errors: 404 unknown provider; 400 `invalid_state` (unknown, spent, expired, or for
     /// another provider).
-    #[allow(clippy::too_many_arguments)]
     pub async fn callback(
         &self,
         db: &DatabaseConnection,
+        caches: NodeCaches<'_>,
         name: &str,
-        code: Option<&str>,
-        state: Option<&str>,
-        error: Option<&str>,
+        answer: CallbackIn<'_>,
         ctx: &AuditCtx,
     ) -> AppResult<String> {
         let p = self.provider(name)?;
-        let state = state.ok_or_else(invalid_state)?;
+        let state = answer.state.ok_or_else(invalid_state)?;
         let ticket = tickets::spend(db, STATE_TICKET, state)
             .await?
             .ok_or_else(invalid_state)?;
@@ -205,13 +267,20 @@ impl Oidc {
         if data.provider != name {
             return Err(invalid_state());
         }
-        let result = match (error, code) {
+        let same_browser = answer
+            .browser_secret
+            .is_some_and(|s| secrets::hashes_equal(&secrets::hash(s), &data.browser_hash));
+        let result = match (answer.error, answer.code) {
+            _ if !same_browser => Err(fail(
+                "invalid_state",
+                "this login was not started in this browser (or its cookie expired); start the login again",
+            )),
             (Some(err), _) => Err(fail(
                 "access_denied",
                 format!("the provider answered {err:?}"),
             )),
             (None, None) => Err(fail("invalid_request", "the provider sent no code")),
-            (None, Some(code)) => self.finish(db, name, p, &data, code, ctx).await,
+            (None, Some(code)) => self.finish(db, caches, name, p, &data, code, ctx).await,
         };
         match result {
             Ok(login_code) => Ok(with_params(&data.redirect_uri, &[("code", &login_code)])),
@@ -232,9 +301,11 @@ impl Oidc {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
         db: &DatabaseConnection,
+        caches: NodeCaches<'_>,
         name: &str,
         p: &protocol::Provider,
         data: &StateData,
@@ -242,7 +313,13 @@ impl Oidc {
         ctx: &AuditCtx,
     ) -> Result<String, Failure> {
         let claims = p.exchange(code, &data.pkce_verifier, &data.nonce).await?;
-        let user_id = link_or_create(db, name, p.config(), &claims, ctx).await?;
+        let (user_id, handed_over) = link_or_create(db, name, p.config(), &claims, ctx).await?;
+        if let Some(h) = handed_over {
+            for key_id in &h.api_keys_revoked {
+                caches.api_keys.evict(*key_id);
+            }
+            caches.rbac.apply(h.rule_changes).await;
+        }
         let issued = tickets::issue(
             db,
             LOGIN_CODE_TICKET,
@@ -270,14 +347,15 @@ fn idp_unavailable(detail: String) -> AppError {
     }
 }
 
-/// Links the identity to a user or creates one (see the module docs).
+/// Links the identity to a user or creates one (see the module docs); returns the user and,
+/// when the takeover guard fired, what it took away (committed).
 async fn link_or_create(
     db: &DatabaseConnection,
     provider: &str,
     config: &OidcProviderConfig,
     claims: &IdClaims,
     ctx: &AuditCtx,
-) -> Result<Uuid, Failure> {
+) -> Result<(Uuid, Option<takeover::HandedOver>), Failure> {
     let internal = |e: AppError| {
         tracing::error!(error = %e, "OIDC account linking failed");
         fail(
@@ -313,6 +391,7 @@ async fn link_or_create(
         .one(&tx)
         .await
         .map_err(|e| internal(e.into()))?;
+    let mut handed_over = None;
     let (user_id, action) = if let Some(known) = known {
         identity::Entity::update_many()
             .col_expr(identity::Column::LastLoginAt, Expr::value(now))
@@ -329,13 +408,25 @@ async fn link_or_create(
                 "the provider did not share an email address (scope `email`)",
             ));
         };
+        // The accounts' form of the address (an address that has none matches no account).
+        let email = accounts::normalize_email("email", &email).unwrap_or(email);
         let existing = user::Entity::find()
             .filter(user::Column::Email.eq(&email))
             .one(&tx)
             .await
             .map_err(|e| internal(e.into()))?;
         let (user_id, action) = match existing {
-            Some(u) if claims.email_verified == Some(true) => (u.id, "user.identity_linked"),
+            Some(u) if claims.email_verified == Some(true) => {
+                if u.email_verified_at.is_none() {
+                    let guard =
+                        takeover::hand_over(&tx, &u, LOGIN_CODE_TICKET, &ctx.as_actor(u.id), now)
+                            .await
+                            .map_err(internal)?;
+                    tracing::warn!(user_id = %u.id, provider, "SSO takeover guard: unverified account handed to the verified identity");
+                    handed_over = Some(guard);
+                }
+                (u.id, "user.identity_linked")
+            }
             Some(_) => {
                 return Err(fail(
                     "email_not_verified",
@@ -394,12 +485,11 @@ async fn link_or_create(
     }
     let actor = ctx.as_actor(user_id);
     if let Some(action) = action {
-        let event = Event::account(
-            action,
-            Some(user_id),
-            true,
-            json!({ "method": "oidc", "provider": provider }),
-        );
+        let mut details = json!({ "method": "oidc", "provider": provider });
+        if let (Some(h), Some(d)) = (&handed_over, details.as_object_mut()) {
+            d.extend(h.details().as_object().cloned().unwrap_or_default());
+        }
+        let event = Event::account(action, Some(user_id), true, details);
         audit::record(&tx, &actor, event).await.map_err(internal)?;
     }
     let event = Event::account(
@@ -410,7 +500,7 @@ async fn link_or_create(
     );
     audit::record(&tx, &actor, event).await.map_err(internal)?;
     tx.commit().await.map_err(|e| internal(e.into()))?;
-    Ok(user_id)
+    Ok((user_id, handed_over))
 }
 
 /// Trades a one-time login code from the OIDC callback for a token pair (new refresh-token

@@ -112,6 +112,22 @@ pub async fn spend(db: &DatabaseConnection, kind: Kind, secret: &str) -> AppResu
     )
 }
 
+/// Deletes every unspent ticket of `kind` issued for `user_id` and returns how many (none of
+/// them can be spent afterwards). Works in the caller's transaction when `db` is one.
+/// Errors: database errors.
+pub async fn revoke_for_user(
+    db: &impl ConnectionTrait,
+    kind: Kind,
+    user_id: Uuid,
+) -> AppResult<u64> {
+    Ok(auth_ticket::Entity::delete_many()
+        .filter(auth_ticket::Column::Kind.eq(kind.name))
+        .filter(auth_ticket::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 /// Deletes expired tickets of every kind and returns how many. Errors: database errors.
 pub async fn purge(db: &impl ConnectionTrait) -> AppResult<u64> {
     Ok(auth_ticket::Entity::delete_many()

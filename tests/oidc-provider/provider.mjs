@@ -37,17 +37,21 @@ const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: `rs256-${Date.now()}`, use: 'sig', alg: 'RS256' };
 
 // Accounts: any login is an email address; every password is accepted.
-//   sub            = 'sub-' + first 24 hex of sha256(lowercased email)
-//   email_verified = false iff the local part starts with "unverified"
+//   sub            = 'sub-' + first 24 hex of sha256(lowercased login)
+//   email_verified = false iff the local part starts with "unverified", or the login is
+//                    "unverified:<email>" (another account, claiming <email> unproven)
+//   email          = the login without an "unverified:" prefix
 //   name           = the local part
 async function findAccount(ctx, id) {
-  const email = String(id);
+  const login = String(id);
+  const claimOnly = login.startsWith('unverified:');
+  const email = claimOnly ? login.slice('unverified:'.length) : login;
   const local = email.split('@')[0];
-  const sub = `sub-${createHash('sha256').update(email.toLowerCase()).digest('hex').slice(0, 24)}`;
+  const sub = `sub-${createHash('sha256').update(login.toLowerCase()).digest('hex').slice(0, 24)}`;
   return {
     accountId: id,
     claims: async () => ({
-      sub, email, email_verified: !local.startsWith('unverified'), name: local,
+      sub, email, email_verified: !claimOnly && !local.startsWith('unverified'), name: local,
     }),
   };
 }
