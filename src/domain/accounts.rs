@@ -17,6 +17,7 @@ use super::{
 };
 use crate::{
     auth::{
+        api_keys::KeyCache,
         password,
         rbac::{self, Rbac, Role},
         tokens,
@@ -607,11 +608,14 @@ pub async fn export(db: &DatabaseConnection, user_id: Uuid) -> AppResult<Export>
 /// name are replaced, the password hash, identities, memberships and refresh tokens are
 /// deleted; audit rows stay, with the user replaced by one random pseudonym (`actor.type`
 /// `erased_user`) and their IP and user agent removed. Invitations addressed to the email are
-/// scrubbed. Errors: 409 `last_owner` while the user is the only owner of an org (naming it);
-/// 401 when the account is already gone.
+/// scrubbed. In the same transaction, every API key and pending invitation the user made (and
+/// those made by those keys) is revoked in each org they were in ([`super::grants::enforce`];
+/// `cache` loses the revoked keys after the commit). Errors: 409 `last_owner` while the user
+/// is the only owner of an org (naming it); 401 when the account is already gone.
 pub async fn erase(
     db: &DatabaseConnection,
     rbac: &Rbac,
+    cache: &KeyCache,
     user_id: Uuid,
     ctx: &AuditCtx,
 ) -> AppResult<Uuid> {
@@ -643,6 +647,14 @@ pub async fn erase(
         .filter(membership::Column::UserId.eq(user_id))
         .exec(&tx)
         .await?;
+    // Before the audit rows are pseudonymised below, so these revocations are too (the user
+    // is their actor).
+    let mut enforced = super::grants::Enforced::default();
+    for m in &held {
+        let revoked =
+            super::grants::enforce(&tx, m.org_id, &ctx.as_actor(user_id), "user.erased").await?;
+        enforced.extend(revoked);
+    }
     identity::Entity::delete_many()
         .filter(identity::Column::UserId.eq(user_id))
         .exec(&tx)
@@ -722,6 +734,7 @@ pub async fn erase(
     audit::record(&tx, &erased_ctx, event).await?;
     tx.commit().await?;
     rbac.apply(changes).await;
+    enforced.apply(rbac, cache).await;
     Ok(pseudonym)
 }
 
