@@ -226,9 +226,12 @@ impl ApiKeysApi {
 
     /// Revoke an API key
     ///
-    /// Needs `api_keys:write`. Every later request with the key answers 401 (at once on the
-    /// node that revoked it, within `api_key_cache_ttl_s` on other nodes). Revoking a revoked
-    /// key succeeds. Audited as `api_key.revoked`.
+    /// Needs `api_keys:write`, and every permission of the key's role (`members:owner` for
+    /// an `owner` key): `403 permission_denied` names the first one the caller lacks. A key
+    /// may always revoke itself. Every later request with the key answers 401 (at once on the
+    /// node that revoked it, within `api_key_cache_ttl_s` on other nodes); the keys and
+    /// pending invitations it made are revoked with it. Revoking a revoked key succeeds.
+    /// Audited as `api_key.revoked`.
     #[oai(
         path = "/v1/orgs/:org_id/api-keys/:key_id",
         method = "delete",
