@@ -314,8 +314,10 @@ pub(crate) async fn issue_pair(
 /// Locks the user's row for the rest of the transaction. Every write to a user's refresh tokens
 /// takes this lock first (rotation, reuse revocation, logout, password change), so a revocation
 /// can never miss a token that a concurrent rotation is about to commit (PostgreSQL runs each
-/// statement on its own snapshot; SQLite serialises writers anyway).
-async fn lock_user(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
+/// statement on its own snapshot; SQLite serialises writers anyway). The per-user quotas
+/// (`orgs.create`, `sessions.create`) count under it too. Lock order: the user row before
+/// any org row.
+pub(crate) async fn lock_user(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
     user::Entity::update_many()
         .col_expr(user::Column::Id, Expr::col(user::Column::Id))
         .filter(user::Column::Id.eq(user_id))

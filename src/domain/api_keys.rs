@@ -11,6 +11,7 @@
 //! * Revoking a key needs every permission of its role (`members:owner` for an `owner` key),
 //!   like changing a member: a weaker role cannot disarm a stronger key. A key may always
 //!   revoke itself.
+//! * An org holds at most `max_api_keys_per_org` live keys.
 //! * `last_used_at` is written at most once a minute per key, by a conditional `UPDATE`
 //!   issued only when the known value is older: most requests write nothing.
 //! * Verification of a presented key, and the per-node cache of verified keys, live in
@@ -18,8 +19,9 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::Expr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -51,12 +53,23 @@ pub struct Created {
     pub secret: String,
 }
 
-/// Creates a key with the role named `role`. Errors: 422 `name`, 422 `expires_at` (not in the
-/// future), 422 `role` (no such role, or it holds a permission the caller lacks), 403, 404.
+/// Limits on API keys, from config.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// `max_api_keys_per_org`: keys of one org neither revoked nor expired.
+    pub max_live_per_org: u32,
+}
+
+/// Creates a key with the role named `role`; the org's live keys are counted under the org
+/// lock, so concurrent creations cannot exceed `limits`. Errors: 422 `name`, 422 `expires_at`
+/// (not in the future), 422 `role` (no such role, or it holds a permission the caller lacks),
+/// 409 `quota_exceeded` (`max_api_keys_per_org`), 403, 404.
+#[allow(clippy::too_many_arguments)]
 pub async fn create(
     db: &DatabaseConnection,
     rbac: &Rbac,
     access: Access,
+    limits: &Limits,
     name: &str,
     role: &str,
     expires_at: Option<DateTime<Utc>>,
@@ -87,6 +100,23 @@ pub async fn create(
             format!(
                 "the role holds `{missing}`, which your role lacks: a key cannot exceed the role of the member who makes it"
             ),
+        ));
+    }
+    let live = api_key::Entity::find_in(access.org_id)
+        .filter(api_key::Column::RevokedAt.is_null())
+        .filter(
+            Condition::any()
+                .add(api_key::Column::ExpiresAt.is_null())
+                .add(api_key::Column::ExpiresAt.gt(now)),
+        )
+        .count(&tx)
+        .await?;
+    let max = u64::from(limits.max_live_per_org);
+    if live >= max {
+        return Err(AppError::quota(
+            "max_api_keys_per_org",
+            max,
+            &format!("the organization has {live} live API keys"),
         ));
     }
     let (secret, prefix, secret_hash) = secrets::new_api_key();

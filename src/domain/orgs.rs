@@ -204,19 +204,35 @@ fn normalize_name(name: &str) -> AppResult<String> {
 }
 
 /// Creates an org with the caller as its owner (membership, casbin grant and audit in one
-/// transaction). Errors: 422 `name`.
+/// transaction). The caller may have created at most `max_orgs_per_user` orgs that still
+/// exist: they are counted under a lock of the caller's user row, so concurrent creations
+/// cannot exceed it. Errors: 422 `name`; 409 `quota_exceeded` (`max_orgs_per_user`).
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
 pub async fn create(
     db: &DatabaseConnection,
     rbac: &Rbac,
     user_id: Uuid,
     name: &str,
+    max_orgs_per_user: u32,
     ctx: &AuditCtx,
 ) -> AppResult<organization::Model> {
     let name = normalize_name(name)?;
     let now = Utc::now();
     let org_id = Uuid::now_v7();
-    let tx = db.begin().await?;
+    let tx = super::begin_write(db).await?;
+    super::accounts::lock_user(&tx, user_id).await?;
+    let created = organization::Entity::find()
+        .filter(organization::Column::CreatedBy.eq(user_id))
+        .count(&tx)
+        .await?;
+    let max = u64::from(max_orgs_per_user);
+    if created >= max {
+        return Err(AppError::quota(
+            "max_orgs_per_user",
+            max,
+            &format!("you have created {created} organizations that still exist"),
+        ));
+    }
     let org = organization::ActiveModel {
         id: Set(org_id),
         name: Set(name.clone()),
