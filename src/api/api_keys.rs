@@ -135,6 +135,7 @@ api_errors!(ApiKeyCreateErrors {
     Unauthorized,
     Forbidden,
     NotFound,
+    Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
     Unprocessable
@@ -155,7 +156,11 @@ impl ApiKeysApi {
     ///
     /// Needs `api_keys:write`. Returns the key `ad_<prefix>_<secret>` once; only its SHA-256
     /// is stored. The key acts in this organization only, with `role`, which may not hold a
-    /// permission the caller lacks (`422`). Audited as `api_key.created`.
+    /// permission the caller lacks (`422`), then or later: when its creator (the member, or
+    /// the API key, that made it) no longer holds every permission of `role` (demoted,
+    /// removed, left, erased, a custom role edited), the key is revoked. An organization
+    /// holds at most `max_api_keys_per_org` keys neither revoked nor expired (`409
+    /// quota_exceeded`, naming the limit in `limit`). Audited as `api_key.created`.
     #[oai(
         path = "/v1/orgs/:org_id/api-keys",
         method = "post",
@@ -174,10 +179,14 @@ impl ApiKeysApi {
         let ctx = client.audit().as_subject(&a.subject);
         let org = a.org_id;
         let b = body.0;
+        let limits = api_keys::Limits {
+            max_live_per_org: state.config.max_api_keys_per_org,
+        };
         let created = api_keys::create(
             &state.db,
             &state.rbac,
             a,
+            &limits,
             &b.name,
             &b.role,
             b.expires_at,
@@ -226,9 +235,12 @@ impl ApiKeysApi {
 
     /// Revoke an API key
     ///
-    /// Needs `api_keys:write`. Every later request with the key answers 401 (at once on the
-    /// node that revoked it, within `api_key_cache_ttl_s` on other nodes). Revoking a revoked
-    /// key succeeds. Audited as `api_key.revoked`.
+    /// Needs `api_keys:write`, and every permission of the key's role (`members:owner` for
+    /// an `owner` key): `403 permission_denied` names the first one the caller lacks. A key
+    /// may always revoke itself. Every later request with the key answers 401 (at once on the
+    /// node that revoked it, within `api_key_cache_ttl_s` on other nodes); the keys and
+    /// pending invitations it made are revoked with it. Revoking a revoked key succeeds.
+    /// Audited as `api_key.revoked`.
     #[oai(
         path = "/v1/orgs/:org_id/api-keys/:key_id",
         method = "delete",

@@ -320,7 +320,9 @@ impl InvitationsApi {
     /// invitation goes to whoever receives mail at the address); makes them a member with the
     /// invitation's role.
     /// Used, revoked or expired tokens answer `410` (`invitation_used`, `invitation_revoked`,
-    /// `invitation_expired`); unknown ones `404`. Audited as `invitation.accepted` and
+    /// `invitation_expired`); unknown ones `404`. An invitation whose inviter (member or API
+    /// key) no longer holds every permission of its role is revoked, here at the latest
+    /// (`410 invitation_revoked`). Audited as `invitation.accepted` and
     /// `member.added`.
     #[oai(
         path = "/v1/invitations/:token/accept",

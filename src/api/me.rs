@@ -273,8 +273,11 @@ impl MeApi {
     /// Erases the account's personal data in one transaction: email and name are replaced,
     /// the password, linked identities, memberships and refresh tokens are deleted. Audit
     /// events stay, with the caller replaced by a pseudonym (`actor.type` `erased_user`) and
-    /// without IP or user agent. Refused with `409 last_owner` while the caller is the only
-    /// owner of an organization. Audited as `user.erased`.
+    /// without IP or user agent. The API keys and pending invitations the caller made (or
+    /// their keys made) in every organization are revoked with it (audited in each as
+    /// `api_key.revoked` / `invitation.revoked` with reason `grantor_lost_rights`). Refused
+    /// with `409 last_owner` while the caller is the only owner of an organization. Audited
+    /// as `user.erased`.
     #[oai(path = "/v1/me", method = "delete", operation_id = "me.delete")]
     async fn delete(
         &self,
@@ -282,7 +285,14 @@ impl MeApi {
         client: Data<&ClientInfo>,
         auth: BearerAuth,
     ) -> Result<MeNoContent, MeDeleteErrors> {
-        accounts::erase(&state.db, &state.rbac, auth.user()?, &client.audit()).await?;
+        accounts::erase(
+            &state.db,
+            &state.rbac,
+            &state.api_keys,
+            auth.user()?,
+            &client.audit(),
+        )
+        .await?;
         Ok(MeNoContent::NoContent)
     }
 
@@ -319,9 +329,10 @@ impl MeApi {
     ///
     /// Ends the caller's membership of the organization: no permission is needed, only the
     /// membership. The organization's only owner cannot leave (`409 last_owner`: make someone
-    /// else owner, or delete the organization). API keys and pending invitations the caller
-    /// made there that their rights no longer cover are revoked with it. Audited in the
-    /// organization as `member.left`. `404` when the caller is not a member.
+    /// else owner, or delete the organization). The API keys and pending invitations the
+    /// caller made there (or their keys made) are revoked with it, each audited as
+    /// `api_key.revoked` / `invitation.revoked` with reason `grantor_lost_rights`. Audited in
+    /// the organization as `member.left`. `404` when the caller is not a member.
     #[oai(
         path = "/v1/me/memberships/:org_id",
         method = "delete",
@@ -336,7 +347,15 @@ impl MeApi {
         org_id: Path<Uuid>,
     ) -> Result<MeNoContent, MeLeaveErrors> {
         let user = auth.user()?;
-        orgs::leave(&state.db, &state.rbac, user, org_id.0, &client.audit()).await?;
+        orgs::leave(
+            &state.db,
+            &state.rbac,
+            &state.api_keys,
+            user,
+            org_id.0,
+            &client.audit(),
+        )
+        .await?;
         Ok(MeNoContent::NoContent)
     }
 

@@ -237,7 +237,10 @@ impl MembersApi {
     /// Change a member's role
     ///
     /// Needs `members:write` (`members:owner` to grant or take `owner`). Demoting the last
-    /// owner answers `409 last_owner`. Audited as `member.updated`.
+    /// owner answers `409 last_owner`. API keys and pending invitations the member made (or
+    /// their keys made) that the new role no longer covers are revoked in the same
+    /// transaction, each audited as `api_key.revoked` / `invitation.revoked` with reason
+    /// `grantor_lost_rights`. Audited as `member.updated`.
     #[oai(
         path = "/v1/orgs/:org_id/members/:user_id",
         method = "put",
@@ -256,16 +259,26 @@ impl MembersApi {
     ) -> Result<MemberResponse, MemberWriteErrors> {
         let access = access(&state, &auth, org_id.0, rbac::MEMBERS_WRITE).await?;
         let ctx = client.audit().as_subject(&access.subject);
-        let member =
-            orgs::update_member(&state.db, &state.rbac, access, user_id.0, &body.role, &ctx)
-                .await?;
+        let member = orgs::update_member(
+            &state.db,
+            &state.rbac,
+            &state.api_keys,
+            access,
+            user_id.0,
+            &body.role,
+            &ctx,
+        )
+        .await?;
         Ok(MemberResponse::Ok(Json(member.into())))
     }
 
     /// Remove a member
     ///
     /// Needs `members:write` (`members:owner` to remove an owner). Removing the last owner
-    /// answers `409 last_owner`. Audited as `member.removed`.
+    /// answers `409 last_owner`. The API keys and pending invitations the member made (or
+    /// their keys made) are revoked in the same transaction, each audited as
+    /// `api_key.revoked` / `invitation.revoked` with reason `grantor_lost_rights`. Audited as
+    /// `member.removed`.
     #[oai(
         path = "/v1/orgs/:org_id/members/:user_id",
         method = "delete",
@@ -283,7 +296,15 @@ impl MembersApi {
     ) -> Result<MemberRemoved, MemberRemoveErrors> {
         let access = access(&state, &auth, org_id.0, rbac::MEMBERS_WRITE).await?;
         let ctx = client.audit().as_subject(&access.subject);
-        orgs::remove_member(&state.db, &state.rbac, access, user_id.0, &ctx).await?;
+        orgs::remove_member(
+            &state.db,
+            &state.rbac,
+            &state.api_keys,
+            access,
+            user_id.0,
+            &ctx,
+        )
+        .await?;
         Ok(MemberRemoved::NoContent)
     }
 }

@@ -136,6 +136,7 @@ api_errors!(OrgCreateErrors {
     BadRequest,
     Unauthorized,
     Forbidden,
+    Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
     Unprocessable
@@ -176,7 +177,9 @@ pub struct OrgsApi;
 impl OrgsApi {
     /// Create an organization
     ///
-    /// The caller becomes its owner. Audited as `org.created`.
+    /// The caller becomes its owner. A user may have created at most `max_orgs_per_user`
+    /// organizations that still exist (`409 quota_exceeded`, naming the limit in `limit`).
+    /// Audited as `org.created`.
     #[oai(path = "/v1/orgs", method = "post", operation_id = "orgs.create")]
     async fn create(
         &self,
@@ -191,6 +194,7 @@ impl OrgsApi {
             &state.rbac,
             user_id,
             &body.name,
+            state.config.max_orgs_per_user,
             &client.audit().as_actor(user_id),
         )
         .await?;

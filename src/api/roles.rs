@@ -436,7 +436,10 @@ impl RolesApi {
     /// stale). Replaces description and permissions; members and keys holding the role get the
     /// new permissions on their next request. Built-in roles are read-only (`409
     /// role_read_only`). The caller must hold every permission the role has now and will have.
-    /// Audited as `role.updated`.
+    /// In the same transaction, API keys and pending invitations the change leaves beyond
+    /// their grantor's rights are revoked (those made by holders of a shrunk role; those
+    /// holding a grown role their maker lacks), each audited as `api_key.revoked` /
+    /// `invitation.revoked` with reason `grantor_lost_rights`. Audited as `role.updated`.
     #[oai(
         path = "/v1/orgs/:org_id/roles/:role",
         method = "put",
@@ -465,6 +468,7 @@ impl RolesApi {
         let view = roles::update(
             &state.db,
             &state.rbac,
+            &state.api_keys,
             a,
             &role.0,
             b.description.as_deref().unwrap_or(""),

@@ -258,7 +258,10 @@ impl SessionsApi {
     ///
     /// Needs `sessions:write`. Answers 202 with the session `pending`; a worker provisions
     /// its desktop and moves it to `running` (watch `sessions.get` or the event stream).
-    /// Over the org's live-session limit → 429 `session_limit_reached`. Honours
+    /// Over the org's live-session limit → 429 `session_limit_reached`. The session counts
+    /// against the calling user (for an API key, the user who made it, or made the key that
+    /// made it) across all their organizations: over `max_live_sessions_per_user` → 429
+    /// `quota_exceeded` naming the limit in `limit`, with `Retry-After`. Honours
     /// `Idempotency-Key`. Audited as `session.created`.
     #[oai(
         path = "/v1/orgs/:org_id/sessions",

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::{
     auth::{
+        api_keys::KeyCache,
         password,
         rbac::{self, Rbac, Role},
         tokens,
@@ -313,7 +314,9 @@ pub(crate) async fn issue_pair(
 /// Locks the user's row for the rest of the transaction. Every write to a user's refresh tokens
 /// takes this lock first (rotation, reuse revocation, logout, password change), so a revocation
 /// can never miss a token that a concurrent rotation is about to commit (PostgreSQL runs each
-/// statement on its own snapshot; SQLite serialises writers anyway).
+/// statement on its own snapshot; SQLite serialises writers anyway). The per-user quotas
+/// (`orgs.create`, `sessions.create`) count under it too. Lock order: the user row before
+/// any org row.
 pub(crate) async fn lock_user(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<()> {
     user::Entity::update_many()
         .col_expr(user::Column::Id, Expr::col(user::Column::Id))
@@ -607,11 +610,14 @@ pub async fn export(db: &DatabaseConnection, user_id: Uuid) -> AppResult<Export>
 /// name are replaced, the password hash, identities, memberships and refresh tokens are
 /// deleted; audit rows stay, with the user replaced by one random pseudonym (`actor.type`
 /// `erased_user`) and their IP and user agent removed. Invitations addressed to the email are
-/// scrubbed. Errors: 409 `last_owner` while the user is the only owner of an org (naming it);
-/// 401 when the account is already gone.
+/// scrubbed. In the same transaction, every API key and pending invitation the user made (and
+/// those made by those keys) is revoked in each org they were in ([`super::grants::enforce`];
+/// `cache` loses the revoked keys after the commit). Errors: 409 `last_owner` while the user
+/// is the only owner of an org (naming it); 401 when the account is already gone.
 pub async fn erase(
     db: &DatabaseConnection,
     rbac: &Rbac,
+    cache: &KeyCache,
     user_id: Uuid,
     ctx: &AuditCtx,
 ) -> AppResult<Uuid> {
@@ -643,6 +649,14 @@ pub async fn erase(
         .filter(membership::Column::UserId.eq(user_id))
         .exec(&tx)
         .await?;
+    // Before the audit rows are pseudonymised below, so these revocations are too (the user
+    // is their actor).
+    let mut enforced = super::grants::Enforced::default();
+    for m in &held {
+        let revoked =
+            super::grants::enforce(&tx, m.org_id, &ctx.as_actor(user_id), "user.erased").await?;
+        enforced.extend(revoked);
+    }
     identity::Entity::delete_many()
         .filter(identity::Column::UserId.eq(user_id))
         .exec(&tx)
@@ -722,6 +736,7 @@ pub async fn erase(
     audit::record(&tx, &erased_ctx, event).await?;
     tx.commit().await?;
     rbac.apply(changes).await;
+    enforced.apply(rbac, cache).await;
     Ok(pseudonym)
 }
 

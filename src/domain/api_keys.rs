@@ -5,7 +5,13 @@
 //!   read. The secret (32 × `[A-Za-z0-9]`, 190 bits) is stored as SHA-256 and compared in
 //!   constant time; no argon2 on the request path (see [`crate::auth::secrets`]).
 //! * A key acts as subject `key:<id>` with its role, in its org only; it can never be given a
-//!   role holding a permission its creator lacks. Expired or revoked keys answer 401.
+//!   role holding a permission its creator lacks, neither when it is made nor later: when
+//!   its creator (a member, or the key that made it) loses rights, it is revoked
+//!   (`domain::grants`). Expired or revoked keys answer 401.
+//! * Revoking a key needs every permission of its role (`members:owner` for an `owner` key),
+//!   like changing a member: a weaker role cannot disarm a stronger key. A key may always
+//!   revoke itself.
+//! * An org holds at most `max_api_keys_per_org` live keys.
 //! * `last_used_at` is written at most once a minute per key, by a conditional `UPDATE`
 //!   issued only when the known value is older: most requests write nothing.
 //! * Verification of a presented key, and the per-node cache of verified keys, live in
@@ -13,14 +19,16 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::Expr,
 };
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{
     audit::{self, AuditCtx, Event, target},
+    grants,
     orgs::{self, Access},
     page::{Page, PageRequest},
 };
@@ -45,12 +53,23 @@ pub struct Created {
     pub secret: String,
 }
 
-/// Creates a key with the role named `role`. Errors: 422 `name`, 422 `expires_at` (not in the
-/// future), 422 `role` (no such role, or it holds a permission the caller lacks), 403, 404.
+/// Limits on API keys, from config.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// `max_api_keys_per_org`: keys of one org neither revoked nor expired.
+    pub max_live_per_org: u32,
+}
+
+/// Creates a key with the role named `role`; the org's live keys are counted under the org
+/// lock, so concurrent creations cannot exceed `limits`. Errors: 422 `name`, 422 `expires_at`
+/// (not in the future), 422 `role` (no such role, or it holds a permission the caller lacks),
+/// 409 `quota_exceeded` (`max_api_keys_per_org`), 403, 404.
+#[allow(clippy::too_many_arguments)]
 pub async fn create(
     db: &DatabaseConnection,
     rbac: &Rbac,
     access: Access,
+    limits: &Limits,
     name: &str,
     role: &str,
     expires_at: Option<DateTime<Utc>>,
@@ -81,6 +100,23 @@ pub async fn create(
             format!(
                 "the role holds `{missing}`, which your role lacks: a key cannot exceed the role of the member who makes it"
             ),
+        ));
+    }
+    let live = api_key::Entity::find_in(access.org_id)
+        .filter(api_key::Column::RevokedAt.is_null())
+        .filter(
+            Condition::any()
+                .add(api_key::Column::ExpiresAt.is_null())
+                .add(api_key::Column::ExpiresAt.gt(now)),
+        )
+        .count(&tx)
+        .await?;
+    let max = u64::from(limits.max_live_per_org);
+    if live >= max {
+        return Err(AppError::quota(
+            "max_api_keys_per_org",
+            max,
+            &format!("the organization has {live} live API keys"),
         ));
     }
     let (secret, prefix, secret_hash) = secrets::new_api_key();
@@ -136,8 +172,14 @@ pub async fn list(
 }
 
 /// Revokes a key: every later request with it answers 401 (on other nodes once their cache
-/// entry lapses, within `api_key_cache_ttl_s`). Revoking a revoked key succeeds and changes
-/// nothing. A key may revoke itself. Errors: 404 (not a key of this org), 403.
+/// entry lapses, within `api_key_cache_ttl_s`). The caller must hold every permission of the
+/// key's role, and `members:owner` for an `owner` key (checked under the org lock with the
+/// caller's current role); a key may always revoke itself. Revoking a revoked key succeeds
+/// and changes nothing. In the same transaction, the keys and pending invitations the
+/// revoked key made (and so on down) are revoked too ([`grants::enforce`]: their grantor is
+/// gone). Errors: 404 (not a key of this org); 403 `permission_denied` naming the first
+/// permission of the key's role the caller lacks; 401 when the calling key was revoked
+/// meanwhile.
 pub async fn revoke(
     db: &DatabaseConnection,
     rbac: &Rbac,
@@ -147,11 +189,14 @@ pub async fn revoke(
     ctx: &AuditCtx,
 ) -> AppResult<()> {
     let tx = db.begin().await?;
-    orgs::lock_org(&tx, access.org_id).await?;
+    let access = orgs::lock_and_reauthorize(&tx, rbac, &access, rbac::API_KEYS_WRITE).await?;
     let key = api_key::Entity::find_in_by_id(access.org_id, key_id)
         .one(&tx)
         .await?
         .ok_or(AppError::NotFound("API key"))?;
+    if access.subject.key_id() != Some(key_id) {
+        ensure_covers(&tx, rbac, &access, &key.role).await?;
+    }
     if key.revoked_at.is_some() {
         return Ok(());
     }
@@ -171,8 +216,33 @@ pub async fn revoke(
         details: json!({ "name": key.name, "prefix": key.prefix }),
     };
     audit::record(&tx, ctx, event).await?;
+    let enforced = grants::enforce(&tx, access.org_id, ctx, "api_key.revoked").await?;
     tx.commit().await?;
     cache.evict(key_id);
     rbac.apply(vec![change]).await;
+    enforced.apply(rbac, cache).await;
     Ok(())
+}
+
+/// Checks that the caller holds every permission of the role named `role`, and
+/// `members:owner` for `owner`: what it takes to revoke a key with that role. Errors: 403
+/// `permission_denied` naming the first permission lacking.
+async fn ensure_covers(
+    db: &impl ConnectionTrait,
+    rbac: &Rbac,
+    access: &Access,
+    role: &str,
+) -> AppResult<()> {
+    if role == rbac::Role::Owner.as_str()
+        && !orgs::role_allows(db, rbac, access.org_id, &access.role, rbac::MEMBERS_OWNER).await?
+    {
+        return Err(AppError::permission_denied(rbac::MEMBERS_OWNER));
+    }
+    let perms = orgs::permissions_of(db, access.org_id, role)
+        .await?
+        .unwrap_or_default();
+    match orgs::first_missing(db, access, &perms).await? {
+        Some(missing) => Err(AppError::permission_denied(&missing)),
+        None => Ok(()),
+    }
 }

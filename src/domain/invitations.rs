@@ -4,7 +4,9 @@
 //! accept URL for the frontend to deliver.
 //!
 //! Only the token's SHA-256 is stored. A token is good once: expired, revoked or used tokens
-//! answer 410 with `invitation_expired`, `invitation_revoked` or `invitation_used`.
+//! answer 410 with `invitation_expired`, `invitation_revoked` or `invitation_used`. A pending
+//! invitation never grants more than its inviter may grant NOW: it is revoked when the
+//! inviter loses rights (`domain::grants`), and re-checked on acceptance.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
@@ -18,6 +20,7 @@ use uuid::Uuid;
 use super::{
     accounts::normalize_email,
     audit::{self, AuditCtx, Event, target},
+    grants,
     orgs::{self, Access},
     page::{Page, PageRequest},
 };
@@ -265,8 +268,11 @@ pub struct Accepted {
 }
 
 /// Accepts an invitation as `user_id`, whose account email must be the invited one, and
-/// verified. Errors: 404 (unknown token), 410 (used, revoked, expired), 403
-/// `invitation_email_mismatch`, 403 `email_not_verified`, 409 `already_member`.
+/// verified. Its inviter (member or API key) must still hold every permission of the role
+/// (`members:owner` for `owner`): if not, the invitation is revoked now
+/// ([`grants::invitation_covered`]) and the answer is 410 `invitation_revoked`. Errors: 404
+/// (unknown token), 410 (used, revoked, expired), 403 `invitation_email_mismatch`, 403
+/// `email_not_verified`, 409 `already_member`.
 pub async fn accept(
     db: &DatabaseConnection,
     rbac: &Rbac,
@@ -302,6 +308,20 @@ pub async fn accept(
     }
     let tx = db.begin().await?;
     orgs::lock_org(&tx, inv.org_id).await?;
+    // Under the org lock, which every change of rights holds while it re-checks grants: the
+    // inviter must still cover the role now, else the invitation is revoked here and then.
+    let inv = invitation::Entity::find_by_id(inv.id)
+        .one(&tx)
+        .await?
+        .ok_or(AppError::NotFound("invitation"))?;
+    let st = status(&inv, now);
+    if st != Status::Pending {
+        return Err(gone(st));
+    }
+    if !grants::invitation_covered(&tx, &inv, &ctx.as_actor(user_id)).await? {
+        tx.commit().await?;
+        return Err(gone(Status::Revoked));
+    }
     // Spend it (compare-and-set): of two concurrent accepts, one wins.
     let spent = invitation::Entity::update_many()
         .col_expr(invitation::Column::AcceptedAt, Expr::value(now))

@@ -1,6 +1,7 @@
 //! The rules: accounts, organizations, memberships, audit, agents, sessions (state machine,
 //! store, lifecycle, jobs), the event log, commands, jobs as an org sees them, idempotency
-//! records and one-time tickets. Functions over `&impl ConnectionTrait` (or a connection they
+//! records, one-time tickets, and the bound every key and invitation keeps to its grantor's
+//! current rights (`grants`). Functions over `&impl ConnectionTrait` (or a connection they
 //! open transactions on); no HTTP types. Errors are [`AppError`](crate::error::AppError)s with
 //! stable codes. Writes that publish or enqueue commit through the bus's outbox
 //! (`Bus::commit`).
@@ -12,6 +13,7 @@ pub mod audit;
 pub mod commands;
 pub mod email;
 pub mod events;
+pub mod grants;
 pub mod idempotency;
 pub mod invitations;
 pub mod jobs;

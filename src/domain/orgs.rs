@@ -20,11 +20,13 @@ use uuid::Uuid;
 
 use super::{
     audit::{self, AuditCtx, Event, target},
+    grants,
     page::{Page, PageRequest},
 };
 use crate::{
     auth::{
         Subject,
+        api_keys::KeyCache,
         rbac::{self, Rbac, Role},
     },
     entity::{Tenant, api_key, membership, organization, role as role_entity, user},
@@ -202,19 +204,35 @@ fn normalize_name(name: &str) -> AppResult<String> {
 }
 
 /// Creates an org with the caller as its owner (membership, casbin grant and audit in one
-/// transaction). Errors: 422 `name`.
+/// transaction). The caller may have created at most `max_orgs_per_user` orgs that still
+/// exist: they are counted under a lock of the caller's user row, so concurrent creations
+/// cannot exceed it. Errors: 422 `name`; 409 `quota_exceeded` (`max_orgs_per_user`).
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
 pub async fn create(
     db: &DatabaseConnection,
     rbac: &Rbac,
     user_id: Uuid,
     name: &str,
+    max_orgs_per_user: u32,
     ctx: &AuditCtx,
 ) -> AppResult<organization::Model> {
     let name = normalize_name(name)?;
     let now = Utc::now();
     let org_id = Uuid::now_v7();
-    let tx = db.begin().await?;
+    let tx = super::begin_write(db).await?;
+    super::accounts::lock_user(&tx, user_id).await?;
+    let created = organization::Entity::find()
+        .filter(organization::Column::CreatedBy.eq(user_id))
+        .count(&tx)
+        .await?;
+    let max = u64::from(max_orgs_per_user);
+    if created >= max {
+        return Err(AppError::quota(
+            "max_orgs_per_user",
+            max,
+            &format!("you have created {created} organizations that still exist"),
+        ));
+    }
     let org = organization::ActiveModel {
         id: Set(org_id),
         name: Set(name.clone()),
@@ -542,10 +560,13 @@ async fn find_member(db: &impl ConnectionTrait, org_id: Uuid, user_id: Uuid) -> 
 
 /// Changes a member's role. Granting or taking `owner` needs `members:owner`; the caller can
 /// neither grant nor take a role holding a permission they lack; demoting the last owner is
-/// 409 `last_owner`. Errors: 404 `member`, 422 `role`, 403, 409.
+/// 409 `last_owner`. In the same transaction, the org's API keys and pending invitations
+/// the member's new role no longer covers are revoked ([`grants::enforce`]; `cache` loses
+/// the revoked keys after the commit). Errors: 404 `member`, 422 `role`, 403, 409.
 pub async fn update_member(
     db: &DatabaseConnection,
     rbac: &Rbac,
+    cache: &KeyCache,
     access: Access,
     user_id: Uuid,
     role: &str,
@@ -578,8 +599,10 @@ pub async fn update_member(
         details: json!({ "from": old, "to": role }),
     };
     audit::record(&tx, ctx, event).await?;
+    let enforced = grants::enforce(&tx, access.org_id, ctx, "member.updated").await?;
     tx.commit().await?;
     rbac.apply(vec![revoke, grant]).await;
+    enforced.apply(rbac, cache).await;
     Ok(Member {
         membership,
         user: current.user,
@@ -587,10 +610,13 @@ pub async fn update_member(
 }
 
 /// Removes a member. Removing an owner needs `members:owner`; removing the last owner is 409
-/// `last_owner`. Errors: 404 `member`, 403, 409.
+/// `last_owner`. In the same transaction, the API keys and pending invitations the member
+/// made (and those made by those keys) are revoked ([`grants::enforce`]; `cache` loses the
+/// revoked keys after the commit). Errors: 404 `member`, 403, 409.
 pub async fn remove_member(
     db: &DatabaseConnection,
     rbac: &Rbac,
+    cache: &KeyCache,
     access: Access,
     user_id: Uuid,
     ctx: &AuditCtx,
@@ -616,18 +642,23 @@ pub async fn remove_member(
         details: json!({ "role": role }),
     };
     audit::record(&tx, ctx, event).await?;
+    let enforced = grants::enforce(&tx, access.org_id, ctx, "member.removed").await?;
     tx.commit().await?;
     rbac.apply(vec![revoke]).await;
+    enforced.apply(rbac, cache).await;
     Ok(())
 }
 
 /// The caller leaves an org of their own accord (`me.leave_org`): the membership and its
 /// casbin grant go, audited in the org as `member.left`. Needs no permission, only the
-/// membership. Errors: 404 when the caller is not a member (or the org does not exist); 409
-/// `last_owner` for the org's only owner.
+/// membership. In the same transaction, the API keys and pending invitations the caller made
+/// there (and those made by those keys) are revoked ([`grants::enforce`]; `cache` loses the
+/// revoked keys after the commit). Errors: 404 when the caller is not a member (or the org
+/// does not exist); 409 `last_owner` for the org's only owner.
 pub async fn leave(
     db: &DatabaseConnection,
     rbac: &Rbac,
+    cache: &KeyCache,
     user_id: Uuid,
     org_id: Uuid,
     ctx: &AuditCtx,
@@ -654,8 +685,11 @@ pub async fn leave(
         success: true,
         details: json!({ "role": role }),
     };
-    audit::record(&tx, &ctx.as_actor(user_id), event).await?;
+    let ctx = ctx.as_actor(user_id);
+    audit::record(&tx, &ctx, event).await?;
+    let enforced = grants::enforce(&tx, org_id, &ctx, "member.left").await?;
     tx.commit().await?;
     rbac.apply(vec![revoke]).await;
+    enforced.apply(rbac, cache).await;
     Ok(())
 }

@@ -19,10 +19,14 @@ use uuid::Uuid;
 
 use super::{
     audit::{self, AuditCtx, Event, target},
+    grants,
     orgs::{self, Access},
 };
 use crate::{
-    auth::rbac::{self, Rbac, Role},
+    auth::{
+        api_keys::KeyCache,
+        rbac::{self, Rbac, Role},
+    },
     entity::{Tenant, api_key, invitation, membership, role},
     error::{AppError, AppResult, FieldError},
 };
@@ -251,12 +255,17 @@ pub async fn create(
 }
 
 /// Replaces a custom role's description and permissions. `if_match` is the version last read
-/// (412 on mismatch). Errors: 409 `role_read_only` (built-in), 404, 412, 422, 403 (the role
-/// holds a permission the caller lacks).
+/// (412 on mismatch). In the same transaction, the org's API keys and pending invitations
+/// that the change leaves uncovered are revoked ([`grants::enforce`]): those granted by a
+/// holder of the role when it shrinks, and those holding the role when it grows beyond their
+/// grantor's rights; `cache` loses the revoked keys after the commit. Errors: 409
+/// `role_read_only` (built-in), 404, 412, 422, 403 (the role holds a permission the caller
+/// lacks).
 #[allow(clippy::too_many_arguments)]
 pub async fn update(
     db: &DatabaseConnection,
     rbac: &Rbac,
+    cache: &KeyCache,
     access: Access,
     name: &str,
     description: &str,
@@ -306,8 +315,10 @@ pub async fn update(
         details: json!({ "name": name, "from": before, "to": permissions }),
     };
     audit::record(&tx, ctx, event).await?;
+    let enforced = grants::enforce(&tx, access.org_id, ctx, "role.updated").await?;
     tx.commit().await?;
     rbac.apply(vec![change]).await;
+    enforced.apply(rbac, cache).await;
     let updated = role::Model {
         description,
         version: row.version + 1,
@@ -318,7 +329,8 @@ pub async fn update(
 }
 
 /// Deletes a custom role. Errors: 409 `role_read_only` (built-in), 409 `role_in_use` (held by
-/// a member, a live API key or a pending invitation), 404, 403.
+/// a member, a live API key or a pending invitation), 404, 403. Nobody's rights change when
+/// it goes (nobody holds it), so no grant needs re-checking ([`grants`]).
 pub async fn delete(
     db: &DatabaseConnection,
     rbac: &Rbac,

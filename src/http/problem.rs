@@ -411,7 +411,7 @@ macro_rules! api_errors {
     };
     (@build [$($m:tt)*] $name:ident [$($acc:tt)*] [$($names:ident)*] Conflict $($rest:ident)*) => {
         $crate::api_errors!(@build [$($m)*] $name [$($acc)*
-            /// Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …).
+            /// Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …).
             #[oai(status = 409, content_type = "application/problem+json")]
             Conflict(poem_openapi::payload::Json<$crate::http::problem::Problem>),
         ] [$($names)* Conflict] $($rest)*);
@@ -460,7 +460,7 @@ macro_rules! api_errors {
     };
     (@build [$($m:tt)*] $name:ident [$($acc:tt)*] [$($names:ident)*] TooManyRequests $($rest:ident)*) => {
         $crate::api_errors!(@build [$($m)*] $name [$($acc)*
-            /// Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds.
+            /// Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds.
             #[oai(status = 429, content_type = "application/problem+json")]
             TooManyRequests(
                 poem_openapi::payload::Json<$crate::http::problem::Problem>,

@@ -28,7 +28,7 @@ use crate::{
         audit::{self, AuditCtx, Event},
         orgs,
     },
-    entity::{OrgId, SessionId, Tenant, agent, session, session_event},
+    entity::{OrgId, SessionId, Tenant, agent, api_key, session, session_event},
     error::{AppError, AppResult, RateLimited},
     jobs::queue::{self, NewJob},
     realtime::bus::{Bus, BusEvent, Outbox},
@@ -200,8 +200,12 @@ pub struct NewSession {
 
 /// Creates a `pending` session of an agent of `org_id` with its first `status` event and its
 /// provision job, in one transaction under the org lock (so the live-session limit holds
-/// under concurrency). Audited as `session.created`. Errors: 422 for bad fields (an agent id
-/// from another org is `agent_id: no such agent`); 429 `session_limit_reached`.
+/// under concurrency). The session counts against its accountable user's
+/// `max_live_sessions_per_user` across all orgs ([`accountable_user`]), checked under a lock
+/// of that user's row (taken before the org lock). Audited as `session.created`. Errors: 422
+/// for bad fields (an agent id from another org is `agent_id: no such agent`); 429
+/// `session_limit_reached` (the org's limit); 429 `quota_exceeded`
+/// (`max_live_sessions_per_user`, `Retry-After: 5`).
 #[tracing::instrument(name = "sessions.create", skip_all, fields(org_id = %org_id))]
 pub async fn create(
     db: &DatabaseConnection,
@@ -242,6 +246,11 @@ pub async fn create(
         return Err(AppError::Validation(errors));
     }
     let tx = crate::domain::begin_write(db).await?;
+    let accountable = accountable_user(&tx, ctx).await?;
+    if let Some(user_id) = accountable {
+        // The user row before the org row: the lock order of `accounts::erase`.
+        crate::domain::accounts::lock_user(&tx, user_id).await?;
+    }
     orgs::lock_org(&tx, org_id.0).await?;
     let agent = agent::Entity::find_in_by_id(org_id, input.agent_id)
         .one(&tx)
@@ -265,6 +274,24 @@ pub async fn create(
             },
         });
     }
+    if let Some(user_id) = accountable {
+        let live = session::Entity::find()
+            .filter(session::Column::AccountableUserId.eq(user_id))
+            .filter(session::Column::Status.is_in(Status::LIVE))
+            .count(&tx)
+            .await?;
+        let max = u64::from(config.max_live_sessions_per_user);
+        if live >= max {
+            return Err(AppError::QuotaExceeded {
+                limit: "max_live_sessions_per_user",
+                max,
+                detail: format!(
+                    "{live} live sessions across your organizations count against you (started by you or your API keys), the limit `max_live_sessions_per_user`; stop one and retry"
+                ),
+                retry_after_s: Some(5),
+            });
+        }
+    }
     let now = Utc::now();
     let id = Uuid::now_v7();
     let row = session::Model {
@@ -272,7 +299,7 @@ pub async fn create(
         org_id: org_id.0,
         agent_id: agent.id,
         created_by: ctx.user_id(),
-        accountable_user_id: ctx.user_id(),
+        accountable_user_id: accountable,
         status: Status::Pending,
         status_reason: None,
         version: 1,
@@ -332,6 +359,38 @@ pub async fn create(
     .await?;
     bus.commit(tx, outbox).await?;
     Ok(row)
+}
+
+/// Most API-key hops followed from a key to the user behind it.
+const MAX_KEY_CHAIN: usize = 32;
+
+/// The user a new session started by `ctx`'s actor counts against: the user themself, or
+/// for an API key the user behind it (`created_by`, following `created_by_key` through keys
+/// made by keys); `None` when there is none (a key chain with no recorded user).
+pub async fn accountable_user(
+    db: &impl ConnectionTrait,
+    ctx: &AuditCtx,
+) -> AppResult<Option<Uuid>> {
+    if let Some(user_id) = ctx.user_id() {
+        return Ok(Some(user_id));
+    }
+    let mut next = match ctx.actor_type {
+        audit::ActorType::ApiKey => ctx.actor_id,
+        _ => None,
+    };
+    for _ in 0..MAX_KEY_CHAIN {
+        let Some(key_id) = next else {
+            return Ok(None);
+        };
+        let Some(key) = api_key::Entity::find_by_id(key_id).one(db).await? else {
+            return Ok(None);
+        };
+        if key.created_by.is_some() {
+            return Ok(key.created_by);
+        }
+        next = key.created_by_key;
+    }
+    Ok(None)
 }
 
 /// Asks a session of `org_id` to stop: `stopping` now, the stop job releases the desktop.
