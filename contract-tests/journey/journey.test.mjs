@@ -61,14 +61,30 @@ async function waitForStatus(c, orgId, sessionId, status) {
   });
 }
 
-async function signUp(email, displayName) {
+/**
+ * `auth.signup` (202), then, unless `verify` is false, `auth.verifyEmail` with the token of the
+ * link the server mailed (204), then `auth.login`. Returns the logged-in client, `me.get` and the
+ * token pair.
+ */
+async function signUp(email, displayName, { verify = true } = {}) {
   const c = client();
-  const user = ok(await c.auth.register({ email, password: PASSWORD, display_name: displayName }), 201);
-  assert.equal(user.email, email);
+  const accepted = ok(await c.auth.signup({ email, password: PASSWORD, display_name: displayName }), 202);
+  assert.deepEqual(accepted, { email, status: "verification_sent" });
+  assert.deepEqual(c.tokens, { accessToken: undefined, refreshToken: undefined }, "signing up logs nobody in");
+  if (verify) ok(await c.auth.verifyEmail({ token: await server.verificationToken(email) }), 204);
   const tokens = ok(await c.auth.login({ email, password: PASSWORD }), 200);
   assert.equal(tokens.token_type.toLowerCase(), "bearer");
   assert.equal(c.tokens.accessToken, tokens.access_token);
+  const user = ok(await c.me.get(), 200);
+  assert.deepEqual([user.email, user.display_name, user.email_verified], [email, displayName, verify]);
   return { c, user, tokens };
+}
+
+/** Asserts the RFC 9745 / RFC 8594 headers of an operation deprecated on 2026-11-29, sunset 2027-06-01. */
+function assertDeprecated(response, link) {
+  assert.equal(response.headers.get("deprecation"), "@1795910400");
+  assert.equal(response.headers.get("sunset"), "Tue, 01 Jun 2027 00:00:00 GMT");
+  assert.equal(response.headers.get("link"), `<${link}>; rel="deprecation"`);
 }
 
 /**
@@ -109,21 +125,25 @@ function flakyFetch(n) {
   return { fetchImpl, streams };
 }
 
-test("register and log in (422 validation_failed on a short password, 409 email_taken)", async () => {
-  const weak = await client().auth.register({ email: "weak@example.com", password: "short", display_name: "W" });
+test("sign up, verify the address from the mailed link, log in (422 validation_failed, 400 on a spent link)", async () => {
+  const weak = await client().auth.signup({ email: "weak@example.com", password: "short", display_name: "W" });
   const p = problem(weak, 422, "validation_failed");
   assert.ok(p.errors?.some((e) => e.field === "password"), JSON.stringify(p.errors));
+  assert.deepEqual(await server.mail({ to: "weak@example.com" }), [], "nothing mailed for a refused sign-up");
 
   s.alice = await signUp("alice@example.com", "Alice");
   s.bob = await signUp("bob@example.com", "Bob");
   s.mallory = await signUp("mallory@example.com", "Mallory");
 
-  problem(
-    await client().auth.register({ email: "alice@example.com", password: PASSWORD, display_name: "A2" }),
-    409,
-    "email_taken",
-  );
-  problem(await client().auth.login({ email: "alice@example.com", password: "wrong password!!" }), 401, "invalid_credentials");
+  const spent = await server.verificationToken("alice@example.com");
+  problem(await client().auth.verifyEmail({ token: spent }), 400, "invalid_verification_token");
+  problem(await client().auth.verifyEmail({ token: "ev_not-a-real-token" }), 400, "invalid_verification_token");
+  problem(await s.alice.c.me.sendVerification(), 409, "email_already_verified");
+
+  // Refused credentials: one generic sentence, whether the address has an account or not.
+  const wrong = problem(await client().auth.login({ email: "alice@example.com", password: "wrong password!!" }), 401, "invalid_credentials");
+  const nobody = problem(await client().auth.login({ email: "nobody@example.com", password: "wrong password!!" }), 401, "invalid_credentials");
+  assert.equal(wrong.detail, nobody.detail);
 
   const me = ok(await s.alice.c.me.get(), 200);
   assert.equal(me.id, s.alice.user.id);
@@ -131,7 +151,37 @@ test("register and log in (422 validation_failed on a short password, 409 email_
   problem(await client().me.get(), 401, "invalid_token");
 });
 
-test("create an org and add a member", async () => {
+test("auth.signup answers a taken address exactly like a new one, changes nothing, and tells the owner", async () => {
+  const before = await server.mail({ to: "alice@example.com" });
+  const taken = await client().auth.signup({ email: "alice@example.com", password: "another password!!", display_name: "Not Alice" });
+  const fresh = await client().auth.signup({ email: "carol@example.com", password: PASSWORD, display_name: "Carol" });
+  assert.deepEqual([taken.response.status, taken.data], [202, { email: "alice@example.com", status: "verification_sent" }]);
+  assert.deepEqual([fresh.response.status, fresh.data], [202, { email: "carol@example.com", status: "verification_sent" }]);
+  assert.deepEqual(Object.keys(taken.data).sort(), Object.keys(fresh.data).sort());
+  // The owner gets a notice, not a link; her password and name did not change.
+  const after = await server.mail({ to: "alice@example.com" });
+  assert.deepEqual(
+    after.slice(before.length).map((m) => m.headers["x-agentdesk-kind"]),
+    ["signup_attempt"],
+  );
+  problem(await client().auth.login({ email: "alice@example.com", password: "another password!!" }), 401, "invalid_credentials");
+  assert.equal(ok(await s.alice.c.me.get(), 200).display_name, "Alice");
+  // The new address got its link.
+  assert.match(await server.verificationToken("carol@example.com"), /^ev_/);
+});
+
+test("the deprecated auth.register still creates an unverified account, with Deprecation and Sunset headers", async () => {
+  const created = await client().auth.register({ email: "dave@example.com", password: PASSWORD, display_name: "Dave" });
+  const dave = ok(created, 201);
+  assert.deepEqual([dave.email, dave.email_verified], ["dave@example.com", false]);
+  assertDeprecated(created.response, "/docs/#/Auth/auth.signup");
+  assert.match(await server.verificationToken("dave@example.com"), /^ev_/, "register mails a link too");
+  const taken = await client().auth.register({ email: "alice@example.com", password: PASSWORD, display_name: "A2" });
+  problem(taken, 409, "email_taken");
+  assertDeprecated(taken.response, "/docs/#/Auth/auth.signup");
+});
+
+test("create an org; the deprecated members.add invites (202); bob joins by accepting", async () => {
   const { c } = s.alice;
   const org = ok(await c.orgs.create({ name: "Acme" }), 201);
   assert.equal(org.role, "owner");
@@ -142,12 +192,35 @@ test("create an org and add a member", async () => {
     [org.id],
   );
 
-  const member = ok(await c.members.add(s.org, { email: "bob@example.com", role: "viewer" }), 201);
-  assert.equal(member.user_id, s.bob.user.id);
-  assert.equal(member.role, "viewer");
+  // members.add no longer adds anyone: it answers 202 with an invitation, as invitations.create does.
+  const added = await c.members.add(s.org, { email: "bob@example.com", role: "viewer" });
+  const invite = ok(added, 202);
+  assertDeprecated(added.response, "/docs/#/Invitations/invitations.create");
+  assert.ok("token" in invite, JSON.stringify(invite));
+  assert.deepEqual([invite.email, invite.role, invite.status], ["bob@example.com", "viewer", "pending"]);
+  assert.ok(invite.accept_url.endsWith(`#token=${invite.token}`), invite.accept_url);
+  assert.match(added.response.headers.get("location") ?? "", new RegExp(`/v1/orgs/${s.org}/invitations/${invite.id}$`));
+  assert.deepEqual(
+    ok(await c.members.list(s.org), 200).items.map((m) => m.user_id),
+    [s.alice.user.id],
+    "bob is not a member before he accepts",
+  );
+  problem(await s.bob.c.orgs.get(s.org), 404, "not_found");
+  const pending = ok(await c.invitations.list(s.org), 200);
+  assert.deepEqual(
+    pending.items.map((i) => [i.id, i.status]),
+    [[invite.id, "pending"]],
+  );
+
+  s.bobInvite = invite.id;
+  const joined = ok(await s.bob.c.invitations.accept(invite.token), 200);
+  assert.deepEqual([joined.org_id, joined.role], [s.org, "viewer"]);
   problem(await c.members.add(s.org, { email: "bob@example.com", role: "viewer" }), 409, "already_member");
   const members = ok(await c.members.list(s.org), 200);
   assert.equal(members.items.length, 2);
+  const bob = members.items.find((m) => m.user_id === s.bob.user.id);
+  assert.deepEqual([bob?.email, bob?.role], ["bob@example.com", "viewer"]);
+  ok(await s.bob.c.orgs.get(s.org), 200);
 
   const malloryOrg = ok(await s.mallory.c.orgs.create({ name: "Elsewhere" }), 201);
   s.malloryOrg = malloryOrg.id;
@@ -357,7 +430,16 @@ test("read the audit log", async () => {
   const { c } = s.alice;
   const page = ok(await c.audit.list(s.org, { limit: 200 }), 200);
   const actions = new Set(page.items.map((e) => e.action));
-  for (const action of ["org.created", "member.added", "agent.created", "session.created", "command.denied", "session.stopped"]) {
+  for (const action of [
+    "org.created",
+    "invitation.created",
+    "invitation.accepted",
+    "member.added",
+    "agent.created",
+    "session.created",
+    "command.denied",
+    "session.stopped",
+  ]) {
     assert.ok(actions.has(action), `audit has ${action}: ${[...actions].join(", ")}`);
   }
   const denied = ok(await c.audit.list(s.org, { action: "command.denied" }), 200);
@@ -403,8 +485,14 @@ test("a 401 rotates the refresh token once for concurrent calls and replays them
   assert.equal(stale.tokens.refreshToken, undefined, "a refused refresh token is dropped");
   problem(await stale.me.get(), 401, "invalid_token");
   assert.equal(refreshCalls, 1, "no second refresh with a dead token");
-  // Presenting the spent token revoked the family (RFC 9700 §4.14): the rotated one is dead too.
+  // Presenting the spent token revoked the family (RFC 9700 §4.14): the rotated one is dead too,
+  // and every access token of the account ended at once.
   problem(await client().auth.refresh({ refresh_token: c.tokens.refreshToken }), 401, "invalid_refresh_token");
+  problem(await client({ accessToken: c.tokens.accessToken }).me.get(), 401, "invalid_token");
+  // Alice's first login is another family: her client refreshes on the 401 and goes on.
+  const before = s.alice.c.tokens.refreshToken;
+  ok(await s.alice.c.me.get(), 200);
+  assert.notEqual(s.alice.c.tokens.refreshToken, before, "refreshed after its access token ended");
 });
 
 test("a custom role, an API key with it (X-API-Key): allowed, 403 permission_denied, role change, revoked → 401", async () => {
@@ -461,7 +549,7 @@ test("a custom role, an API key with it (X-API-Key): allowed, 403 permission_den
   problem(await bot.sessions.list(s.org), 401, "invalid_token");
 });
 
-test("invite a registered user with the custom role; they accept; a used invitation is 410", async () => {
+test("invite a verified user with the custom role; they accept; a used invitation is 410; an unverified one is 403", async () => {
   const { c } = s.alice;
   const invite = ok(await c.invitations.create(s.org, { email: "mallory@example.com", role: "support" }), 201);
   assert.equal(invite.status, "pending");
@@ -469,7 +557,10 @@ test("invite a registered user with the custom role; they accept; a used invitat
   const pending = ok(await c.invitations.list(s.org), 200);
   assert.deepEqual(
     pending.items.map((i) => [i.id, i.status, "token" in i]),
-    [[invite.id, "pending", false]],
+    [
+      [invite.id, "pending", false],
+      [s.bobInvite, "accepted", false],
+    ],
   );
 
   problem(await s.bob.c.invitations.accept(invite.token), 403, "invitation_email_mismatch");
@@ -483,9 +574,45 @@ test("invite a registered user with the custom role; they accept; a used invitat
   assert.equal(mallory?.role, "support");
   ok(await s.mallory.c.sessions.get(s.org, s.session), 200); // no longer 404 for her
   problem(await c.roles.delete(s.org, "support"), 409, "role_in_use");
+
+  // An account that has not proved its address cannot accept, until it opens a (new) link.
+  s.erin = await signUp("erin@example.com", "Erin", { verify: false });
+  const erinInvite = ok(await c.invitations.create(s.org, { email: "erin@example.com", role: "viewer" }), 201);
+  problem(await s.erin.c.invitations.accept(erinInvite.token), 403, "email_not_verified");
+  problem(await s.erin.c.orgs.get(s.org), 404, "not_found");
+  const first = await server.verificationToken("erin@example.com");
+  ok(await s.erin.c.me.sendVerification(), 202);
+  const second = await server.verificationToken("erin@example.com");
+  assert.notEqual(second, first, "a new link was mailed");
+  ok(await client().auth.verifyEmail({ token: second }), 204);
+  assert.equal(ok(await s.erin.c.me.get(), 200).email_verified, true);
+  problem(await s.erin.c.me.sendVerification(), 409, "email_already_verified");
+  const erinJoined = ok(await s.erin.c.invitations.accept(erinInvite.token), 200);
+  assert.deepEqual([erinJoined.org_id, erinJoined.role], [s.org, "viewer"]);
 });
 
-test("me.export has the account; me.logoutAll revokes every refresh token (old one → 401)", async () => {
+test("me.leaveOrg: a member leaves (204, then 404 on the org); the only owner cannot (409 last_owner)", async () => {
+  const { c } = s.alice;
+  ok(await s.erin.c.orgs.get(s.org), 200);
+  ok(await s.erin.c.me.leaveOrg(s.org), 204);
+  problem(await s.erin.c.orgs.get(s.org), 404, "not_found");
+  problem(await s.erin.c.sessions.list(s.org), 404, "not_found");
+  problem(await s.erin.c.me.leaveOrg(s.org), 404, "not_found");
+  assert.ok(!ok(await s.erin.c.orgs.list(), 200).items.some((o) => o.id === s.org));
+  const members = ok(await c.members.list(s.org), 200);
+  assert.ok(!members.items.some((m) => m.user_id === s.erin.user.id), JSON.stringify(members.items));
+  const left = ok(await c.audit.list(s.org, { action: "member.left" }), 200);
+  assert.deepEqual(
+    left.items.map((e) => e.action),
+    ["member.left"],
+  );
+
+  problem(await c.me.leaveOrg(s.org), 409, "last_owner");
+  ok(await c.orgs.get(s.org), 200);
+  problem(await s.erin.c.me.leaveOrg(randomUUID()), 404, "not_found");
+});
+
+test("me.export has the account; me.logoutAll ends every token of the account at once (→ 401)", async () => {
   const mallory = client();
   const login = ok(await mallory.auth.login({ email: "mallory@example.com", password: PASSWORD }), 200);
   const exported = ok(await mallory.me.export(), 200);
@@ -494,8 +621,9 @@ test("me.export has the account; me.logoutAll revokes every refresh token (old o
   assert.ok(exported.memberships.some((m) => m.org_id === s.org && m.role === "support"), JSON.stringify(exported.memberships));
 
   ok(await mallory.me.logoutAll(), 204);
-  assert.equal(mallory.tokens.refreshToken, undefined, "the client forgot its refresh token");
-  ok(await mallory.me.get(), 200); // the access token lives until it expires
+  assert.deepEqual(mallory.tokens, { accessToken: undefined, refreshToken: undefined }, "the client forgot both tokens");
+  problem(await client({ accessToken: login.access_token }).me.get(), 401, "invalid_token"); // ended at once
+  problem(await s.mallory.c.me.get(), 401, "invalid_token"); // her other device too (its refresh is refused)
   problem(await client().auth.refresh({ refresh_token: login.refresh_token }), 401, "invalid_refresh_token");
   problem(await client().auth.refresh({ refresh_token: s.mallory.tokens.refresh_token }), 401, "invalid_refresh_token");
 });

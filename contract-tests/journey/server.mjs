@@ -1,7 +1,9 @@
 // Starts the agentdesk binary on a free loopback port with a throw-away SQLite database,
 // waits for /healthz, and stops it (and removes its data) when asked or when node exits.
+// Mail (verification links, sign-up notices) goes to `.eml` files in `<data dir>/mail`
+// (`mail_sender = "dir"`), which `mail()` and `verificationToken()` read.
 import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,13 +30,62 @@ function freePort() {
 }
 
 /**
- * Starts the server. Returns `{ baseUrl, stop, logs }`; `stop()` is idempotent and always
+ * Parses one RFC 5322 message as the `dir` mail sender writes it: `{ file, headers, body }`, the
+ * header names lower-cased (folded lines unfolded), CRLF line ends in the body turned into LF.
+ */
+export function parseEml(file, text) {
+  const split = text.indexOf("\r\n\r\n");
+  const head = split < 0 ? text : text.slice(0, split);
+  const body = split < 0 ? "" : text.slice(split + 4);
+  const headers = {};
+  for (const line of head.replace(/\r\n[ \t]+/g, " ").split("\r\n")) {
+    const colon = line.indexOf(":");
+    if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return { file, headers, body: body.replace(/\r\n/g, "\n") };
+}
+
+/**
+ * The messages in `dir` (oldest first: the files are named by UUIDv7), optionally only those to
+ * `to` (compared case-insensitively with the `To: <addr>` header) and of kind `kind`
+ * (`X-Agentdesk-Kind`: `email_verification`, `signup_attempt`). Files being written (`.*.tmp`)
+ * are skipped; a missing directory is no mail.
+ */
+export async function readMail(dir, { to, kind } = {}) {
+  let names;
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if (e.code === "ENOENT") return [];
+    throw e;
+  }
+  const messages = [];
+  for (const name of names.filter((n) => n.endsWith(".eml") && !n.startsWith(".")).sort()) {
+    messages.push(parseEml(name, await readFile(join(dir, name), "utf8")));
+  }
+  return messages.filter(
+    (m) =>
+      (to === undefined || m.headers.to?.toLowerCase() === `<${to.toLowerCase()}>`) &&
+      (kind === undefined || m.headers["x-agentdesk-kind"] === kind),
+  );
+}
+
+/** The `token` in a link's fragment (`<frontend_url>/verify-email#token=ev_…`), or undefined. */
+export function linkToken(link) {
+  if (!link) return undefined;
+  const hash = link.indexOf("#");
+  return hash < 0 ? undefined : (new URLSearchParams(link.slice(hash + 1)).get("token") ?? undefined);
+}
+
+/**
+ * Starts the server. Returns `{ baseUrl, stop, logs, mailDir, mail, verificationToken }`; `stop()` is idempotent and always
  * kills the process (SIGTERM, then SIGKILL after 5 s) and removes the data directory.
  */
 export async function startServer({ env = {}, readyTimeoutMs = 30_000 } = {}) {
   const bin = serverBinary();
   const dataDir = await mkdtemp(join(tmpdir(), "agentdesk-journey-"));
   const port = await freePort();
+  const mailDir = join(dataDir, "mail");
   // Only our AGENTDESK_* settings: nothing from the caller's environment leaks in.
   const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("AGENTDESK_")));
   const child = spawn(bin, ["serve"], {
@@ -49,6 +100,8 @@ export async function startServer({ env = {}, readyTimeoutMs = 30_000 } = {}) {
       AGENTDESK_AUTH_RATE_LIMIT_PER_IP_PER_MIN: "100000",
       AGENTDESK_LOGIN_RATE_LIMIT_PER_ACCOUNT_PER_MIN: "100000",
       AGENTDESK_MAX_LIVE_SESSIONS_PER_ORG: "2",
+      AGENTDESK_MAIL_SENDER: "dir",
+      AGENTDESK_MAIL_DIR: mailDir,
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -106,5 +159,21 @@ export async function startServer({ env = {}, readyTimeoutMs = 30_000 } = {}) {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { baseUrl, stop, logs: () => logs };
+  /** The mail sent so far (oldest first), optionally to one address and of one kind. */
+  const mail = (filter) => readMail(mailDir, filter);
+  /**
+   * The token of the newest verification link mailed to `email` (the one `auth.verifyEmail`
+   * takes); fails when none was sent. The server writes the file before it answers.
+   */
+  async function verificationToken(email) {
+    const sent = await mail({ to: email, kind: "email_verification" });
+    const newest = sent.at(-1);
+    const token = linkToken(newest?.headers["x-agentdesk-link"]);
+    if (!token) {
+      const all = await mail();
+      throw new Error(`no verification link for ${email} in ${mailDir}; mail: ${JSON.stringify(all.map((m) => m.headers))}`);
+    }
+    return token;
+  }
+  return { baseUrl, stop, logs: () => logs, mailDir, mail, verificationToken };
 }

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Fixtures for the schemathesis run (standard library only).
 
-    fixtures.py setup BASE TEMPLATE CONFIG   create users, orgs, agents, sessions, commands,
+    fixtures.py setup BASE TEMPLATE CONFIG MAIL_DIR
+                                             create users (their addresses verified with the
+                                             links the server wrote into MAIL_DIR, its `dir`
+                                             mail sender), orgs, agents, sessions, commands,
                                              custom roles, API keys and invitations on
                                              the server at BASE; write CONFIG from TEMPLATE with
                                              every @NAME@ replaced, and auth.json (the logins
@@ -10,7 +13,9 @@
                                              state) and ST_FIXTURES (the ids, as JSON).
     fixtures.py churn BASE FIXTURES TOKEN    until killed: start and stop a session in the
                                              stream org every second, so that the live-only
-                                             org event stream has status changes to send
+                                             org event stream has status changes to send (logs
+                                             in again when the run ended the token: me.logout_all
+                                             and a password change end every access token)
     fixtures.py state BASE FIXTURES TOKEN    after the run: did the fixtures survive? (printed,
                                              never fails: it explains thin coverage, not errors)
 """
@@ -26,6 +31,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from email.parser import BytesHeaderParser
 
 ALL_CAPABILITIES = [
     "desktop:screen.capture",
@@ -59,14 +65,35 @@ class Api:
         return json.loads(raw) if raw else None
 
 
-def register_and_login(api: Api, name: str, run_id: str) -> dict:
+def verification_token(mail_dir: str, email: str) -> str:
+    """The token of the newest verification link mailed to `email` (`.eml` files named by UUIDv7)."""
+    names = sorted(n for n in os.listdir(mail_dir) if n.endswith(".eml") and not n.startswith("."))
+    for name in reversed(names):
+        with open(os.path.join(mail_dir, name), "rb") as fd:
+            headers = BytesHeaderParser().parse(fd)
+        if headers.get("To", "").strip().lower() == f"<{email.lower()}>" and headers.get("X-Agentdesk-Kind") == "email_verification":
+            link = headers.get("X-Agentdesk-Link", "")
+            token = dict(p.split("=", 1) for p in link.partition("#")[2].split("&") if "=" in p).get("token")
+            if token:
+                return token
+    raise SystemExit(f"fixtures: no verification link for {email} in {mail_dir}")
+
+
+def register_and_login(api: Api, name: str, run_id: str, mail_dir: str, verify: bool = True) -> dict:
+    # The deprecated auth.register (201 with the id; it mails a verification link like auth.signup).
     email = f"st-{name}-{run_id}@example.com"
     password = f"schemathesis-{name}-{run_id}"
     user = api.call("POST", "/v1/auth/register",
                     {"email": email, "password": password, "display_name": f"Schemathesis {name}"},
                     expect=(201,))
+    if verify:  # accepting invitations needs a verified address
+        api.call("POST", "/v1/auth/verify-email", {"token": verification_token(mail_dir, email)}, expect=(204,))
     tokens = api.call("POST", "/v1/auth/login", {"email": email, "password": password})
     return {"id": user["id"], "email": email, "password": password, "token": tokens["access_token"]}
+
+
+def login(api: Api, email: str, password: str) -> str:
+    return api.call("POST", "/v1/auth/login", {"email": email, "password": password})["access_token"]
 
 
 def wait_running(api: Api, token: str, org: str, session: str) -> None:
@@ -96,14 +123,17 @@ def wfc_auth(users: dict[str, dict]) -> dict:
     } for name, u in users.items()]}
 
 
-def setup(base: str, template: str, config: str) -> None:
+def setup(base: str, template: str, config: str, mail_dir: str) -> None:
     api = Api(base)
     run_id = uuid.uuid4().hex[:8]
-    a = register_and_login(api, "a", run_id)  # the owner: every request of the run
-    b = register_and_login(api, "b", run_id)  # the member that members.* add, change and remove
-    c = register_and_login(api, "c", run_id)  # logs in for auth.refresh / auth.logout
-    d = register_and_login(api, "d", run_id)  # the outsider: member of nothing
-    e = register_and_login(api, "e", run_id)  # owns the orgs that invite A (invitations.accept)
+    a = register_and_login(api, "a", run_id, mail_dir)  # the owner: every request of the run
+    b = register_and_login(api, "b", run_id, mail_dir)  # the member that members.* change and remove
+    c = register_and_login(api, "c", run_id, mail_dir)  # logs in for auth.refresh / auth.logout
+    d = register_and_login(api, "d", run_id, mail_dir)  # the outsider: member of nothing
+    e = register_and_login(api, "e", run_id, mail_dir)  # owns the orgs that invite A (invitations.accept)
+    # Unverified accounts whose links auth.verify_email spends (204 once each, then 400).
+    verify_tokens = [verification_token(mail_dir, register_and_login(api, n, run_id, mail_dir, verify=False)["email"])
+                     for n in ("g", "h")]
     tok = a["token"]
     # Refresh tokens of C's logins: me.update (run as A) revokes A's refresh tokens.
     refresh = [api.call("POST", "/v1/auth/login", {"email": c["email"], "password": c["password"]})["refresh_token"]
@@ -111,8 +141,10 @@ def setup(base: str, template: str, config: str) -> None:
 
     org = api.call("POST", "/v1/orgs", {"name": "schemathesis"}, token=tok, expect=(201,))["id"]
     org_members = api.call("POST", "/v1/orgs", {"name": "schemathesis members"}, token=tok, expect=(201,))["id"]
-    api.call("POST", f"/v1/orgs/{org_members}/members", {"email": b["email"], "role": "viewer"},
-             token=tok, expect=(201,))
+    # members.add (deprecated) invites (202); B joins by accepting.
+    b_invite = api.call("POST", f"/v1/orgs/{org_members}/members", {"email": b["email"], "role": "viewer"},
+                        token=tok, expect=(202,))
+    api.call("POST", f"/v1/invitations/{b_invite['token']}/accept", token=b["token"])
     # The org whose event stream the run reads while `churn` starts and stops sessions in it.
     org_stream = api.call("POST", "/v1/orgs", {"name": "schemathesis stream"}, token=tok, expect=(201,))["id"]
     # Every fixture org holds a live session: orgs.delete answers 409 `org_has_live_sessions`.
@@ -198,11 +230,15 @@ def setup(base: str, template: str, config: str) -> None:
     api.call("DELETE", f"/v1/orgs/{inviter_org}/invitations/{revoked['id']}", token=e["token"], expect=(204,))
     expiring = invite(inviter_org, a["email"], "viewer", e["token"], expires_in_s=60)
     mismatch = invite(inviter_org, d["email"], "viewer", e["token"])
+    # An org of E's that A joined, for me.leave_org (204 once, then 404).
+    org_leave = api.call("POST", "/v1/orgs", {"name": "schemathesis leave"}, token=e["token"], expect=(201,))["id"]
+    api.call("POST", f"/v1/invitations/{invite(org_leave, a['email'], 'viewer', e['token'])['token']}/accept", token=tok)
 
     values = {
         "ORG_ID": org,
         "ORG_MEMBERS_ID": org_members,
         "ORG_STREAM_ID": org_stream,
+        "ORG_LEAVE_ID": org_leave,
         "STREAM_AGENT_ID": keepers[org_stream],
         "AGENT_ID": agent_main,
         "AGENT_EDIT_ID": agent_edit,
@@ -225,6 +261,7 @@ def setup(base: str, template: str, config: str) -> None:
         "INVITE_TOKEN_EXPIRING": expiring["token"],
         "INVITE_TOKEN_MISMATCH": mismatch["token"],
         **{f"REFRESH_TOKEN_{n + 1}": token for n, token in enumerate(refresh)},
+        **{f"VERIFY_TOKEN_{n + 1}": token for n, token in enumerate(verify_tokens)},
         **{f"NEW_EMAIL_{n}": f"st-new{n}-{run_id}@example.com" for n in (1, 2, 3)},
     }
     auth_path = os.path.join(os.path.dirname(os.path.abspath(config)), "auth.json")
@@ -253,8 +290,14 @@ def churn(base: str, fixtures: str, token: str) -> None:
             sid = api.call("POST", sessions, {"agent_id": f["STREAM_AGENT_ID"]}, token=token, expect=(202,))["id"]
             time.sleep(0.5)
             api.call("POST", f"{sessions}/{sid}/stop", token=token, expect=(202, 409))
-        except (SystemExit, OSError):
-            pass  # the run may have taken the org or the agent away: keep trying, quietly
+        except (SystemExit, OSError) as exc:
+            # The run may have taken the org or the agent away: keep trying, quietly. A 401: the
+            # run ended the owner's access tokens (me.logout_all, a password change): log in again.
+            if "answered 401" in str(exc):
+                try:
+                    token = login(api, f["USER_A_EMAIL"], f["USER_A_PASSWORD"])
+                except (SystemExit, OSError):
+                    pass
         time.sleep(0.5)
 
 
@@ -262,6 +305,11 @@ def state(base: str, fixtures: str, token: str) -> None:
     api = Api(base)
     f = json.loads(fixtures)
     org, anyst = f["ORG_ID"], tuple(range(200, 600))
+    original = token
+    try:  # the run may have ended the setup's token (me.logout_all, a password change)
+        token = login(api, f["USER_A_EMAIL"], f["USER_A_PASSWORD"])
+    except (SystemExit, OSError) as exc:
+        print(f"fixtures after the run: the owner cannot log in: {exc}")
 
     def get(path: str):
         try:
@@ -274,11 +322,16 @@ def state(base: str, fixtures: str, token: str) -> None:
         return next((m["role"] for m in members if m.get("user_id") == f["USER_A_ID"]), "not a member")
 
     me = get("/v1/me")
+    try:
+        setup_bearer = "id" in api.call("GET", "/v1/me", token=original, expect=anyst)
+    except Exception:  # noqa: BLE001 - informative only
+        setup_bearer = False
     main = get(f"/v1/orgs/{org}/sessions/{f['SESSION_ID']}")
     agent = get(f"/v1/orgs/{org}/agents/{f['AGENT_ID']}")
     sessions = get(f"/v1/orgs/{org}/sessions?limit=200").get("items", [])
     print("fixtures after the run:")
-    print(f"  bearer still valid: {'id' in me}; the owner's role in the main org: {role(org)}, "
+    print(f"  the setup's bearer still valid: {setup_bearer}; the owner can log in: {'id' in me}, "
+          f"address verified: {me.get('email_verified')}; the owner's role in the main org: {role(org)}, "
           f"in the members org: {role(f['ORG_MEMBERS_ID'])}, in the stream org: {role(f['ORG_STREAM_ID'])}")
     stream = get(f"/v1/orgs/{f['ORG_STREAM_ID']}/sessions?limit=200").get("items", [])
     print(f"  sessions started in the stream org (by the churn): {len(stream)}")
@@ -289,10 +342,11 @@ def state(base: str, fixtures: str, token: str) -> None:
     edit = get(f"/v1/orgs/{org}/roles/st-edit")
     print(f"  orgs the owner is in: {len(orgs)} (viewer of {sum(o.get('role') == 'viewer' for o in orgs)}: "
           f"invitations accepted); role st-edit at version {edit.get('version', edit)}")
+    print(f"  the owner left the leave org (me.leave_org): {all(o.get('id') != f['ORG_LEAVE_ID'] for o in orgs)}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "setup":
+    if len(sys.argv) == 6 and sys.argv[1] == "setup":
         setup(*sys.argv[2:])
     elif len(sys.argv) == 5 and sys.argv[1] == "state":
         state(*sys.argv[2:])

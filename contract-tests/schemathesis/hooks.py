@@ -78,6 +78,9 @@ STATE_DEPENDENT = [
     ("invitation_used", None, None),
     ("invitation_revoked", None, None),
     ("invitation_expired", None, None),
+    # Email verification links are one-time server-minted tokens too (auth.verify_email: 400
+    # once spent, or for any string the server did not mint).
+    ("invalid_verification_token", None, None),
     # Times relative to now: an API key's `expires_at` must be in the future.
     ("validation_failed", r"expires_at", r"must be in the future"),
     # me.update: the password must be the current one, and is needed with `new_password`

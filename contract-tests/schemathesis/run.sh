@@ -68,6 +68,7 @@ trap 'exit 130' INT TERM
 # SQLite in a fresh data dir, no desktops (`none` runtime: sessions run without one).
 # Rate limits out of the way: the run sends thousands of requests from one IP and logs in
 # many times. Queued commands must not expire during the run, and tokens must outlive it.
+# Mail (verification links) goes to .eml files in $DATA_DIR/mail, where fixtures.py reads them.
 # The server refuses unknown AGENTDESK_* variables, so it gets none but these (not this
 # script's settings, nor .ci/run's AGENTDESK_TEST_POSTGRES_URL).
 UNSET=()
@@ -81,6 +82,8 @@ env "${UNSET[@]}" AGENTDESK_LISTEN="127.0.0.1:$PORT" \
   AGENTDESK_LOGIN_RATE_LIMIT_PER_ACCOUNT_PER_MIN=1000000 \
   AGENTDESK_COMMAND_CLAIM_TIMEOUT_S=3600 \
   AGENTDESK_ACCESS_TOKEN_TTL_S=3600 \
+  AGENTDESK_MAIL_SENDER=dir \
+  AGENTDESK_MAIL_DIR="$DATA_DIR/mail" \
   "$BIN" serve >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
 
@@ -92,7 +95,7 @@ done
 "$PY" -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$BASE/healthz" 2>/dev/null \
   || die "the server does not answer $BASE/healthz"
 
-FIXTURE_ENV=$("$PY" "$HERE/fixtures.py" setup "$BASE" "$HERE/schemathesis.toml.in" "$OUT/schemathesis.toml")
+FIXTURE_ENV=$("$PY" "$HERE/fixtures.py" setup "$BASE" "$HERE/schemathesis.toml.in" "$OUT/schemathesis.toml" "$DATA_DIR/mail")
 eval "$FIXTURE_ENV"
 export ST_HOOKS=$HERE/hooks.py
 

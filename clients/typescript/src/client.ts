@@ -135,7 +135,29 @@ export function createClient(options: ClientOptions) {
   raw.use(authMiddleware(credentials));
 
   const auth = {
-    /** `auth.register`: create an account (201 `UserOut`). */
+    /**
+     * `auth.signup`: create an account and mail a verification link to the address (202
+     * `SignupOut`, `status: "verification_sent"`). A taken address answers exactly the same
+     * (its owner gets a notice instead), so the answer never tells which addresses have
+     * accounts. Open the link's token with `verifyEmail`, then `login`.
+     */
+    signup: (body: S["RegisterIn"], opts?: CallOptions): Promise<Result<S["SignupOut"]>> =>
+      wrap(raw.POST("/v1/auth/signup", { body, ...init(opts) })),
+    /**
+     * `auth.verify_email`: spend the token of a verification link (`ev_…`, the `token` in the
+     * link's fragment `…/verify-email#token=ev_…`) and mark the address verified (204). No
+     * credential needed; 400 `invalid_verification_token` when it is unknown, used or expired.
+     */
+    verifyEmail: (body: S["VerifyEmailIn"], opts?: CallOptions): Promise<Result<undefined>> =>
+      wrap(raw.POST("/v1/auth/verify-email", { body, ...init(opts) })),
+    /**
+     * `auth.register`: create an account (201 `UserOut`, address not yet verified: a link was
+     * mailed). A taken address answers 409 `email_taken`, which tells anyone who has an account.
+     *
+     * @deprecated Since 2026-11-29, sunset 2027-06-01 (the server sends `Deprecation`,
+     * `Sunset` and `Link` headers): use {@link signup}, which answers 202 the same for a new
+     * and a taken address, then `verifyEmail` and `login`.
+     */
     register: (body: S["RegisterIn"], opts?: CallOptions): Promise<Result<S["UserOut"]>> =>
       wrap(raw.POST("/v1/auth/register", { body, ...init(opts) })),
     /** `auth.login`: get a token pair; the client uses it from now on. */
@@ -183,18 +205,38 @@ export function createClient(options: ClientOptions) {
   const me = {
     /** `me.get`: the caller's account. */
     get: (opts?: CallOptions): Promise<Result<S["UserOut"]>> => wrap(raw.GET("/v1/me", init(opts))),
-    /** `me.update`: change the display name and/or password (needs `current_password`). */
-    update: (body: S["MePatch"], opts?: CallOptions): Promise<Result<S["UserOut"]>> =>
-      wrap(raw.PATCH("/v1/me", { body, ...init(opts) })),
     /**
-     * `me.logout_all`: revoke every refresh token of the account (all devices); the client forgets
-     * its refresh token. Access tokens already issued stay valid until they expire.
+     * `me.update`: change the display name and/or password (needs `current_password`). A
+     * password change revokes every refresh token and ends every access token of the account,
+     * this client's included: the client forgets its tokens (log in again with the new password).
+     */
+    update: async (body: S["MePatch"], opts?: CallOptions): Promise<Result<S["UserOut"]>> => {
+      const result = await wrap(raw.PATCH("/v1/me", { body, ...init(opts) }));
+      if (!result.error && body.new_password !== undefined) credentials.clearTokens();
+      return result;
+    },
+    /**
+     * `me.logout_all`: revoke every refresh token of the account (all devices) and end every
+     * access token at once; the client forgets both.
      */
     logoutAll: async (opts?: CallOptions): Promise<Result<undefined>> => {
       const result = await wrap(raw.POST("/v1/me/logout-all", init(opts)));
-      if (!result.error) credentials.refreshToken = undefined;
+      if (!result.error) credentials.clearTokens();
       return result;
     },
+    /**
+     * `me.send_verification`: mail a new verification link to the caller's address (202; spend
+     * it with `auth.verifyEmail`). 409 `email_already_verified` when there is nothing to prove;
+     * limited per account like logins (429).
+     */
+    sendVerification: (opts?: CallOptions): Promise<Result<undefined>> =>
+      wrap(raw.POST("/v1/me/email-verification", init(opts))),
+    /**
+     * `me.leave_org`: end the caller's own membership of an organization (204; no permission
+     * needed). 409 `last_owner` for its only owner; 404 `not_found` when not a member.
+     */
+    leaveOrg: (orgId: string, opts?: CallOptions): Promise<Result<undefined>> =>
+      wrap(raw.DELETE("/v1/me/memberships/{org_id}", { params: { path: { org_id: orgId } }, ...init(opts) })),
     /** `me.export`: everything stored about the caller as one JSON document. */
     export: (opts?: CallOptions): Promise<Result<S["MeExport"]>> => wrap(raw.GET("/v1/me/export", init(opts))),
     /** `me.delete`: erase the caller's account (409 `last_owner` while the only owner of an org); the client forgets the tokens. */
@@ -233,8 +275,17 @@ export function createClient(options: ClientOptions) {
     /** `members.list`. */
     list: (orgId: string, query?: Query<"members.list">, opts?: CallOptions): Promise<Result<S["MemberList"]>> =>
       wrap(raw.GET("/v1/orgs/{org_id}/members", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
-    /** `members.add`: an existing account, by email, with a role (built-in or custom). */
-    add: (orgId: string, body: S["MemberIn"], opts?: CallOptions): Promise<Result<S["MemberOut"]>> =>
+    /**
+     * `members.add`: no longer adds anyone. Joining takes the person's consent, so it creates an
+     * invitation exactly as `invitations.create` does (any address, default lifetime) and
+     * answers 202 `InvitationCreatedOut`; the person becomes a member when they accept it
+     * (`invitations.accept`, with a verified address). 409 `already_member` when a member has
+     * the email. `MemberOut` stays in the type only because the contract keeps the earlier 201,
+     * which current servers never send.
+     *
+     * @deprecated Since 2026-11-29, sunset 2027-06-01: use `invitations.create`.
+     */
+    add: (orgId: string, body: S["MemberIn"], opts?: CallOptions): Promise<Result<S["InvitationCreatedOut"] | S["MemberOut"]>> =>
       wrap(raw.POST("/v1/orgs/{org_id}/members", { params: { path: { org_id: orgId } }, body, ...init(opts) })),
     /** `members.update`: change a member's role. */
     update: (orgId: string, userId: string, body: S["MemberRoleIn"], opts?: CallOptions): Promise<Result<S["MemberOut"]>> =>

@@ -22,6 +22,7 @@ type S = components["schemas"];
 /** Every schema of the spec, by its spec name. */
 export type Schemas = S;
 export type UserOut = S["UserOut"];
+export type SignupOut = S["SignupOut"];
 export type OrgOut = S["OrgOut"];
 /** A role's name: built-in (`owner`, `admin`, `operator`, `viewer`) or an org's custom role (`roles.list`). */
 export type RoleName = "owner" | "admin" | "operator" | "viewer" | (string & {});

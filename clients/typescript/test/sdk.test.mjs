@@ -105,6 +105,7 @@ test("roles, API keys, invitations, permissions, me: methods, paths and bodies",
   await c.audit.list("o", { actor_id: "u", since: "2026-01-01T00:00:00Z" });
   await c.me.export();
   await c.me.logoutAll();
+  c.setTokens({ access_token: "jwt" }); // logout-all made the client forget it
   await c.me.delete();
   assert.deepEqual(
     seen.map((r) => [r.method, r.path, r.body]),
@@ -185,7 +186,7 @@ test("auth.oidcAuthorizeUrl builds the authorize URL without a request", () => {
   assert.equal(calls, 0);
 });
 
-test("auth.oidcExchange stores the pair; me.logoutAll forgets the refresh token; me.delete forgets both", async () => {
+test("auth.oidcExchange stores the pair; me.logoutAll and me.delete forget both tokens", async () => {
   const { seen, fetch } = recorder((req) => {
     const path = new URL(req.url).pathname;
     if (path === "/v1/auth/oidc/exchange") return json(200, tokens(7));
@@ -201,13 +202,92 @@ test("auth.oidcExchange stores the pair; me.logoutAll forgets the refresh token;
   assert.equal(out.error, undefined);
   assert.equal(out.data, undefined);
   assert.equal(seen[1].headers.get("authorization"), "Bearer access-7");
-  assert.deepEqual(c.tokens, { accessToken: "access-7", refreshToken: undefined }, "the access token stays valid until it expires");
+  assert.deepEqual(c.tokens, { accessToken: undefined, refreshToken: undefined }, "logout-all ends the access token at once too");
+  c.setTokens(tokens(8));
   await c.me.delete();
   assert.deepEqual(c.tokens, { accessToken: undefined, refreshToken: undefined });
 
   // A refused call keeps the tokens.
   const refusing = createClient({ baseUrl: BASE, accessToken: "a", refreshToken: "r", fetch: async () => problemResponse(409, "last_owner") });
   assert.equal((await refusing.me.delete()).error?.code, "last_owner");
+  assert.deepEqual(refusing.tokens, { accessToken: "a", refreshToken: "r" });
+});
+
+test("signup, verifyEmail, sendVerification, leaveOrg, deprecated register and members.add: methods, paths, bodies, credentials", async () => {
+  const { seen, fetch } = recorder((req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/v1/auth/signup") return json(202, { email: "ada@example.com", status: "verification_sent" });
+    if (path === "/v1/auth/register") return json(201, { id: "u", email: "ada@example.com", email_verified: false });
+    if (path === "/v1/auth/verify-email" || req.method === "DELETE") return new Response(null, { status: 204 });
+    if (path === "/v1/me/email-verification") return new Response(null, { status: 202 });
+    if (path === "/v1/orgs/o/members") return json(202, { id: "i", token: "inv_x", accept_url: "https://app/invitations/accept#token=inv_x" });
+    return json(200, {});
+  });
+  const anonymous = createClient({ baseUrl: BASE, fetch });
+  const body = { email: "Ada@Example.com", password: "at least 12 chars", display_name: "Ada" };
+  const signedUp = await anonymous.auth.signup(body);
+  assert.deepEqual([signedUp.response.status, signedUp.data], [202, { email: "ada@example.com", status: "verification_sent" }]);
+  const verified = await anonymous.auth.verifyEmail({ token: "ev_abc" });
+  assert.deepEqual([verified.response.status, verified.data, verified.error], [204, undefined, undefined]);
+  const registered = await anonymous.auth.register(body);
+  assert.equal(registered.data?.email_verified, false);
+  assert.deepEqual(anonymous.tokens, { accessToken: undefined, refreshToken: undefined }, "signing up logs nobody in");
+
+  const c = createClient({ baseUrl: BASE, accessToken: "jwt", refreshToken: "r", fetch });
+  const sent = await c.me.sendVerification();
+  assert.deepEqual([sent.response.status, sent.data, sent.error], [202, undefined, undefined]);
+  const left = await c.me.leaveOrg("o/1");
+  assert.deepEqual([left.response.status, left.data, left.error], [204, undefined, undefined]);
+  const invited = await c.members.add("o", { email: "bob@example.com", role: "viewer" });
+  assert.equal(invited.response.status, 202);
+  assert.ok(invited.data && "token" in invited.data && invited.data.token === "inv_x");
+  assert.deepEqual(c.tokens, { accessToken: "jwt", refreshToken: "r" }, "none of these touch the tokens");
+
+  assert.deepEqual(
+    seen.map((r) => [r.method, r.path, r.body, r.headers.get("authorization")]),
+    [
+      ["POST", "/v1/auth/signup", body, null],
+      ["POST", "/v1/auth/verify-email", { token: "ev_abc" }, null],
+      ["POST", "/v1/auth/register", body, null],
+      ["POST", "/v1/me/email-verification", undefined, "Bearer jwt"],
+      ["DELETE", "/v1/me/memberships/o%2F1", undefined, "Bearer jwt"],
+      ["POST", "/v1/orgs/o/members", { email: "bob@example.com", role: "viewer" }, "Bearer jwt"],
+    ],
+  );
+
+  // Typed problems of the new operations.
+  const refusing = createClient({
+    baseUrl: BASE,
+    accessToken: "jwt",
+    fetch: async (req) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/v1/auth/verify-email") return problemResponse(400, "invalid_verification_token");
+      if (path === "/v1/me/email-verification") return problemResponse(409, "email_already_verified");
+      return problemResponse(409, "last_owner");
+    },
+  });
+  assert.equal((await refusing.auth.verifyEmail({ token: "ev_used" })).error?.code, "invalid_verification_token");
+  assert.equal((await refusing.me.sendVerification()).error?.code, "email_already_verified");
+  assert.equal((await refusing.me.leaveOrg("o")).error?.code, "last_owner");
+});
+
+test("me.update forgets the tokens after a password change (the server ends them), not after a rename", async () => {
+  const { seen, fetch } = recorder(() => json(200, { id: "u", display_name: "Ada" }));
+  const c = createClient({ baseUrl: BASE, accessToken: "a", refreshToken: "r", fetch });
+  await c.me.update({ display_name: "Ada L." });
+  assert.deepEqual(c.tokens, { accessToken: "a", refreshToken: "r" });
+  await c.me.update({ current_password: "old password!", new_password: "new password, 12+" });
+  assert.deepEqual(c.tokens, { accessToken: undefined, refreshToken: undefined });
+  assert.deepEqual(
+    seen.map((r) => [r.method, r.path]),
+    [
+      ["PATCH", "/v1/me"],
+      ["PATCH", "/v1/me"],
+    ],
+  );
+  // A refused password change keeps them.
+  const refusing = createClient({ baseUrl: BASE, accessToken: "a", refreshToken: "r", fetch: async () => problemResponse(422, "validation_failed") });
+  assert.equal((await refusing.me.update({ current_password: "wrong", new_password: "new password, 12+" })).error?.code, "validation_failed");
   assert.deepEqual(refusing.tokens, { accessToken: "a", refreshToken: "r" });
 });
 

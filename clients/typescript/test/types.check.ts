@@ -21,7 +21,23 @@ async function main(org: string, agent: string): Promise<SessionOut | Problem> {
   const end = await client.events.stream(org, data.id, { onEvent: (e) => console.log(e.seq, e.kind, e.payload) });
   if (end.error) console.log(end.error.code);
   // Roles are free strings now (built-in or custom); roles.update needs If-Match.
-  await client.members.add(org, { email: "bob@example.com", role: "support-lead" });
+  // members.add (deprecated) invites: 202 InvitationCreatedOut; MemberOut only from the earlier contract.
+  const added = await client.members.add(org, { email: "bob@example.com", role: "support-lead" });
+  if (added.data && "token" in added.data) console.log(added.data.accept_url);
+  const signedUp = await client.auth.signup({ email: "a@example.com", password: "at least 12 chars", display_name: "A" });
+  const status: string | undefined = signedUp.data?.status;
+  void status;
+  const verified: undefined = (await client.auth.verifyEmail({ token: "ev_x" })).data;
+  void verified;
+  // @ts-expect-error verifyEmail needs the token
+  await client.auth.verifyEmail({});
+  const left = await client.me.leaveOrg(org);
+  if (left.error?.code === "last_owner") console.log(left.error.detail);
+  const resent = await client.me.sendVerification();
+  if (resent.error?.code === "email_already_verified") console.log(resent.error.detail);
+  const me = await client.me.get();
+  const emailVerified: boolean | undefined = me.data?.email_verified;
+  void emailVerified;
   const role = await client.roles.get(org, "support-lead");
   const etag = role.response.headers.get("etag") ?? `"${role.data?.version ?? 0}"`;
   await client.roles.update(org, "support-lead", { permissions: ["sessions:read"] }, { ifMatch: etag });

@@ -4,6 +4,56 @@
  */
 
 export interface paths {
+    "/v1/auth/signup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign up
+         * @description Creates an account with an argon2id-hashed password and mails a verification link to
+         *     the address, or, when the address already has an account, creates nothing and tells its
+         *     owner that someone tried. Both answer `202` with the same body, so the answer does not
+         *     reveal which addresses have accounts. Open unless the server turned registration off
+         *     (`403 registration_closed`); invalid fields answer `422 validation_failed` naming each
+         *     field. Until the address is verified (`auth.verify_email`) the account can log in but
+         *     cannot accept invitations.
+         */
+        post: operations["auth.signup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/verify-email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify an email address
+         * @description Spends the token of a verification link (mailed by `auth.signup`, `auth.register` or
+         *     `me.send_verification`) and marks the address verified. No credential is needed: the
+         *     token proves the mailbox. Audited as `user.email_verified`. An unknown, used or expired
+         *     token, or one for an address the account no longer has, answers `400
+         *     invalid_verification_token`.
+         */
+        post: operations["auth.verify_email"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/register": {
         parameters: {
             query?: never;
@@ -14,10 +64,13 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Register an account
-         * @description Creates a user with an argon2id-hashed password. Open unless the server turned
-         *     registration off (`403 registration_closed`). A taken email answers `409 email_taken`;
-         *     invalid fields answer `422 validation_failed` naming each field.
+         * Register an account (deprecated: use `auth.signup`)
+         * @deprecated
+         * @description Creates a user with an argon2id-hashed password and mails a verification link. Open
+         *     unless the server turned registration off (`403 registration_closed`). A taken email
+         *     answers `409 email_taken`, which tells anyone which addresses have accounts: use
+         *     `auth.signup`, which answers the same for both. Invalid fields answer `422
+         *     validation_failed` naming each field. Deprecated since 2026-11-29, sunset 2027-06-01.
          */
         post: operations["auth.register"];
         delete?: never;
@@ -83,8 +136,8 @@ export interface paths {
         put?: never;
         /**
          * Log out
-         * @description Revokes the refresh token and every token rotated from the same login. Access tokens
-         *     already issued stay valid until they expire (`access_token_ttl_s`).
+         * @description Revokes the refresh token and every token rotated from the same login, and ends the
+         *     account's access tokens at once on every node (other devices refresh to go on).
          */
         post: operations["auth.logout"];
         delete?: never;
@@ -139,9 +192,8 @@ export interface paths {
         put?: never;
         /**
          * Log out everywhere
-         * @description Revokes every refresh token of the caller's account (all devices and logins). Access
-         *     tokens already issued stay valid until they expire (`access_token_ttl_s`). Audited as
-         *     `auth.logout_all`.
+         * @description Revokes every refresh token of the caller's account (all devices and logins) and ends
+         *     every access token at once, on every node. Audited as `auth.logout_all`.
          */
         post: operations["me.logout_all"];
         delete?: never;
@@ -166,6 +218,52 @@ export interface paths {
         get: operations["me.export"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/memberships/{org_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Leave an organization
+         * @description Ends the caller's membership of the organization: no permission is needed, only the
+         *     membership. The organization's only owner cannot leave (`409 last_owner`: make someone
+         *     else owner, or delete the organization). API keys and pending invitations the caller
+         *     made there that their rights no longer cover are revoked with it. Audited in the
+         *     organization as `member.left`. `404` when the caller is not a member.
+         */
+        delete: operations["me.leave_org"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/email-verification": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a new verification link
+         * @description Mails a new link for the caller's email address (`auth.verify_email` spends it).
+         *     `409 email_already_verified` when there is nothing to prove. Limited per account like
+         *     logins (`429`).
+         */
+        post: operations["me.send_verification"];
         delete?: never;
         options?: never;
         head?: never;
@@ -242,9 +340,14 @@ export interface paths {
         get: operations["members.list"];
         put?: never;
         /**
-         * Add a member
-         * @description Needs `members:write` (`members:owner` to grant `owner`). Adds an existing account by
-         *     email; `409 already_member` if it is one. Audited as `member.added`.
+         * Invite a member (deprecated: use `invitations.create`)
+         * @deprecated
+         * @description Needs `members:write` (`members:owner` to invite as `owner`). Joining an organization
+         *     takes the person's consent, so this no longer adds anyone: it creates an invitation
+         *     exactly as `invitations.create` does (default lifetime) and answers `202` with it, for
+         *     any address, whether or not it has an account. `409 already_member` when a member has
+         *     the email. Audited as `invitation.created`. Deprecated since 2026-11-29, sunset
+         *     2027-06-01.
          */
         post: operations["members.add"];
         delete?: never;
@@ -834,7 +937,9 @@ export interface paths {
         /**
          * Accept an invitation
          * @description By a logged-in user whose account email is the invited one (`403
-         *     invitation_email_mismatch` otherwise); makes them a member with the invitation's role.
+         *     invitation_email_mismatch` otherwise) and verified (`403 email_not_verified`: an
+         *     invitation goes to whoever receives mail at the address); makes them a member with the
+         *     invitation's role.
          *     Used, revoked or expired tokens answer `410` (`invitation_used`, `invitation_revoked`,
          *     `invitation_expired`); unknown ones `404`. Audited as `invitation.accepted` and
          *     `member.added`.
@@ -1959,7 +2064,10 @@ export interface components {
          * @description `members.add` request.
          */
         MemberIn: {
-            /** @description Email of an existing account (`422` naming `email` when there is none). */
+            /**
+             * @description The invitee's email address (any address: the answer does not say whether it has an
+             *     account).
+             */
             email: string;
             /**
              * @description Role to grant: built-in or custom (`roles.list`). `owner` needs `members:owner`; a
@@ -2191,6 +2299,13 @@ export interface components {
             missing_permission?: string;
             /** @description On `invalid_transition` and `session_not_live`: the session's current status. */
             current_status?: string;
+            /** @description On `quota_exceeded`: the setting whose limit was reached, e.g. `max_orgs_per_user`. */
+            limit?: string;
+            /**
+             * Format: uint64
+             * @description On `quota_exceeded`: that setting's value.
+             */
+            limit_value?: number;
         };
         /**
          * ProblemFieldError
@@ -2212,7 +2327,7 @@ export interface components {
         };
         /**
          * RegisterIn
-         * @description `auth.register` request.
+         * @description `auth.register` and `auth.signup` request.
          */
         RegisterIn: {
             /** @description Email address (`local@domain`); normalised to lower case and unique across the server. */
@@ -2510,6 +2625,19 @@ export interface components {
             args: components["schemas"]["ShellArgs"] & unknown;
         };
         /**
+         * SignupOut
+         * @description `auth.signup` answer: the same for a new and for a taken address.
+         */
+        SignupOut: {
+            /** @description The address in the form the server stores it (see the README's email rules). */
+            email: string;
+            /**
+             * @description Always `verification_sent`: a link went to the address. Open it (`auth.verify_email`),
+             *     then log in with `auth.login`.
+             */
+            status: string;
+        };
+        /**
          * TextArgs
          * @description Text to type or to put on the clipboard.
          */
@@ -2560,8 +2688,13 @@ export interface components {
              * @description User id (UUIDv7).
              */
             id: string;
-            /** @description Normalised (lower-case) email. */
+            /** @description The email address in its canonical form (lower case, NFC; see the README's email rules). */
             email: string;
+            /**
+             * @description Whether the owner proved the address (a verification link, or an SSO provider vouching
+             *     for it). Unverified accounts cannot accept invitations.
+             */
+            email_verified: boolean;
             /** @description Display name. */
             display_name: string;
             /**
@@ -2575,6 +2708,14 @@ export interface components {
              */
             updated_at: string;
         };
+        /**
+         * VerifyEmailIn
+         * @description `auth.verify_email` request.
+         */
+        VerifyEmailIn: {
+            /** @description The token from the verification link (`ev_…`, the `token` in its fragment). */
+            token: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -2584,6 +2725,206 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    "auth.signup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["RegisterIn"];
+            };
+        };
+        responses: {
+            /**
+             * @description Accepted: a verification link (for a new address) or a notice to the owner (for a
+             *     taken one) was sent. The answer does not say which.
+             */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["SignupOut"];
+                };
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than `body_limit_bytes` (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed JSON that breaks the rules (`validation_failed`, with `errors` naming each field; `idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "auth.verify_email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["VerifyEmailIn"];
+            };
+        };
+        responses: {
+            /** @description The address is verified. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than `body_limit_bytes` (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed JSON that breaks the rules (`validation_failed`, with `errors` naming each field; `idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     "auth.register": {
         parameters: {
             query?: never;
@@ -2597,7 +2938,10 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The account was created. Log in with `auth.login`. */
+            /**
+             * @description The account was created, its address not yet verified (a link was mailed). Log in with
+             *     `auth.login`.
+             */
             201: {
                 headers: {
                     LOCATION: string;
@@ -3425,6 +3769,191 @@ export interface operations {
             };
         };
     };
+    "me.leave_org": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organization to leave. */
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "me.send_verification": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Sent to the account's address. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     "orgs.list": {
         parameters: {
             query?: {
@@ -4092,7 +4621,11 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The user is now a member. */
+            /**
+             * @description Not returned since 2026-11-29 (joining takes the person's consent: `members.add` now
+             *     invites and answers 202). Kept in the contract so that clients written against the
+             *     earlier one still build.
+             */
             201: {
                 headers: {
                     /** @description The membership's URL. */
@@ -4101,6 +4634,20 @@ export interface operations {
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["MemberOut"];
+                };
+            };
+            /**
+             * @description An invitation was created, as `invitations.create` does: the person becomes a member
+             *     when they accept it with the token (`invitations.accept`).
+             */
+            202: {
+                headers: {
+                    /** @description The invitation's URL. */
+                    LOCATION: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["InvitationCreatedOut"];
                 };
             };
             /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
