@@ -86,6 +86,15 @@ STATE_DEPENDENT = [
     # me.update: the password must be the current one, and is needed with `new_password`
     # (a dependency between two optional fields, which poem-openapi cannot declare).
     ("validation_failed", r"current_password", r".*"),
+    # Email addresses: the spec's pattern gives the shape; the Unicode rules on top of it
+    # (README, "Emails are compared in one canonical form": UTS #39 identifier status, single
+    # script, whole-script look-alikes, IDNA for the domain) cannot be written as a JSON Schema
+    # pattern, and are described on every email field.
+    (
+        "validation_failed",
+        r"email",
+        r"must not contain invisible|mixes scripts|look-alike letters|not a valid internationalized domain",
+    ),
     # Byte limits on free-form JSON objects (`metadata` 16 KiB, event `payload` 256 KiB by
     # default): JSON Schema can bound lengths and counts, not serialized size.
     ("validation_failed", r"metadata|events\[\d+\]\.payload", r"must be at most \d+ bytes as JSON"),

@@ -40,6 +40,10 @@ pub struct SignupOut {
 #[oai(skip_serializing_if_is_none)]
 pub struct RegisterIn {
     /// Email address (`local@domain`); normalised to lower case and unique across the server.
+    /// Beyond the pattern, addresses that read like another are refused (422 naming the field):
+    /// invisible or formatting characters (zero-width, bidi controls), fullwidth and other
+    /// compatibility forms, symbols, a local part mixing scripts or written in look-alike
+    /// letters of another script, a domain that is not valid IDNA. Compared lower-cased, NFC.
     #[oai(validator(
         max_length = 320,
         pattern = r"^\s*[^\s@\u0000-\u001F\u007F-\u009F]+@[^\s@.\u0000-\u001F\u007F-\u009F](?:[^\s@\u0000-\u001F\u007F-\u009F]*[^\s@.\u0000-\u001F\u007F-\u009F])?\s*$"

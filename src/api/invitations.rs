@@ -81,7 +81,11 @@ pub struct InvitationCreatedOut {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct InvitationIn {
-    /// The invitee's email address; they accept while logged in with it.
+    /// The invitee's email address; they accept while logged in with it, verified.
+    /// Beyond the pattern, addresses that read like another are refused (422 naming the field):
+    /// invisible or formatting characters (zero-width, bidi controls), fullwidth and other
+    /// compatibility forms, symbols, a local part mixing scripts or written in look-alike
+    /// letters of another script, a domain that is not valid IDNA. Compared lower-cased, NFC.
     #[oai(validator(
         max_length = 320,
         pattern = r"^\s*[^\s@\u0000-\u001F\u007F-\u009F]+@[^\s@.\u0000-\u001F\u007F-\u009F](?:[^\s@\u0000-\u001F\u007F-\u009F]*[^\s@.\u0000-\u001F\u007F-\u009F])?\s*$"

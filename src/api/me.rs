@@ -63,8 +63,8 @@ pub struct MePatch {
     /// The current password: required with `new_password`.
     #[oai(validator(max_length = 256))]
     pub current_password: Option<String>,
-    /// New password, 10–256 characters. Changing it logs out every session (all refresh tokens
-    /// are revoked).
+    /// New password, 10–256 characters. Changing it logs out every session: all refresh tokens
+    /// are revoked and every access token ends at once.
     #[oai(validator(min_length = 10, max_length = 256))]
     pub new_password: Option<String>,
 }
@@ -300,7 +300,8 @@ impl MeApi {
     ///
     /// Changes the display name and/or the password. A password change needs
     /// `current_password` (`422` naming it when missing or wrong; attempts are limited per account
-    /// like logins, `429`), revokes every refresh token of the account and is audited as
+    /// like logins, `429`), revokes every refresh token of the account, ends every access token
+    /// at once (this one included: log in again with the new password) and is audited as
     /// `user.password_changed`.
     #[oai(path = "/v1/me", method = "patch", operation_id = "me.update")]
     async fn update(

@@ -60,6 +60,10 @@ impl From<Member> for MemberOut {
 pub struct MemberIn {
     /// The invitee's email address (any address: the answer does not say whether it has an
     /// account).
+    /// Beyond the pattern, addresses that read like another are refused (422 naming the field):
+    /// invisible or formatting characters (zero-width, bidi controls), fullwidth and other
+    /// compatibility forms, symbols, a local part mixing scripts or written in look-alike
+    /// letters of another script, a domain that is not valid IDNA. Compared lower-cased, NFC.
     #[oai(validator(
         max_length = 320,
         pattern = r"^\s*[^\s@\u0000-\u001F\u007F-\u009F]+@[^\s@.\u0000-\u001F\u007F-\u009F](?:[^\s@\u0000-\u001F\u007F-\u009F]*[^\s@.\u0000-\u001F\u007F-\u009F])?\s*$"

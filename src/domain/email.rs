@@ -71,12 +71,18 @@ pub fn normalize(field: &str, email: &str) -> Result<String, FieldError> {
             ));
         }
     }
-    let ascii = idna::domain_to_ascii(domain).map_err(|_| shape())?;
+    let idna_refused = || {
+        refuse(
+            field,
+            "the part after @ is not a valid internationalized domain name (IDNA, UTS #46)",
+        )
+    };
+    let ascii = idna::domain_to_ascii(domain).map_err(|_| idna_refused())?;
     if ascii.is_empty() {
-        return Err(shape());
+        return Err(idna_refused());
     }
     let (unicode, result) = idna::domain_to_unicode(&ascii);
-    result.map_err(|_| shape())?;
+    result.map_err(|_| idna_refused())?;
     let out = format!("{local}@{unicode}");
     if out.len() > EMAIL_MAX {
         return Err(shape());

@@ -165,8 +165,11 @@ export interface paths {
          * @description Erases the account's personal data in one transaction: email and name are replaced,
          *     the password, linked identities, memberships and refresh tokens are deleted. Audit
          *     events stay, with the caller replaced by a pseudonym (`actor.type` `erased_user`) and
-         *     without IP or user agent. Refused with `409 last_owner` while the caller is the only
-         *     owner of an organization. Audited as `user.erased`.
+         *     without IP or user agent. The API keys and pending invitations the caller made (or
+         *     their keys made) in every organization are revoked with it (audited in each as
+         *     `api_key.revoked` / `invitation.revoked` with reason `grantor_lost_rights`). Refused
+         *     with `409 last_owner` while the caller is the only owner of an organization. Audited
+         *     as `user.erased`.
          */
         delete: operations["me.delete"];
         options?: never;
@@ -175,7 +178,8 @@ export interface paths {
          * Update the caller's account
          * @description Changes the display name and/or the password. A password change needs
          *     `current_password` (`422` naming it when missing or wrong; attempts are limited per account
-         *     like logins, `429`), revokes every refresh token of the account and is audited as
+         *     like logins, `429`), revokes every refresh token of the account, ends every access token
+         *     at once (this one included: log in again with the new password) and is audited as
          *     `user.password_changed`.
          */
         patch: operations["me.update"];
@@ -238,9 +242,10 @@ export interface paths {
          * Leave an organization
          * @description Ends the caller's membership of the organization: no permission is needed, only the
          *     membership. The organization's only owner cannot leave (`409 last_owner`: make someone
-         *     else owner, or delete the organization). API keys and pending invitations the caller
-         *     made there that their rights no longer cover are revoked with it. Audited in the
-         *     organization as `member.left`. `404` when the caller is not a member.
+         *     else owner, or delete the organization). The API keys and pending invitations the
+         *     caller made there (or their keys made) are revoked with it, each audited as
+         *     `api_key.revoked` / `invitation.revoked` with reason `grantor_lost_rights`. Audited in
+         *     the organization as `member.left`. `404` when the caller is not a member.
          */
         delete: operations["me.leave_org"];
         options?: never;
@@ -285,7 +290,9 @@ export interface paths {
         put?: never;
         /**
          * Create an organization
-         * @description The caller becomes its owner. Audited as `org.created`.
+         * @description The caller becomes its owner. A user may have created at most `max_orgs_per_user`
+         *     organizations that still exist (`409 quota_exceeded`, naming the limit in `limit`).
+         *     Audited as `org.created`.
          */
         post: operations["orgs.create"];
         delete?: never;
@@ -367,14 +374,20 @@ export interface paths {
         /**
          * Change a member's role
          * @description Needs `members:write` (`members:owner` to grant or take `owner`). Demoting the last
-         *     owner answers `409 last_owner`. Audited as `member.updated`.
+         *     owner answers `409 last_owner`. API keys and pending invitations the member made (or
+         *     their keys made) that the new role no longer covers are revoked in the same
+         *     transaction, each audited as `api_key.revoked` / `invitation.revoked` with reason
+         *     `grantor_lost_rights`. Audited as `member.updated`.
          */
         put: operations["members.update"];
         post?: never;
         /**
          * Remove a member
          * @description Needs `members:write` (`members:owner` to remove an owner). Removing the last owner
-         *     answers `409 last_owner`. Audited as `member.removed`.
+         *     answers `409 last_owner`. The API keys and pending invitations the member made (or
+         *     their keys made) are revoked in the same transaction, each audited as
+         *     `api_key.revoked` / `invitation.revoked` with reason `grantor_lost_rights`. Audited as
+         *     `member.removed`.
          */
         delete: operations["members.remove"];
         options?: never;
@@ -479,7 +492,10 @@ export interface paths {
          * Start a session
          * @description Needs `sessions:write`. Answers 202 with the session `pending`; a worker provisions
          *     its desktop and moves it to `running` (watch `sessions.get` or the event stream).
-         *     Over the org's live-session limit → 429 `session_limit_reached`. Honours
+         *     Over the org's live-session limit → 429 `session_limit_reached`. The session counts
+         *     against the calling user (for an API key, the user who made it, or made the key that
+         *     made it) across all their organizations: over `max_live_sessions_per_user` → 429
+         *     `quota_exceeded` naming the limit in `limit`, with `Retry-After`. Honours
          *     `Idempotency-Key`. Audited as `session.created`.
          */
         post: operations["sessions.create"];
@@ -812,7 +828,10 @@ export interface paths {
          *     stale). Replaces description and permissions; members and keys holding the role get the
          *     new permissions on their next request. Built-in roles are read-only (`409
          *     role_read_only`). The caller must hold every permission the role has now and will have.
-         *     Audited as `role.updated`.
+         *     In the same transaction, API keys and pending invitations the change leaves beyond
+         *     their grantor's rights are revoked (those made by holders of a shrunk role; those
+         *     holding a grown role their maker lacks), each audited as `api_key.revoked` /
+         *     `invitation.revoked` with reason `grantor_lost_rights`. Audited as `role.updated`.
          */
         put: operations["roles.update"];
         post?: never;
@@ -846,7 +865,11 @@ export interface paths {
          * Create an API key
          * @description Needs `api_keys:write`. Returns the key `ad_<prefix>_<secret>` once; only its SHA-256
          *     is stored. The key acts in this organization only, with `role`, which may not hold a
-         *     permission the caller lacks (`422`). Audited as `api_key.created`.
+         *     permission the caller lacks (`422`), then or later: when its creator (the member, or
+         *     the API key, that made it) no longer holds every permission of `role` (demoted,
+         *     removed, left, erased, a custom role edited), the key is revoked. An organization
+         *     holds at most `max_api_keys_per_org` keys neither revoked nor expired (`409
+         *     quota_exceeded`, naming the limit in `limit`). Audited as `api_key.created`.
          */
         post: operations["api_keys.create"];
         delete?: never;
@@ -867,9 +890,12 @@ export interface paths {
         post?: never;
         /**
          * Revoke an API key
-         * @description Needs `api_keys:write`. Every later request with the key answers 401 (at once on the
-         *     node that revoked it, within `api_key_cache_ttl_s` on other nodes). Revoking a revoked
-         *     key succeeds. Audited as `api_key.revoked`.
+         * @description Needs `api_keys:write`, and every permission of the key's role (`members:owner` for
+         *     an `owner` key): `403 permission_denied` names the first one the caller lacks. A key
+         *     may always revoke itself. Every later request with the key answers 401 (at once on the
+         *     node that revoked it, within `api_key_cache_ttl_s` on other nodes); the keys and
+         *     pending invitations it made are revoked with it. Revoking a revoked key succeeds.
+         *     Audited as `api_key.revoked`.
          */
         delete: operations["api_keys.revoke"];
         options?: never;
@@ -941,7 +967,9 @@ export interface paths {
          *     invitation goes to whoever receives mail at the address); makes them a member with the
          *     invitation's role.
          *     Used, revoked or expired tokens answer `410` (`invitation_used`, `invitation_revoked`,
-         *     `invitation_expired`); unknown ones `404`. Audited as `invitation.accepted` and
+         *     `invitation_expired`); unknown ones `404`. An invitation whose inviter (member or API
+         *     key) no longer holds every permission of its role is revoked, here at the latest
+         *     (`410 invitation_revoked`). Audited as `invitation.accepted` and
          *     `member.added`.
          */
         post: operations["invitations.accept"];
@@ -961,9 +989,11 @@ export interface paths {
         /**
          * Start single sign-on
          * @description Redirects (302) to the provider's login with the authorization code flow, PKCE (S256),
-         *     `state` and `nonce`. `redirect_uri` is the frontend page the login ends on and must
-         *     exactly match one configured for the provider (`422` otherwise). Unknown provider:
-         *     `404`. Provider unreachable: `503 idp_unavailable`.
+         *     `state` and `nonce`, and sets the browser-binding cookie `agentdesk_oidc` that the
+         *     callback requires (login CSRF protection: a login finishes only in the browser that
+         *     started it). `redirect_uri` is the frontend page the login ends on and must exactly
+         *     match one configured for the provider (`422` otherwise). Unknown provider: `404`.
+         *     Provider unreachable: `503 idp_unavailable`.
          */
         get: operations["auth.oidc_authorize"];
         put?: never;
@@ -984,12 +1014,15 @@ export interface paths {
         /**
          * Finish single sign-on (the provider's redirect target)
          * @description Not called by clients: the provider sends the browser here. Spends `state` (single
-         *     use; unknown, used or expired → `400 invalid_state`), exchanges the code with the PKCE
-         *     verifier, checks the ID token (signature, `iss`, `aud`, `exp`, `nonce`), links or
-         *     creates the account, and redirects (302) to the frontend's `redirect_uri` with a
+         *     use; unknown, used or expired → `400 invalid_state`), requires the browser-binding
+         *     cookie `agentdesk_oidc` set by `auth.oidc_authorize` for that `state` (missing or
+         *     different → back to the frontend with `error=invalid_state`), exchanges the code with
+         *     the PKCE verifier, checks the ID token (signature, `iss`, `aud`, `exp`, `nonce`), links
+         *     or creates the account, and redirects (302) to the frontend's `redirect_uri` with a
          *     one-time `code` (60 s) for `auth.oidc_exchange` — or with `error` and
-         *     `error_description` (`access_denied`, `code_exchange_failed`, `invalid_id_token`,
-         *     `invalid_nonce`, `email_not_verified`, `email_domain_not_allowed`, …).
+         *     `error_description` (`invalid_state`, `access_denied`, `code_exchange_failed`,
+         *     `invalid_id_token`, `invalid_nonce`, `email_not_verified`, `email_domain_not_allowed`,
+         *     …). Every answer clears the cookie.
          */
         get: operations["auth.oidc_callback"];
         put?: never;
@@ -1860,7 +1893,13 @@ export interface components {
          * @description `invitations.create` request.
          */
         InvitationIn: {
-            /** @description The invitee's email address; they accept while logged in with it. */
+            /**
+             * @description The invitee's email address; they accept while logged in with it, verified.
+             *     Beyond the pattern, addresses that read like another are refused (422 naming the field):
+             *     invisible or formatting characters (zero-width, bidi controls), fullwidth and other
+             *     compatibility forms, symbols, a local part mixing scripts or written in look-alike
+             *     letters of another script, a domain that is not valid IDNA. Compared lower-cased, NFC.
+             */
             email: string;
             /**
              * @description Role granted on acceptance, built-in or custom; `owner` needs `members:owner`, and a
@@ -2054,8 +2093,8 @@ export interface components {
             /** @description The current password: required with `new_password`. */
             current_password?: string;
             /**
-             * @description New password, 10–256 characters. Changing it logs out every session (all refresh tokens
-             *     are revoked).
+             * @description New password, 10–256 characters. Changing it logs out every session: all refresh tokens
+             *     are revoked and every access token ends at once.
              */
             new_password?: string;
         };
@@ -2067,6 +2106,10 @@ export interface components {
             /**
              * @description The invitee's email address (any address: the answer does not say whether it has an
              *     account).
+             *     Beyond the pattern, addresses that read like another are refused (422 naming the field):
+             *     invisible or formatting characters (zero-width, bidi controls), fullwidth and other
+             *     compatibility forms, symbols, a local part mixing scripts or written in look-alike
+             *     letters of another script, a domain that is not valid IDNA. Compared lower-cased, NFC.
              */
             email: string;
             /**
@@ -2330,7 +2373,13 @@ export interface components {
          * @description `auth.register` and `auth.signup` request.
          */
         RegisterIn: {
-            /** @description Email address (`local@domain`); normalised to lower case and unique across the server. */
+            /**
+             * @description Email address (`local@domain`); normalised to lower case and unique across the server.
+             *     Beyond the pattern, addresses that read like another are refused (422 naming the field):
+             *     invisible or formatting characters (zero-width, bidi controls), fullwidth and other
+             *     compatibility forms, symbols, a local part mixing scripts or written in look-alike
+             *     letters of another script, a domain that is not valid IDNA. Compared lower-cased, NFC.
+             */
             email: string;
             /** @description Password, 10–256 characters, not equal to the email. */
             password: string;
@@ -2795,7 +2844,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -2888,7 +2937,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -2969,7 +3018,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3005,7 +3054,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -3111,7 +3160,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -3217,7 +3266,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -3310,7 +3359,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -3385,7 +3434,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -3458,7 +3507,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3467,7 +3516,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -3582,7 +3631,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -3655,7 +3704,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -3732,7 +3781,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -3826,7 +3875,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3835,7 +3884,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -3908,7 +3957,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3917,7 +3966,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -4006,7 +4055,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -4098,6 +4147,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The body is larger than `body_limit_bytes` (`payload_too_large`). */
             413: {
                 headers: {
@@ -4125,7 +4183,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -4223,7 +4281,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -4317,7 +4375,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4326,7 +4384,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -4467,7 +4525,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -4568,7 +4626,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -4688,7 +4746,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4724,7 +4782,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -4826,7 +4884,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4862,7 +4920,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -4958,7 +5016,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4967,7 +5025,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -5076,7 +5134,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -5177,7 +5235,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -5288,7 +5346,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5324,7 +5382,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -5424,7 +5482,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -5520,7 +5578,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5529,7 +5587,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -5639,7 +5697,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5693,7 +5751,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -5798,7 +5856,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -5910,7 +5968,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5946,7 +6004,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -6046,7 +6104,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -6156,7 +6214,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6174,7 +6232,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -6279,7 +6337,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -6389,7 +6447,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6425,7 +6483,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -6535,7 +6593,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -6634,7 +6692,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -6737,7 +6795,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -6849,7 +6907,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6885,7 +6943,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -6985,7 +7043,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -7093,7 +7151,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7102,7 +7160,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -7206,7 +7264,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7242,7 +7300,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -7347,7 +7405,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -7445,7 +7503,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7454,7 +7512,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -7518,7 +7576,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -7614,7 +7672,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -7718,7 +7776,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7754,7 +7812,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -7854,7 +7912,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -7964,7 +8022,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8018,7 +8076,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -8114,7 +8172,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8123,7 +8181,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -8224,7 +8282,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -8326,6 +8384,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The body is larger than `body_limit_bytes` (`payload_too_large`). */
             413: {
                 headers: {
@@ -8353,7 +8420,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -8449,7 +8516,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -8550,7 +8617,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -8652,7 +8719,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8688,7 +8755,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -8784,7 +8851,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8793,7 +8860,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -8889,7 +8956,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, …). */
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8907,7 +8974,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -8959,13 +9026,20 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Go to `Location`. */
+            /** @description Go to the provider's authorization URL in `Location`. */
             302: {
                 headers: {
-                    /** @description Where the browser goes next. */
+                    /** @description The provider's authorization URL. */
                     LOCATION: string;
                     /** @description `no-store`: redirects carrying one-time values are never cached. */
                     "CACHE-CONTROL": string;
+                    /**
+                     * @description The browser-binding cookie `agentdesk_oidc=ob_<43 base64url characters>` (256
+                     *     random bits; the server keeps only its SHA-256 with the `state`), with
+                     *     `Path=/v1/auth/oidc/; Max-Age=<oidc_state_ttl_s>; HttpOnly; SameSite=Lax`, and
+                     *     `Secure` when the server's `public_url` is https. The callback requires it.
+                     */
+                    "SET-COOKIE": string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -8997,7 +9071,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -9053,20 +9127,33 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Go to `Location`. */
+            /**
+             * @description Go back to the frontend's `redirect_uri` (in `Location`) with `code`, or with `error`
+             *     and `error_description`.
+             */
             302: {
                 headers: {
-                    /** @description Where the browser goes next. */
+                    /** @description The frontend URL with the outcome in its query. */
                     LOCATION: string;
                     /** @description `no-store`: redirects carrying one-time values are never cached. */
                     "CACHE-CONTROL": string;
+                    /**
+                     * @description Clears the browser-binding cookie (`agentdesk_oidc=; Path=/v1/auth/oidc/;
+                     *     Max-Age=0; …`).
+                     */
+                    "SET-COOKIE": string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            /**
+             * @description Unknown, used, expired or misdirected `state` (`invalid_state`), or an invalid
+             *     parameter (`invalid_parameter`).
+             */
             400: {
                 headers: {
+                    /** @description Clears the browser-binding cookie. */
+                    "SET-COOKIE"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -9082,7 +9169,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
@@ -9177,7 +9264,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over a rate limit (`rate_limited`) or the org's live-session limit (`session_limit_reached`); retry after `Retry-After` seconds. */
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
