@@ -34,7 +34,7 @@ use super::{
 };
 use crate::{
     auth::{
-        rbac::{self, Rbac},
+        rbac::{self, Rbac, RuleChange},
         secrets,
     },
     entity::{Tenant, api_key},
@@ -195,27 +195,14 @@ pub async fn revoke(
         .await?
         .ok_or(AppError::NotFound("API key"))?;
     if access.subject.key_id() != Some(key_id) {
-        ensure_covers(&tx, rbac, &access, &key.role).await?;
+        // Taking a key away takes what taking a role away takes.
+        orgs::ensure_takeable(&tx, rbac, &access, &key.role).await?;
     }
     if key.revoked_at.is_some() {
         return Ok(());
     }
-    api_key::Entity::update_many()
-        .col_expr(api_key::Column::RevokedAt, Expr::value(Utc::now()))
-        .filter(api_key::Column::Id.eq(key_id))
-        .exec(&tx)
-        .await?;
-    let change =
-        rbac::revoke_in_tx(&tx, rbac::key_subject(key_id), access.org_id, &key.role).await?;
-    let event = Event {
-        org_id: Some(access.org_id),
-        action: "api_key.revoked",
-        target_type: target::API_KEY,
-        target_id: Some(key_id),
-        success: true,
-        details: json!({ "name": key.name, "prefix": key.prefix }),
-    };
-    audit::record(&tx, ctx, event).await?;
+    let details = json!({ "name": key.name, "prefix": key.prefix });
+    let change = revoke_in_tx(&tx, &key, ctx, Utc::now(), details).await?;
     let enforced = grants::enforce(&tx, access.org_id, ctx, "api_key.revoked").await?;
     tx.commit().await?;
     cache.evict(key_id);
@@ -224,25 +211,32 @@ pub async fn revoke(
     Ok(())
 }
 
-/// Checks that the caller holds every permission of the role named `role`, and
-/// `members:owner` for `owner`: what it takes to revoke a key with that role. Errors: 403
-/// `permission_denied` naming the first permission lacking.
-async fn ensure_covers(
-    db: &impl ConnectionTrait,
-    rbac: &Rbac,
-    access: &Access,
-    role: &str,
-) -> AppResult<()> {
-    if role == rbac::Role::Owner.as_str()
-        && !orgs::role_allows(db, rbac, access.org_id, &access.role, rbac::MEMBERS_OWNER).await?
-    {
-        return Err(AppError::permission_denied(rbac::MEMBERS_OWNER));
-    }
-    let perms = orgs::permissions_of(db, access.org_id, role)
-        .await?
-        .unwrap_or_default();
-    match orgs::first_missing(db, access, &perms).await? {
-        Some(missing) => Err(AppError::permission_denied(&missing)),
-        None => Ok(()),
-    }
+/// Revokes `key` inside the caller's transaction (every revocation goes through here:
+/// `api_keys.revoke`, the grantor bound, the SSO takeover guard): sets `revoked_at` to `now`,
+/// drops its casbin grant and audits `api_key.revoked` in the key's org with `details`.
+/// Returns the casbin change to apply after the commit; the caller also evicts the key from
+/// the node's cache then. Errors: database errors.
+pub(crate) async fn revoke_in_tx(
+    tx: &impl ConnectionTrait,
+    key: &api_key::Model,
+    ctx: &AuditCtx,
+    now: DateTime<Utc>,
+    details: serde_json::Value,
+) -> AppResult<RuleChange> {
+    api_key::Entity::update_many()
+        .col_expr(api_key::Column::RevokedAt, Expr::value(now))
+        .filter(api_key::Column::Id.eq(key.id))
+        .exec(tx)
+        .await?;
+    let change = rbac::revoke_in_tx(tx, rbac::key_subject(key.id), key.org_id, &key.role).await?;
+    let event = Event {
+        org_id: Some(key.org_id),
+        action: "api_key.revoked",
+        target_type: target::API_KEY,
+        target_id: Some(key.id),
+        success: true,
+        details,
+    };
+    audit::record(tx, ctx, event).await?;
+    Ok(change)
 }

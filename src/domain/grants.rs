@@ -35,14 +35,11 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{
-    audit::{self, AuditCtx, Event, target},
-    orgs,
-};
+use super::{audit::AuditCtx, orgs};
 use crate::{
     auth::{
         api_keys::KeyCache,
@@ -324,27 +321,9 @@ async fn revoke_key(
     trigger: &str,
     now: DateTime<Utc>,
 ) -> AppResult<RuleChange> {
-    api_key::Entity::update_many()
-        .col_expr(api_key::Column::RevokedAt, Expr::value(now))
-        .filter(api_key::Column::Id.eq(key.id))
-        .exec(tx)
-        .await?;
-    let change = rbac::revoke_in_tx(tx, rbac::key_subject(key.id), key.org_id, &key.role).await?;
-    let event = Event {
-        org_id: Some(key.org_id),
-        action: "api_key.revoked",
-        target_type: target::API_KEY,
-        target_id: Some(key.id),
-        success: true,
-        details: details(
-            grantor,
-            short,
-            trigger,
-            json!({ "name": key.name, "prefix": key.prefix, "role": key.role }),
-        ),
-    };
-    audit::record(tx, ctx, event).await?;
-    Ok(change)
+    let base = json!({ "name": key.name, "prefix": key.prefix, "role": key.role });
+    let details = details(grantor, short, trigger, base);
+    super::api_keys::revoke_in_tx(tx, key, ctx, now, details).await
 }
 
 async fn revoke_invitation(
@@ -356,20 +335,8 @@ async fn revoke_invitation(
     trigger: &str,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    invitation::Entity::update_many()
-        .col_expr(invitation::Column::RevokedAt, Expr::value(now))
-        .filter(invitation::Column::Id.eq(inv.id))
-        .exec(tx)
-        .await?;
-    let event = Event {
-        org_id: Some(inv.org_id),
-        action: "invitation.revoked",
-        target_type: target::INVITATION,
-        target_id: Some(inv.id),
-        success: true,
-        details: details(grantor, short, trigger, json!({ "role": inv.role })),
-    };
-    audit::record(tx, ctx, event).await
+    let details = details(grantor, short, trigger, json!({ "role": inv.role }));
+    super::invitations::revoke_in_tx(tx, inv, ctx, now, details).await
 }
 
 #[cfg(test)]

@@ -223,22 +223,36 @@ pub async fn revoke(
         Status::Revoked | Status::Expired => return Ok(()),
         Status::Pending => {}
     }
-    invitation::Entity::update_many()
-        .col_expr(invitation::Column::RevokedAt, Expr::value(Utc::now()))
-        .filter(invitation::Column::Id.eq(id))
-        .exec(&tx)
-        .await?;
-    let event = Event {
-        org_id: Some(access.org_id),
-        action: "invitation.revoked",
-        target_type: target::INVITATION,
-        target_id: Some(id),
-        success: true,
-        details: json!({ "role": inv.role }),
-    };
-    audit::record(&tx, ctx, event).await?;
+    let details = json!({ "role": inv.role });
+    revoke_in_tx(&tx, &inv, ctx, Utc::now(), details).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Revokes a pending invitation inside the caller's transaction (`invitations.revoke`, the
+/// grantor bound, the SSO takeover guard): sets `revoked_at` to `now` and audits
+/// `invitation.revoked` in its org with `details`. Errors: database errors.
+pub(crate) async fn revoke_in_tx(
+    tx: &impl ConnectionTrait,
+    inv: &invitation::Model,
+    ctx: &AuditCtx,
+    now: DateTime<Utc>,
+    details: serde_json::Value,
+) -> AppResult<()> {
+    invitation::Entity::update_many()
+        .col_expr(invitation::Column::RevokedAt, Expr::value(now))
+        .filter(invitation::Column::Id.eq(inv.id))
+        .exec(tx)
+        .await?;
+    let event = Event {
+        org_id: Some(inv.org_id),
+        action: "invitation.revoked",
+        target_type: target::INVITATION,
+        target_id: Some(inv.id),
+        success: true,
+        details,
+    };
+    audit::record(tx, ctx, event).await
 }
 
 fn gone(status: Status) -> AppError {

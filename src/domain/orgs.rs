@@ -523,7 +523,7 @@ async fn require_owner_rights(
 /// Checks that the caller may take the role named `role` away from someone: taking `owner`
 /// needs `members:owner`, and a role holding a permission the caller lacks cannot be taken
 /// (403 `permission_denied` naming it).
-async fn ensure_takeable(
+pub(crate) async fn ensure_takeable(
     db: &impl ConnectionTrait,
     rbac: &Rbac,
     access: &Access,

@@ -35,12 +35,12 @@ use uuid::Uuid;
 
 use super::{
     accounts,
-    audit::{self, AuditCtx, Event, target},
+    audit::AuditCtx,
     orgs,
     tickets::{self, Kind},
 };
 use crate::{
-    auth::rbac::{self, RuleChange},
+    auth::rbac::RuleChange,
     entity::{api_key, identity, invitation, membership, refresh_token, user},
     error::AppResult,
 };
@@ -151,22 +151,9 @@ pub async fn hand_over(
     }
     let key_ids: Vec<Uuid> = keys.iter().map(|k| k.id).collect();
     for key in keys.iter().filter(|k| k.revoked_at.is_none()) {
-        api_key::Entity::update_many()
-            .col_expr(api_key::Column::RevokedAt, Expr::value(now))
-            .filter(api_key::Column::Id.eq(key.id))
-            .exec(tx)
-            .await?;
+        let details = json!({ "name": key.name, "prefix": key.prefix, "reason": REASON });
         out.rule_changes
-            .push(rbac::revoke_in_tx(tx, rbac::key_subject(key.id), key.org_id, &key.role).await?);
-        let event = Event {
-            org_id: Some(key.org_id),
-            action: "api_key.revoked",
-            target_type: target::API_KEY,
-            target_id: Some(key.id),
-            success: true,
-            details: json!({ "name": key.name, "prefix": key.prefix, "reason": REASON }),
-        };
-        audit::record(tx, ctx, event).await?;
+            .push(super::api_keys::revoke_in_tx(tx, key, ctx, now, details).await?);
         out.api_keys_revoked.push(key.id);
     }
 
@@ -182,20 +169,8 @@ pub async fn hand_over(
         .all(tx)
         .await?;
     for inv in &pending {
-        invitation::Entity::update_many()
-            .col_expr(invitation::Column::RevokedAt, Expr::value(now))
-            .filter(invitation::Column::Id.eq(inv.id))
-            .exec(tx)
-            .await?;
-        let event = Event {
-            org_id: Some(inv.org_id),
-            action: "invitation.revoked",
-            target_type: target::INVITATION,
-            target_id: Some(inv.id),
-            success: true,
-            details: json!({ "role": inv.role, "reason": REASON }),
-        };
-        audit::record(tx, ctx, event).await?;
+        let details = json!({ "role": inv.role, "reason": REASON });
+        super::invitations::revoke_in_tx(tx, inv, ctx, now, details).await?;
     }
     out.invitations_revoked = pending.len() as u64;
 
