@@ -27,6 +27,7 @@ db_tests!(
     key_made_by_a_key_of_a_demoted_creator,
     acceptance_rechecks_the_inviter,
     revoking_a_key_needs_its_role,
+    grants_follow_their_creator_matrix,
 );
 
 /// A key: its id and secret.
@@ -546,4 +547,54 @@ async fn revoking_a_key_needs_its_role(app: TestApp) {
         .expect(204)
         .await;
     assert_key_revoked(&app, &org, &admins_own).await;
+}
+
+/// The role × change matrix: an admin grants a key and an invitation of every built-in role
+/// it may grant and of a custom role; then the admin is demoted to operator, demoted to
+/// viewer, or removed. Whatever the admin's new role no longer covers answers 401 (key) or
+/// 410 (invitation); the rest keeps working. Expected outcomes come from the permission table.
+async fn grants_follow_their_creator_matrix(app: TestApp) {
+    const CUSTOM: &[&str] = &[rbac::ORGS_READ, rbac::AGENTS_READ, rbac::SESSIONS_WRITE];
+    let granted = ["admin", "operator", "viewer", "runner"];
+    let perms_of = |role: &str| -> Vec<&'static str> {
+        match Role::parse(role) {
+            Some(r) => r.permissions().to_vec(),
+            None => CUSTOM.to_vec(),
+        }
+    };
+    for change in ["operator", "viewer", "removed"] {
+        let owner = app.user("owner").await;
+        let org = app.org(&owner, "Matrix").await;
+        app.custom_role(&owner, &org, "runner", CUSTOM).await;
+        let admin = app.user("admin").await;
+        app.add_member(&owner, &org, &admin, "admin").await;
+        let mut made = Vec::new();
+        for role in granted {
+            let k = key(&app, &user(&admin), &org, role).await;
+            let inv = invite(&app, &user(&admin), &org, role).await;
+            made.push((role, k, inv));
+        }
+        let member = format!("/v1/orgs/{org}/members/{}", admin.id);
+        let held: Vec<&str> = if change == "removed" {
+            app.delete(&member).token(&owner.token).expect(204).await;
+            Vec::new()
+        } else {
+            app.put(&member)
+                .token(&owner.token)
+                .json(json!({ "role": change }))
+                .expect(200)
+                .await;
+            perms_of(change)
+        };
+        for (role, k, inv) in &made {
+            let covered = perms_of(role).iter().all(|p| held.contains(p));
+            if covered {
+                assert_key_works(&app, &org, k).await;
+                assert_invitation_good(&app, inv, role).await;
+            } else {
+                assert_key_revoked(&app, &org, k).await;
+                assert_invitation_revoked(&app, inv).await;
+            }
+        }
+    }
 }
