@@ -42,7 +42,7 @@ run_backend() {
   SERVER_PID=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
   local base=http://127.0.0.1:$PORT email="bench-$RANDOM$RANDOM@example.com"
-  curl -sf -X POST "$base/v1/auth/register" -H 'content-type: application/json' \
+  curl -sf -X POST "$base/v1/auth/signup" -H 'content-type: application/json' \
     -d "{\"email\":\"$email\",\"password\":\"benchmark password\",\"display_name\":\"Bench\"}" >/dev/null
   local token org
   token=$(curl -sf -X POST "$base/v1/auth/login" -H 'content-type: application/json' \
