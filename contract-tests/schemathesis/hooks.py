@@ -93,7 +93,7 @@ STATE_DEPENDENT = [
     (
         "validation_failed",
         r"email",
-        r"must not contain invisible|mixes scripts|look-alike letters|not a valid internationalized domain",
+        r"(must not contain invisible|the part before @ mixes scripts|the part before @ is written in look-alike letters|the part after @ is not a valid internationalized domain).*",
     ),
     # Byte limits on free-form JSON objects (`metadata` 16 KiB, event `payload` 256 KiB by
     # default): JSON Schema can bound lengths and counts, not serialized size.
