@@ -28,6 +28,7 @@ db_tests!(
     acceptance_rechecks_the_inviter,
     revoking_a_key_needs_its_role,
     grants_follow_their_creator_matrix,
+    revoking_an_invitation_needs_its_role,
 );
 
 /// A key: its id and secret.
@@ -596,5 +597,77 @@ async fn grants_follow_their_creator_matrix(app: TestApp) {
                 assert_invitation_revoked(&app, inv).await;
             }
         }
+    }
+}
+
+/// Withdrawing an invitation takes what taking its role from a member takes: an admin cannot
+/// withdraw the owner's invitation of a new owner, a `members:write`-only role cannot withdraw
+/// a viewer's; anyone may withdraw their own.
+async fn revoking_an_invitation_needs_its_role(app: TestApp) {
+    let owner = app.user("owner").await;
+    let org = app.org(&owner, "Withdraw").await;
+    let admin = app.user("admin").await;
+    app.add_member(&owner, &org, &admin, "admin").await;
+    let usher_perms = [rbac::ORGS_READ, rbac::MEMBERS_READ, rbac::MEMBERS_WRITE];
+    app.custom_role(&owner, &org, "usher", &usher_perms).await;
+    let usher = app.user("usher").await;
+    app.add_member(&owner, &org, &usher, "usher").await;
+    let id_of = |r: &crate::common::Resp| r.body["id"].as_str().unwrap().to_owned();
+    let invite_as = |by: &User, role: &'static str| {
+        let app = &app;
+        let url = Urls::invitations(&org);
+        let token = by.token.clone();
+        async move {
+            app.post(&url)
+                .token(&token)
+                .json(json!({ "email": format!("{role}@example.com"), "role": role }))
+                .expect(201)
+                .await
+        }
+    };
+    let withdraw = |id: &str| format!("{}/{id}", Urls::invitations(&org));
+    let new_owner = id_of(&invite_as(&owner, "owner").await);
+    let viewer = id_of(&invite_as(&owner, "viewer").await);
+    let own = id_of(&invite_as(&usher, "usher").await);
+
+    let r = app
+        .delete(&withdraw(&new_owner))
+        .token(&admin.token)
+        .expect(403)
+        .await;
+    r.assert_problem("permission_denied");
+    assert_eq!(r.body["missing_permission"], rbac::MEMBERS_OWNER);
+    let r = app
+        .delete(&withdraw(&viewer))
+        .token(&usher.token)
+        .expect(403)
+        .await;
+    assert_eq!(r.body["missing_permission"], rbac::AGENTS_READ);
+    // Their own invitation, and what their role covers, they may withdraw.
+    app.delete(&withdraw(&own))
+        .token(&usher.token)
+        .expect(204)
+        .await;
+    app.delete(&withdraw(&viewer))
+        .token(&admin.token)
+        .expect(204)
+        .await;
+    app.delete(&withdraw(&new_owner))
+        .token(&owner.token)
+        .expect(204)
+        .await;
+    let pending = app
+        .get(&format!("{}?limit=50", Urls::invitations(&org)))
+        .token(&owner.token)
+        .expect(200)
+        .await;
+    for id in [&new_owner, &viewer, &own] {
+        let inv = pending.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id.as_str())
+            .unwrap();
+        assert_eq!(inv["status"], "revoked", "{inv}");
     }
 }

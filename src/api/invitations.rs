@@ -293,9 +293,11 @@ impl InvitationsApi {
 
     /// Revoke an invitation
     ///
-    /// Needs `members:write`. Its token then answers `410 invitation_revoked`. An accepted
-    /// invitation cannot be revoked (`409 invitation_used`: remove the member instead).
-    /// Audited as `invitation.revoked`.
+    /// Needs `members:write`, and, unless the caller made the invitation, every permission of
+    /// its role (`members:owner` for `owner`; else `403 permission_denied` naming the first one
+    /// lacking), as taking that role from a member would. Its token then answers `410
+    /// invitation_revoked`. An accepted invitation cannot be revoked (`409 invitation_used`:
+    /// remove the member instead). Audited as `invitation.revoked`.
     #[oai(
         path = "/v1/orgs/:org_id/invitations/:invitation_id",
         method = "delete",
@@ -313,7 +315,7 @@ impl InvitationsApi {
     ) -> Result<InvitationRevoked, InvitationRevokeErrors> {
         let a = access(&state, &auth, org_id.0, rbac::MEMBERS_WRITE).await?;
         let ctx = client.audit().as_subject(&a.subject);
-        invitations::revoke(&state.db, a, invitation_id.0, &ctx).await?;
+        invitations::revoke(&state.db, &state.rbac, a, invitation_id.0, &ctx).await?;
         Ok(InvitationRevoked::NoContent)
     }
 

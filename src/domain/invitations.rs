@@ -26,6 +26,7 @@ use super::{
 };
 use crate::{
     auth::{
+        Subject,
         rbac::{self, Rbac},
         secrets,
     },
@@ -200,19 +201,30 @@ pub async fn list(
 }
 
 /// Revokes a pending invitation (its token then answers 410). Revoking a revoked or expired
-/// one succeeds and changes nothing. Errors: 404; 409 `invitation_used` once accepted.
+/// one succeeds and changes nothing. Withdrawing a role takes what taking it from a member
+/// takes: unless the caller made the invitation, they must hold every permission of its role
+/// (`members:owner` for `owner`). Errors: 404; 403 `permission_denied` naming the first
+/// permission lacking; 409 `invitation_used` once accepted.
 pub async fn revoke(
     db: &DatabaseConnection,
+    rbac: &Rbac,
     access: Access,
     id: Uuid,
     ctx: &AuditCtx,
 ) -> AppResult<()> {
     let tx = db.begin().await?;
-    orgs::lock_org(&tx, access.org_id).await?;
+    let access = orgs::lock_and_reauthorize(&tx, rbac, &access, rbac::MEMBERS_WRITE).await?;
     let inv = invitation::Entity::find_in_by_id(access.org_id, id)
         .one(&tx)
         .await?
         .ok_or(AppError::NotFound("invitation"))?;
+    let own = match &access.subject {
+        Subject::User(u) => inv.invited_by == Some(*u),
+        Subject::ApiKey { id, .. } => inv.invited_by_key == Some(*id),
+    };
+    if !own {
+        orgs::ensure_takeable(&tx, rbac, &access, &inv.role).await?;
+    }
     match status(&inv, Utc::now()) {
         Status::Accepted => {
             return Err(AppError::conflict(

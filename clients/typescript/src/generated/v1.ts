@@ -941,9 +941,11 @@ export interface paths {
         post?: never;
         /**
          * Revoke an invitation
-         * @description Needs `members:write`. Its token then answers `410 invitation_revoked`. An accepted
-         *     invitation cannot be revoked (`409 invitation_used`: remove the member instead).
-         *     Audited as `invitation.revoked`.
+         * @description Needs `members:write`, and, unless the caller made the invitation, every permission of
+         *     its role (`members:owner` for `owner`; else `403 permission_denied` naming the first one
+         *     lacking), as taking that role from a member would. Its token then answers `410
+         *     invitation_revoked`. An accepted invitation cannot be revoked (`409 invitation_used`:
+         *     remove the member instead). Audited as `invitation.revoked`.
          */
         delete: operations["invitations.revoke"];
         options?: never;
