@@ -713,13 +713,10 @@ pub async fn erase(
         .col_expr(user::Column::DisabledAt, Expr::value(now))
         .col_expr(user::Column::DeletedAt, Expr::value(now))
         .col_expr(user::Column::UpdatedAt, Expr::value(now))
-        .col_expr(
-            user::Column::TokenGeneration,
-            Expr::col(user::Column::TokenGeneration).add(1),
-        )
         .filter(user::Column::Id.eq(user_id))
         .exec(&tx)
         .await?;
+    end_access_tokens(&tx, user_id).await?;
     let erased_ctx = AuditCtx {
         actor_id: None,
         actor_type: audit::ActorType::Anonymous,
