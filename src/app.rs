@@ -109,6 +109,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let state = AppState {
         oidc,
         mailer: crate::mail::from_config(&config),
+        sealer: Arc::new(crate::auth::seal::Sealer::from_config(&config)?),
+        session_tasks: crate::jobs::SessionTasks::default(),
         api_keys: Arc::new(KeyCache::new(Duration::from_secs(
             config.api_key_cache_ttl_s,
         ))),

@@ -88,6 +88,10 @@ pub struct Config {
     /// HS256 signing key, base64 (standard alphabet), at least 32 bytes decoded. Empty: a key
     /// is generated once and kept in `data_dir/jwt-signing-key` (a warning is logged).
     pub jwt_signing_key: String,
+    /// Key (base64, 32 bytes decoded) that seals desktop secrets at rest (ChaCha20-Poly1305).
+    /// Every node must share it. Empty: generated once into `data_dir/secret-sealing-key`
+    /// (a warning is logged).
+    pub secret_sealing_key: String,
     /// Retired signing keys (base64), still accepted for verification during a rotation.
     pub jwt_previous_signing_keys: Vec<String>,
     /// Access token lifetime (s).
@@ -147,6 +151,18 @@ pub struct Config {
     pub desktop_port_min: u16,
     /// `process` driver: how long (s) a new desktop gets to answer with an RFB greeting.
     pub desktop_ready_timeout_s: u64,
+    /// `process` driver: the unprivileged user `shell` and `open_url` commands run as when
+    /// the server runs as root (never root itself). Ignored when the server is not root:
+    /// commands then run as the server's user.
+    pub desktop_exec_user: String,
+    /// The command `open_url` runs with the URL as its one argument, in the desktop's
+    /// environment (e.g. `xdg-open`, `chromium --no-sandbox`).
+    pub desktop_open_url_command: String,
+    /// Default `timeout_s` of a `shell` command (s), 1–300.
+    pub shell_default_timeout_s: u64,
+    /// Most bytes of a `shell` command's stdout, and of its stderr, kept in its output;
+    /// beyond it the output says `truncated: true`.
+    pub shell_max_output_bytes: u64,
     /// The external base URL of this server (scheme, host, port, no trailing slash), used for
     /// the OIDC callback `<public_url>/v1/auth/oidc/<provider>/callback`. Empty:
     /// `http://<listen>`.
@@ -244,6 +260,7 @@ impl Default for Config {
             jwt_issuer: "agentdesk".into(),
             jwt_audience: "agentdesk-api".into(),
             jwt_signing_key: String::new(),
+            secret_sealing_key: String::new(),
             jwt_previous_signing_keys: Vec::new(),
             access_token_ttl_s: 900,
             refresh_token_ttl_s: 30 * 24 * 3600,
@@ -271,6 +288,10 @@ impl Default for Config {
             desktop_display_max: 199,
             desktop_port_min: 15900,
             desktop_ready_timeout_s: 10,
+            desktop_exec_user: "nobody".into(),
+            desktop_open_url_command: "xdg-open".into(),
+            shell_default_timeout_s: 30,
+            shell_max_output_bytes: 64 * 1024,
             public_url: String::new(),
             frontend_url: String::new(),
             oidc_providers: std::collections::BTreeMap::new(),
@@ -363,6 +384,8 @@ impl Config {
             ("idempotency_ttl_s", self.idempotency_ttl_s),
             ("sse_heartbeat_s", self.sse_heartbeat_s),
             ("desktop_ready_timeout_s", self.desktop_ready_timeout_s),
+            ("shell_default_timeout_s", self.shell_default_timeout_s),
+            ("shell_max_output_bytes", self.shell_max_output_bytes),
             ("oidc_state_ttl_s", self.oidc_state_ttl_s),
             ("login_code_ttl_s", self.login_code_ttl_s),
             (
@@ -487,6 +510,9 @@ impl Config {
                 "the process runtime's desktops listen on loopback only (Xvnc -localhost)",
             );
         }
+        if self.shell_default_timeout_s > 300 {
+            return err("shell_default_timeout_s", "must be at most 300");
+        }
         if self.desktop_process_command.trim().is_empty() {
             return err("desktop_process_command", "must name the Xvnc binary");
         }
@@ -506,6 +532,11 @@ impl Config {
         }
         if !self.jwt_signing_key.is_empty() && decode_signing_key(&self.jwt_signing_key).is_none() {
             return err("jwt_signing_key", "expected base64 of at least 32 bytes");
+        }
+        if !self.secret_sealing_key.is_empty()
+            && decode_signing_key(&self.secret_sealing_key).is_none_or(|k| k.len() != 32)
+        {
+            return err("secret_sealing_key", "expected base64 of exactly 32 bytes");
         }
         for k in &self.jwt_previous_signing_keys {
             if decode_signing_key(k).is_none() {

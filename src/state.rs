@@ -9,10 +9,12 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    auth::{api_keys::KeyCache, principal::Authenticator, rbac::Rbac, tokens::Keyring},
+    auth::{
+        api_keys::KeyCache, principal::Authenticator, rbac::Rbac, seal::Sealer, tokens::Keyring,
+    },
     config::Config,
     domain::oidc::Oidc,
-    jobs::JobContext,
+    jobs::{JobContext, SessionTasks},
     mail::Mailer,
     realtime::{bus::Bus, feed::Feeds},
     runtime::DesktopRuntime,
@@ -43,6 +45,10 @@ pub struct AppState {
     pub api_keys: Arc<KeyCache>,
     /// Mail to account owners (verification links, sign-up notices).
     pub mailer: Arc<dyn Mailer>,
+    /// Seals and opens secrets at rest (the desktops' VNC passwords).
+    pub sealer: Arc<Sealer>,
+    /// The node's long-running per-session tasks (built-in executors).
+    pub session_tasks: SessionTasks,
 }
 
 impl AppState {
@@ -53,6 +59,8 @@ impl AppState {
             bus: self.bus.clone(),
             runtime: self.runtime.clone(),
             config: self.config.clone(),
+            sealer: self.sealer.clone(),
+            session_tasks: self.session_tasks.clone(),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod oidc;
 pub mod password;
 pub mod principal;
 pub mod rbac;
+pub mod seal;
 pub mod secrets;
 pub mod tokens;
 

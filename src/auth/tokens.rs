@@ -90,7 +90,10 @@ impl Keyring {
     /// production should configure its own key. Errors: unreadable/unwritable key file.
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         let secret = if config.jwt_signing_key.is_empty() {
-            load_or_create_key_file(&config.data_dir.join("jwt-signing-key"))?
+            load_or_create_key_file(
+                &config.data_dir.join("jwt-signing-key"),
+                "AGENTDESK_JWT_SIGNING_KEY",
+            )?
         } else {
             crate::config::decode_signing_key(&config.jwt_signing_key)
                 .expect("validated jwt_signing_key")
@@ -173,7 +176,10 @@ impl Keyring {
     }
 }
 
-fn load_or_create_key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+/// Reads the base64 key (≥ 32 bytes) in `path`, or creates it (32 random bytes, mode 0600)
+/// and logs a warning naming `setting`, the environment variable production should set
+/// instead. Errors: the file is unreadable, unwritable or holds no such key.
+pub(crate) fn load_or_create_key_file(path: &Path, setting: &str) -> anyhow::Result<Vec<u8>> {
     if let Ok(text) = std::fs::read_to_string(path) {
         return crate::config::decode_signing_key(&text).ok_or_else(|| {
             anyhow::anyhow!("{} does not hold base64 of ≥ 32 bytes", path.display())
@@ -187,8 +193,9 @@ fn load_or_create_key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     write_private(path, &text)?;
     tracing::warn!(
         path = %path.display(),
-        "no jwt_signing_key configured: generated one and stored it in the data directory; \
-         configure AGENTDESK_JWT_SIGNING_KEY in production"
+        setting,
+        "no key configured: generated one and stored it in the data directory; configure \
+         the setting in production (every node must share it)"
     );
     Ok(key.to_vec())
 }

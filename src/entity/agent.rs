@@ -3,6 +3,16 @@
 
 use sea_orm::entity::prelude::*;
 
+super::stored_enum! {
+    /// Who performs an agent's commands (`agents.executor`).
+    pub enum Executor {
+        /// Agentdesk's own executor, over the RFB link to the session's desktop.
+        Builtin = "builtin",
+        /// An outside process that claims commands through `commands.claim`.
+        External = "external",
+    }
+}
+
 /// An agent row.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "agents")]
@@ -24,6 +34,9 @@ pub struct Model {
     pub screen_width: i32,
     /// Desktop profile: screen height (pixels).
     pub screen_height: i32,
+    /// Who performs its sessions' commands; `None` = the default (built-in when the session
+    /// has a desktop).
+    pub executor: Option<Executor>,
     /// Optimistic-concurrency version, from 1 (ETag / If-Match).
     pub version: i64,
     /// The user who created it.

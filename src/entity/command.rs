@@ -66,6 +66,9 @@ pub struct Model {
     pub output: Option<Json>,
     /// The executor's error message, when failed.
     pub error: Option<String>,
+    /// Why it failed, as a stable code (`desktop_unreachable`, `timeout`, …); `None` when it
+    /// did not fail or an external executor gave no code.
+    pub error_code: Option<String>,
     /// The user who asked for it.
     pub created_by: Option<Uuid>,
     /// A queued command not claimed by then expires (UTC).

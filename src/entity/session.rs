@@ -52,6 +52,11 @@ pub struct Model {
     pub metadata: Json,
     /// The desktop endpoint (`runtime::Desktop` as JSON) once provisioned.
     pub desktop: Option<Json>,
+    /// The desktop's VNC passwords, sealed (`auth::seal`); never leaves the server.
+    pub desktop_secret: Option<String>,
+    /// The agent's executor setting when the session was created; `None` = the default
+    /// (built-in when the session has a desktop).
+    pub executor: Option<super::agent::Executor>,
     /// Screen width (pixels) copied from the agent at creation.
     pub screen_width: i32,
     /// Screen height (pixels) copied from the agent at creation.

@@ -16,6 +16,8 @@
 
 pub mod queue;
 pub mod registry;
+pub mod tasks;
 pub mod worker;
 
 pub use registry::{BackgroundJob, JobContext, Registry};
+pub use tasks::SessionTasks;

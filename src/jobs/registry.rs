@@ -24,6 +24,10 @@ pub struct JobContext {
     pub runtime: Arc<dyn DesktopRuntime>,
     /// The configuration in force.
     pub config: Arc<Config>,
+    /// Seals and opens secrets at rest (the desktops' VNC passwords).
+    pub sealer: Arc<crate::auth::seal::Sealer>,
+    /// The node's long-running per-session tasks (built-in executors).
+    pub session_tasks: super::SessionTasks,
 }
 
 /// A kind of background job. The value is the job's payload (stored as JSON in

@@ -10,6 +10,7 @@
 //! [`process::ProcessRuntime`] (one TigerVNC `Xvnc` per session on this host).
 
 pub mod process;
+pub mod vncauth;
 
 use std::sync::Arc;
 
@@ -34,6 +35,24 @@ pub struct Desktop {
     pub height: u32,
 }
 
+/// The VNC passwords of one desktop (RFC 6143 §7.2.2 VNC Authentication): `control` gives
+/// full access, `view` a view-only connection (the server drops its input). Random per
+/// session, generated and sealed by the session's provision job; only their first 8 bytes
+/// count (the protocol's limit). `Debug` prints no secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DesktopPasswords {
+    /// Full-access password.
+    pub control: String,
+    /// View-only password.
+    pub view: String,
+}
+
+impl std::fmt::Debug for DesktopPasswords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DesktopPasswords(..)")
+    }
+}
+
 /// What a session asks of its desktop.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesktopSpec {
@@ -43,6 +62,36 @@ pub struct DesktopSpec {
     pub width: u32,
     /// Screen height (pixels), from the agent's desktop profile.
     pub height: u32,
+    /// The passwords the desktop must require; it never accepts security type None.
+    pub passwords: DesktopPasswords,
+}
+
+/// A command line to run in a desktop's environment (`shell`, `open_url`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// Run by `/bin/sh -c` (`$1`… are `args`).
+    pub script: String,
+    /// Positional parameters of the script (`$1`, `$2`, …), passed without shell parsing.
+    pub args: Vec<String>,
+    /// Killed (with its whole process group) after this long.
+    pub timeout: std::time::Duration,
+    /// Most bytes kept of stdout and of stderr each; the rest is read and dropped.
+    pub max_output_bytes: usize,
+}
+
+/// What a command run by [`DesktopRuntime::exec`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit status; `None` when it was killed by a signal (e.g. at its timeout).
+    pub exit_code: Option<i32>,
+    /// Standard output, UTF-8 (invalid sequences replaced), at most `max_output_bytes`.
+    pub stdout: String,
+    /// Standard error, likewise.
+    pub stderr: String,
+    /// Whether stdout or stderr was longer than `max_output_bytes` and cut.
+    pub truncated: bool,
+    /// Whether it was killed at its timeout.
+    pub timed_out: bool,
 }
 
 /// A desktop driver. Implementations are shared by all job handlers (`Send + Sync`).
@@ -64,6 +113,18 @@ pub trait DesktopRuntime: Send + Sync {
     /// server died and its desktops with it); each id is returned once. Default: none.
     fn take_lost(&self) -> Vec<Uuid> {
         Vec::new()
+    }
+
+    /// Runs `request` in the environment of the session's desktop (its `DISPLAY`, a working
+    /// directory of its own) as the unprivileged user of `desktop_exec_user`, and returns
+    /// once it exited or was killed at its timeout. Default: the driver has no desktops.
+    /// Errors: the session has no desktop here, or the command could not be started.
+    async fn exec(&self, session_id: Uuid, request: &ExecRequest) -> anyhow::Result<ExecOutput> {
+        let _ = request;
+        anyhow::bail!(
+            "the `{}` desktop runtime cannot run commands (session {session_id})",
+            self.name()
+        )
     }
 
     /// Whether the driver can provision at all (binary present, capacity left). Used by

@@ -143,10 +143,13 @@ impl ProvisionSession {
             // releases the desktop): nothing left to do.
             _ => return Ok(()),
         }
+        let passwords =
+            crate::domain::desktops::passwords_for_provision(&ctx.db, &ctx.sealer, &s).await?;
         let spec = DesktopSpec {
             session_id: id,
             width: s.screen_width.max(0) as u32,
             height: s.screen_height.max(0) as u32,
+            passwords,
         };
         let desktop = ctx.runtime.provision(&spec).await?;
         let result = step(
@@ -161,7 +164,10 @@ impl ProvisionSession {
         )
         .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(running) => {
+                crate::domain::executor::start(ctx, &running);
+                Ok(())
+            }
             Err(AppError::SessionState { .. }) => {
                 // Someone else moved it on. Give the desktop back only if the session is
                 // winding down: a duplicate delivery that lost the race to `running` must not

@@ -307,6 +307,8 @@ pub async fn create(
         max_duration_s,
         metadata,
         desktop: None,
+        desktop_secret: None,
+        executor: agent.executor,
         screen_width: agent.screen_width,
         screen_height: agent.screen_height,
         last_seq: 1,

@@ -136,6 +136,8 @@ mod tests {
             max_duration_s: 3600,
             metadata: json!({}),
             desktop: None,
+            desktop_secret: None,
+            executor: None,
             screen_width: 1280,
             screen_height: 800,
             last_seq: 1,

@@ -32,6 +32,16 @@ impl ProcessRuntime {
         self.cfg.state_dir.join(format!("{session_id}.log"))
     }
 
+    /// The desktop's VNC password file (mode 0600; `vncpasswd -f` format).
+    pub(super) fn rfbauth_path(&self, session_id: Uuid) -> PathBuf {
+        self.cfg.state_dir.join(format!("{session_id}.rfbauth"))
+    }
+
+    /// The working directory of commands run on the session's desktop.
+    pub(super) fn work_path(&self, session_id: Uuid) -> PathBuf {
+        self.cfg.state_dir.join(format!("{session_id}.work"))
+    }
+
     /// Kills desktops named by leftover pid files and removes the files (see [`Self::start`]).
     pub(super) async fn reap_leftovers(&self) -> anyhow::Result<()> {
         let dir = &self.cfg.state_dir;
@@ -87,10 +97,21 @@ impl ProcessRuntime {
                 && let Ok(mut lost) = self.lost.lock()
             {
                 lost.push(id);
+                remove_file_quietly(&self.rfbauth_path(id));
+                remove_dir_quietly(&self.work_path(id));
             }
             remove_file_quietly(&path);
         }
         Ok(())
+    }
+}
+
+/// Removes a directory tree, logging (not failing) when that does not work.
+pub(super) fn remove_dir_quietly(path: &Path) {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not remove a directory"),
     }
 }
 

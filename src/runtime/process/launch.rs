@@ -137,6 +137,21 @@ impl ProcessRuntime {
             ))
         })?;
 
+        let auth_path = self.rfbauth_path(session_id);
+        write_private_file(
+            &auth_path,
+            &crate::runtime::vncauth::password_file(
+                &spec.passwords.control,
+                &spec.passwords.view,
+            ),
+        )
+        .map_err(|e| {
+            LaunchError::Fatal(anyhow!(
+                "writing the desktop's VNC password file {}: {e}",
+                auth_path.display()
+            ))
+        })?;
+
         let mut args: Vec<OsString> = Vec::new();
         let program = match &self.setpriv {
             Some(setpriv) => {
@@ -147,7 +162,7 @@ impl ProcessRuntime {
             None => command.to_path_buf(),
         };
         args.extend(
-            xvnc_args(display, port, spec.width, spec.height)
+            xvnc_args(display, port, spec.width, spec.height, &auth_path)
                 .into_iter()
                 .map(OsString::from),
         );
@@ -255,7 +270,9 @@ impl ProcessRuntime {
         }
         stop_child(&mut running.child).await;
         drop(running);
+        self.end_session_processes(session_id).await;
         remove_file_quietly(&self.pid_path(session_id));
+        remove_file_quietly(&self.rfbauth_path(session_id));
         cleanup_display_files(display);
         remove_file_quietly(&log_path);
         drop(reservation);
@@ -329,8 +346,22 @@ pub(super) async fn detect_setpriv() -> Option<PathBuf> {
     works.then_some(setpriv)
 }
 
-/// The `Xvnc` arguments after the program name.
-fn xvnc_args(display: u32, port: u16, width: u32, height: u32) -> Vec<String> {
+/// Writes `bytes` to a new file at `path` that only our user can read (mode 0600), replacing
+/// an older one.
+fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    remove_file_quietly(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
+/// The `Xvnc` arguments after the program name: VNC Authentication only (`-SecurityTypes
+/// VncAuth`, passwords in `rfbauth`), loopback only, no X over TCP.
+fn xvnc_args(display: u32, port: u16, width: u32, height: u32, rfbauth: &Path) -> Vec<String> {
     vec![
         format!(":{display}"),
         "-geometry".into(),
@@ -341,7 +372,9 @@ fn xvnc_args(display: u32, port: u16, width: u32, height: u32) -> Vec<String> {
         port.to_string(),
         "-localhost".into(),
         "-SecurityTypes".into(),
-        "None".into(),
+        "VncAuth".into(),
+        "-rfbauth".into(),
+        rfbauth.display().to_string(),
         "-nolisten".into(),
         "tcp".into(),
     ]
@@ -388,9 +421,9 @@ mod tests {
     #[test]
     fn xvnc_command_line() {
         assert_eq!(
-            xvnc_args(150, 16050, 800, 600).join(" "),
-            ":150 -geometry 800x600 -depth 24 -rfbport 16050 -localhost -SecurityTypes None \
-             -nolisten tcp"
+            xvnc_args(150, 16050, 800, 600, Path::new("/d/s.rfbauth")).join(" "),
+            ":150 -geometry 800x600 -depth 24 -rfbport 16050 -localhost -SecurityTypes VncAuth \
+             -rfbauth /d/s.rfbauth -nolisten tcp"
         );
     }
 }

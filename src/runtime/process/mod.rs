@@ -36,6 +36,7 @@
 //! desktops a previous run left behind).
 
 mod display;
+mod exec;
 mod files;
 mod launch;
 mod rfb;
@@ -84,6 +85,9 @@ pub struct ProcessConfig {
     /// Directory for pid and log files (`data_dir/desktops`); created by
     /// [`ProcessRuntime::start`].
     pub state_dir: PathBuf,
+    /// The unprivileged user `shell` and `open_url` commands run as when the server runs as
+    /// root (`desktop_exec_user`); ignored otherwise (they run as the server's user).
+    pub exec_user: String,
 }
 
 impl ProcessConfig {
@@ -99,6 +103,7 @@ impl ProcessConfig {
             port_min: c.desktop_port_min,
             ready_timeout: Duration::from_secs(c.desktop_ready_timeout_s),
             state_dir: c.data_dir.join("desktops"),
+            exec_user: c.desktop_exec_user.clone(),
         }
     }
 
@@ -161,6 +166,10 @@ pub struct ProcessRuntime {
     /// Sessions whose desktops a previous run left behind (reaped at start), for
     /// [`DesktopRuntime::take_lost`].
     lost: std::sync::Mutex<Vec<Uuid>>,
+    /// Who commands run as: `(uid, gid)` to switch to, `None` to stay the server's user.
+    exec_as: Option<(u32, u32)>,
+    /// Process groups of commands started per session, ended when its desktop is released.
+    exec_groups: std::sync::Mutex<HashMap<Uuid, Vec<u32>>>,
 }
 
 impl ProcessRuntime {
@@ -213,6 +222,7 @@ impl ProcessRuntime {
         if resolve_command(&cfg.command).is_none() {
             tracing::warn!("{}", command_not_found(&cfg.command));
         }
+        let exec_as = exec::resolve_exec_user(&cfg.exec_user, setpriv.is_some()).await?;
         let launcher = start_launcher()?;
         let command_name = Path::new(&cfg.command)
             .file_name()
@@ -228,6 +238,8 @@ impl ProcessRuntime {
             reserved: std::sync::Mutex::new(HashSet::new()),
             session_locks: Mutex::new(HashMap::new()),
             lost: std::sync::Mutex::new(Vec::new()),
+            exec_as,
+            exec_groups: std::sync::Mutex::new(HashMap::new()),
         };
         runtime.reap_leftovers().await?;
         Ok(runtime)
@@ -296,6 +308,16 @@ impl DesktopRuntime for ProcessRuntime {
         result
     }
 
+    /// Runs the command as `desktop_exec_user` (see `exec`). Errors: the session has no
+    /// desktop here; the command could not be started.
+    async fn exec(
+        &self,
+        session_id: Uuid,
+        request: &super::ExecRequest,
+    ) -> anyhow::Result<super::ExecOutput> {
+        self.exec_in_desktop(session_id, request).await
+    }
+
     /// Errors: `desktop_process_command` names no executable (neither an existing path nor
     /// found on `PATH`), or no display in the configured range is free.
     async fn health(&self) -> anyhow::Result<()> {
@@ -335,6 +357,7 @@ mod tests {
             port_min: 15900,
             ready_timeout: Duration::from_secs(10),
             state_dir: PathBuf::from("/tmp/desktops"),
+            exec_user: "nobody".into(),
         };
         assert!(cfg.validate().is_ok());
         let inverted = ProcessConfig {
