@@ -17,6 +17,7 @@ use crate::{
         agents::{self, AgentFields, AgentView},
         page::PageRequest,
     },
+    entity::agent,
     http::middleware::ClientInfo,
     state::AppState,
 };
@@ -89,6 +90,38 @@ pub struct DesktopProfile {
     pub height: i32,
 }
 
+/// Who performs an agent's commands.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum ExecutorChoice {
+    /// The default: Agentdesk's built-in executor when the session has a desktop (the
+    /// `process` runtime), else an external one.
+    Auto,
+    /// Agentdesk performs the commands itself over its RFB link to the desktop.
+    Builtin,
+    /// An outside executor claims them (`commands.claim`) and reports results
+    /// (`commands.complete`); Agentdesk performs nothing.
+    External,
+}
+
+impl ExecutorChoice {
+    fn stored(self) -> Option<agent::Executor> {
+        match self {
+            Self::Auto => None,
+            Self::Builtin => Some(agent::Executor::Builtin),
+            Self::External => Some(agent::Executor::External),
+        }
+    }
+
+    fn of(e: Option<agent::Executor>) -> Self {
+        match e {
+            None => Self::Auto,
+            Some(agent::Executor::Builtin) => Self::Builtin,
+            Some(agent::Executor::External) => Self::External,
+        }
+    }
+}
+
 /// An agent.
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
@@ -109,6 +142,8 @@ pub struct AgentOut {
     pub desktop: DesktopProfile,
     /// What it may do on the desktop, sorted.
     pub capabilities: Vec<Capability>,
+    /// Who performs its sessions' commands.
+    pub executor: ExecutorChoice,
     /// Version for optimistic concurrency: the `ETag` is `"<version>"`; `agents.update` needs it in `If-Match`.
     pub version: i64,
     /// The user who created it.
@@ -138,6 +173,7 @@ impl From<AgentView> for AgentOut {
                 .iter()
                 .filter_map(|c| Capability::parse(c))
                 .collect(),
+            executor: ExecutorChoice::of(a.executor),
             version: a.version,
             created_by: a.created_by,
             created_at: a.created_at,
@@ -176,6 +212,8 @@ pub struct AgentIn {
     /// What it may do on the desktop (default: nothing).
     #[oai(validator(max_items = 16))]
     pub capabilities: Option<Vec<Capability>>,
+    /// Who performs its sessions' commands (default `auto`).
+    pub executor: Option<ExecutorChoice>,
 }
 
 /// `agents.update` request: absent fields are unchanged; `capabilities` replaces the set.
@@ -207,6 +245,8 @@ pub struct AgentPatch {
     /// The complete new capability set.
     #[oai(validator(max_items = 16))]
     pub capabilities: Option<Vec<Capability>>,
+    /// Who performs commands of sessions started from now on (`auto` restores the default).
+    pub executor: Option<ExecutorChoice>,
 }
 
 fn caps(v: Option<Vec<Capability>>) -> Option<Vec<String>> {
@@ -345,6 +385,7 @@ impl AgentsApi {
             screen_width: b.desktop.map(|d| d.width),
             screen_height: b.desktop.map(|d| d.height),
             capabilities: Some(caps(b.capabilities).unwrap_or_default()),
+            executor: b.executor.map(ExecutorChoice::stored),
         };
         let ctx = client.audit().as_subject(&a.subject);
         let view = agents::create(&state.db, &state.rbac, a.org_id, fields, &ctx).await?;
@@ -443,6 +484,7 @@ impl AgentsApi {
             screen_width: b.desktop.map(|d| d.width),
             screen_height: b.desktop.map(|d| d.height),
             capabilities: caps(b.capabilities),
+            executor: b.executor.map(ExecutorChoice::stored),
         };
         let ctx = client.audit().as_subject(&a.subject);
         let view = agents::update(

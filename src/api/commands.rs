@@ -13,7 +13,7 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{JsonObject, OrgAuth, Tag, access, to_object};
+use super::{JsonObject, OrgAuth, Tag, access, command_output::CommandOutput, to_object};
 use crate::{
     api_errors,
     auth::rbac,
@@ -132,10 +132,16 @@ pub struct CommandOut {
     pub args: JsonObject,
     /// Its state.
     pub status: CommandStatusName,
-    /// The executor's output, once finished (any JSON).
-    pub output: Option<serde_json::Value>,
+    /// The executor's output once finished, typed per kind by its own `kind` field (the
+    /// built-in executor's outputs); what an external executor reported in another shape is
+    /// `{kind: "external", data}`.
+    pub output: Option<CommandOutput>,
     /// The executor's error message, when failed.
     pub error: Option<String>,
+    /// Why it failed, as a stable code: `no_desktop`, `desktop_unreachable`, `invalid_args`,
+    /// `unsupported`, `storage_failed`, `exec_failed`, `timeout`, `no_browser`; absent when
+    /// it did not fail or an external executor gave no code.
+    pub error_code: Option<String>,
     /// The user who asked for it.
     pub created_by: Option<Uuid>,
     /// A queued command not claimed by then expires (RFC 3339, UTC).
@@ -158,8 +164,9 @@ impl From<command::Model> for CommandOut {
             kind: c.kind.into(),
             args: to_object(c.args),
             status: c.status.into(),
-            output: c.output,
+            output: c.output.map(|o| CommandOutput::from_stored(c.kind, o)),
             error: c.error,
+            error_code: c.error_code,
             created_by: c.created_by,
             expires_at: c.expires_at,
             dispatched_at: c.dispatched_at,
@@ -182,6 +189,9 @@ pub struct ClickArgs {
     pub y: u32,
     /// Mouse button (default `left`).
     pub button: Option<MouseButton>,
+    /// Clicks in a row: 1 (default), 2 for a double click, 3 for a triple click.
+    #[oai(validator(minimum(value = "1"), maximum(value = "3")))]
+    pub count: Option<u8>,
 }
 
 /// A mouse button.
@@ -235,7 +245,12 @@ pub struct TextArgs {
 /// A key chord.
 #[derive(Object)]
 pub struct KeyArgs {
-    /// The chord, e.g. `ctrl+c` or `Return`, 1–100 characters.
+    /// The chord, 1–100 characters: key names joined by `+`, pressed in order and released
+    /// in reverse, e.g. `ctrl+shift+t`, `Return`, `super`, `F5`, `a`. Names are
+    /// xdotool-compatible X keysym names (`ctrl`/`control`, `shift`, `alt`, `super`/`win`,
+    /// `Return`/`Enter`, `Escape`, `Tab`, `BackSpace`, `Delete`, `Home`, `End`, `Page_Up`,
+    /// `Page_Down`, arrows `Left`…, `F1`–`F24`, `space`, punctuation names, any single
+    /// character); an unknown name → 422 naming `args.keys`.
     #[oai(validator(min_length = 1, max_length = 100))]
     pub keys: String,
 }
@@ -243,9 +258,13 @@ pub struct KeyArgs {
 /// A shell command.
 #[derive(Object)]
 pub struct ShellArgs {
-    /// The command line, 1–8,192 characters.
+    /// The command line, 1–8,192 characters, run by `/bin/sh -c` on the desktop as an
+    /// unprivileged user, in the session's working directory, with the desktop's `DISPLAY`.
     #[oai(validator(min_length = 1, max_length = 8192))]
     pub command: String,
+    /// Killed (with everything it started) after this many seconds, 1–300 (default 30).
+    #[oai(validator(minimum(value = "1"), maximum(value = "300")))]
+    pub timeout_s: Option<u32>,
 }
 
 /// A URL to open.
@@ -259,15 +278,24 @@ pub struct OpenUrlArgs {
     pub url: String,
 }
 
-/// No arguments.
+/// How to capture the screen.
 #[derive(Object)]
-pub struct NoArgs {}
+#[oai(skip_serializing_if_is_none)]
+pub struct ScreenshotArgs {
+    /// Downscale (aspect kept, never up) so the image is at most this wide (pixels),
+    /// 1–16384; the output's `scale` says by how much.
+    #[oai(validator(minimum(value = "1"), maximum(value = "16384")))]
+    pub max_width: Option<u32>,
+    /// Likewise for the height (pixels), 1–16384.
+    #[oai(validator(minimum(value = "1"), maximum(value = "16384")))]
+    pub max_height: Option<u32>,
+}
 
-/// `screenshot`: capture the screen. Needs `desktop:screen.capture`.
+/// `screenshot`: capture the screen as a PNG artifact. Needs `desktop:screen.capture`.
 #[derive(Object)]
 pub struct ScreenshotCommand {
-    /// None needed; `{}` or absent.
-    pub args: Option<NoArgs>,
+    /// Optional size bounds; `{}` or absent for the full desktop.
+    pub args: Option<ScreenshotArgs>,
 }
 
 /// `click`. Needs `desktop:input.pointer`.
@@ -367,7 +395,12 @@ impl CommandIn {
             v.to_json().unwrap_or_else(|| serde_json::json!({}))
         }
         match self {
-            Self::Screenshot(_) => (CommandKind::Screenshot, serde_json::json!({})),
+            Self::Screenshot(c) => (
+                CommandKind::Screenshot,
+                c.args
+                    .map(|a| json(&a))
+                    .unwrap_or_else(|| serde_json::json!({})),
+            ),
             Self::Click(c) => (CommandKind::Click, json(&c.args)),
             Self::Move(c) => (CommandKind::Move, json(&c.args)),
             Self::Scroll(c) => (CommandKind::Scroll, json(&c.args)),
@@ -634,7 +667,7 @@ impl CommandsApi {
         }
         let cap = state.config.request_timeout_s.saturating_sub(1);
         let wait = Duration::from_secs(u64::from(wait).min(cap));
-        match commands::claim(
+        match commands::claim_external(
             &state.db,
             &state.bus,
             a.org(),
@@ -678,9 +711,12 @@ impl CommandsApi {
             a.org(),
             SessionId(session_id.0),
             CommandId(command_id.0),
-            b.status == ResultStatus::Succeeded,
-            b.output,
-            b.error,
+            commands::Outcome {
+                succeeded: b.status == ResultStatus::Succeeded,
+                output: b.output,
+                error: b.error,
+                ..Default::default()
+            },
         )
         .await?;
         Ok(CommandResponse::Ok(Json(c.into())))

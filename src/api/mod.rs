@@ -9,6 +9,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod command_output;
 pub mod commands;
 pub mod events;
 pub mod invitations;

@@ -107,6 +107,10 @@ pub struct SessionOut {
     pub metadata: JsonObject,
     /// The desktop, once provisioned (absent with the `none` runtime and before `running`).
     pub desktop: Option<DesktopOut>,
+    /// Who performs its commands: `builtin` (Agentdesk, over its link to the desktop) or
+    /// `external` (`commands.claim`); absent while an `auto` agent's session has no desktop
+    /// yet.
+    pub executor: Option<SessionExecutor>,
     /// The last event `seq` written so far.
     pub last_seq: i64,
     /// Version, +1 per status change: the `ETag` is `"<version>"`.
@@ -125,8 +129,25 @@ pub struct SessionOut {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Who performs a session's commands.
+#[derive(poem_openapi::Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum SessionExecutor {
+    /// Agentdesk's built-in executor.
+    Builtin,
+    /// An external executor (`commands.claim`, `commands.complete`).
+    External,
+}
+
 impl From<session::Model> for SessionOut {
     fn from(s: session::Model) -> Self {
+        let executor = if crate::domain::desktops::is_builtin(&s) {
+            Some(SessionExecutor::Builtin)
+        } else if s.executor.is_none() && s.desktop.is_none() && !s.status.is_final() && s.status != crate::entity::session::Status::Running {
+            None
+        } else {
+            Some(SessionExecutor::External)
+        };
         let desktop = s
             .desktop
             .and_then(|d| serde_json::from_value::<Desktop>(d).ok())
@@ -147,6 +168,7 @@ impl From<session::Model> for SessionOut {
             max_duration_s: s.max_duration_s,
             metadata: to_object(s.metadata),
             desktop,
+            executor,
             last_seq: s.last_seq,
             version: s.version,
             created_by: s.created_by,

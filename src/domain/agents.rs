@@ -63,6 +63,8 @@ pub struct AgentFields {
     pub screen_height: Option<i32>,
     /// The full capability set (replaces the old one).
     pub capabilities: Option<Vec<String>>,
+    /// Who performs its commands: `Some(None)` sets the default back, `None` leaves it.
+    pub executor: Option<Option<agent::Executor>>,
 }
 
 fn check_text(
@@ -111,6 +113,7 @@ fn validate(f: &AgentFields) -> AppResult<AgentFields> {
         screen_width: f.screen_width,
         screen_height: f.screen_height,
         capabilities: None,
+        executor: f.executor,
     };
     for (field, v, (lo, hi)) in [
         ("desktop.width", f.screen_width, WIDTH_RANGE),
@@ -174,6 +177,7 @@ pub async fn create(
         instructions: f.instructions.unwrap_or_default(),
         screen_width: f.screen_width.unwrap_or(1280),
         screen_height: f.screen_height.unwrap_or(800),
+        executor: f.executor.flatten(),
         version: 1,
         created_by: ctx.user_id(),
         created_at: now,
@@ -290,6 +294,9 @@ pub async fn update(
     }
     if let Some(h) = f.screen_height {
         q = q.col_expr(agent::Column::ScreenHeight, Expr::value(h));
+    }
+    if let Some(e) = f.executor {
+        q = q.col_expr(agent::Column::Executor, Expr::value(e));
     }
     let (code, detail) = name_taken();
     let changed = q

@@ -27,7 +27,7 @@ use super::{
 use crate::{
     auth::rbac::{self, Rbac},
     config::Config,
-    entity::{CommandId, OrgId, SessionId, Tenant, command},
+    entity::{CommandId, OrgId, SessionId, Tenant, command, session},
     error::{AppError, AppResult, FieldError},
     realtime::bus::{Bus, BusMessage, Outbox},
 };
@@ -73,8 +73,16 @@ impl CommandKind {
                 format!("must be a string of 1 to {max} characters"),
             )),
         };
+        let optional_int = |name: &str, min: i64, max: i64, errors: &mut Vec<FieldError>| {
+            if obj.get(name).is_some_and(|v| !v.is_null()) {
+                int(name, min, max, errors);
+            }
+        };
         match self {
-            Self::Screenshot => {}
+            Self::Screenshot => {
+                optional_int("max_width", 1, 16_384, &mut errors);
+                optional_int("max_height", 1, 16_384, &mut errors);
+            }
             Self::Click | Self::Move => {
                 int("x", 0, 16_384, &mut errors);
                 int("y", 0, 16_384, &mut errors);
@@ -87,6 +95,9 @@ impl CommandKind {
                         "must be `left`, `middle` or `right`",
                     ));
                 }
+                if self == Self::Click {
+                    optional_int("count", 1, 3, &mut errors);
+                }
             }
             Self::Scroll => {
                 int("x", 0, 16_384, &mut errors);
@@ -95,8 +106,18 @@ impl CommandKind {
                 int("dy", -100, 100, &mut errors);
             }
             Self::Type | Self::ClipboardSet => text("text", 65_536, &mut errors),
-            Self::Key => text("keys", 100, &mut errors),
-            Self::Shell => text("command", 8_192, &mut errors),
+            Self::Key => {
+                text("keys", 100, &mut errors);
+                if let Some(keys) = obj.get("keys").and_then(Value::as_str)
+                    && let Err(e) = crate::desktop::keys::parse_chord(keys)
+                {
+                    errors.push(FieldError::new("args.keys", e.to_string()));
+                }
+            }
+            Self::Shell => {
+                text("command", 8_192, &mut errors);
+                optional_int("timeout_s", 1, 300, &mut errors);
+            }
             Self::OpenUrl => match obj.get("url").and_then(Value::as_str).map(url::Url::parse) {
                 Some(Ok(u)) if u.scheme() == "http" || u.scheme() == "https" => {}
                 _ => errors.push(FieldError::new("args.url", "must be an http(s) URL")),
@@ -133,6 +154,7 @@ pub async fn create(
     // before this check or waits for this command to be queued and then cancels it.
     sessions::take_seqs(&tx, org_id, session_id, 0).await?;
     let s = sessions::get(&tx, org_id, session_id).await?;
+    check_inside_desktop(kind, &args, &s)?;
     let status = s.status;
     if status != Status::Running {
         return Err(AppError::SessionState {
@@ -190,6 +212,7 @@ pub async fn create(
         status: CommandStatus::Queued,
         output: None,
         error: None,
+        error_code: None,
         created_by: ctx.user_id(),
         expires_at,
         dispatched_at: None,
@@ -215,6 +238,37 @@ pub async fn create(
     .await?;
     bus.commit(tx, outbox).await?;
     Ok(row)
+}
+
+/// A pointer command's `x`, `y` must lie inside the session's desktop. Errors: 422 naming
+/// `args.x` / `args.y`.
+fn check_inside_desktop(kind: CommandKind, args: &Value, s: &session::Model) -> AppResult<()> {
+    if !matches!(
+        kind,
+        CommandKind::Click | CommandKind::Move | CommandKind::Scroll
+    ) {
+        return Ok(());
+    }
+    let mut errors = Vec::new();
+    for (name, size) in [("x", s.screen_width), ("y", s.screen_height)] {
+        let v = args.get(name).and_then(Value::as_i64).unwrap_or(0);
+        if v >= i64::from(size) {
+            errors.push(FieldError::new(
+                format!("args.{name}"),
+                format!(
+                    "must lie inside the {}×{} desktop: 0 to {}",
+                    s.screen_width,
+                    s.screen_height,
+                    size - 1
+                ),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Validation(errors))
+    }
 }
 
 /// Claims the oldest queued, unexpired command of a live session of `org_id` for the
@@ -277,9 +331,45 @@ pub async fn claim(
     }
 }
 
-/// Records the executor's result of a dispatched command and appends its `result` event.
-/// Errors: 404; 409 `command_not_dispatched` (already finished, or never claimed).
-#[allow(clippy::too_many_arguments)]
+/// What an executor reports for a dispatched command.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// Whether it worked.
+    pub succeeded: bool,
+    /// The output to keep (typed per kind for the built-in executor; any JSON from others).
+    pub output: Option<Value>,
+    /// A message when it failed.
+    pub error: Option<String>,
+    /// A stable code when it failed (`desktop_unreachable`, `timeout`, …).
+    pub error_code: Option<&'static str>,
+    /// More events to append after the `result` event in the same transaction (e.g. the
+    /// `screenshot` event that references its artifact).
+    pub events: Vec<NewEvent>,
+}
+
+/// [`claim`] for an external executor (`commands.claim`). Errors: as [`claim`]; 409
+/// `executor_builtin` when the built-in executor performs the session's commands.
+pub async fn claim_external(
+    db: &DatabaseConnection,
+    bus: &Bus,
+    org_id: OrgId,
+    session_id: SessionId,
+    wait: Duration,
+) -> AppResult<Option<command::Model>> {
+    let s = sessions::get(db, org_id, session_id).await?;
+    if super::desktops::is_builtin(&s) {
+        return Err(AppError::conflict(
+            "executor_builtin",
+            "Agentdesk's built-in executor performs this session's commands; set the agent's \
+             `executor` to `external` to claim them yourself",
+        ));
+    }
+    claim(db, bus, org_id, session_id, wait).await
+}
+
+/// Records the executor's result of a dispatched command and appends its `result` event
+/// (and the outcome's own events). Errors: 404; 409 `command_not_dispatched` (already
+/// finished, or never claimed).
 #[tracing::instrument(name = "commands.complete", skip_all, fields(org_id = %org_id, session_id = %session_id, command_id = %command_id))]
 pub async fn complete(
     db: &DatabaseConnection,
@@ -287,10 +377,15 @@ pub async fn complete(
     org_id: OrgId,
     session_id: SessionId,
     command_id: CommandId,
-    succeeded: bool,
-    output: Option<Value>,
-    error: Option<String>,
+    outcome: Outcome,
 ) -> AppResult<command::Model> {
+    let Outcome {
+        succeeded,
+        output,
+        error,
+        error_code,
+        events: more,
+    } = outcome;
     let tx = super::begin_write(db).await?;
     let c = get(&tx, org_id, session_id, command_id).await?;
     let now = Utc::now();
@@ -303,6 +398,7 @@ pub async fn complete(
         .col_expr(command::Column::Status, Expr::value(status))
         .col_expr(command::Column::Output, Expr::value(output.clone()))
         .col_expr(command::Column::Error, Expr::value(error.clone()))
+        .col_expr(command::Column::ErrorCode, Expr::value(error_code))
         .col_expr(command::Column::CompletedAt, Expr::value(now))
         .col_expr(command::Column::UpdatedAt, Expr::value(now))
         .filter(command::Column::Id.eq(c.id))
@@ -320,23 +416,19 @@ pub async fn complete(
         ));
     }
     let mut outbox = Outbox::default();
-    events::append_in_tx(
-        &tx,
-        org_id,
-        session_id,
-        vec![NewEvent {
-            kind: EventKind::Result,
-            payload: json!({
-                "command_id": c.id,
-                "kind": c.kind.as_str(),
-                "status": status.as_str(),
-                "output": output,
-                "error": error,
-            }),
-        }],
-        &mut outbox,
-    )
-    .await?;
+    let mut appended = vec![NewEvent {
+        kind: EventKind::Result,
+        payload: json!({
+            "command_id": c.id,
+            "kind": c.kind.as_str(),
+            "status": status.as_str(),
+            "output": output,
+            "error": error,
+            "error_code": error_code,
+        }),
+    }];
+    appended.extend(more);
+    events::append_in_tx(&tx, org_id, session_id, appended, &mut outbox).await?;
     bus.commit(tx, outbox).await?;
     get(db, org_id, session_id, command_id).await
 }

@@ -11,6 +11,8 @@ pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod commands;
+pub mod desktops;
+pub mod executor;
 pub mod email;
 pub mod events;
 pub mod grants;

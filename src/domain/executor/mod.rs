@@ -1,0 +1,143 @@
+//! The built-in executor: Agentdesk performs a session's commands itself, over its RFB link
+//! to the session's desktop (`desktop::RfbLink`) and the runtime's `exec` for `shell` and
+//! `open_url`.
+//!
+//! It takes work through the same queue semantics as an external executor
+//! (`commands::claim` → `dispatched` → `commands::complete` → `succeeded | failed`), so the
+//! two never perform one command twice. Which one performs a session's commands is the
+//! agent's `executor` setting, copied to the session at creation ([`is_builtin`]); for a
+//! built-in session `commands.claim` answers 409 `executor_builtin`.
+//!
+//! One task per running session on the node that provisioned its desktop
+//! (`jobs::SessionTasks`), started when the session reaches `running`. It waits for commands
+//! on the bus (an accepted command appends its `action` event, which wakes the claim; no
+//! polling), and ends when the session leaves `running`. When the link is lost for good
+//! (the desktop died, or stayed unreachable through the link's reconnect backoff), the
+//! session goes `failed` with `status_reason` `desktop lost: <why>`.
+
+mod perform;
+
+use std::time::Duration;
+
+use crate::{
+    desktop::{LinkTarget, RfbLink},
+    domain::{
+        commands,
+        desktops::{endpoint, passwords},
+        sessions::{self, Status},
+    },
+    entity::{OrgId, SessionId, command, session},
+    error::AppError,
+    jobs::JobContext,
+};
+
+pub use perform::error_codes;
+
+/// Longest wait of one claim (s); the claim returns early when a command arrives.
+const CLAIM_WAIT: Duration = Duration::from_secs(30);
+/// Pause after an unexpected database error before claiming again.
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+pub use crate::domain::desktops::is_builtin;
+
+/// Starts the executor of running session `s` on this node, unless its commands are
+/// external or an executor runs for it already.
+pub fn start(ctx: &JobContext, s: &session::Model) {
+    if !is_builtin(s) {
+        return;
+    }
+    let task_ctx = ctx.clone();
+    let session = s.clone();
+    ctx.session_tasks.spawn_once(s.id, async move {
+        let id = session.id;
+        if let Err(e) = run(&task_ctx, session).await {
+            tracing::warn!(session_id = %id, error = %e, "the built-in executor stopped");
+        }
+    });
+}
+
+/// The executor's loop for one session (see the module docs).
+async fn run(ctx: &JobContext, s: session::Model) -> Result<(), AppError> {
+    let org = OrgId(s.org_id);
+    let sid = SessionId(s.id);
+    let link = match endpoint(&s) {
+        None => None,
+        Some(desktop) => {
+            let target = LinkTarget {
+                host: desktop.vnc_host.clone(),
+                port: desktop.vnc_port,
+                password: passwords(&ctx.sealer, &s)?.control,
+            };
+            match RfbLink::connect(target).await {
+                Ok(link) => Some(link),
+                Err(e) => {
+                    fail_session(ctx, sid, &format!("desktop lost: cannot connect: {e}")).await;
+                    return Ok(());
+                }
+            }
+        }
+    };
+    tracing::info!(session_id = %s.id, linked = link.is_some(), "built-in executor started");
+    loop {
+        let claimed = match &link {
+            Some(l) => tokio::select! {
+                gone = l.lost() => {
+                    fail_session(ctx, sid, &format!("desktop lost: {gone}")).await;
+                    break;
+                }
+                c = commands::claim(&ctx.db, &ctx.bus, org, sid, CLAIM_WAIT) => c,
+            },
+            None => commands::claim(&ctx.db, &ctx.bus, org, sid, CLAIM_WAIT).await,
+        };
+        match claimed {
+            Ok(Some(c)) => finish(ctx, &s, link.as_ref(), c).await,
+            Ok(None) => {}
+            // The session left `running` (or is gone): the executor's work is over.
+            Err(AppError::SessionState { .. } | AppError::NotFound(_)) => break,
+            Err(e) => {
+                tracing::warn!(session_id = %s.id, error = %e, "claiming a command failed");
+                tokio::time::sleep(ERROR_PAUSE).await;
+            }
+        }
+    }
+    if let Some(l) = link {
+        l.close();
+    }
+    tracing::info!(session_id = %s.id, "built-in executor ended");
+    Ok(())
+}
+
+/// Performs a claimed command and records its outcome.
+async fn finish(ctx: &JobContext, s: &session::Model, link: Option<&RfbLink>, c: command::Model) {
+    let started = std::time::Instant::now();
+    let outcome = perform::perform(ctx, s, link, &c).await;
+    metrics::histogram!("agentdesk_command_duration_seconds", "kind" => c.kind.as_str(), "status" => if outcome.succeeded { "succeeded" } else { "failed" })
+        .record(started.elapsed().as_secs_f64());
+    if let Err(e) = commands::complete(
+        &ctx.db,
+        &ctx.bus,
+        OrgId(s.org_id),
+        SessionId(s.id),
+        crate::entity::CommandId(c.id),
+        outcome,
+    )
+    .await
+    {
+        tracing::warn!(session_id = %s.id, command_id = %c.id, error = %e, "recording a command's result failed");
+    }
+}
+
+/// The session fails with `reason` (unless it already left `running`).
+async fn fail_session(ctx: &JobContext, id: SessionId, reason: &str) {
+    let Ok(Some(s)) = sessions::find(&ctx.db, id).await else {
+        return;
+    };
+    if s.status != Status::Running {
+        return;
+    }
+    let step = sessions::fail_step(&s, reason);
+    match sessions::transition_now(&ctx.db, &ctx.bus, &ctx.config, id, step).await {
+        Ok(_) => tracing::warn!(session_id = %id, reason, "session failed: its desktop is gone"),
+        Err(e) => tracing::warn!(session_id = %id, error = %e, "could not fail a session"),
+    }
+}

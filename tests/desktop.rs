@@ -1,0 +1,321 @@
+//! The built-in executor on a real TigerVNC desktop, through the API only: every command
+//! kind, observed on the desktop itself (xdotool, xclip, an xterm writing what it receives,
+//! the screenshot's pixels), not on our own bookkeeping. Needs `Xvnc`, `xdotool`, `xclip`,
+//! `xterm` and `xsetroot` (CI installs them).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::{
+    backend_tests,
+    common::{Backend, TestApp, User},
+};
+
+backend_tests!(builtin_executor_drives_the_desktop);
+
+/// Width and height of the test desktop (pixels).
+const W: u32 = 1024;
+const H: u32 = 768;
+
+struct Desk<'a> {
+    app: &'a TestApp,
+    user: User,
+    org: String,
+    session: String,
+}
+
+impl Desk<'_> {
+    fn commands(&self) -> String {
+        format!("/v1/orgs/{}/sessions/{}/commands", self.org, self.session)
+    }
+
+    /// Sends a command; returns the 202 body, or the whole response for other statuses.
+    async fn send(&self, kind: &str, args: Value, status: u16) -> Value {
+        self.app
+            .post(&self.commands())
+            .token(&self.user.token)
+            .json(json!({ "kind": kind, "args": args }))
+            .expect(status)
+            .await
+            .body
+    }
+
+    /// Sends a command and waits until it is finished; returns it.
+    async fn run(&self, kind: &str, args: Value) -> Value {
+        let c = self.send(kind, args, 202).await;
+        let id = c["id"].as_str().unwrap().to_owned();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let c = self
+                .app
+                .get(&format!("{}/{id}", self.commands()))
+                .token(&self.user.token)
+                .expect(200)
+                .await
+                .body;
+            if c["status"] != "queued" && c["status"] != "dispatched" {
+                return c;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never finished: {c}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Runs `command` with `shell`; expects success; returns its stdout.
+    async fn sh(&self, command: &str) -> String {
+        let c = self.run("shell", json!({ "command": command })).await;
+        assert_eq!(c["status"], "succeeded", "{command}: {c}");
+        assert_eq!(c["output"]["exit_code"], 0, "{command}: {c}");
+        c["output"]["stdout"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls `check` (a shell command) until it prints `want`.
+    async fn sh_until(&self, check: &str, want: &str) -> String {
+        let mut last = String::new();
+        for _ in 0..100 {
+            last = self
+                .run("shell", json!({ "command": check }))
+                .await["output"]["stdout"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            if last == want {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        last
+    }
+}
+
+async fn builtin_executor_drives_the_desktop(backend: Backend) {
+    let base = if backend == Backend::Sqlite { 360 } else { 380 };
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        c.desktop_runtime = agentdesk::config::DesktopRuntimeKind::Process;
+        c.desktop_display_min = base;
+        c.desktop_display_max = base + 9;
+        c.desktop_port_min = 17500 + base as u16;
+    })
+    .await
+    else {
+        return;
+    };
+    let user = app.user("runner").await;
+    let org = app.org(&user, "Desks").await;
+    let agent = app
+        .post(&format!("/v1/orgs/{org}/agents"))
+        .token(&user.token)
+        .json(json!({
+            "name": "Driver", "model": "m",
+            "desktop": {"width": W, "height": H},
+            "capabilities": ["desktop:screen.capture", "desktop:input.pointer",
+                "desktop:input.keyboard", "desktop:clipboard", "desktop:shell"]
+        }))
+        .expect(201)
+        .await
+        .body;
+    assert_eq!(agent["executor"], "auto");
+    let session = app
+        .session(&user, &org, agent["id"].as_str().unwrap())
+        .await;
+    let running = app.wait_status(&user, &org, &session, "running").await;
+    assert_eq!(running["executor"], "builtin", "{running}");
+    // The desktop's passwords never leave the server.
+    assert!(running.get("desktop_secret").is_none(), "{running}");
+    assert!(!running.to_string().contains("v1."), "{running}");
+    let desktop = running["desktop"].clone();
+    let desk = Desk {
+        app: &app,
+        user,
+        org,
+        session,
+    };
+
+    // The desktop offers VNC Authentication only (RFC 6143 §7.1.2: one type, 2).
+    let port = desktop["vnc_port"].as_u64().unwrap() as u16;
+    assert_eq!(security_types(port).await, vec![2u8]);
+
+    // An external executor cannot claim the built-in executor's work.
+    let r = app
+        .post(&format!("{}/claim", desk.commands()))
+        .token(&desk.user.token)
+        .expect(409)
+        .await;
+    assert_eq!(r.body["code"], "executor_builtin");
+
+    // Bad input is refused before anything is queued.
+    let r = desk.send("move", json!({"x": W, "y": 10}), 422).await;
+    assert_eq!(r["errors"][0]["field"], "args.x", "{r}");
+    let r = desk.send("key", json!({"keys": "ctrl+hyperspace"}), 422).await;
+    assert_eq!(r["errors"][0]["field"], "args.keys", "{r}");
+
+    // `shell` runs as an unprivileged user, with the desktop's DISPLAY.
+    let uid = desk.sh("id -u").await;
+    assert_ne!(uid.trim(), "0", "shell ran as root");
+    assert_eq!(desk.sh("echo $DISPLAY").await.trim(), desktop["display"]);
+
+    // move / click: the X server's pointer is where we put it.
+    let c = desk.run("move", json!({"x": 200, "y": 300})).await;
+    assert_eq!(c["status"], "succeeded", "{c}");
+    assert_eq!(c["output"], json!({"kind": "move"}));
+    let at = desk.sh("xdotool getmouselocation --shell").await;
+    assert!(at.contains("X=200\nY=300\n"), "{at}");
+    let c = desk
+        .run("click", json!({"x": 512, "y": 400, "button": "left", "count": 2}))
+        .await;
+    assert_eq!(c["status"], "succeeded", "{c}");
+    let at = desk.sh("xdotool getmouselocation --shell").await;
+    assert!(at.contains("X=512\nY=400\n"), "{at}");
+    let c = desk
+        .run("scroll", json!({"x": 100, "y": 100, "dx": 0, "dy": 3}))
+        .await;
+    assert_eq!(c["status"], "succeeded", "{c}");
+
+    // clipboard_set with text beyond Latin-1: what an X client reads back.
+    let text = "Grüße 你好 — Καλημέρα";
+    let c = desk.run("clipboard_set", json!({ "text": text })).await;
+    assert_eq!(c["status"], "succeeded", "{c}");
+    let got = desk
+        .sh_until("xclip -o -selection clipboard", text)
+        .await;
+    assert_eq!(got, text);
+
+    // type + key into a real xterm that writes its first input line to a file.
+    desk.sh(
+        "xterm -u8 -geometry 80x10+0+0 -e sh -c 'stty -echo; head -n1 > typed.txt' >/dev/null 2>&1 &",
+    )
+    .await;
+    desk.sh("xdotool search --sync --onlyvisible --class xterm | head -1 | xargs xdotool windowfocus --sync")
+        .await;
+    // `ctrl+u` erases what was typed so far (the tty's kill character): only the rest lands.
+    let c = desk.run("type", json!({"text": "discard me"})).await;
+    assert_eq!(c["status"], "succeeded", "{c}");
+    let c = desk.run("key", json!({"keys": "ctrl+u"})).await;
+    assert_eq!(c["status"], "succeeded", "{c}");
+    let typed = "Grüße, Καλημέρα, 你好";
+    assert_eq!(
+        desk.run("type", json!({ "text": typed })).await["status"],
+        "succeeded"
+    );
+    assert_eq!(
+        desk.run("key", json!({"keys": "Return"})).await["status"],
+        "succeeded"
+    );
+    let got = desk
+        .sh_until("cat typed.txt 2>/dev/null", &format!("{typed}\n"))
+        .await;
+    assert_eq!(got, format!("{typed}\n"));
+
+    // screenshot: the desktop's geometry and its (red) pixels, stored as an artifact.
+    desk.sh("xsetroot -solid '#ff0000'").await;
+    let c = desk.run("screenshot", json!({})).await;
+    assert_eq!(c["status"], "succeeded", "{c}");
+    let out = &c["output"];
+    assert_eq!(out["kind"], "screenshot");
+    assert_eq!((out["width"].as_u64(), out["height"].as_u64()), (Some(W.into()), Some(H.into())));
+    assert_eq!(out["scale"], 1.0);
+    assert_eq!(out["media_type"], "image/png");
+    let png = fetch_artifact(&desk, out["artifact_id"].as_str().unwrap()).await;
+    assert_eq!(png.len() as u64, out["bytes"].as_u64().unwrap());
+    let img = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(img.dimensions(), (W, H));
+    // The root window is red where no window covers it (the xterm sits at the top left).
+    assert_eq!(img.get_pixel(W - 5, H - 5).0, [255, 0, 0]);
+    // A `screenshot` event references the artifact; no image bytes in the log.
+    let events = app
+        .get(&format!(
+            "/v1/orgs/{}/sessions/{}/events?limit=200",
+            desk.org, desk.session
+        ))
+        .token(&desk.user.token)
+        .expect(200)
+        .await
+        .body;
+    let shot = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "screenshot")
+        .expect("a screenshot event")
+        .clone();
+    assert_eq!(shot["payload"]["artifact_id"], out["artifact_id"]);
+
+    // A downscaled screenshot has the asked size and says its scale.
+    let c = desk.run("screenshot", json!({"max_width": W / 2})).await;
+    assert_eq!(c["output"]["width"], W / 2, "{c}");
+    assert_eq!(c["output"]["height"], H / 2, "{c}");
+    assert_eq!(c["output"]["scale"], 0.5);
+
+    // shell limits: killed at its timeout; long output cut and flagged.
+    let started = std::time::Instant::now();
+    let c = desk
+        .run("shell", json!({"command": "echo started; sleep 20", "timeout_s": 1}))
+        .await;
+    assert_eq!(c["status"], "failed", "{c}");
+    assert_eq!(c["error_code"], "timeout", "{c}");
+    assert_eq!(c["output"]["stdout"], "started\n");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let c = desk
+        .run("shell", json!({"command": "head -c 100000 /dev/zero | tr '\\0' a"}))
+        .await;
+    assert_eq!(c["status"], "succeeded", "{c}");
+    assert_eq!(c["output"]["truncated"], true);
+    assert_eq!(c["output"]["stdout"].as_str().unwrap().len(), 64 * 1024);
+
+    // The desktop dies: the session fails and says why.
+    let display = desktop["display"].as_str().unwrap().to_owned();
+    let killed = std::process::Command::new("pkill")
+        .args(["-KILL", "-f", &format!("Xvnc {display} ")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = app
+            .get(&format!("/v1/orgs/{}/sessions/{}", desk.org, desk.session))
+            .token(&desk.user.token)
+            .expect(200)
+            .await
+            .body;
+        if s["status"] == "failed" {
+            let reason = s["status_reason"].as_str().unwrap();
+            assert!(reason.starts_with("desktop lost"), "{reason}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never failed: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The security types a desktop offers to an RFB 3.8 client.
+async fn security_types(port: u16) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut version = [0u8; 12];
+    conn.read_exact(&mut version).await.unwrap();
+    conn.write_all(b"RFB 003.008\n").await.unwrap();
+    let n = conn.read_u8().await.unwrap();
+    let mut types = vec![0u8; n as usize];
+    conn.read_exact(&mut types).await.unwrap();
+    types
+}
+
+async fn fetch_artifact(desk: &Desk<'_>, id: &str) -> Vec<u8> {
+    let r = reqwest::Client::new()
+        .get(desk.app.url(&format!(
+            "/v1/orgs/{}/sessions/{}/artifacts/{id}",
+            desk.org, desk.session
+        )))
+        .bearer_auth(&desk.user.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    r.bytes().await.unwrap().to_vec()
+}
