@@ -10,6 +10,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod desktop;
 pub mod domain;
 pub mod entity;
 pub mod error;
