@@ -13,6 +13,7 @@
 //! `http`, `domain`, `jobs`, `realtime` or `auth` (`tests/layers.rs`).
 
 pub mod error;
+pub mod keys;
 pub mod rfb;
 
 pub use error::LinkError;
