@@ -14,6 +14,8 @@
 
 pub mod error;
 pub mod keys;
+pub mod link;
 pub mod rfb;
 
 pub use error::LinkError;
+pub use link::{DesktopLink, Frame, LinkTarget, Reconnect, RfbLink};
