@@ -12,10 +12,12 @@
 //! Layering: names `runtime` and the leaves (`config`, `error`) at most; never `api`, `app`,
 //! `http`, `domain`, `jobs`, `realtime` or `auth` (`tests/layers.rs`).
 
+pub mod actions;
 pub mod error;
 pub mod keys;
 pub mod link;
 pub mod rfb;
 
+pub use actions::{Button, Png};
 pub use error::LinkError;
 pub use link::{DesktopLink, Frame, LinkTarget, Reconnect, RfbLink};
