@@ -8,7 +8,9 @@
 //! (DesktopSize) is asked for again before anyone is answered.
 //!
 //! Losses: a request whose write failed is replayed on the next connection, and waiting
-//! captures are asked for again there; the clipboard text set last is announced again.
+//! captures are asked for again there; the clipboard text set last is announced again,
+//! unless the desktop has since told us (Extended Clipboard `notify`, or legacy
+//! ServerCutText) that one of its applications took the clipboard over.
 
 use std::{
     collections::VecDeque,
@@ -28,6 +30,7 @@ use tokio::{
 use super::{LinkError, LinkTarget, Reconnect, pack};
 use crate::desktop::rfb::{
     RfbConnection, ServerEvent,
+    clipboard::{ClipboardMessage, flags},
     messages::{key_event, pointer_event},
 };
 
@@ -298,8 +301,21 @@ impl Task {
     ) -> Result<(), LinkError> {
         conn.flush().await?;
         for event in events {
-            let ServerEvent::UpdateDone { resized } = event else {
-                continue;
+            let resized = match event {
+                ServerEvent::UpdateDone { resized } => resized,
+                // Someone on the desktop copied something: ours is no longer the clipboard,
+                // and announcing it again after a reconnect would overwrite theirs.
+                ServerEvent::Clipboard(ClipboardMessage::Notify(formats))
+                    if formats & flags::TEXT != 0 =>
+                {
+                    self.clipboard = None;
+                    continue;
+                }
+                ServerEvent::CutText(_) => {
+                    self.clipboard = None;
+                    continue;
+                }
+                _ => continue,
             };
             self.store_size(conn);
             if resized {

@@ -40,7 +40,7 @@ fn quick() -> Reconnect {
     Reconnect {
         first_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(20),
-        give_up: Duration::from_millis(300),
+        give_up: Duration::from_secs(1),
     }
 }
 
@@ -231,5 +231,35 @@ async fn a_wrong_password_fails_the_connect() {
     });
     let err = RfbLink::connect(target).await.unwrap_err();
     assert_eq!(err.to_string(), "VNC authentication failed: nope");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_clipboard_taken_over_on_the_desktop_is_not_announced_again() {
+    let (listener, target) = listener().await;
+    let (dropped, dropped_rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(async move {
+        let mut server = accept(&listener, true).await;
+        server
+            .expect(&clipboard::notify(flags::TEXT), "notify")
+            .await;
+        // An X application copies something: the server tells its clients.
+        server
+            .send(&server_frame(clipboard::notify(flags::TEXT)))
+            .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(server);
+        dropped.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut server = accept(&listener, true).await;
+        // No notify: the first message after the setup is the pointer event.
+        server.expect(&pointer_event(0, 5, 6), "PointerEvent").await;
+        server
+    });
+    let link = RfbLink::connect_with(target, quick()).await.unwrap();
+    link.cut_text("mine").await.unwrap();
+    dropped_rx.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    link.pointer(5, 6, 0).await.unwrap();
     server.await.unwrap();
 }
