@@ -6,6 +6,7 @@ mod common;
 mod access;
 mod accounts;
 mod contract;
+mod desktop_link;
 mod grants;
 mod jobs;
 mod layers;
