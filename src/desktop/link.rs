@@ -11,8 +11,9 @@
 //! ([`RECONNECT_FIRST_DELAY`] doubling to [`RECONNECT_MAX_DELAY`], giving up after
 //! [`RECONNECT_GIVE_UP`] per loss) and announces the clipboard again; calls made meanwhile
 //! wait. Once it gives up, every call fails with [`LinkError::Gone`] and
-//! [`RfbLink::lost`] resolves. The password never reaches a log: [`LinkTarget`]'s `Debug`
-//! redacts it.
+//! [`RfbLink::lost`] resolves. A call answered `Ok` has been written to the socket; an
+//! event written in the instant before a drop is noticed is lost, as with any TCP client.
+//! The password never reaches a log: [`LinkTarget`]'s `Debug` redacts it.
 //!
 //! Not here: the protocol itself (`rfb`), what commands map to (`actions`).
 
