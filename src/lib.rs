@@ -1,8 +1,8 @@
 //! Agentdesk: the control plane for AI desktop agents.
 //!
 //! Layers (dependencies point one way): `app` (wiring) → `api` (the poem-openapi contract)
-//! → `domain` (rules) → `jobs`, `realtime`, `auth` → `entity` (SeaORM tables); `http` is
-//! transport only; `state`, `config`, `entity`, `error` are leaves. See the README's Layout
+//! → `domain` (rules) → `jobs`, `realtime`, `auth` → `entity` (SeaORM tables); `jobs` →
+//! `desktop` (the RFB link) → `runtime` (where desktops come from); `http` is transport only; `state`, `config`, `entity`, `error` are leaves. See the README's Layout
 //! and `tests/layers.rs`, which keeps it so.
 #![forbid(unsafe_code)]
 
@@ -10,6 +10,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod desktop;
 pub mod domain;
 pub mod entity;
 pub mod error;

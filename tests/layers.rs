@@ -15,6 +15,10 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("domain", &["api", "app", "http"]),
     ("realtime", &["api", "app", "http", "domain"]),
     ("runtime", &["api", "app", "http", "domain"]),
+    (
+        "desktop",
+        &["api", "app", "http", "domain", "jobs", "realtime", "auth"],
+    ),
     ("auth", &["api", "app", "http", "domain"]),
     (
         "mail",

@@ -7,6 +7,7 @@ mod access;
 mod accounts;
 mod contract;
 mod desktop;
+mod desktop_link;
 mod grants;
 mod jobs;
 mod layers;

@@ -140,9 +140,9 @@ impl ProcessRuntime {
         let auth_path = self.rfbauth_path(session_id);
         write_private_file(
             &auth_path,
-            &crate::runtime::vncauth::password_file(
+            &crate::runtime::vncauth::rfbauth_file(
                 &spec.passwords.control,
-                &spec.passwords.view,
+                Some(&spec.passwords.view),
             ),
         )
         .map_err(|e| {
