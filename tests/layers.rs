@@ -17,6 +17,12 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("runtime", &["api", "app", "http", "domain"]),
     ("auth", &["api", "app", "http", "domain"]),
     (
+        "blob",
+        &[
+            "api", "app", "http", "domain", "jobs", "realtime", "runtime", "auth",
+        ],
+    ),
+    (
         "mail",
         &[
             "api", "app", "http", "domain", "auth", "jobs", "realtime", "runtime",
