@@ -318,9 +318,9 @@ export interface paths {
         /**
          * Delete an organization
          * @description Needs `orgs:delete` (owners). Removes its memberships, policies, agents, sessions
-         *     (with their event logs and commands) and jobs; audit rows are kept. Refused with 409
-         *     `org_has_live_sessions` while a session is live or a job (such as a desktop release)
-         *     has yet to run. Audited as `org.deleted`.
+         *     (with their event logs, commands and artifacts, bytes included) and jobs; audit rows
+         *     are kept. Refused with 409 `org_has_live_sessions` while a session is live or a job
+         *     (such as a desktop release) has yet to run. Audited as `org.deleted`.
          */
         delete: operations["orgs.delete"];
         options?: never;
@@ -712,6 +712,52 @@ export interface paths {
          *     `command_not_dispatched`.
          */
         post: operations["commands.complete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org_id}/sessions/{session_id}/artifacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a session's artifacts
+         * @description Needs `sessions:read`. The session's artifacts (screenshots), oldest first,
+         *     cursor-paginated: id, kind, media type, size in bytes, size in pixels and SHA-256. The
+         *     bytes themselves are at `artifacts.get`. 404 for a session of another organization.
+         */
+        get: operations["artifacts.list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org_id}/sessions/{session_id}/artifacts/{artifact_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download an artifact
+         * @description Needs `sessions:read`. The artifact's bytes, with its media type as `Content-Type`
+         *     (`image/png` for screenshots), `Content-Length`, a strong `ETag` (`"<sha256>"`, RFC
+         *     9110 §8.8.3) and `Cache-Control: private, max-age=31536000, immutable` (the bytes
+         *     never change). With `If-None-Match` matching the `ETag` → 304 without a body. 404 for
+         *     an unknown artifact or one of another session or organization.
+         */
+        get: operations["artifacts.get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1289,6 +1335,72 @@ export interface components {
              * @description Seq of the last event appended.
              */
             last_seq: number;
+        };
+        /**
+         * @description What an artifact is.
+         * @enum {string}
+         */
+        ArtifactKindName: "screenshot";
+        /**
+         * ArtifactList
+         * @description A page of a session's artifacts.
+         */
+        ArtifactList: {
+            /** @description The artifacts, oldest first. */
+            items: components["schemas"]["ArtifactOut"][];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string;
+        };
+        /**
+         * ArtifactOut
+         * @description An artifact: a binary result of a session, such as a screenshot. Its bytes are at
+         *     `artifacts.get`.
+         */
+        ArtifactOut: {
+            /**
+             * Format: uuid
+             * @description Artifact id (UUIDv7; creation order).
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The session it came from.
+             */
+            session_id: string;
+            /**
+             * Format: uuid
+             * @description The command that produced it (a `screenshot` command), when there was one.
+             */
+            command_id?: string;
+            /** @description What it is. */
+            kind: components["schemas"]["ArtifactKindName"] & unknown;
+            /** @description Its media type (RFC 6838), e.g. `image/png`: the `Content-Type` of its bytes. */
+            media_type: string;
+            /**
+             * Format: int64
+             * @description Size of the content (bytes).
+             */
+            bytes: number;
+            /**
+             * Format: int32
+             * @description Image width (pixels), for images.
+             */
+            width?: number;
+            /**
+             * Format: int32
+             * @description Image height (pixels), for images.
+             */
+            height?: number;
+            /**
+             * @description SHA-256 of the content, lower-case hex (64 characters). Its bytes are served with
+             *     `ETag: "<sha256>"`.
+             */
+            sha256: string;
+            /**
+             * Format: date-time
+             * @description When it was stored (RFC 3339, UTC).
+             */
+            created_at: string;
         };
         /**
          * AuditActor
@@ -7295,6 +7407,245 @@ export interface operations {
             };
             /** @description Well-formed JSON that breaks the rules (`validation_failed`, with `errors` naming each field; `idempotency_key_reused`). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "artifacts.list": {
+        parameters: {
+            query?: {
+                /** @description Page size, 1–200 (default 50). */
+                limit?: number;
+                /** @description `next_cursor` from the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+                /** @description Session id. */
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ArtifactList"];
+                };
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "artifacts.get": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Entity tags of copies the caller has (RFC 9110 §13.1.2): `"<sha256>"`, a list, or
+                 *     `*`. A match (weak comparison) answers 304 without a body.
+                 */
+                "If-None-Match"?: string;
+            };
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+                /** @description Session id. */
+                session_id: string;
+                /** @description Artifact id. */
+                artifact_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description The artifact's bytes. `Content-Type` is its `media_type` (`image/png` for
+             *     screenshots).
+             */
+            200: {
+                headers: {
+                    /** @description Size of the content (bytes), as `bytes` in its metadata. */
+                    "CONTENT-LENGTH": number;
+                    /**
+                     * @description Strong entity tag (RFC 9110 §8.8.3): the content's SHA-256, lower-case hex, in
+                     *     quotes (`"<sha256>"`). Send it back in `If-None-Match` to revalidate.
+                     */
+                    ETAG: string;
+                    /**
+                     * @description `private, max-age=31536000, immutable` (RFC 9111 §5.2.2, RFC 8246): the bytes
+                     *     never change, so the caller's own cache may keep them for a year; shared caches
+                     *     may not. (Every other `/v1` response is `no-store`.)
+                     */
+                    "CACHE-CONTROL": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": string;
+                };
+            };
+            /**
+             * @description `If-None-Match` matched the artifact's `ETag` (RFC 9110 §15.4.5): no body; use the
+             *     cached copy.
+             */
+            304: {
+                headers: {
+                    /** @description The artifact's strong entity tag, `"<sha256>"`. */
+                    ETAG: string;
+                    /** @description `private, max-age=31536000, immutable`, as on 200. */
+                    "CACHE-CONTROL": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
