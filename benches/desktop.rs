@@ -110,7 +110,12 @@ impl Runner {
 }
 
 /// p50/p95 (ms) of running `program args` `n` times on `display`.
-fn measure_process(display: &str, program: &str, args: &[&str], n: usize) -> anyhow::Result<(f64, f64)> {
+fn measure_process(
+    display: &str,
+    program: &str,
+    args: &[&str],
+    n: usize,
+) -> anyhow::Result<(f64, f64)> {
     let run = || -> anyhow::Result<f64> {
         let started = Instant::now();
         let status = std::process::Command::new(program)
@@ -189,7 +194,9 @@ async fn run() -> anyhow::Result<String> {
         }
         percentiles(&mut samples)
     };
-    let types = runner.measure("type", json!({ "text": TEXT }), TYPES).await?;
+    let types = runner
+        .measure("type", json!({ "text": TEXT }), TYPES)
+        .await?;
     let shots = runner.measure("screenshot", json!({}), SHOTS).await?;
 
     let xmove = measure_process(&display, "xdotool", &["mousemove", "640", "400"], MOVES)?;

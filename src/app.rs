@@ -92,8 +92,8 @@ fn create_private(path: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
-/// Connects, migrates when `migrate_on_start`, loads the enforcer and keys, builds the bus
-/// and the desktop driver (the process driver reaps desktops a crashed predecessor left).
+/// Connects, migrates when `migrate_on_start`, loads the enforcer and keys, builds the bus,
+/// the blob store and the desktop driver (the process driver reaps desktops a crashed predecessor left).
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let db = connect(&config).await?;
     if config.migrate_on_start {
@@ -105,6 +105,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let bus = Bus::new(db.get_database_backend());
     let feeds = Feeds::new(db.clone(), bus.clone());
     let runtime = crate::runtime::from_config(&config).await?;
+    let blobs = crate::blob::from_config(&config, &db).await?;
     let oidc = Arc::new(domain::oidc::Oidc::new(&config)?);
     let state = AppState {
         oidc,
@@ -121,6 +122,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         bus,
         feeds,
         runtime,
+        blobs,
     };
     fail_lost_desktops(&state).await?;
     Ok(state)

@@ -1,6 +1,6 @@
 //! [`AppState`]: what the request handlers of one node share — the database, the enforcer,
-//! the token keys, the bus and feeds, the desktop runtime, the SSO client, the API-key cache,
-//! the mail sender and the configuration. A leaf: it names no layer above it (no `api`, `app`, `http`);
+//! the token keys, the bus and feeds, the desktop runtime, the blob store, the SSO client, the
+//! API-key cache, the mail sender and the configuration. A leaf: it names no layer above it (no `api`, `app`, `http`);
 //! middlewares get what they need when they are built, and background work gets the narrow
 //! [`JobContext`] ([`AppState::jobs`]), not this.
 
@@ -12,6 +12,7 @@ use crate::{
     auth::{
         api_keys::KeyCache, principal::Authenticator, rbac::Rbac, seal::Sealer, tokens::Keyring,
     },
+    blob::BlobStore,
     config::Config,
     domain::oidc::Oidc,
     jobs::{JobContext, SessionTasks},
@@ -39,6 +40,8 @@ pub struct AppState {
     pub feeds: Feeds,
     /// The desktop driver.
     pub runtime: Arc<dyn DesktopRuntime>,
+    /// Where artifact bytes live (`blob_store`).
+    pub blobs: Arc<dyn BlobStore>,
     /// The OpenID Connect providers for single sign-on.
     pub oidc: Arc<Oidc>,
     /// Verified API keys, per node (revocation evicts).
@@ -58,6 +61,7 @@ impl AppState {
             db: self.db.clone(),
             bus: self.bus.clone(),
             runtime: self.runtime.clone(),
+            blobs: self.blobs.clone(),
             config: self.config.clone(),
             sealer: self.sealer.clone(),
             session_tasks: self.session_tasks.clone(),

@@ -72,7 +72,14 @@ fn every_operation_and_field_is_documented() {
     assert_eq!(dedup.len(), ids.len(), "operation ids are unique");
     for (name, schema) in spec["components"]["schemas"].as_object().unwrap() {
         for (field, prop) in schema["properties"].as_object().into_iter().flatten() {
+            // A bare `$ref` (kept bare so generators keep a union's discriminator) is described
+            // by the schema it points at.
+            let referenced = prop["$ref"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                .is_some_and(|r| spec["components"]["schemas"][r]["description"].is_string());
             let described = prop["description"].as_str().is_some_and(|d| !d.is_empty())
+                || referenced
                 || prop["allOf"]
                     .as_array()
                     .is_some_and(|a| a.iter().any(|s| s["description"].is_string()));

@@ -57,7 +57,10 @@ impl Desk<'_> {
             if c["status"] != "queued" && c["status"] != "dispatched" {
                 return c;
             }
-            assert!(tokio::time::Instant::now() < deadline, "never finished: {c}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never finished: {c}"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -66,26 +69,21 @@ impl Desk<'_> {
     async fn sh(&self, command: &str) -> String {
         let c = self.run("shell", json!({ "command": command })).await;
         assert_eq!(c["status"], "succeeded", "{command}: {c}");
-        assert_eq!(c["output"]["exit_code"], 0, "{command}: {c}");
-        c["output"]["stdout"].as_str().unwrap().to_owned()
+        assert_eq!(c["result"]["exit_code"], 0, "{command}: {c}");
+        c["result"]["stdout"].as_str().unwrap().to_owned()
     }
 
     /// Polls `check` (a shell command) until it prints `want`.
     async fn sh_until(&self, check: &str, want: &str) -> String {
-        let mut last = String::new();
+        let mut last = Value::Null;
         for _ in 0..100 {
-            last = self
-                .run("shell", json!({ "command": check }))
-                .await["output"]["stdout"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned();
-            if last == want {
-                return last;
+            last = self.run("shell", json!({ "command": check })).await;
+            if last["result"]["stdout"] == want {
+                return want.to_owned();
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        last
+        panic!("`{check}` never printed {want:?}; last: {last}");
     }
 }
 
@@ -147,7 +145,9 @@ async fn builtin_executor_drives_the_desktop(backend: Backend) {
     // Bad input is refused before anything is queued.
     let r = desk.send("move", json!({"x": W, "y": 10}), 422).await;
     assert_eq!(r["errors"][0]["field"], "args.x", "{r}");
-    let r = desk.send("key", json!({"keys": "ctrl+hyperspace"}), 422).await;
+    let r = desk
+        .send("key", json!({"keys": "ctrl+hyperspace"}), 422)
+        .await;
     assert_eq!(r["errors"][0]["field"], "args.keys", "{r}");
 
     // `shell` runs as an unprivileged user, with the desktop's DISPLAY.
@@ -158,11 +158,14 @@ async fn builtin_executor_drives_the_desktop(backend: Backend) {
     // move / click: the X server's pointer is where we put it.
     let c = desk.run("move", json!({"x": 200, "y": 300})).await;
     assert_eq!(c["status"], "succeeded", "{c}");
-    assert_eq!(c["output"], json!({"kind": "move"}));
+    assert_eq!(c["result"], json!({"kind": "move"}));
     let at = desk.sh("xdotool getmouselocation --shell").await;
     assert!(at.contains("X=200\nY=300\n"), "{at}");
     let c = desk
-        .run("click", json!({"x": 512, "y": 400, "button": "left", "count": 2}))
+        .run(
+            "click",
+            json!({"x": 512, "y": 400, "button": "left", "count": 2}),
+        )
         .await;
     assert_eq!(c["status"], "succeeded", "{c}");
     let at = desk.sh("xdotool getmouselocation --shell").await;
@@ -176,9 +179,7 @@ async fn builtin_executor_drives_the_desktop(backend: Backend) {
     let text = "Grüße 你好 — Καλημέρα";
     let c = desk.run("clipboard_set", json!({ "text": text })).await;
     assert_eq!(c["status"], "succeeded", "{c}");
-    let got = desk
-        .sh_until("xclip -o -selection clipboard", text)
-        .await;
+    let got = desk.sh_until("xclip -o -selection clipboard", text).await;
     assert_eq!(got, text);
 
     // type + key into a real xterm that writes its first input line to a file.
@@ -211,9 +212,12 @@ async fn builtin_executor_drives_the_desktop(backend: Backend) {
     desk.sh("xsetroot -solid '#ff0000'").await;
     let c = desk.run("screenshot", json!({})).await;
     assert_eq!(c["status"], "succeeded", "{c}");
-    let out = &c["output"];
+    let out = &c["result"];
     assert_eq!(out["kind"], "screenshot");
-    assert_eq!((out["width"].as_u64(), out["height"].as_u64()), (Some(W.into()), Some(H.into())));
+    assert_eq!(
+        (out["width"].as_u64(), out["height"].as_u64()),
+        (Some(W.into()), Some(H.into()))
+    );
     assert_eq!(out["scale"], 1.0);
     assert_eq!(out["media_type"], "image/png");
     let png = fetch_artifact(&desk, out["artifact_id"].as_str().unwrap()).await;
@@ -245,25 +249,31 @@ async fn builtin_executor_drives_the_desktop(backend: Backend) {
 
     // A downscaled screenshot has the asked size and says its scale.
     let c = desk.run("screenshot", json!({"max_width": W / 2})).await;
-    assert_eq!(c["output"]["width"], W / 2, "{c}");
-    assert_eq!(c["output"]["height"], H / 2, "{c}");
-    assert_eq!(c["output"]["scale"], 0.5);
+    assert_eq!(c["result"]["width"], W / 2, "{c}");
+    assert_eq!(c["result"]["height"], H / 2, "{c}");
+    assert_eq!(c["result"]["scale"], 0.5);
 
     // shell limits: killed at its timeout; long output cut and flagged.
     let started = std::time::Instant::now();
     let c = desk
-        .run("shell", json!({"command": "echo started; sleep 20", "timeout_s": 1}))
+        .run(
+            "shell",
+            json!({"command": "echo started; sleep 20", "timeout_s": 1}),
+        )
         .await;
     assert_eq!(c["status"], "failed", "{c}");
     assert_eq!(c["error_code"], "timeout", "{c}");
-    assert_eq!(c["output"]["stdout"], "started\n");
+    assert_eq!(c["result"]["stdout"], "started\n");
     assert!(started.elapsed() < Duration::from_secs(10));
     let c = desk
-        .run("shell", json!({"command": "head -c 100000 /dev/zero | tr '\\0' a"}))
+        .run(
+            "shell",
+            json!({"command": "head -c 100000 /dev/zero | tr '\\0' a"}),
+        )
         .await;
     assert_eq!(c["status"], "succeeded", "{c}");
-    assert_eq!(c["output"]["truncated"], true);
-    assert_eq!(c["output"]["stdout"].as_str().unwrap().len(), 64 * 1024);
+    assert_eq!(c["result"]["truncated"], true);
+    assert_eq!(c["result"]["stdout"].as_str().unwrap().len(), 64 * 1024);
 
     // The desktop dies: the session fails and says why.
     let display = desktop["display"].as_str().unwrap().to_owned();

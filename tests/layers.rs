@@ -21,6 +21,12 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ),
     ("auth", &["api", "app", "http", "domain"]),
     (
+        "blob",
+        &[
+            "api", "app", "http", "domain", "jobs", "realtime", "runtime", "auth",
+        ],
+    ),
+    (
         "mail",
         &[
             "api", "app", "http", "domain", "auth", "jobs", "realtime", "runtime",

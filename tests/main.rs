@@ -5,6 +5,7 @@ mod common;
 
 mod access;
 mod accounts;
+mod artifacts;
 mod contract;
 mod desktop;
 mod desktop_link;

@@ -12,6 +12,7 @@ mod m20261121_000002_sessions;
 mod m20261121_000003_access;
 mod m20261129_000004_trust;
 mod m20261129_000005_desktop;
+mod m20261129_000006_artifacts;
 
 /// The ordered list of Agentdesk migrations, driven by `agentdesk migrate …` and by
 /// `serve` on start (unless `migrate_on_start = false`).
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_access::Migration),
             Box::new(m20261129_000004_trust::Migration),
             Box::new(m20261129_000005_desktop::Migration),
+            Box::new(m20261129_000006_artifacts::Migration),
         ]
     }
 }

@@ -1,5 +1,5 @@
 //! Agents drive their desktops (issue 12): who performs an agent's commands, the sealed VNC
-//! secrets of each session's desktop, and a stable error code on failed commands.
+//! secrets of each session's desktop, and a stable error code and a typed result on commands.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -29,6 +29,7 @@ enum Sessions {
 enum Commands {
     Table,
     ErrorCode,
+    Result,
 }
 
 /// `(table, column definition)` pairs, each added by its own `ALTER TABLE` (SQLite adds one
@@ -40,11 +41,23 @@ fn columns() -> Vec<(DynIden, ColumnDef)> {
         (Agents::Table.into_iden(), string_null(Agents::Executor)),
         // The desktop's VNC passwords (full access and view-only), sealed with an AEAD under
         // the node's sealing key: `v1.<base64 nonce ‖ ciphertext>`. Never returned by the API.
-        (Sessions::Table.into_iden(), text_null(Sessions::DesktopSecret)),
+        (
+            Sessions::Table.into_iden(),
+            text_null(Sessions::DesktopSecret),
+        ),
         // The agent's `executor` when the session was created (`NULL` = the default).
         (Sessions::Table.into_iden(), string_null(Sessions::Executor)),
         // Why a command failed, as a stable code (`desktop_unreachable`, `timeout`, …).
-        (Commands::Table.into_iden(), string_null(Commands::ErrorCode)),
+        (
+            Commands::Table.into_iden(),
+            string_null(Commands::ErrorCode),
+        ),
+        // The built-in executor's typed outcome (`{kind, …}` per command kind); `output` stays
+        // what an external executor reported, verbatim.
+        (
+            Commands::Table.into_iden(),
+            json_binary_null(Commands::Result),
+        ),
     ]
 }
 

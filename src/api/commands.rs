@@ -13,7 +13,7 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{JsonObject, OrgAuth, Tag, access, command_output::CommandOutput, to_object};
+use super::{JsonObject, OrgAuth, Tag, access, command_result::CommandResult, to_object};
 use crate::{
     api_errors,
     auth::rbac,
@@ -132,10 +132,12 @@ pub struct CommandOut {
     pub args: JsonObject,
     /// Its state.
     pub status: CommandStatusName,
-    /// The executor's output once finished, typed per kind by its own `kind` field (the
-    /// built-in executor's outputs); what an external executor reported in another shape is
-    /// `{kind: "external", data}`.
-    pub output: Option<CommandOutput>,
+    /// What an external executor reported (`commands.complete`), verbatim (any JSON); absent
+    /// for the built-in executor, whose typed outcome is `result`.
+    pub output: Option<serde_json::Value>,
+    // No doc comment: a described field becomes `allOf: [$ref]`, which generators read as
+    // inheritance and lose the union's `kind`; `CommandResult` carries the description.
+    pub result: Option<CommandResult>,
     /// The executor's error message, when failed.
     pub error: Option<String>,
     /// Why it failed, as a stable code: `no_desktop`, `desktop_unreachable`, `invalid_args`,
@@ -164,7 +166,8 @@ impl From<command::Model> for CommandOut {
             kind: c.kind.into(),
             args: to_object(c.args),
             status: c.status.into(),
-            output: c.output.map(|o| CommandOutput::from_stored(c.kind, o)),
+            output: c.output,
+            result: c.result.and_then(CommandResult::from_stored),
             error: c.error,
             error_code: c.error_code,
             created_by: c.created_by,
@@ -257,6 +260,7 @@ pub struct KeyArgs {
 
 /// A shell command.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ShellArgs {
     /// The command line, 1–8,192 characters, run by `/bin/sh -c` on the desktop as an
     /// unprivileged user, in the session's working directory, with the desktop's `DISPLAY`.
@@ -462,6 +466,7 @@ pub enum CommandAccepted {
 
 /// `commands.claim` result.
 #[derive(ApiResponse)]
+#[allow(clippy::large_enum_variant)] // built once per response, moved once: no gain in boxing
 pub enum Claimed {
     /// A command, now `dispatched` to the caller.
     #[oai(status = 200)]

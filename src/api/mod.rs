@@ -7,9 +7,10 @@
 
 pub mod agents;
 pub mod api_keys;
+pub mod artifacts;
 pub mod audit;
 pub mod auth;
-pub mod command_output;
+pub mod command_result;
 pub mod commands;
 pub mod events;
 pub mod invitations;
@@ -120,6 +121,9 @@ pub enum Tag {
     Events,
     /// Actions relayed to a session's desktop, and the executor's side of them.
     Commands,
+    /// Binary results of a session (screenshots): their metadata, and their bytes with a
+    /// strong `ETag` and long private caching.
+    Artifacts,
     /// Background jobs: provisioning, stops, retries, the dead-letter queue.
     Jobs,
     /// The permission catalog and the organization's built-in and custom roles.
@@ -261,6 +265,15 @@ pub fn parse_if_match(value: Option<&str>) -> Option<i64> {
     Some(v.trim_matches('"').parse().unwrap_or(-1))
 }
 
+/// Whether `If-None-Match` (RFC 9110 §13.1.2) matches `etag` (a quoted strong tag): `*`, or
+/// a listed entity tag equal to it under the weak comparison (a `W/` prefix ignored).
+pub fn if_none_match(header: &str, etag: &str) -> bool {
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
 /// Every resource's operations, in tag order.
 pub type V1Apis = (
     auth::AuthApi,
@@ -272,6 +285,7 @@ pub type V1Apis = (
     sessions::SessionsApi,
     events::EventsApi,
     commands::CommandsApi,
+    artifacts::ArtifactsApi,
     jobs::JobsApi,
     roles::RolesApi,
     api_keys::ApiKeysApi,
@@ -293,6 +307,7 @@ pub fn service() -> OpenApiService<V1Apis, ()> {
             sessions::SessionsApi,
             events::EventsApi,
             commands::CommandsApi,
+            artifacts::ArtifactsApi,
             jobs::JobsApi,
             roles::RolesApi,
             api_keys::ApiKeysApi,
@@ -326,5 +341,22 @@ mod tests {
         assert_eq!(parse_if_match(Some("\"3\"")), Some(3));
         assert_eq!(parse_if_match(Some("W/\"3\"")), Some(3));
         assert_eq!(parse_if_match(Some("nonsense")), Some(-1));
+    }
+
+    #[test]
+    fn if_none_match_uses_the_weak_comparison() {
+        let tag = "\"abc\"";
+        for yes in [
+            "\"abc\"",
+            "*",
+            "W/\"abc\"",
+            "\"x\", \"abc\"",
+            " \"x\",W/\"abc\" ",
+        ] {
+            assert!(if_none_match(yes, tag), "{yes}");
+        }
+        for no in ["", "\"abd\"", "abc", "\"x\", \"y\""] {
+            assert!(!if_none_match(no, tag), "{no}");
+        }
     }
 }

@@ -283,9 +283,9 @@ impl OrgsApi {
     /// Delete an organization
     ///
     /// Needs `orgs:delete` (owners). Removes its memberships, policies, agents, sessions
-    /// (with their event logs and commands) and jobs; audit rows are kept. Refused with 409
-    /// `org_has_live_sessions` while a session is live or a job (such as a desktop release)
-    /// has yet to run. Audited as `org.deleted`.
+    /// (with their event logs, commands and artifacts, bytes included) and jobs; audit rows
+    /// are kept. Refused with 409 `org_has_live_sessions` while a session is live or a job
+    /// (such as a desktop release) has yet to run. Audited as `org.deleted`.
     #[oai(
         path = "/v1/orgs/:org_id",
         method = "delete",
@@ -303,6 +303,7 @@ impl OrgsApi {
         orgs::delete(
             &state.db,
             &state.rbac,
+            state.blobs.as_ref(),
             org_id.0,
             &client.audit().as_subject(&access.subject),
         )

@@ -143,7 +143,11 @@ impl From<session::Model> for SessionOut {
     fn from(s: session::Model) -> Self {
         let executor = if crate::domain::desktops::is_builtin(&s) {
             Some(SessionExecutor::Builtin)
-        } else if s.executor.is_none() && s.desktop.is_none() && !s.status.is_final() && s.status != crate::entity::session::Status::Running {
+        } else if s.executor.is_none()
+            && s.desktop.is_none()
+            && !s.status.is_final()
+            && s.status != crate::entity::session::Status::Running
+        {
             None
         } else {
             Some(SessionExecutor::External)

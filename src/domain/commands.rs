@@ -213,6 +213,7 @@ pub async fn create(
         output: None,
         error: None,
         error_code: None,
+        result: None,
         created_by: ctx.user_id(),
         expires_at,
         dispatched_at: None,
@@ -336,8 +337,10 @@ pub async fn claim(
 pub struct Outcome {
     /// Whether it worked.
     pub succeeded: bool,
-    /// The output to keep (typed per kind for the built-in executor; any JSON from others).
+    /// What an external executor reported (any JSON), kept verbatim.
     pub output: Option<Value>,
+    /// The built-in executor's typed outcome (`{kind, …}` per command kind).
+    pub result: Option<Value>,
     /// A message when it failed.
     pub error: Option<String>,
     /// A stable code when it failed (`desktop_unreachable`, `timeout`, …).
@@ -382,6 +385,7 @@ pub async fn complete(
     let Outcome {
         succeeded,
         output,
+        result,
         error,
         error_code,
         events: more,
@@ -397,6 +401,7 @@ pub async fn complete(
     let changed = command::Entity::update_many()
         .col_expr(command::Column::Status, Expr::value(status))
         .col_expr(command::Column::Output, Expr::value(output.clone()))
+        .col_expr(command::Column::Result, Expr::value(result.clone()))
         .col_expr(command::Column::Error, Expr::value(error.clone()))
         .col_expr(command::Column::ErrorCode, Expr::value(error_code))
         .col_expr(command::Column::CompletedAt, Expr::value(now))
@@ -423,6 +428,7 @@ pub async fn complete(
             "kind": c.kind.as_str(),
             "status": status.as_str(),
             "output": output,
+            "result": result,
             "error": error,
             "error_code": error_code,
         }),

@@ -1,5 +1,5 @@
 //! The rules: accounts, organizations, memberships, audit, agents, sessions (state machine,
-//! store, lifecycle, jobs), the event log, commands, jobs as an org sees them, idempotency
+//! store, lifecycle, jobs), the event log, commands, artifacts, jobs as an org sees them, idempotency
 //! records, one-time tickets, and the bound every key and invitation keeps to its grantor's
 //! current rights (`grants`). Functions over `&impl ConnectionTrait` (or a connection they
 //! open transactions on); no HTTP types. Errors are [`AppError`](crate::error::AppError)s with
@@ -9,12 +9,13 @@
 pub mod accounts;
 pub mod agents;
 pub mod api_keys;
+pub mod artifacts;
 pub mod audit;
 pub mod commands;
 pub mod desktops;
-pub mod executor;
 pub mod email;
 pub mod events;
+pub mod executor;
 pub mod grants;
 pub mod idempotency;
 pub mod invitations;

@@ -29,6 +29,7 @@ use crate::{
         api_keys::KeyCache,
         rbac::{self, Rbac, Role},
     },
+    blob::BlobStore,
     entity::{Tenant, api_key, membership, organization, role as role_entity, user},
     error::{AppError, AppResult},
 };
@@ -368,11 +369,14 @@ pub async fn update(
     Ok(org)
 }
 
-/// Deletes an org, its memberships, agents, sessions (with their logs and commands), jobs and
-/// casbin rules; the audit rows stay. Errors: 404; 409 `org_has_live_sessions`.
+/// Deletes an org, its memberships, agents, sessions (with their logs, commands and
+/// artifacts), jobs and casbin rules; the audit rows stay. Artifact blobs in the database go
+/// in the same transaction; those in S3 are deleted after commit, best effort (failures are
+/// logged). Errors: 404; 409 `org_has_live_sessions`.
 pub async fn delete(
     db: &DatabaseConnection,
     rbac: &Rbac,
+    blobs: &dyn BlobStore,
     org_id: Uuid,
     ctx: &AuditCtx,
 ) -> AppResult<()> {
@@ -386,6 +390,7 @@ pub async fn delete(
             "the organization has live sessions or unfinished jobs; stop them and retry",
         ));
     }
+    let blob_keys = super::artifacts::delete_in_org(&tx, crate::entity::OrgId(org_id)).await?;
     membership::Entity::delete_in(org_id).exec(&tx).await?;
     let gone = organization::Entity::delete_by_id(org_id)
         .exec(&tx)
@@ -406,6 +411,7 @@ pub async fn delete(
     audit::record(&tx, ctx, event).await?;
     tx.commit().await?;
     rbac.apply(vec![change]).await;
+    super::artifacts::delete_blobs(blobs, crate::entity::OrgId(org_id), blob_keys).await;
     Ok(())
 }
 

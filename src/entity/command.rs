@@ -69,6 +69,9 @@ pub struct Model {
     /// Why it failed, as a stable code (`desktop_unreachable`, `timeout`, …); `None` when it
     /// did not fail or an external executor gave no code.
     pub error_code: Option<String>,
+    /// The built-in executor's typed outcome (`{kind, …}`), once finished; `output` is what an
+    /// external executor reported.
+    pub result: Option<Json>,
     /// The user who asked for it.
     pub created_by: Option<Uuid>,
     /// A queued command not claimed by then expires (UTC).

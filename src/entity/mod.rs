@@ -12,8 +12,10 @@
 
 pub mod agent;
 pub mod api_key;
+pub mod artifact;
 pub mod audit_event;
 pub mod auth_ticket;
+pub mod blob;
 pub mod casbin_rule;
 pub mod command;
 pub mod idempotency_key;
@@ -122,6 +124,7 @@ macro_rules! tenant_tables {
 tenant_tables!(
     agent,
     api_key,
+    artifact,
     command,
     invitation,
     job,

@@ -39,6 +39,13 @@ pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 pub const DOCS_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; \
 img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
+/// Response data (`Response::set_data`) of a response whose handler set its own
+/// `Cache-Control`, which the edge then keeps instead of `no-store`: the content-addressed,
+/// immutable bytes of `artifacts.get` (and their 304). Every other `/v1` response is
+/// `no-store`.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnCacheControl;
+
 /// Who is calling, from where: inserted by the edge middleware for handlers.
 #[derive(Clone, Debug)]
 pub struct ClientInfo {
@@ -302,6 +309,8 @@ async fn edge<E: Endpoint>(
     span.in_scope(|| {
         tracing::info!(status = status.as_u16(), route = %route, latency_ms = elapsed.as_secs_f64() * 1000.0, "request")
     });
+    let own_cache_control = resp.data::<OwnCacheControl>().is_some()
+        && resp.headers().contains_key(header::CACHE_CONTROL);
     let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         headers.insert(REQUEST_ID, v);
@@ -318,8 +327,9 @@ async fn edge<E: Endpoint>(
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     // Everything under /v1 is private and per caller: never stored by a cache. This also
-    // replaces the `no-cache` poem puts on event streams (SSE), as the README promises.
-    if path.starts_with("/v1/") {
+    // replaces the `no-cache` poem puts on event streams (SSE), as the README promises. The
+    // one exception is marked by its handler ([`OwnCacheControl`]): immutable artifact bytes.
+    if path.starts_with("/v1/") && !own_cache_control {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if config.hsts_max_age_s > 0

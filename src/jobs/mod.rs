@@ -5,7 +5,7 @@
 //! The queue knows nothing about what a job does: each job kind is a type implementing
 //! [`BackgroundJob`] next to the domain it serves (the session jobs live in
 //! `domain::sessions::jobs`), registered once in a [`Registry`] at start-up. Jobs run with a
-//! narrow [`JobContext`] (database, bus, desktop runtime, configuration), not the server.
+//! narrow [`JobContext`] (database, bus, desktop runtime, blob store, configuration), not the server.
 //!
 //! Delivery is at least once: a job is claimed under a lease the worker keeps extending; a
 //! worker that dies stops extending it, and once it lapses another worker claims the job

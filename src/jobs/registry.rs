@@ -11,7 +11,9 @@ use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 use super::queue::NewJob;
-use crate::{config::Config, entity::job, realtime::bus::Bus, runtime::DesktopRuntime};
+use crate::{
+    blob::BlobStore, config::Config, entity::job, realtime::bus::Bus, runtime::DesktopRuntime,
+};
 
 /// What a job may use: the narrow context of background work (not the HTTP server's state).
 #[derive(Clone)]
@@ -22,6 +24,8 @@ pub struct JobContext {
     pub bus: Bus,
     /// Where desktops come from.
     pub runtime: Arc<dyn DesktopRuntime>,
+    /// Where artifact bytes live (the desktop executor stores screenshots from its task).
+    pub blobs: Arc<dyn BlobStore>,
     /// The configuration in force.
     pub config: Arc<Config>,
     /// Seals and opens secrets at rest (the desktops' VNC passwords).

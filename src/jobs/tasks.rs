@@ -23,10 +23,7 @@ impl SessionTasks {
         let Ok(mut running) = self.running.lock() else {
             return false;
         };
-        if running
-            .get(&session_id)
-            .is_some_and(|h| !h.is_finished())
-        {
+        if running.get(&session_id).is_some_and(|h| !h.is_finished()) {
             return false;
         }
         let map = self.running.clone();

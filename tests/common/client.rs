@@ -183,7 +183,8 @@ impl Call {
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         let status = r.status().as_u16();
         let headers = r.headers().clone();
-        let text = r.text().await.unwrap_or_default();
+        let bytes = r.bytes().await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Resp {
             what,
@@ -191,6 +192,7 @@ impl Call {
             headers,
             body,
             text,
+            bytes,
         }
     }
 
@@ -206,7 +208,8 @@ impl Call {
     }
 }
 
-/// A response: status, headers and the JSON body (`Null` when empty or not JSON).
+/// A response: status, headers, the raw body and the JSON body (`Null` when empty or not
+/// JSON).
 #[derive(Debug)]
 pub struct Resp {
     /// `METHOD /path` of the request, for messages.
@@ -215,6 +218,8 @@ pub struct Resp {
     pub headers: HeaderMap,
     pub body: Value,
     pub text: String,
+    /// The body as sent (binary bodies: `text` is its lossy UTF-8 reading).
+    pub bytes: bytes::Bytes,
 }
 
 impl Resp {

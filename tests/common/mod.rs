@@ -247,6 +247,9 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// Where the server's `dir` mail sender writes.
     pub mail_dir: std::path::PathBuf,
+    /// The server's state (database pool, blob store, …), for tests that write through the
+    /// domain directly, as background work does.
+    state: agentdesk::AppState,
     /// Keeps the temp dir (SQLite file, key file) alive as long as the server.
     _dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -301,13 +304,14 @@ impl TestApp {
         let state = agentdesk::build_state(config).await.expect("server state");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
-        let server = tokio::spawn(agentdesk::serve(state, listener, async {
+        let server = tokio::spawn(agentdesk::serve(state.clone(), listener, async {
             let _ = rx.await;
         }));
         Self {
             addr,
             database_url,
             mail_dir,
+            state,
             http: reqwest::Client::builder()
                 .timeout(client::REQUEST_TIMEOUT)
                 .build()
@@ -335,6 +339,11 @@ impl TestApp {
                 server.abort();
             }
         }
+    }
+
+    /// The running server's state: its database pool, blob store and configuration.
+    pub fn state(&self) -> &agentdesk::AppState {
+        &self.state
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -64,4 +64,12 @@ impl Urls {
     pub fn commands(org: &str, session: &str) -> String {
         format!("/v1/orgs/{org}/sessions/{session}/commands")
     }
+    /// A session's artifacts (`artifacts.list`).
+    pub fn artifacts(org: &str, session: &str) -> String {
+        format!("/v1/orgs/{org}/sessions/{session}/artifacts")
+    }
+    /// One artifact's bytes (`artifacts.get`).
+    pub fn artifact(org: &str, session: &str, id: &str) -> String {
+        format!("/v1/orgs/{org}/sessions/{session}/artifacts/{id}")
+    }
 }

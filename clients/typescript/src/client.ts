@@ -11,6 +11,7 @@ import { Credentials, authMiddleware, type OnTokenRefresh, type TokenOut } from 
 import type { components, operations, paths } from "./generated/v1.js";
 import { type Result, toProblem } from "./problem.js";
 import { type ReconnectOptions, type StreamEnd, runSse, toSseConnect } from "./sse.js";
+import { desktopHelpers } from "./desktop.js";
 
 type S = components["schemas"];
 type Query<K extends keyof operations> = NonNullable<operations[K]["parameters"]["query"]>;
@@ -513,6 +514,38 @@ export function createClient(options: ClientOptions) {
       ),
   };
 
+  const artifacts = {
+    /** `artifacts.list`: the session's artifacts (screenshots), oldest first. */
+    list: (orgId: string, sessionId: string, query?: Query<"artifacts.list">, opts?: CallOptions): Promise<Result<S["ArtifactList"]>> =>
+      wrap(
+        raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/artifacts", {
+          params: { path: { org_id: orgId, session_id: sessionId }, query },
+          ...init(opts),
+        }),
+      ),
+    /** `artifacts.get`: the artifact's bytes (e.g. a PNG); `response.headers` has its `Content-Type` and `ETag`. */
+    get: async (orgId: string, sessionId: string, artifactId: string, opts?: CallOptions): Promise<Result<Uint8Array>> => {
+      const r = await wrap(
+        raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/artifacts/{artifact_id}", {
+          params: { path: { org_id: orgId, session_id: sessionId, artifact_id: artifactId } },
+          parseAs: "arrayBuffer",
+          ...init(opts),
+        }),
+      );
+      if (r.error) return r;
+      return { data: new Uint8Array(r.data as unknown as ArrayBuffer), response: r.response };
+    },
+  };
+
+  const agentLoop = desktopHelpers({
+    sessionsCreate: sessions.create,
+    sessionsGet: sessions.get,
+    commandsCreate: commands.create,
+    commandsGet: commands.get,
+    artifactBytes: artifacts.get,
+    stream: events.stream,
+  });
+
   const jobs = {
     /** `jobs.list`: newest first; `status: "dead"` is the dead-letter queue. */
     list: (orgId: string, query?: Query<"jobs.list">, opts?: CallOptions): Promise<Result<S["JobList"]>> =>
@@ -610,9 +643,14 @@ export function createClient(options: ClientOptions) {
     members,
     audit,
     agents,
-    sessions,
+    /** Sessions, plus `createAndWait` (resolves once the desktop runs). */
+    sessions: { ...sessions, createAndWait: agentLoop.createAndWait },
     events,
-    commands,
+    /** Commands, plus `run` (resolves with the finished command and its typed `result`). */
+    commands: { ...commands, run: agentLoop.run },
+    artifacts,
+    /** Takes a screenshot and resolves with its PNG bytes, size and scale. */
+    screenshot: agentLoop.screenshot,
     jobs,
     permissions,
     roles,

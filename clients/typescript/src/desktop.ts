@@ -150,7 +150,7 @@ export function desktopHelpers(deps: DesktopDeps) {
 
   /**
    * `commands.create`, then waits on the event stream for its `result` event and resolves
-   * with the finished command (its typed `output`). A refused create resolves with its
+   * with the finished command (its typed `result`). A refused create resolves with its
    * problem (e.g. 403 `capability_denied`); a failed command with `code: "command_failed"`
    * (the command's `error_code` and `error` in `detail`); a session that ends first with
    * `code: "session_failed"`.
@@ -190,7 +190,7 @@ export function desktopHelpers(deps: DesktopDeps) {
     if (opts.maxHeight !== undefined) args.max_height = opts.maxHeight;
     const ran = await run(orgId, sessionId, { kind: "screenshot", args }, opts);
     if (ran.error) return ran;
-    const out = ran.data.output;
+    const out = ran.data.result;
     if (!out || out.kind !== "screenshot") {
       return { error: clientProblem("unexpected_response", "No screenshot", "the command has no screenshot output"), response: ran.response };
     }

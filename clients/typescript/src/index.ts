@@ -10,6 +10,7 @@ export type {
   IfMatchCallOptions,
   OrgEventStreamOptions,
 } from "./client.js";
+export type { CreateAndWaitOptions, RunOptions, Screenshot, ScreenshotOptions } from "./desktop.js";
 export { isProblem, toProblem } from "./problem.js";
 export type { Problem, ProblemCode, ProblemFieldError, Result } from "./problem.js";
 export type { OnTokenRefresh, TokenOut } from "./auth.js";
@@ -48,5 +49,7 @@ export type EventOut = S["EventOut"];
 export type EventKind = S["EventKind"];
 export type CommandIn = S["CommandIn"];
 export type CommandOut = S["CommandOut"];
+export type CommandResult = S["CommandResult"];
+export type ArtifactOut = S["ArtifactOut"];
 export type CommandKindName = S["CommandKindName"];
 export type JobOut = S["JobOut"];

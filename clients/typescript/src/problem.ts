@@ -63,6 +63,7 @@ export type ProblemCode =
   | "request_timeout"
   | "unavailable"
   | "idp_unavailable"
+  | "blob_store_unavailable"
   | "unexpected_response"
   | (string & {});
 

@@ -1,6 +1,6 @@
 //! What each command kind does on the desktop (desktop pixels; RFC 6143 messages):
 //!
-//! | kind | RFB / runtime action | output |
+//! | kind | RFB / runtime action | `result` |
 //! |---|---|---|
 //! | `move` | PointerEvent to `x`, `y`, no button | `{kind}` |
 //! | `click` | PointerEvent move, then `count` × press + release of `button` | `{kind}` |
@@ -12,7 +12,8 @@
 //! | `shell` | `sh -c` in the desktop's environment as the unprivileged user | `{kind, exit_code, stdout, stderr, truncated}` |
 //! | `open_url` | `desktop_open_url_command <url>` in the desktop's environment | `{kind}` |
 //!
-//! Failures carry a stable code ([`error_codes`]) and a message without secrets.
+//! Failures carry a stable code ([`error_codes`]) and a message without secrets (a `shell`
+//! killed at its timeout keeps its `result` so far).
 
 use std::time::Duration;
 
@@ -69,10 +70,10 @@ fn failed(code: &'static str, message: impl Into<String>) -> Outcome {
     }
 }
 
-fn done(output: Value) -> Outcome {
+fn done(result: Value) -> Outcome {
     Outcome {
         succeeded: true,
-        output: Some(output),
+        result: Some(result),
         ..Outcome::default()
     }
 }
@@ -114,20 +115,20 @@ pub(super) async fn perform(
         );
     };
     let (width, height) = link.size();
-    let point = |args: &Value| -> Result<(u16, u16), Outcome> {
+    let point = |args: &Value| -> Result<(u16, u16), Box<Outcome>> {
         let (x, y) = (int(args, "x"), int(args, "y"));
         if x < 0 || y < 0 || x >= i64::from(width) || y >= i64::from(height) {
-            return Err(failed(
+            return Err(Box::new(failed(
                 code::INVALID_ARGS,
                 format!("({x}, {y}) lies outside the {width}×{height} desktop"),
-            ));
+            )));
         }
         Ok((x as u16, y as u16))
     };
     let result = match kind {
         CommandKind::Move => match point(args) {
             Ok((x, y)) => move_to(link, x, y).await,
-            Err(o) => return o,
+            Err(o) => return *o,
         },
         CommandKind::Click => match point(args) {
             Ok((x, y)) => {
@@ -139,13 +140,11 @@ pub(super) async fn perform(
                 let count = args.get("count").and_then(Value::as_u64).unwrap_or(1);
                 click(link, x, y, button, count.clamp(1, 3) as u8).await
             }
-            Err(o) => return o,
+            Err(o) => return *o,
         },
         CommandKind::Scroll => match point(args) {
-            Ok((x, y)) => {
-                scroll(link, x, y, int(args, "dx") as i32, int(args, "dy") as i32).await
-            }
-            Err(o) => return o,
+            Ok((x, y)) => scroll(link, x, y, int(args, "dx") as i32, int(args, "dy") as i32).await,
+            Err(o) => return *o,
         },
         CommandKind::Type => type_text(link, text(args, "text")).await,
         CommandKind::Key => match parse_chord(text(args, "keys")) {
@@ -226,7 +225,7 @@ async fn capture(
                 "bytes": bytes,
             }),
         }],
-        output: Some(output),
+        result: Some(output),
         ..Outcome::default()
     }
 }
@@ -247,7 +246,10 @@ async fn shell(ctx: &JobContext, s: &session::Model, args: &Value) -> Outcome {
     match ctx.runtime.exec(s.id, &request).await {
         Err(e) => {
             tracing::warn!(session_id = %s.id, error = %e, "running a shell command failed");
-            failed(code::EXEC_FAILED, "the command could not be started on the desktop")
+            failed(
+                code::EXEC_FAILED,
+                "the command could not be started on the desktop",
+            )
         }
         Ok(out) => {
             let output = json!({
@@ -259,7 +261,7 @@ async fn shell(ctx: &JobContext, s: &session::Model, args: &Value) -> Outcome {
             });
             if out.timed_out {
                 Outcome {
-                    output: Some(output),
+                    result: Some(output),
                     ..failed(
                         code::TIMEOUT,
                         format!("the command ran past its {timeout_s} s timeout and was killed"),
@@ -296,7 +298,10 @@ async fn open_url(ctx: &JobContext, s: &session::Model, args: &Value) -> Outcome
         Ok(_) => failed(code::EXEC_FAILED, "the browser command failed"),
         Err(e) => {
             tracing::warn!(session_id = %s.id, error = %e, "opening a URL failed");
-            failed(code::EXEC_FAILED, "the browser could not be started on the desktop")
+            failed(
+                code::EXEC_FAILED,
+                "the browser could not be started on the desktop",
+            )
         }
     }
 }

@@ -3,8 +3,10 @@
 //! (`<state_dir>/<session_id>.work`, removed with the desktop), as the unprivileged
 //! `desktop_exec_user` when the server runs as root (through `setpriv --reuid --regid
 //! --clear-groups`; root itself is refused), with a clean environment, in a process group of
-//! its own that is killed whole at the timeout and when the desktop is released. Stdout and
-//! stderr are read to the end but only their first `max_output_bytes` are kept.
+//! its own that is killed whole at the timeout and when the desktop is released (what a
+//! script starts in the background, such as `xterm &`, keeps running until then). Stdout and
+//! stderr are read until the script exits (plus a short grace for background children that
+//! hold them open); only their first `max_output_bytes` are kept.
 //!
 //! Not here: which commands may run (agent capabilities, in `domain`).
 
@@ -20,6 +22,10 @@ use uuid::Uuid;
 use super::ProcessRuntime;
 use crate::runtime::{ExecOutput, ExecRequest};
 
+/// How long output is still read after the command exited (its background children may
+/// hold the pipes open).
+const OUTPUT_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// `PATH` of commands run on a desktop.
 const EXEC_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -30,7 +36,9 @@ pub(super) async fn resolve_exec_user(
     user: &str,
     have_setpriv: bool,
 ) -> anyhow::Result<Option<(u32, u32)>> {
-    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+    let me = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
     if me != 0 {
         return Ok(None);
     }
@@ -128,10 +136,13 @@ impl ProcessRuntime {
             groups.entry(session_id).or_default().push(pgid);
         }
         let limit = request.max_output_bytes;
-        let stdout = tokio::spawn(read_capped(child.stdout.take(), limit));
-        let stderr = tokio::spawn(read_capped(child.stderr.take(), limit));
-        let (status, timed_out) = match tokio::time::timeout(request.timeout, child.wait()).await
-        {
+        let stdout = Captured::default();
+        let stderr = Captured::default();
+        let readers = [
+            tokio::spawn(read_capped(child.stdout.take(), limit, stdout.clone())),
+            tokio::spawn(read_capped(child.stderr.take(), limit, stderr.clone())),
+        ];
+        let (status, timed_out) = match tokio::time::timeout(request.timeout, child.wait()).await {
             Ok(status) => (Some(status?), false),
             Err(_) => {
                 if let Some(pgid) = pgid {
@@ -141,17 +152,25 @@ impl ProcessRuntime {
                 (child.wait().await.ok(), true)
             }
         };
-        // The group may hold children that keep the pipes open: end it before reading on.
-        if let Some(pgid) = pgid {
-            kill_group(pgid).await;
-            if let Ok(mut groups) = self.exec_groups.lock()
-                && let Some(list) = groups.get_mut(&session_id)
-            {
-                list.retain(|g| *g != pgid);
+        // What the script started in the background (`xterm &`) keeps running, in its group,
+        // until the desktop is released; if it holds the pipes open, reading stops after a
+        // short grace.
+        for reader in readers {
+            let abort = reader.abort_handle();
+            if tokio::time::timeout(OUTPUT_GRACE, reader).await.is_err() {
+                abort.abort();
             }
         }
-        let (stdout, out_cut) = stdout.await.unwrap_or_default();
-        let (stderr, err_cut) = stderr.await.unwrap_or_default();
+        // Forget the group once it is empty, so a later release never signals a reused id.
+        if let Some(pgid) = pgid
+            && !group_alive(pgid).await
+            && let Ok(mut groups) = self.exec_groups.lock()
+            && let Some(list) = groups.get_mut(&session_id)
+        {
+            list.retain(|g| *g != pgid);
+        }
+        let (stdout, out_cut) = stdout.take();
+        let (stderr, err_cut) = stderr.take();
         Ok(ExecOutput {
             exit_code: if timed_out {
                 None
@@ -195,25 +214,49 @@ fn prepare_workdir(path: &Path, owner: Option<(u32, u32)>) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Reads `from` to its end, keeping the first `limit` bytes; `true` when more came.
-async fn read_capped(from: Option<impl AsyncRead + Unpin>, limit: usize) -> (Vec<u8>, bool) {
+/// Output read so far: the kept bytes and whether more came than was kept. Shared with the
+/// reader, so what was read is there even when the reader is stopped early.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<(Vec<u8>, bool)>>);
+
+impl Captured {
+    fn take(&self) -> (Vec<u8>, bool) {
+        self.0
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
+    }
+}
+
+/// Reads `from` to its end into `into`, keeping the first `limit` bytes.
+async fn read_capped(from: Option<impl AsyncRead + Unpin>, limit: usize, into: Captured) {
     let Some(mut from) = from else {
-        return (Vec::new(), false);
+        return;
     };
-    let mut kept = Vec::new();
-    let mut cut = false;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                let room = limit.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-                cut |= n > room;
+                let Ok(mut c) = into.0.lock() else { break };
+                let room = limit.saturating_sub(c.0.len());
+                c.0.extend_from_slice(&buf[..n.min(room)]);
+                c.1 |= n > room;
             }
         }
     }
-    (kept, cut)
+}
+
+/// Whether any process is left in group `pgid` (`kill -0 -- -<pgid>`).
+async fn group_alive(pgid: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", "--", &format!("-{pgid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
 }
 
 /// `kill -KILL -- -<pgid>`: the whole process group, quietly.
@@ -244,7 +287,13 @@ mod tests {
     #[tokio::test]
     async fn output_is_capped_and_says_so() {
         let data: &[u8] = &[b'x'; 100];
-        assert_eq!(read_capped(Some(data), 10).await, (vec![b'x'; 10], true));
-        assert_eq!(read_capped(Some(data), 100).await, (vec![b'x'; 100], false));
+        for (limit, want) in [
+            (10, (vec![b'x'; 10], true)),
+            (100, (vec![b'x'; 100], false)),
+        ] {
+            let c = Captured::default();
+            read_capped(Some(data), limit, c.clone()).await;
+            assert_eq!(c.take(), want);
+        }
     }
 }

@@ -111,7 +111,9 @@ pub(super) fn remove_dir_quietly(path: &Path) {
     match std::fs::remove_dir_all(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not remove a directory"),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove a directory")
+        }
     }
 }
 

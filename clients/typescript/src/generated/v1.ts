@@ -318,9 +318,9 @@ export interface paths {
         /**
          * Delete an organization
          * @description Needs `orgs:delete` (owners). Removes its memberships, policies, agents, sessions
-         *     (with their event logs and commands) and jobs; audit rows are kept. Refused with 409
-         *     `org_has_live_sessions` while a session is live or a job (such as a desktop release)
-         *     has yet to run. Audited as `org.deleted`.
+         *     (with their event logs, commands and artifacts, bytes included) and jobs; audit rows
+         *     are kept. Refused with 409 `org_has_live_sessions` while a session is live or a job
+         *     (such as a desktop release) has yet to run. Audited as `org.deleted`.
          */
         delete: operations["orgs.delete"];
         options?: never;
@@ -718,6 +718,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{org_id}/sessions/{session_id}/artifacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a session's artifacts
+         * @description Needs `sessions:read`. The session's artifacts (screenshots), oldest first,
+         *     cursor-paginated: id, kind, media type, size in bytes, size in pixels and SHA-256. The
+         *     bytes themselves are at `artifacts.get`. 404 for a session of another organization.
+         */
+        get: operations["artifacts.list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org_id}/sessions/{session_id}/artifacts/{artifact_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download an artifact
+         * @description Needs `sessions:read`. The artifact's bytes, with its media type as `Content-Type`
+         *     (`image/png` for screenshots), `Content-Length`, a strong `ETag` (`"<sha256>"`, RFC
+         *     9110 §8.8.3) and `Cache-Control: private, max-age=31536000, immutable` (the bytes
+         *     never change). With `If-None-Match` matching the `ETag` → 304 without a body. 404 for
+         *     an unknown artifact or one of another session or organization.
+         */
+        get: operations["artifacts.get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs/{org_id}/jobs": {
         parameters: {
             query?: never;
@@ -1080,6 +1126,8 @@ export interface components {
             desktop?: components["schemas"]["DesktopProfile"] & unknown;
             /** @description What it may do on the desktop (default: nothing). */
             capabilities?: components["schemas"]["Capability"][];
+            /** @description Who performs its sessions' commands (default `auto`). */
+            executor?: components["schemas"]["ExecutorChoice"] & unknown;
         };
         /**
          * AgentList
@@ -1118,6 +1166,8 @@ export interface components {
             desktop: components["schemas"]["DesktopProfile"] & unknown;
             /** @description What it may do on the desktop, sorted. */
             capabilities: components["schemas"]["Capability"][];
+            /** @description Who performs its sessions' commands. */
+            executor: components["schemas"]["ExecutorChoice"] & unknown;
             /**
              * Format: int64
              * @description Version for optimistic concurrency: the `ETag` is `"<version>"`; `agents.update` needs it in `If-Match`.
@@ -1156,6 +1206,8 @@ export interface components {
             desktop?: components["schemas"]["DesktopProfile"] & unknown;
             /** @description The complete new capability set. */
             capabilities?: components["schemas"]["Capability"][];
+            /** @description Who performs commands of sessions started from now on (`auto` restores the default). */
+            executor?: components["schemas"]["ExecutorChoice"] & unknown;
         };
         /**
          * ApiKeyCreatedOut
@@ -1291,6 +1343,72 @@ export interface components {
             last_seq: number;
         };
         /**
+         * @description What an artifact is.
+         * @enum {string}
+         */
+        ArtifactKindName: "screenshot";
+        /**
+         * ArtifactList
+         * @description A page of a session's artifacts.
+         */
+        ArtifactList: {
+            /** @description The artifacts, oldest first. */
+            items: components["schemas"]["ArtifactOut"][];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string;
+        };
+        /**
+         * ArtifactOut
+         * @description An artifact: a binary result of a session, such as a screenshot. Its bytes are at
+         *     `artifacts.get`.
+         */
+        ArtifactOut: {
+            /**
+             * Format: uuid
+             * @description Artifact id (UUIDv7; creation order).
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The session it came from.
+             */
+            session_id: string;
+            /**
+             * Format: uuid
+             * @description The command that produced it (a `screenshot` command), when there was one.
+             */
+            command_id?: string;
+            /** @description What it is. */
+            kind: components["schemas"]["ArtifactKindName"] & unknown;
+            /** @description Its media type (RFC 6838), e.g. `image/png`: the `Content-Type` of its bytes. */
+            media_type: string;
+            /**
+             * Format: int64
+             * @description Size of the content (bytes).
+             */
+            bytes: number;
+            /**
+             * Format: int32
+             * @description Image width (pixels), for images.
+             */
+            width?: number;
+            /**
+             * Format: int32
+             * @description Image height (pixels), for images.
+             */
+            height?: number;
+            /**
+             * @description SHA-256 of the content, lower-case hex (64 characters). Its bytes are served with
+             *     `ETag: "<sha256>"`.
+             */
+            sha256: string;
+            /**
+             * Format: date-time
+             * @description When it was stored (RFC 3339, UTC).
+             */
+            created_at: string;
+        };
+        /**
          * AuditActor
          * @description Who acted.
          */
@@ -1392,6 +1510,11 @@ export interface components {
             y: number;
             /** @description Mouse button (default `left`). */
             button?: components["schemas"]["MouseButton"] & unknown;
+            /**
+             * Format: uint8
+             * @description Clicks in a row: 1 (default), 2 for a double click, 3 for a triple click.
+             */
+            count?: number;
         };
         /**
          * ClickCommand
@@ -1401,6 +1524,11 @@ export interface components {
             /** @description Where and how. */
             args: components["schemas"]["ClickArgs"] & unknown;
         };
+        /**
+         * ClickOutput
+         * @description `click`: the click was performed.
+         */
+        ClickOutput: Record<string, unknown>;
         /**
          * @description The kinds a client may append (`status` is the server's).
          * @enum {string}
@@ -1414,6 +1542,11 @@ export interface components {
             /** @description The text. */
             args: components["schemas"]["TextArgs"] & unknown;
         };
+        /**
+         * ClipboardSetOutput
+         * @description `clipboard_set`: the clipboard holds the text.
+         */
+        ClipboardSetOutput: Record<string, unknown>;
         /**
          * @description `commands.create` request: `{kind, args}`, where `kind` picks the command and the shape
          *     of its `args`.
@@ -1610,10 +1743,20 @@ export interface components {
             };
             /** @description Its state. */
             status: components["schemas"]["CommandStatusName"] & unknown;
-            /** @description The executor's output, once finished (any JSON). */
+            /**
+             * @description What an external executor reported (`commands.complete`), verbatim (any JSON); absent
+             *     for the built-in executor, whose typed outcome is `result`.
+             */
             output?: unknown;
+            result?: components["schemas"]["CommandResult"];
             /** @description The executor's error message, when failed. */
             error?: string;
+            /**
+             * @description Why it failed, as a stable code: `no_desktop`, `desktop_unreachable`, `invalid_args`,
+             *     `unsupported`, `storage_failed`, `exec_failed`, `timeout`, `no_browser`; absent when
+             *     it did not fail or an external executor gave no code.
+             */
+            error_code?: string;
             /**
              * Format: uuid
              * @description The user who asked for it.
@@ -1646,6 +1789,12 @@ export interface components {
             updated_at: string;
         };
         /**
+         * @description The built-in executor's outcome of a finished command, typed per kind by its own `kind`
+         *     field (absent for commands an external executor performed: see `output`). A `shell`
+         *     killed at its timeout keeps what it printed so far.
+         */
+        CommandResult: components["schemas"]["CommandResult_ScreenshotOutput"] | components["schemas"]["CommandResult_ShellOutput"] | components["schemas"]["CommandResult_ClickOutput"] | components["schemas"]["CommandResult_MoveOutput"] | components["schemas"]["CommandResult_ScrollOutput"] | components["schemas"]["CommandResult_TypeOutput"] | components["schemas"]["CommandResult_KeyOutput"] | components["schemas"]["CommandResult_ClipboardSetOutput"] | components["schemas"]["CommandResult_OpenUrlOutput"];
+        /**
          * CommandResultIn
          * @description `commands.complete` request.
          */
@@ -1659,6 +1808,168 @@ export interface components {
             output?: unknown;
             /** @description Error message when `failed`, up to 2,000 characters. */
             error?: string;
+        };
+        /**
+         * @description The built-in executor's outcome of a finished command, typed per kind by its own `kind`
+         *     field (absent for commands an external executor performed: see `output`). A `shell`
+         *     killed at its timeout keeps what it printed so far.
+         */
+        CommandResult_ClickOutput: {
+            /**
+             * @example click
+             * @enum {string}
+             */
+            kind: "click";
+        } & components["schemas"]["ClickOutput"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "click";
+        };
+        /**
+         * @description The built-in executor's outcome of a finished command, typed per kind by its own `kind`
+         *     field (absent for commands an external executor performed: see `output`). A `shell`
+         *     killed at its timeout keeps what it printed so far.
+         */
+        CommandResult_ClipboardSetOutput: {
+            /**
+             * @example clipboard_set
+             * @enum {string}
+             */
+            kind: "clipboard_set";
+        } & components["schemas"]["ClipboardSetOutput"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "clipboard_set";
+        };
+        /**
+         * @description The built-in executor's outcome of a finished command, typed per kind by its own `kind`
+         *     field (absent for commands an external executor performed: see `output`). A `shell`
+         *     killed at its timeout keeps what it printed so far.
+         */
+        CommandResult_KeyOutput: {
+            /**
+             * @example key
+             * @enum {string}
+             */
+            kind: "key";
+        } & components["schemas"]["KeyOutput"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "key";
+        };
+        /**
+         * @description The built-in executor's outcome of a finished command, typed per kind by its own `kind`
+         *     field (absent for commands an external executor performed: see `output`). A `shell`
+         *     killed at its timeout keeps what it printed so far.
+         */
+        CommandResult_MoveOutput: {
+            /**
+             * @example move
+             * @enum {string}
+             */
+            kind: "move";
+        } & components["schemas"]["MoveOutput"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "move";
+        };
+        /**
+         * @description The built-in executor's outcome of a finished command, typed per kind by its own `kind`
+         *     field (absent for commands an external executor performed: see `output`). A `shell`
+         *     killed at its timeout keeps what it printed so far.
+         */
+        CommandResult_OpenUrlOutput: {
+            /**
+             * @example open_url
+             * @enum {string}
+             */
+            kind: "open_url";
+        } & components["schemas"]["OpenUrlOutput"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "open_url";
+        };
+        /**
+         * @description The built-in executor's outcome of a finished command, typed per kind by its own `kind`
+         *     field (absent for commands an external executor performed: see `output`). A `shell`
+         *     killed at its timeout keeps what it printed so far.
+         */
+        CommandResult_ScreenshotOutput: {
+            /**
+             * @example screenshot
+             * @enum {string}
+             */
+            kind: "screenshot";
+        } & components["schemas"]["ScreenshotOutput"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "screenshot";
+        };
+        /**
+         * @description The built-in executor's outcome of a finished command, typed per kind by its own `kind`
+         *     field (absent for commands an external executor performed: see `output`). A `shell`
+         *     killed at its timeout keeps what it printed so far.
+         */
+        CommandResult_ScrollOutput: {
+            /**
+             * @example scroll
+             * @enum {string}
+             */
+            kind: "scroll";
+        } & components["schemas"]["ScrollOutput"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "scroll";
+        };
+        /**
+         * @description The built-in executor's outcome of a finished command, typed per kind by its own `kind`
+         *     field (absent for commands an external executor performed: see `output`). A `shell`
+         *     killed at its timeout keeps what it printed so far.
+         */
+        CommandResult_ShellOutput: {
+            /**
+             * @example shell
+             * @enum {string}
+             */
+            kind: "shell";
+        } & components["schemas"]["ShellOutput"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "shell";
+        };
+        /**
+         * @description The built-in executor's outcome of a finished command, typed per kind by its own `kind`
+         *     field (absent for commands an external executor performed: see `output`). A `shell`
+         *     killed at its timeout keeps what it printed so far.
+         */
+        CommandResult_TypeOutput: {
+            /**
+             * @example type
+             * @enum {string}
+             */
+            kind: "type";
+        } & components["schemas"]["TypeOutput"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "type";
         };
         /**
          * @description A command's state: `queued → dispatched → succeeded | failed`; `cancelled` when the
@@ -1773,6 +2084,11 @@ export interface components {
             /** @description More events were already there beyond this page. */
             has_more: boolean;
         };
+        /**
+         * @description Who performs an agent's commands.
+         * @enum {string}
+         */
+        ExecutorChoice: "auto" | "builtin" | "external";
         /**
          * ExportMembership
          * @description A membership in the export.
@@ -2048,7 +2364,14 @@ export interface components {
          * @description A key chord.
          */
         KeyArgs: {
-            /** @description The chord, e.g. `ctrl+c` or `Return`, 1–100 characters. */
+            /**
+             * @description The chord, 1–100 characters: key names joined by `+`, pressed in order and released
+             *     in reverse, e.g. `ctrl+shift+t`, `Return`, `super`, `F5`, `a`. Names are
+             *     xdotool-compatible X keysym names (`ctrl`/`control`, `shift`, `alt`, `super`/`win`,
+             *     `Return`/`Enter`, `Escape`, `Tab`, `BackSpace`, `Delete`, `Home`, `End`, `Page_Up`,
+             *     `Page_Down`, arrows `Left`…, `F1`–`F24`, `space`, punctuation names, any single
+             *     character); an unknown name → 422 naming `args.keys`.
+             */
             keys: string;
         };
         /**
@@ -2059,6 +2382,11 @@ export interface components {
             /** @description The chord. */
             args: components["schemas"]["KeyArgs"] & unknown;
         };
+        /**
+         * KeyOutput
+         * @description `key`: the chord was pressed and released.
+         */
+        KeyOutput: Record<string, unknown>;
         /**
          * LoginIn
          * @description `auth.login` request.
@@ -2182,10 +2510,10 @@ export interface components {
             args: components["schemas"]["PointArgs"] & unknown;
         };
         /**
-         * NoArgs
-         * @description No arguments.
+         * MoveOutput
+         * @description `move`: the pointer moved.
          */
-        NoArgs: Record<string, never>;
+        MoveOutput: Record<string, unknown>;
         /**
          * OidcExchangeIn
          * @description `auth.oidc_exchange` request.
@@ -2213,6 +2541,11 @@ export interface components {
             /** @description The URL. */
             args: components["schemas"]["OpenUrlArgs"] & unknown;
         };
+        /**
+         * OpenUrlOutput
+         * @description `open_url`: the URL was handed to the desktop's browser.
+         */
+        OpenUrlOutput: Record<string, unknown>;
         /**
          * OrgIn
          * @description `orgs.create` request.
@@ -2466,12 +2799,62 @@ export interface components {
             permissions: components["schemas"]["Permission"][];
         };
         /**
+         * ScreenshotArgs
+         * @description How to capture the screen.
+         */
+        ScreenshotArgs: {
+            /**
+             * Format: uint32
+             * @description Downscale (aspect kept, never up) so the image is at most this wide (pixels),
+             *     1–16384; the output's `scale` says by how much.
+             */
+            max_width?: number;
+            /**
+             * Format: uint32
+             * @description Likewise for the height (pixels), 1–16384.
+             */
+            max_height?: number;
+        };
+        /**
          * ScreenshotCommand
-         * @description `screenshot`: capture the screen. Needs `desktop:screen.capture`.
+         * @description `screenshot`: capture the screen as a PNG artifact. Needs `desktop:screen.capture`.
          */
         ScreenshotCommand: {
-            /** @description None needed; `{}` or absent. */
-            args?: components["schemas"]["NoArgs"] & unknown;
+            /** @description Optional size bounds; `{}` or absent for the full desktop. */
+            args?: components["schemas"]["ScreenshotArgs"] & unknown;
+        };
+        /**
+         * ScreenshotOutput
+         * @description `screenshot`: the stored PNG.
+         */
+        ScreenshotOutput: {
+            /**
+             * Format: uuid
+             * @description The artifact holding the image (`artifacts.get`).
+             */
+            artifact_id: string;
+            /**
+             * Format: uint32
+             * @description Image width (pixels).
+             */
+            width: number;
+            /**
+             * Format: uint32
+             * @description Image height (pixels).
+             */
+            height: number;
+            /**
+             * Format: double
+             * @description Image size ÷ desktop size (1.0 unless `max_width`/`max_height` downscaled it).
+             */
+            scale: number;
+            /** @description `image/png`. */
+            media_type: string;
+            /**
+             * Format: uint64
+             * @description Image size (bytes).
+             */
+            bytes: number;
         };
         /**
          * ScrollArgs
@@ -2507,6 +2890,16 @@ export interface components {
             /** @description Where and how far. */
             args: components["schemas"]["ScrollArgs"] & unknown;
         };
+        /**
+         * ScrollOutput
+         * @description `scroll`: the wheel turned.
+         */
+        ScrollOutput: Record<string, unknown>;
+        /**
+         * @description Who performs a session's commands.
+         * @enum {string}
+         */
+        SessionExecutor: "builtin" | "external";
         /**
          * SessionIn
          * @description `sessions.create` request.
@@ -2586,6 +2979,12 @@ export interface components {
             /** @description The desktop, once provisioned (absent with the `none` runtime and before `running`). */
             desktop?: components["schemas"]["DesktopOut"] & unknown;
             /**
+             * @description Who performs its commands: `builtin` (Agentdesk, over its link to the desktop) or
+             *     `external` (`commands.claim`); absent while an `auto` agent's session has no desktop
+             *     yet.
+             */
+            executor?: components["schemas"]["SessionExecutor"] & unknown;
+            /**
              * Format: int64
              * @description The last event `seq` written so far.
              */
@@ -2664,8 +3063,16 @@ export interface components {
          * @description A shell command.
          */
         ShellArgs: {
-            /** @description The command line, 1–8,192 characters. */
+            /**
+             * @description The command line, 1–8,192 characters, run by `/bin/sh -c` on the desktop as an
+             *     unprivileged user, in the session's working directory, with the desktop's `DISPLAY`.
+             */
             command: string;
+            /**
+             * Format: uint32
+             * @description Killed (with everything it started) after this many seconds, 1–300 (default 30).
+             */
+            timeout_s?: number;
         };
         /**
          * ShellCommand
@@ -2674,6 +3081,23 @@ export interface components {
         ShellCommand: {
             /** @description The command. */
             args: components["schemas"]["ShellArgs"] & unknown;
+        };
+        /**
+         * ShellOutput
+         * @description `shell`: what the command printed and how it exited.
+         */
+        ShellOutput: {
+            /**
+             * Format: int32
+             * @description Exit status; absent when it was killed (at its timeout).
+             */
+            exit_code?: number;
+            /** @description Standard output (UTF-8; invalid sequences replaced), at most `shell_max_output_bytes`. */
+            stdout: string;
+            /** @description Standard error, likewise. */
+            stderr: string;
+            /** @description Whether stdout or stderr was longer and was cut. */
+            truncated: boolean;
         };
         /**
          * SignupOut
@@ -2729,6 +3153,11 @@ export interface components {
             /** @description The text. */
             args: components["schemas"]["TextArgs"] & unknown;
         };
+        /**
+         * TypeOutput
+         * @description `type`: the text was typed.
+         */
+        TypeOutput: Record<string, unknown>;
         /**
          * UserOut
          * @description A user account as its owner sees it.
@@ -7295,6 +7724,245 @@ export interface operations {
             };
             /** @description Well-formed JSON that breaks the rules (`validation_failed`, with `errors` naming each field; `idempotency_key_reused`). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "artifacts.list": {
+        parameters: {
+            query?: {
+                /** @description Page size, 1–200 (default 50). */
+                limit?: number;
+                /** @description `next_cursor` from the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+                /** @description Session id. */
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ArtifactList"];
+                };
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "artifacts.get": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Entity tags of copies the caller has (RFC 9110 §13.1.2): `"<sha256>"`, a list, or
+                 *     `*`. A match (weak comparison) answers 304 without a body.
+                 */
+                "If-None-Match"?: string;
+            };
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+                /** @description Session id. */
+                session_id: string;
+                /** @description Artifact id. */
+                artifact_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description The artifact's bytes. `Content-Type` is its `media_type` (`image/png` for
+             *     screenshots).
+             */
+            200: {
+                headers: {
+                    /** @description Size of the content (bytes), as `bytes` in its metadata. */
+                    "CONTENT-LENGTH": number;
+                    /**
+                     * @description Strong entity tag (RFC 9110 §8.8.3): the content's SHA-256, lower-case hex, in
+                     *     quotes (`"<sha256>"`). Send it back in `If-None-Match` to revalidate.
+                     */
+                    ETAG: string;
+                    /**
+                     * @description `private, max-age=31536000, immutable` (RFC 9111 §5.2.2, RFC 8246): the bytes
+                     *     never change, so the caller's own cache may keep them for a year; shared caches
+                     *     may not. (Every other `/v1` response is `no-store`.)
+                     */
+                    "CACHE-CONTROL": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": string;
+                };
+            };
+            /**
+             * @description `If-None-Match` matched the artifact's `ETag` (RFC 9110 §15.4.5): no body; use the
+             *     cached copy.
+             */
+            304: {
+                headers: {
+                    /** @description The artifact's strong entity tag, `"<sha256>"`. */
+                    ETAG: string;
+                    /** @description `private, max-age=31536000, immutable`, as on 200. */
+                    "CACHE-CONTROL": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,11 +1,10 @@
-//! The typed outputs of commands (`CommandOut.output`): one schema per kind, told apart by
-//! their own `kind` field (an OpenAPI `oneOf` with a discriminator, like the request's
-//! `args`), so SDKs narrow on it.
+//! The built-in executor's typed outcomes of commands (`CommandOut.result`): one schema per
+//! kind, told apart by their own `kind` field (an OpenAPI `oneOf` with a discriminator, like
+//! the request's `args`), so SDKs narrow on it. (`CommandOut.output` stays what an external
+//! executor reported, verbatim: typing it would change what they read back.)
 
 use poem_openapi::{Object, Union, types::ParseFromJSON};
 use uuid::Uuid;
-
-use crate::domain::commands::CommandKind;
 
 /// `screenshot`: the stored PNG.
 #[derive(Object)]
@@ -64,17 +63,12 @@ done_output! {
     OpenUrlOutput;
 }
 
-/// What an external executor reported, when it is not the kind's typed shape.
-#[derive(Object)]
-pub struct ExternalOutput {
-    /// The JSON as the executor sent it.
-    pub data: serde_json::Value,
-}
-
-/// A finished command's output, by `kind`.
+/// The built-in executor's outcome of a finished command, typed per kind by its own `kind`
+/// field (absent for commands an external executor performed: see `output`). A `shell`
+/// killed at its timeout keeps what it printed so far.
 #[derive(Union)]
 #[oai(discriminator_name = "kind", one_of = true)]
-pub enum CommandOutput {
+pub enum CommandResult {
     /// A screenshot's artifact.
     #[oai(mapping = "screenshot")]
     Screenshot(ScreenshotOutput),
@@ -102,19 +96,18 @@ pub enum CommandOutput {
     /// The URL was handed to the browser.
     #[oai(mapping = "open_url")]
     OpenUrl(OpenUrlOutput),
-    /// An external executor's own output.
-    #[oai(mapping = "external")]
-    External(ExternalOutput),
 }
 
-impl CommandOutput {
-    /// The stored output of a command of `kind`: its typed shape when it has one (with the
-    /// kind's own `kind` tag), else `external`.
-    pub fn from_stored(kind: CommandKind, output: serde_json::Value) -> Self {
-        let typed = output.get("kind").and_then(|k| k.as_str()) == Some(kind.as_str());
-        if typed && let Ok(parsed) = Self::parse_from_json(Some(output.clone())) {
-            return parsed;
+impl CommandResult {
+    /// The stored `commands.result` (written by the built-in executor only); `None` if it
+    /// does not parse (never expected: logged).
+    pub fn from_stored(result: serde_json::Value) -> Option<Self> {
+        match Self::parse_from_json(Some(result)) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e.message(), "a stored command result does not parse");
+                None
+            }
         }
-        Self::External(ExternalOutput { data: output })
     }
 }

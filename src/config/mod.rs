@@ -44,6 +44,47 @@ pub enum MailSenderKind {
     Dir,
 }
 
+/// Where artifact bytes (screenshots) are kept (see `blob`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobStoreKind {
+    /// The `blobs` table of the application database: nothing else to run, shared by every
+    /// node. Fine for development and modest volumes.
+    Database,
+    /// An S3-compatible bucket (`blob_s3_*`), for production volumes.
+    S3,
+}
+
+/// A secret from configuration: read like a string, but its `Debug` shows `***` (or `""`
+/// when empty), so printing a [`Config`] never shows it. Serialised as the plain string (a
+/// figment default), so never serialise a loaded config for display.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A secret holding `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it is empty (not set).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
 /// The whole runtime configuration. Field names are the keys in `agentdesk.toml` and, upper-cased
 /// with the `AGENTDESK_` prefix, in the environment (`AGENTDESK_DATABASE_URL`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -211,6 +252,25 @@ pub struct Config {
     /// Quota: pending invitations an org may have at once; over it `invitations.create` and
     /// `members.add` answer 409 `quota_exceeded` naming the limit.
     pub max_pending_invitations_per_org: u32,
+    /// Where artifact bytes (screenshots) are kept: `database` (default: the `blobs` table) or
+    /// `s3` (an S3-compatible bucket, the `blob_s3_*` keys). Artifacts stored under one
+    /// setting are not found under the other: switching does not move them.
+    pub blob_store: BlobStoreKind,
+    /// `s3`: the bucket (required). It must exist; Agentdesk does not create it.
+    pub blob_s3_bucket: String,
+    /// `s3`: the endpoint of an S3-compatible service (`https://…`; `http://` only on loopback,
+    /// e.g. `http://127.0.0.1:9000`), addressed path-style. Empty: AWS S3 in `blob_s3_region`.
+    pub blob_s3_endpoint: String,
+    /// `s3`: the region requests are signed for. Default `us-east-1`.
+    pub blob_s3_region: String,
+    /// `s3`: the access key id. Empty (with an empty secret): the standard AWS credential
+    /// chain (`AWS_*` variables, web identity, instance metadata).
+    pub blob_s3_access_key_id: String,
+    /// `s3`: the secret access key. A secret: never logged, shown as `***` in debug output.
+    pub blob_s3_secret_access_key: Secret,
+    /// `s3`: prefix of every object key (`<prefix><org_id>/<session_id>/<artifact_id>`): empty
+    /// or ending in `/`. Default `artifacts/`.
+    pub blob_s3_prefix: String,
 }
 
 /// One OpenID Connect provider (`[oidc_providers.<name>]` in `agentdesk.toml`, or
@@ -310,6 +370,13 @@ impl Default for Config {
             max_live_sessions_per_user: 20,
             max_api_keys_per_org: 100,
             max_pending_invitations_per_org: 100,
+            blob_store: BlobStoreKind::Database,
+            blob_s3_bucket: String::new(),
+            blob_s3_endpoint: String::new(),
+            blob_s3_region: "us-east-1".into(),
+            blob_s3_access_key_id: String::new(),
+            blob_s3_secret_access_key: Secret::default(),
+            blob_s3_prefix: "artifacts/".into(),
         }
     }
 }
@@ -322,8 +389,9 @@ pub struct ConfigError(pub String);
 impl Config {
     /// Loads defaults ← `agentdesk.toml` (or the file in `AGENTDESK_CONFIG`) ← `AGENTDESK_*`,
     /// then validates. The test, bench and CI variables (`AGENTDESK_TEST_POSTGRES_URL`,
-    /// `AGENTDESK_BENCH_POSTGRES_URL`, `AGENTDESK_CI_VENV`, `AGENTDESK_BIN`,
-    /// `AGENTDESK_CONTRACT_OUT`) are not configuration and are skipped. Errors: [`ConfigError`] naming the key and the source.
+    /// `AGENTDESK_TEST_S3`, `AGENTDESK_TEST_MOTO`, `AGENTDESK_BENCH_POSTGRES_URL`,
+    /// `AGENTDESK_CI_VENV`, `AGENTDESK_BIN`, `AGENTDESK_CONTRACT_OUT`) are not configuration and
+    /// are skipped. Errors: [`ConfigError`] naming the key and the source.
     pub fn load() -> Result<Self, ConfigError> {
         let file = std::env::var("AGENTDESK_CONFIG").unwrap_or_else(|_| "agentdesk.toml".into());
         let figment = Figment::from(Serialized::defaults(Config::default()))
@@ -331,6 +399,8 @@ impl Config {
             .merge(Env::prefixed("AGENTDESK_").ignore(&[
                 "CONFIG",
                 "TEST_POSTGRES_URL",
+                "TEST_S3",
+                "TEST_MOTO",
                 "BENCH_POSTGRES_URL",
                 "CI_VENV",
                 "BIN",
@@ -530,6 +600,7 @@ impl Config {
                 }
             }
         }
+        self.validate_blob_store()?;
         if !self.jwt_signing_key.is_empty() && decode_signing_key(&self.jwt_signing_key).is_none() {
             return err("jwt_signing_key", "expected base64 of at least 32 bytes");
         }
@@ -545,6 +616,45 @@ impl Config {
                     "expected base64 of at least 32 bytes each",
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// The blob store keys: checked whatever `blob_store` is (a typo in an unused key still
+    /// fails at start), and `blob_s3_bucket` is required for `s3`.
+    fn validate_blob_store(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, msg: &str| Err(ConfigError(format!("`{key}`: {msg}")));
+        if self.blob_store == BlobStoreKind::S3 && self.blob_s3_bucket.trim().is_empty() {
+            return err("blob_s3_bucket", "required when blob_store = \"s3\"");
+        }
+        if !self.blob_s3_endpoint.is_empty() && !is_blob_endpoint(&self.blob_s3_endpoint) {
+            return err(
+                "blob_s3_endpoint",
+                "expected an https URL without path, query or fragment (http only on loopback, e.g. http://127.0.0.1:9000)",
+            );
+        }
+        if self.blob_s3_region.trim().is_empty() {
+            return err("blob_s3_region", "must not be empty (e.g. us-east-1)");
+        }
+        if self.blob_s3_access_key_id.is_empty() != self.blob_s3_secret_access_key.is_empty() {
+            return err(
+                "blob_s3_secret_access_key",
+                "set both blob_s3_access_key_id and blob_s3_secret_access_key, or neither",
+            );
+        }
+        let p = &self.blob_s3_prefix;
+        if !p.is_empty()
+            && (!p.ends_with('/')
+                || p.starts_with('/')
+                || p.contains("//")
+                || !p
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b)))
+        {
+            return err(
+                "blob_s3_prefix",
+                "expected empty or segments of [A-Za-z0-9._-] each ending in `/`, e.g. artifacts/",
+            );
         }
         Ok(())
     }
@@ -603,6 +713,26 @@ fn is_base_url(v: &str) -> bool {
         })
 }
 
+/// An S3 endpoint: an https origin (optionally with a port), or an http one on a loopback
+/// address (a local MinIO or moto; credentials never cross a network in clear).
+fn is_blob_endpoint(v: &str) -> bool {
+    let Ok(u) = url::Url::parse(v) else {
+        return false;
+    };
+    let loopback = match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => return false,
+    };
+    (u.scheme() == "https" || (u.scheme() == "http" && loopback))
+        && matches!(u.path(), "" | "/")
+        && u.query().is_none()
+        && u.fragment().is_none()
+        && u.username().is_empty()
+        && u.password().is_none()
+}
+
 /// Decodes a signing key from configuration: standard base64 of at least 32 bytes. `None` for
 /// anything else (`Config::validate` refuses it, naming the key).
 pub fn decode_signing_key(b64: &str) -> Option<Vec<u8>> {
@@ -614,71 +744,4 @@ pub fn decode_signing_key(b64: &str) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn with(toml: &str) -> Result<Config, ConfigError> {
-        Config::from_figment(
-            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)),
-        )
-    }
-
-    #[test]
-    fn defaults_are_valid() {
-        let c = with("").unwrap();
-        assert_eq!(c.listen, "127.0.0.1:8080");
-        assert!(c.database_url().starts_with("sqlite://"));
-    }
-
-    #[test]
-    fn errors_name_the_key() {
-        let e = with("body_limit_bytes = \"lots\"").unwrap_err().to_string();
-        assert!(e.contains("body_limit_bytes"), "{e}");
-        let e = with("listen = \"nowhere\"").unwrap_err().to_string();
-        assert!(e.contains("`listen`"), "{e}");
-        let e = with("cors_allowed_origins = [\"https://a.example/path\"]")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("cors_allowed_origins"), "{e}");
-        let e = with("jwt_signing_key = \"short\"").unwrap_err().to_string();
-        assert!(e.contains("jwt_signing_key"), "{e}");
-        let e = with("desktop_runtime = \"process\"\ndesktop_vnc_host = \"10.0.0.5\"")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("desktop_vnc_host"), "{e}");
-        let e = with("desktop_runtime = \"kubernetes\"")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("desktop_runtime"), "{e}");
-        let e = with("job_backoff_max_ms = 10").unwrap_err().to_string();
-        assert!(e.contains("job_backoff_max_ms"), "{e}");
-        let e = with("no_such_knob = 1").unwrap_err().to_string();
-        assert!(e.contains("no_such_knob"), "{e}");
-        let e = with("public_url = \"https://api.example.com/\"")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("public_url"), "{e}");
-        let provider = "[oidc_providers.corp]\nissuer_url = \"https://id.example.com\"\nclient_id = \"a\"\nclient_secret = \"b\"\n";
-        let e = with(provider).unwrap_err().to_string();
-        assert!(
-            e.contains("oidc_providers.corp") && e.contains("redirect_uris"),
-            "{e}"
-        );
-        let e = with(&format!("{provider}redirect_uris = []"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("oidc_providers.corp.redirect_uris"), "{e}");
-        let ok = with(&format!(
-            "{provider}redirect_uris = [\"https://app.example.com/sso\"]"
-        ))
-        .unwrap();
-        assert_eq!(
-            ok.oidc_providers["corp"].scopes,
-            ["openid", "email", "profile"]
-        );
-        let e = with(&format!("{provider}redirect_uris = [\"x\"]\ncolour = 1"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("colour"), "{e}");
-    }
-}
+mod tests;
