@@ -94,6 +94,8 @@ async fn builtin_executor_drives_the_desktop(backend: Backend) {
         c.desktop_display_min = base;
         c.desktop_display_max = base + 9;
         c.desktop_port_min = 17500 + base as u16;
+        // A "browser" that writes down the URL it was given (its one argument, `$0` here).
+        c.desktop_open_url_command = "sh -c 'printf %s \"$0\" > opened.txt'".into();
     })
     .await
     else {
@@ -108,7 +110,8 @@ async fn builtin_executor_drives_the_desktop(backend: Backend) {
             "name": "Driver", "model": "m",
             "desktop": {"width": W, "height": H},
             "capabilities": ["desktop:screen.capture", "desktop:input.pointer",
-                "desktop:input.keyboard", "desktop:clipboard", "desktop:shell"]
+                "desktop:input.keyboard", "desktop:clipboard", "desktop:shell",
+                "browser:navigate"]
         }))
         .expect(201)
         .await
@@ -252,6 +255,75 @@ async fn builtin_executor_drives_the_desktop(backend: Backend) {
     assert_eq!(c["result"]["width"], W / 2, "{c}");
     assert_eq!(c["result"]["height"], H / 2, "{c}");
     assert_eq!(c["result"]["scale"], 0.5);
+
+    // open_url hands the URL to the browser command as one argument, never shell-parsed.
+    let url = "https://example.com/a?b=1&c=$(touch${IFS}pwned)`touch${IFS}pwned2`";
+    let c = desk.run("open_url", json!({ "url": url })).await;
+    assert_eq!(c["status"], "succeeded", "{c}");
+    assert_eq!(c["result"], json!({"kind": "open_url"}));
+    desk.sh_until("cat opened.txt 2>/dev/null", url).await;
+    assert_eq!(desk.sh("ls").await.contains("pwned"), false);
+
+    // Capabilities are checked before anything reaches the desktop: with `desktop:shell`
+    // taken away, a shell command is refused, nothing is queued and nothing runs.
+    let agent_url = format!(
+        "/v1/orgs/{}/agents/{}",
+        desk.org,
+        agent["id"].as_str().unwrap()
+    );
+    let current = app
+        .get(&agent_url)
+        .token(&desk.user.token)
+        .expect(200)
+        .await;
+    let etag = current.header("etag").unwrap().to_owned();
+    let fewer = json!([
+        "desktop:screen.capture",
+        "desktop:input.pointer",
+        "desktop:input.keyboard",
+        "desktop:clipboard",
+        "browser:navigate"
+    ]);
+    let updated = app
+        .patch(&agent_url)
+        .token(&desk.user.token)
+        .header("if-match", &etag)
+        .json(json!({ "capabilities": fewer }))
+        .expect(200)
+        .await;
+    let before = app
+        .get(&format!("{}?limit=200", desk.commands()))
+        .token(&desk.user.token)
+        .expect(200)
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let r = desk
+        .send("shell", json!({"command": "touch denied.txt"}), 403)
+        .await;
+    assert_eq!(r["code"], "capability_denied", "{r}");
+    let after = app
+        .get(&format!("{}?limit=200", desk.commands()))
+        .token(&desk.user.token)
+        .expect(200)
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "a denied command was queued");
+    app.patch(&agent_url)
+        .token(&desk.user.token)
+        .header("if-match", updated.header("etag").unwrap())
+        .json(json!({ "capabilities": agent["capabilities"] }))
+        .expect(200)
+        .await;
+    assert!(
+        !desk.sh("ls").await.contains("denied.txt"),
+        "a denied command ran"
+    );
 
     // shell limits: killed at its timeout; long output cut and flagged.
     let started = std::time::Instant::now();
