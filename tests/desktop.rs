@@ -153,10 +153,26 @@ async fn builtin_executor_drives_the_desktop(backend: Backend) {
         .await;
     assert_eq!(r["errors"][0]["field"], "args.keys", "{r}");
 
-    // `shell` runs as an unprivileged user, with the desktop's DISPLAY.
+    // `shell` runs as the desktop's own unprivileged user (uid 900000 + display), with the
+    // desktop's DISPLAY; an X client without the desktop's cookie is refused.
+    let display_no: u32 = desktop["display"].as_str().unwrap()[1..].parse().unwrap();
     let uid = desk.sh("id -u").await;
-    assert_ne!(uid.trim(), "0", "shell ran as root");
+    assert_eq!(
+        uid.trim(),
+        (900_000 + display_no).to_string(),
+        "shell ran as {uid}"
+    );
     assert_eq!(desk.sh("echo $DISPLAY").await.trim(), desktop["display"]);
+    let c = desk
+        .run(
+            "shell",
+            json!({"command": "XAUTHORITY=/dev/null xdotool getmouselocation"}),
+        )
+        .await;
+    assert_ne!(
+        c["result"]["exit_code"], 0,
+        "an X client without the cookie got in: {c}"
+    );
 
     // move / click: the X server's pointer is where we put it.
     let c = desk.run("move", json!({"x": 200, "y": 300})).await;
@@ -262,7 +278,10 @@ async fn builtin_executor_drives_the_desktop(backend: Backend) {
     assert_eq!(c["status"], "succeeded", "{c}");
     assert_eq!(c["result"], json!({"kind": "open_url"}));
     desk.sh_until("cat opened.txt 2>/dev/null", url).await;
-    assert_eq!(desk.sh("ls").await.contains("pwned"), false);
+    assert!(
+        !desk.sh("ls").await.contains("pwned"),
+        "the URL was shell-parsed"
+    );
 
     // Capabilities are checked before anything reaches the desktop: with `desktop:shell`
     // taken away, a shell command is refused, nothing is queued and nothing runs.

@@ -642,7 +642,9 @@ impl CommandsApi {
     /// Needs `commands:execute`. Long poll: returns the oldest queued command, now
     /// `dispatched` to the caller, or waits up to `wait_s` (≤ 30, capped below
     /// `request_timeout_s`) for one and answers 204 when none came. Two executors never get
-    /// the same command. 409 `session_not_live` once the session is stopping or has ended.
+    /// the same command. 409 `session_not_live` once the session is stopping or has ended;
+    /// 409 `executor_builtin` when Agentdesk's built-in executor performs the session's
+    /// commands (the agent's `executor`).
     #[oai(
         path = "/v1/orgs/:org_id/sessions/:session_id/commands/claim",
         method = "post",
@@ -690,7 +692,8 @@ impl CommandsApi {
     ///
     /// Needs `commands:execute`. Finishes a `dispatched` command as `succeeded` or `failed`
     /// and appends a `result` event to the log. A command that is not dispatched → 409
-    /// `command_not_dispatched`.
+    /// `command_not_dispatched`; a session the built-in executor serves → 409
+    /// `executor_builtin`.
     #[oai(
         path = "/v1/orgs/:org_id/sessions/:session_id/commands/:command_id/result",
         method = "post",
@@ -710,7 +713,7 @@ impl CommandsApi {
     ) -> Result<CommandResponse, CommandCreateErrors> {
         let a = access(&state, &auth, org_id.0, rbac::COMMANDS_EXECUTE).await?;
         let b = body.0;
-        let c = commands::complete(
+        let c = commands::complete_external(
             &state.db,
             &state.bus,
             a.org(),

@@ -192,10 +192,13 @@ pub struct Config {
     pub desktop_port_min: u16,
     /// `process` driver: how long (s) a new desktop gets to answer with an RFB greeting.
     pub desktop_ready_timeout_s: u64,
-    /// `process` driver: the unprivileged user `shell` and `open_url` commands run as when
-    /// the server runs as root (never root itself). Ignored when the server is not root:
-    /// commands then run as the server's user.
-    pub desktop_exec_user: String,
+    /// `process` driver: desktop `N`'s `shell` and `open_url` commands run as uid = gid =
+    /// `desktop_exec_uid_base + N` (no `passwd` entry needed; the server must be root to
+    /// switch), so sessions are isolated from each other and from the server.
+    pub desktop_exec_uid_base: u32,
+    /// `process` driver, server not root: run agent commands as the server's own user (which
+    /// can read its keys and database). Development machines only; off, they are refused.
+    pub desktop_exec_as_server_user: bool,
     /// The command `open_url` runs with the URL as its one argument, in the desktop's
     /// environment (e.g. `xdg-open`, `chromium --no-sandbox`).
     pub desktop_open_url_command: String,
@@ -348,7 +351,8 @@ impl Default for Config {
             desktop_display_max: 199,
             desktop_port_min: 15900,
             desktop_ready_timeout_s: 10,
-            desktop_exec_user: "nobody".into(),
+            desktop_exec_uid_base: 900_000,
+            desktop_exec_as_server_user: false,
             desktop_open_url_command: "xdg-open".into(),
             shell_default_timeout_s: 30,
             shell_max_output_bytes: 64 * 1024,
@@ -578,6 +582,17 @@ impl Config {
             return err(
                 "desktop_vnc_host",
                 "the process runtime's desktops listen on loopback only (Xvnc -localhost)",
+            );
+        }
+        if self.desktop_exec_uid_base < 1000
+            || self
+                .desktop_exec_uid_base
+                .checked_add(self.desktop_display_max)
+                .is_none_or(|top| top >= 4_000_000_000)
+        {
+            return err(
+                "desktop_exec_uid_base",
+                "must be at least 1000, and with desktop_display_max stay below 4000000000",
             );
         }
         if self.shell_default_timeout_s > 300 {

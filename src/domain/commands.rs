@@ -284,6 +284,33 @@ pub async fn claim(
     session_id: SessionId,
     wait: Duration,
 ) -> AppResult<Option<command::Model>> {
+    claim_for(db, bus, org_id, session_id, wait, Claimer::Builtin).await
+}
+
+/// Who claims: the built-in executor, or an external one (refused on built-in sessions).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Claimer {
+    Builtin,
+    External,
+}
+
+/// 409 `executor_builtin`: an external executor asked for a built-in session's work.
+fn builtin_session() -> AppError {
+    AppError::conflict(
+        "executor_builtin",
+        "Agentdesk's built-in executor performs this session's commands; set the agent's \
+         `executor` to `external` to perform them yourself",
+    )
+}
+
+async fn claim_for(
+    db: &DatabaseConnection,
+    bus: &Bus,
+    org_id: OrgId,
+    session_id: SessionId,
+    wait: Duration,
+    claimer: Claimer,
+) -> AppResult<Option<command::Model>> {
     let deadline = tokio::time::Instant::now() + wait;
     // Subscribe before looking, so a command queued in between wakes us.
     let mut rx = bus.subscribe();
@@ -293,8 +320,13 @@ pub async fn claim(
         if status.is_final() || status == Status::Stopping {
             return Err(sessions::not_live(status));
         }
+        // Checked on every round: an `auto` session turns built-in once its desktop is up,
+        // possibly while an external executor's long poll waits.
+        if claimer == Claimer::External && super::desktops::is_builtin(&s) {
+            return Err(builtin_session());
+        }
         let now = Utc::now();
-        let candidates = command::Entity::find()
+        let candidates = command::Entity::find_in(org_id)
             .filter(command::Column::SessionId.eq(session_id))
             .filter(command::Column::Status.eq(CommandStatus::Queued))
             .filter(command::Column::ExpiresAt.gt(now))
@@ -317,14 +349,19 @@ pub async fn claim(
                 .rows_affected
                 == 1;
             if won {
-                return Ok(command::Entity::find_by_id(c.id).one(db).await?);
+                return Ok(command::Entity::find_in_by_id(org_id, CommandId(c.id))
+                    .one(db)
+                    .await?);
             }
         }
         // Wait for any event of this session (an accepted command appends one) or time out.
         loop {
             let msg = tokio::time::timeout_at(deadline, rx.recv()).await;
             match msg {
-                Err(_) => return Ok(None),
+                // Timed out, or the bus is gone (shutting down): nothing came.
+                Err(_) | Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                    return Ok(None);
+                }
                 Ok(Ok(BusMessage::Event(e))) if e.session_id != session_id.0 => continue,
                 Ok(_) => break,
             }
@@ -359,15 +396,25 @@ pub async fn claim_external(
     session_id: SessionId,
     wait: Duration,
 ) -> AppResult<Option<command::Model>> {
+    claim_for(db, bus, org_id, session_id, wait, Claimer::External).await
+}
+
+/// [`complete`] for an external executor (`commands.complete`). Errors: as [`complete`];
+/// 409 `executor_builtin` when the built-in executor performs the session's commands (its
+/// results cannot be forged from outside).
+pub async fn complete_external(
+    db: &DatabaseConnection,
+    bus: &Bus,
+    org_id: OrgId,
+    session_id: SessionId,
+    command_id: CommandId,
+    outcome: Outcome,
+) -> AppResult<command::Model> {
     let s = sessions::get(db, org_id, session_id).await?;
     if super::desktops::is_builtin(&s) {
-        return Err(AppError::conflict(
-            "executor_builtin",
-            "Agentdesk's built-in executor performs this session's commands; set the agent's \
-             `executor` to `external` to claim them yourself",
-        ));
+        return Err(builtin_session());
     }
-    claim(db, bus, org_id, session_id, wait).await
+    complete(db, bus, org_id, session_id, command_id, outcome).await
 }
 
 /// Records the executor's result of a dispatched command and appends its `result` event

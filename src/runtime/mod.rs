@@ -84,7 +84,8 @@ pub struct ExecRequest {
 pub struct ExecOutput {
     /// Exit status; `None` when it was killed by a signal (e.g. at its timeout).
     pub exit_code: Option<i32>,
-    /// Standard output, UTF-8 (invalid sequences replaced), at most `max_output_bytes`.
+    /// Standard output, UTF-8 (invalid sequences and NUL replaced by U+FFFD), at most
+    /// `max_output_bytes`.
     pub stdout: String,
     /// Standard error, likewise.
     pub stderr: String,
@@ -116,7 +117,7 @@ pub trait DesktopRuntime: Send + Sync {
     }
 
     /// Runs `request` in the environment of the session's desktop (its `DISPLAY`, a working
-    /// directory of its own) as the unprivileged user of `desktop_exec_user`, and returns
+    /// directory of its own) as the desktop's own unprivileged user, and returns
     /// once it exited or was killed at its timeout. Default: the driver has no desktops.
     /// Errors: the session has no desktop here, or the command could not be started.
     async fn exec(&self, session_id: Uuid, request: &ExecRequest) -> anyhow::Result<ExecOutput> {

@@ -61,6 +61,8 @@ pub struct RfbConnection<S> {
     server_clipboard: Option<ServerClipboard>,
     /// The `provide` message for the text we announced last.
     provide: Option<Vec<u8>>,
+    /// Whether `outbox` holds a `provide` already (requests are answered once per flush).
+    provide_queued: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> RfbConnection<S> {
@@ -69,6 +71,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RfbConnection<S> {
     /// [`LinkError::Protocol`] while reading the first update.
     pub async fn open(mut stream: S, password: &str) -> Result<Self, LinkError> {
         let (version, init) = handshake(&mut stream, password).await?;
+        super::framebuffer::check_size(init.width, init.height)?;
         let mut conn = Self {
             stream,
             version,
@@ -78,6 +81,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RfbConnection<S> {
             pending: Vec::new(),
             chunk: vec![0; READ_CHUNK_BYTES].into_boxed_slice(),
             outbox: Vec::new(),
+            provide_queued: false,
             server_clipboard: None,
             provide: None,
         };
@@ -167,8 +171,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RfbConnection<S> {
                     .extend_from_slice(&clipboard::caps(OUR_CAPS, &[0]));
             }
             ClipboardMessage::Request(formats) if formats & flags::TEXT != 0 => {
-                if let Some(provide) = &self.provide {
+                // One answer per flush, however many requests one read held.
+                if let Some(provide) = &self.provide
+                    && !self.provide_queued
+                {
                     self.outbox.extend_from_slice(provide);
+                    self.provide_queued = true;
                 }
             }
             ClipboardMessage::Peek => {
@@ -191,6 +199,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RfbConnection<S> {
         if !self.outbox.is_empty() {
             self.stream.write_all(&self.outbox).await?;
             self.outbox.clear();
+            self.provide_queued = false;
         }
         self.stream.flush().await?;
         Ok(())

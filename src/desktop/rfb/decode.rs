@@ -272,6 +272,7 @@ impl Decoder {
                 Ok(Some(16))
             }
             encoding::DESKTOP_SIZE => {
+                super::framebuffer::check_size(rect.width, rect.height)?;
                 fb.resize(rect.width, rect.height);
                 self.state = State::Rects {
                     left,

@@ -29,6 +29,21 @@ impl Rect {
     }
 }
 
+/// Largest framebuffer side a desktop may announce (pixels, ServerInit or DesktopSize):
+/// 8192 × 8192 × 4 bytes is 256 MiB, the most one link will hold. Larger → a protocol error,
+/// never an allocation the process cannot survive.
+pub const MAX_SIDE: u16 = 8192;
+
+/// Errors with [`LinkError::Protocol`] when `width` × `height` exceeds [`MAX_SIDE`].
+pub fn check_size(width: u16, height: u16) -> Result<(), LinkError> {
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(LinkError::protocol(format!(
+            "the desktop announced a {width}x{height} framebuffer; at most {MAX_SIDE}x{MAX_SIDE} is accepted"
+        )));
+    }
+    Ok(())
+}
+
 /// The local framebuffer (BGRX, 4 bytes per pixel).
 #[derive(Clone, Debug, Default)]
 pub struct Framebuffer {

@@ -20,7 +20,7 @@ mod perform;
 use std::time::Duration;
 
 use crate::{
-    desktop::{LinkTarget, RfbLink},
+    desktop::{LinkError, LinkTarget, RfbLink},
     domain::{
         commands,
         desktops::{endpoint, passwords},
@@ -37,6 +37,11 @@ pub use perform::error_codes;
 const CLAIM_WAIT: Duration = Duration::from_secs(30);
 /// Pause after an unexpected database error before claiming again.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// How long the first connection to a new desktop is retried (with the link's backoff)
+/// before the session fails.
+const CONNECT_FOR: Duration = Duration::from_secs(10);
+/// Attempts at recording a command's outcome before recording a bare failure instead.
+const COMPLETE_ATTEMPTS: u32 = 3;
 
 pub use crate::domain::desktops::is_builtin;
 
@@ -48,12 +53,17 @@ pub fn start(ctx: &JobContext, s: &session::Model) {
     }
     let task_ctx = ctx.clone();
     let session = s.clone();
-    ctx.session_tasks.spawn_once(s.id, async move {
-        let id = session.id;
+    let spawned = ctx.session_tasks.spawn_once(s.id, async move {
+        let id = SessionId(session.id);
         if let Err(e) = run(&task_ctx, session).await {
+            // Without its executor the session cannot do anything: it fails, and says so.
             tracing::warn!(session_id = %id, error = %e, "the built-in executor stopped");
+            fail_session(&task_ctx, id, "desktop lost: the executor could not start").await;
         }
     });
+    if !spawned && !ctx.session_tasks.is_running(s.id) {
+        tracing::error!(session_id = %s.id, "could not start the built-in executor");
+    }
 }
 
 /// The executor's loop for one session (see the module docs).
@@ -68,7 +78,7 @@ async fn run(ctx: &JobContext, s: session::Model) -> Result<(), AppError> {
                 port: desktop.vnc_port,
                 password: passwords(&ctx.sealer, &s)?.control,
             };
-            match RfbLink::connect(target).await {
+            match connect(target).await {
                 Ok(link) => Some(link),
                 Err(e) => {
                     fail_session(ctx, sid, &format!("desktop lost: cannot connect: {e}")).await;
@@ -107,28 +117,67 @@ async fn run(ctx: &JobContext, s: session::Model) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Performs a claimed command and records its outcome.
+/// Connects to a new desktop, retrying with backoff for [`CONNECT_FOR`] (it may still be
+/// settling). Wrong passwords and refused security types are not retried.
+async fn connect(target: LinkTarget) -> Result<RfbLink, LinkError> {
+    let deadline = tokio::time::Instant::now() + CONNECT_FOR;
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match RfbLink::connect(target.clone()).await {
+            Ok(link) => return Ok(link),
+            Err(e @ (LinkError::AuthFailed(_) | LinkError::NoVncAuth { .. })) => return Err(e),
+            Err(e) if tokio::time::Instant::now() + delay >= deadline => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Performs a claimed command and records its outcome; a command is never left
+/// `dispatched`: if its outcome cannot be recorded, a bare failure is.
 async fn finish(ctx: &JobContext, s: &session::Model, link: Option<&RfbLink>, c: command::Model) {
     let started = std::time::Instant::now();
     let outcome = perform::perform(ctx, s, link, &c).await;
     metrics::histogram!("agentdesk_command_duration_seconds", "kind" => c.kind.as_str(), "status" => if outcome.succeeded { "succeeded" } else { "failed" })
         .record(started.elapsed().as_secs_f64());
-    if let Err(e) = commands::complete(
-        &ctx.db,
-        &ctx.bus,
-        OrgId(s.org_id),
-        SessionId(s.id),
-        crate::entity::CommandId(c.id),
-        outcome,
-    )
-    .await
-    {
-        tracing::warn!(session_id = %s.id, command_id = %c.id, error = %e, "recording a command's result failed");
+    let record = |outcome| {
+        commands::complete(
+            &ctx.db,
+            &ctx.bus,
+            OrgId(s.org_id),
+            SessionId(s.id),
+            crate::entity::CommandId(c.id),
+            outcome,
+        )
+    };
+    let mut error = None;
+    for attempt in 0..COMPLETE_ATTEMPTS {
+        match record(outcome.clone()).await {
+            Ok(_) | Err(AppError::Conflict { .. } | AppError::NotFound(_)) => return,
+            Err(e) => {
+                tracing::warn!(session_id = %s.id, command_id = %c.id, attempt, error = %e, "recording a command's result failed");
+                error = Some(e);
+                tokio::time::sleep(ERROR_PAUSE).await;
+            }
+        }
+    }
+    let bare = commands::Outcome {
+        error: Some("the command's result could not be recorded".into()),
+        error_code: Some(perform::error_codes::INTERNAL),
+        ..commands::Outcome::default()
+    };
+    if let Err(e) = record(bare).await {
+        tracing::error!(session_id = %s.id, command_id = %c.id, error = %e, first_error = ?error.map(|e| e.to_string()), "a command stays dispatched: no outcome could be recorded");
     }
 }
 
 /// The session fails with `reason` (unless it already left `running`).
 async fn fail_session(ctx: &JobContext, id: SessionId, reason: &str) {
+    // Reasons quote the desktop's own words: no NUL (PostgreSQL text cannot hold it).
+    let reason = reason.replace('\0', "");
+    let reason = reason.as_str();
     let Ok(Some(s)) = sessions::find(&ctx.db, id).await else {
         return;
     };

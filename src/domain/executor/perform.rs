@@ -54,12 +54,31 @@ pub mod error_codes {
     pub const TIMEOUT: &str = "timeout";
     /// `open_url`: `desktop_open_url_command` is not installed on the desktop.
     pub const NO_BROWSER: &str = "no_browser";
+    /// The outcome could not be recorded (the database refused it); details in the log.
+    pub const INTERNAL: &str = "internal";
 }
 
 use error_codes as code;
 
 /// Longest `open_url` may take to hand the URL to the browser.
 const OPEN_URL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest one RFB action may take (a desktop that keeps its socket open but stopped
+/// answering fails the command instead of holding the executor).
+const LINK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `action` within [`LINK_TIMEOUT`]; past it, the desktop is taken as unreachable.
+async fn in_time<T>(
+    action: impl std::future::Future<Output = Result<T, LinkError>>,
+) -> Result<T, LinkError> {
+    tokio::time::timeout(LINK_TIMEOUT, action)
+        .await
+        .unwrap_or_else(|_| {
+            Err(LinkError::Gone(format!(
+                "the desktop did not answer within {} s",
+                LINK_TIMEOUT.as_secs()
+            )))
+        })
+}
 
 fn failed(code: &'static str, message: impl Into<String>) -> Outcome {
     Outcome {
@@ -127,7 +146,7 @@ pub(super) async fn perform(
     };
     let result = match kind {
         CommandKind::Move => match point(args) {
-            Ok((x, y)) => move_to(link, x, y).await,
+            Ok((x, y)) => in_time(move_to(link, x, y)).await,
             Err(o) => return *o,
         },
         CommandKind::Click => match point(args) {
@@ -138,20 +157,29 @@ pub(super) async fn perform(
                     _ => Button::Left,
                 };
                 let count = args.get("count").and_then(Value::as_u64).unwrap_or(1);
-                click(link, x, y, button, count.clamp(1, 3) as u8).await
+                in_time(click(link, x, y, button, count.clamp(1, 3) as u8)).await
             }
             Err(o) => return *o,
         },
         CommandKind::Scroll => match point(args) {
-            Ok((x, y)) => scroll(link, x, y, int(args, "dx") as i32, int(args, "dy") as i32).await,
+            Ok((x, y)) => {
+                in_time(scroll(
+                    link,
+                    x,
+                    y,
+                    int(args, "dx") as i32,
+                    int(args, "dy") as i32,
+                ))
+                .await
+            }
             Err(o) => return *o,
         },
-        CommandKind::Type => type_text(link, text(args, "text")).await,
+        CommandKind::Type => in_time(type_text(link, text(args, "text"))).await,
         CommandKind::Key => match parse_chord(text(args, "keys")) {
-            Ok(keysyms) => key_chord(link, &keysyms).await,
+            Ok(keysyms) => in_time(key_chord(link, &keysyms)).await,
             Err(e) => return failed(code::INVALID_ARGS, e.to_string()),
         },
-        CommandKind::ClipboardSet => set_clipboard(link, text(args, "text")).await,
+        CommandKind::ClipboardSet => in_time(set_clipboard(link, text(args, "text"))).await,
         CommandKind::Screenshot => return capture(ctx, s, link, c).await,
         CommandKind::Shell | CommandKind::OpenUrl => unreachable!("handled above"),
     };
@@ -175,7 +203,7 @@ async fn capture(
             .and_then(Value::as_u64)
             .map(|v| v.min(u64::from(u32::MAX)) as u32)
     };
-    let png = match screenshot(link, dim("max_width"), dim("max_height")).await {
+    let png = match in_time(screenshot(link, dim("max_width"), dim("max_height"))).await {
         Ok(png) => png,
         Err(e) => return link_failed(e),
     };
@@ -283,9 +311,14 @@ async fn open_url(ctx: &JobContext, s: &session::Model, args: &Value) -> Outcome
     let script = format!(
         "command -v {program} >/dev/null 2>&1 || exit 127\n{command} \"$1\" >/dev/null 2>&1 &"
     );
+    // The URL as the parser normalised it (validated at `commands.create`).
+    let url = match url::Url::parse(text(args, "url")) {
+        Ok(u) => u.to_string(),
+        Err(e) => return failed(code::INVALID_ARGS, format!("`url`: {e}")),
+    };
     let request = ExecRequest {
         script,
-        args: vec![text(args, "url").to_owned()],
+        args: vec![url],
         timeout: OPEN_URL_TIMEOUT,
         max_output_bytes: 4096,
     };

@@ -37,6 +37,11 @@ impl ProcessRuntime {
         self.cfg.state_dir.join(format!("{session_id}.rfbauth"))
     }
 
+    /// The desktop's X authority file (mode 0600; Xvnc `-auth`).
+    pub(super) fn xauth_path(&self, session_id: Uuid) -> PathBuf {
+        self.cfg.state_dir.join(format!("{session_id}.xauth"))
+    }
+
     /// The working directory of commands run on the session's desktop.
     pub(super) fn work_path(&self, session_id: Uuid) -> PathBuf {
         self.cfg.state_dir.join(format!("{session_id}.work"))
@@ -98,6 +103,7 @@ impl ProcessRuntime {
             {
                 lost.push(id);
                 remove_file_quietly(&self.rfbauth_path(id));
+                remove_file_quietly(&self.xauth_path(id));
                 remove_dir_quietly(&self.work_path(id));
             }
             remove_file_quietly(&path);

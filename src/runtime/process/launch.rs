@@ -152,6 +152,21 @@ impl ProcessRuntime {
             ))
         })?;
 
+        // X clients need the desktop's cookie (the commands get it in their XAUTHORITY), so
+        // one session's commands cannot reach another session's screen.
+        let x_cookie: [u8; 16] = rand::random();
+        let xauth_path = self.xauth_path(session_id);
+        write_private_file(&xauth_path, &super::exec::xauthority(display, &x_cookie)).map_err(
+            |e| {
+                LaunchError::Fatal(anyhow!(
+                    "writing the desktop's X authority file {}: {e}",
+                    xauth_path.display()
+                ))
+            },
+        )?;
+        // Whatever a previous session on this display left running goes first.
+        self.end_desktop_processes(None, display).await;
+
         let mut args: Vec<OsString> = Vec::new();
         let program = match &self.setpriv {
             Some(setpriv) => {
@@ -162,9 +177,16 @@ impl ProcessRuntime {
             None => command.to_path_buf(),
         };
         args.extend(
-            xvnc_args(display, port, spec.width, spec.height, &auth_path)
-                .into_iter()
-                .map(OsString::from),
+            xvnc_args(
+                display,
+                port,
+                spec.width,
+                spec.height,
+                &auth_path,
+                &xauth_path,
+            )
+            .into_iter()
+            .map(OsString::from),
         );
 
         let (reply, replied) = oneshot::channel();
@@ -212,6 +234,7 @@ impl ProcessRuntime {
             return Ok(Running {
                 child,
                 display,
+                x_cookie,
                 desktop: Desktop {
                     vnc_host: self.cfg.vnc_host.clone(),
                     vnc_port: port,
@@ -270,9 +293,10 @@ impl ProcessRuntime {
         }
         stop_child(&mut running.child).await;
         drop(running);
-        self.end_session_processes(session_id).await;
+        self.end_desktop_processes(Some(session_id), display).await;
         remove_file_quietly(&self.pid_path(session_id));
         remove_file_quietly(&self.rfbauth_path(session_id));
+        remove_file_quietly(&self.xauth_path(session_id));
         cleanup_display_files(display);
         remove_file_quietly(&log_path);
         drop(reservation);
@@ -360,8 +384,18 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// The `Xvnc` arguments after the program name: VNC Authentication only (`-SecurityTypes
-/// VncAuth`, passwords in `rfbauth`), loopback only, no X over TCP.
-fn xvnc_args(display: u32, port: u16, width: u32, height: u32, rfbauth: &Path) -> Vec<String> {
+/// VncAuth`, passwords in `rfbauth`), loopback only, X clients only with the cookie in
+/// `xauth`, no X over TCP. Failed VNC logins never blacklist loopback
+/// (`-BlacklistThreshold`): one session's commands must not lock Agentdesk out of another's
+/// desktop, and 8 random characters stand up to guessing over loopback.
+fn xvnc_args(
+    display: u32,
+    port: u16,
+    width: u32,
+    height: u32,
+    rfbauth: &Path,
+    xauth: &Path,
+) -> Vec<String> {
     vec![
         format!(":{display}"),
         "-geometry".into(),
@@ -375,6 +409,10 @@ fn xvnc_args(display: u32, port: u16, width: u32, height: u32, rfbauth: &Path) -
         "VncAuth".into(),
         "-rfbauth".into(),
         rfbauth.display().to_string(),
+        "-auth".into(),
+        xauth.display().to_string(),
+        "-BlacklistThreshold".into(),
+        "1000000".into(),
         "-nolisten".into(),
         "tcp".into(),
     ]
@@ -392,7 +430,7 @@ pub(super) fn resolve_command(command: &str) -> Option<PathBuf> {
     find_on_path(command)
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
+pub(super) fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .filter(|dir| !dir.as_os_str().is_empty())
@@ -421,9 +459,17 @@ mod tests {
     #[test]
     fn xvnc_command_line() {
         assert_eq!(
-            xvnc_args(150, 16050, 800, 600, Path::new("/d/s.rfbauth")).join(" "),
+            xvnc_args(
+                150,
+                16050,
+                800,
+                600,
+                Path::new("/d/s.rfbauth"),
+                Path::new("/d/s.xauth")
+            )
+            .join(" "),
             ":150 -geometry 800x600 -depth 24 -rfbport 16050 -localhost -SecurityTypes VncAuth \
-             -rfbauth /d/s.rfbauth -nolisten tcp"
+             -rfbauth /d/s.rfbauth -auth /d/s.xauth -BlacklistThreshold 1000000 -nolisten tcp"
         );
     }
 }

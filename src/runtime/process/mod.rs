@@ -85,9 +85,12 @@ pub struct ProcessConfig {
     /// Directory for pid and log files (`data_dir/desktops`); created by
     /// [`ProcessRuntime::start`].
     pub state_dir: PathBuf,
-    /// The unprivileged user `shell` and `open_url` commands run as when the server runs as
-    /// root (`desktop_exec_user`); ignored otherwise (they run as the server's user).
-    pub exec_user: String,
+    /// Desktop `N`'s commands run as uid = gid = `exec_uid_base + N` when the server runs as
+    /// root (`desktop_exec_uid_base`).
+    pub exec_uid_base: u32,
+    /// When the server is not root: run commands as its own user anyway (development only;
+    /// `desktop_exec_as_server_user`), else refuse them.
+    pub exec_as_server_user: bool,
 }
 
 impl ProcessConfig {
@@ -103,7 +106,8 @@ impl ProcessConfig {
             port_min: c.desktop_port_min,
             ready_timeout: Duration::from_secs(c.desktop_ready_timeout_s),
             state_dir: c.data_dir.join("desktops"),
-            exec_user: c.desktop_exec_user.clone(),
+            exec_uid_base: c.desktop_exec_uid_base,
+            exec_as_server_user: c.desktop_exec_as_server_user,
         }
     }
 
@@ -139,6 +143,8 @@ struct Running {
     display: u32,
     /// The endpoint handed out for it.
     desktop: Desktop,
+    /// The X server's `MIT-MAGIC-COOKIE-1` (Xvnc `-auth`): X clients need it.
+    x_cookie: [u8; 16],
 }
 
 /// Desktops as TigerVNC `Xvnc` processes on this host, one per session. See the module docs.
@@ -166,10 +172,8 @@ pub struct ProcessRuntime {
     /// Sessions whose desktops a previous run left behind (reaped at start), for
     /// [`DesktopRuntime::take_lost`].
     lost: std::sync::Mutex<Vec<Uuid>>,
-    /// Who commands run as: `(uid, gid)` to switch to, `None` to stay the server's user.
-    exec_as: Option<(u32, u32)>,
-    /// Process groups of commands started per session, ended when its desktop is released.
-    exec_groups: std::sync::Mutex<HashMap<Uuid, Vec<u32>>>,
+    /// Who commands run as.
+    exec_as: exec::ExecIdentity,
 }
 
 impl ProcessRuntime {
@@ -222,7 +226,11 @@ impl ProcessRuntime {
         if resolve_command(&cfg.command).is_none() {
             tracing::warn!("{}", command_not_found(&cfg.command));
         }
-        let exec_as = exec::resolve_exec_user(&cfg.exec_user, setpriv.is_some()).await?;
+        let exec_as = exec::ExecIdentity::resolve(
+            cfg.exec_uid_base,
+            cfg.exec_as_server_user,
+            setpriv.as_deref(),
+        )?;
         let launcher = start_launcher()?;
         let command_name = Path::new(&cfg.command)
             .file_name()
@@ -239,7 +247,6 @@ impl ProcessRuntime {
             session_locks: Mutex::new(HashMap::new()),
             lost: std::sync::Mutex::new(Vec::new()),
             exec_as,
-            exec_groups: std::sync::Mutex::new(HashMap::new()),
         };
         runtime.reap_leftovers().await?;
         Ok(runtime)
@@ -308,8 +315,8 @@ impl DesktopRuntime for ProcessRuntime {
         result
     }
 
-    /// Runs the command as `desktop_exec_user` (see `exec`). Errors: the session has no
-    /// desktop here; the command could not be started.
+    /// Runs the command as the desktop's own user (see `exec`). Errors: the session has no
+    /// desktop here; commands are refused on this host; the command could not be started.
     async fn exec(
         &self,
         session_id: Uuid,
@@ -357,7 +364,8 @@ mod tests {
             port_min: 15900,
             ready_timeout: Duration::from_secs(10),
             state_dir: PathBuf::from("/tmp/desktops"),
-            exec_user: "nobody".into(),
+            exec_uid_base: 900_000,
+            exec_as_server_user: false,
         };
         assert!(cfg.validate().is_ok());
         let inverted = ProcessConfig {
