@@ -687,7 +687,9 @@ export interface paths {
          * @description Needs `commands:execute`. Long poll: returns the oldest queued command, now
          *     `dispatched` to the caller, or waits up to `wait_s` (≤ 30, capped below
          *     `request_timeout_s`) for one and answers 204 when none came. Two executors never get
-         *     the same command. 409 `session_not_live` once the session is stopping or has ended.
+         *     the same command. 409 `session_not_live` once the session is stopping or has ended;
+         *     409 `executor_builtin` when Agentdesk's built-in executor performs the session's
+         *     commands (the agent's `executor`).
          */
         post: operations["commands.claim"];
         delete?: never;
@@ -709,7 +711,8 @@ export interface paths {
          * Report a command's result (executor)
          * @description Needs `commands:execute`. Finishes a `dispatched` command as `succeeded` or `failed`
          *     and appends a `result` event to the log. A command that is not dispatched → 409
-         *     `command_not_dispatched`.
+         *     `command_not_dispatched`; a session the built-in executor serves → 409
+         *     `executor_builtin`.
          */
         post: operations["commands.complete"];
         delete?: never;
