@@ -65,6 +65,18 @@ impl Desk<'_> {
         }
     }
 
+    /// How many commands the session has.
+    async fn count_commands(&self) -> usize {
+        self.app
+            .get(&format!("{}?limit=200", self.commands()))
+            .token(&self.user.token)
+            .expect(200)
+            .await
+            .body["items"]
+            .as_array()
+            .map_or(0, Vec::len)
+    }
+
     /// Runs `command` with `shell`; expects success; returns its stdout.
     async fn sh(&self, command: &str) -> String {
         let c = self.run("shell", json!({ "command": command })).await;
@@ -310,28 +322,12 @@ async fn builtin_executor_drives_the_desktop(backend: Backend) {
         .json(json!({ "capabilities": fewer }))
         .expect(200)
         .await;
-    let before = app
-        .get(&format!("{}?limit=200", desk.commands()))
-        .token(&desk.user.token)
-        .expect(200)
-        .await
-        .body["items"]
-        .as_array()
-        .unwrap()
-        .len();
+    let before = desk.count_commands().await;
     let r = desk
         .send("shell", json!({"command": "touch denied.txt"}), 403)
         .await;
     assert_eq!(r["code"], "capability_denied", "{r}");
-    let after = app
-        .get(&format!("{}?limit=200", desk.commands()))
-        .token(&desk.user.token)
-        .expect(200)
-        .await
-        .body["items"]
-        .as_array()
-        .unwrap()
-        .len();
+    let after = desk.count_commands().await;
     assert_eq!(before, after, "a denied command was queued");
     app.patch(&agent_url)
         .token(&desk.user.token)

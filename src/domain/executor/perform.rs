@@ -239,19 +239,18 @@ async fn capture(
         "media_type": "image/png",
         "bytes": bytes,
     });
+    // The `screenshot` event: the result's fields, for the command (no `kind` tag: the
+    // event's own kind says it).
+    let mut payload = output.clone();
+    if let Some(fields) = payload.as_object_mut() {
+        fields.remove("kind");
+        fields.insert("command_id".into(), json!(c.id));
+    }
     Outcome {
         succeeded: true,
         events: vec![NewEvent {
             kind: EventKind::Screenshot,
-            payload: json!({
-                "command_id": c.id,
-                "artifact_id": artifact.id,
-                "width": png.width,
-                "height": png.height,
-                "scale": png.scale,
-                "media_type": "image/png",
-                "bytes": bytes,
-            }),
+            payload,
         }],
         result: Some(output),
         ..Outcome::default()
