@@ -106,6 +106,10 @@ async fn builtin_executor_drives_the_desktop(backend: Backend) {
         c.desktop_display_min = base;
         c.desktop_display_max = base + 9;
         c.desktop_port_min = 17500 + base as u16;
+        // A data directory closed to everyone else, as a real one may be: the desktop users
+        // must not need it.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&c.data_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         // A "browser" that writes down the URL it was given (its one argument, `$0` here).
         c.desktop_open_url_command = "sh -c 'printf %s \"$0\" > opened.txt'".into();
     })

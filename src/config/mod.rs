@@ -199,6 +199,10 @@ pub struct Config {
     /// `process` driver, server not root: run agent commands as the server's own user (which
     /// can read its keys and database). Development machines only; off, they are refused.
     pub desktop_exec_as_server_user: bool,
+    /// `process` driver: where the sessions' working directories live (one per session,
+    /// mode 0700, owned by the desktop's user). It must be reachable by the desktop users, so
+    /// it is outside `data_dir`. Empty: `<temp dir>/agentdesk-desktops` (created mode 0711).
+    pub desktop_work_dir: PathBuf,
     /// The command `open_url` runs with the URL as its one argument, in the desktop's
     /// environment (e.g. `xdg-open`, `chromium --no-sandbox`).
     pub desktop_open_url_command: String,
@@ -353,6 +357,7 @@ impl Default for Config {
             desktop_ready_timeout_s: 10,
             desktop_exec_uid_base: 900_000,
             desktop_exec_as_server_user: false,
+            desktop_work_dir: PathBuf::new(),
             desktop_open_url_command: "xdg-open".into(),
             shell_default_timeout_s: 30,
             shell_max_output_bytes: 64 * 1024,

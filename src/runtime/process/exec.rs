@@ -7,7 +7,7 @@
 //! `prlimit --nproc` when available, so a fork bomb stays the session's problem), with a clean
 //! environment: the session's `DISPLAY` and an `XAUTHORITY` holding the desktop's X cookie
 //! (Xvnc runs with `-auth`, so an X client without it is refused), `HOME` = a working
-//! directory of the session's own (`<state_dir>/<session_id>.work`, mode 0700). It runs in a
+//! directory of the session's own (`<desktop_work_dir>/<session_id>`, mode 0700). It runs in a
 //! process group of its own, killed whole at its timeout; what it starts in the background
 //! (`xterm &`) runs until the desktop is released, when every process of the desktop's uid
 //! is killed. Stdout and stderr are read until the script exits (plus a short grace for

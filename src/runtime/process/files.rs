@@ -44,7 +44,7 @@ impl ProcessRuntime {
 
     /// The working directory of commands run on the session's desktop.
     pub(super) fn work_path(&self, session_id: Uuid) -> PathBuf {
-        self.cfg.state_dir.join(format!("{session_id}.work"))
+        self.cfg.work_root.join(session_id.to_string())
     }
 
     /// Kills desktops named by leftover pid files and removes the files (see [`Self::start`]).
@@ -110,6 +110,38 @@ impl ProcessRuntime {
         }
         Ok(())
     }
+}
+
+/// Creates the root of the sessions' working directories (mode 0711: desktop users may pass
+/// through to their own directory, not list the others) and checks it is a real directory
+/// of ours, not a link planted in a shared temp dir. Errors: it cannot be created, or it is
+/// a symlink, not a directory, or owned by another user.
+pub(super) fn prepare_work_root(root: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    match std::fs::DirBuilder::new().mode(0o711).create(root) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(anyhow!(
+                "`desktop_work_dir`: creating {}: {e}",
+                root.display()
+            ));
+        }
+    }
+    let meta = std::fs::symlink_metadata(root)
+        .map_err(|e| anyhow!("`desktop_work_dir`: {}: {e}", root.display()))?;
+    let me = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
+    if !meta.is_dir() || meta.uid() != me {
+        return Err(anyhow!(
+            "`desktop_work_dir`: {} must be a directory owned by this server's user (not a \
+             symlink, not another user's)",
+            root.display()
+        ));
+    }
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))
+        .map_err(|e| anyhow!("`desktop_work_dir`: {}: {e}", root.display()))
 }
 
 /// Removes a directory tree, logging (not failing) when that does not work.

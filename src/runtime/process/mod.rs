@@ -91,6 +91,10 @@ pub struct ProcessConfig {
     /// When the server is not root: run commands as its own user anyway (development only;
     /// `desktop_exec_as_server_user`), else refuse them.
     pub exec_as_server_user: bool,
+    /// Where the sessions' working directories live (`desktop_work_dir`, default
+    /// `<temp dir>/agentdesk-desktops`): outside `data_dir`, whose own mode may keep the
+    /// desktop users out; created mode 0711, owned by the server.
+    pub work_root: PathBuf,
 }
 
 impl ProcessConfig {
@@ -108,6 +112,11 @@ impl ProcessConfig {
             state_dir: c.data_dir.join("desktops"),
             exec_uid_base: c.desktop_exec_uid_base,
             exec_as_server_user: c.desktop_exec_as_server_user,
+            work_root: if c.desktop_work_dir.as_os_str().is_empty() {
+                std::env::temp_dir().join("agentdesk-desktops")
+            } else {
+                c.desktop_work_dir.clone()
+            },
         }
     }
 
@@ -195,6 +204,7 @@ impl ProcessRuntime {
                     cfg.state_dir.display()
                 )
             })?;
+        files::prepare_work_root(&cfg.work_root)?;
         let lock_path = cfg.state_dir.join(".lock");
         let owner_lock = std::fs::OpenOptions::new()
             .create(true)
@@ -366,6 +376,7 @@ mod tests {
             state_dir: PathBuf::from("/tmp/desktops"),
             exec_uid_base: 900_000,
             exec_as_server_user: false,
+            work_root: PathBuf::from("/tmp/agentdesk-desktops"),
         };
         assert!(cfg.validate().is_ok());
         let inverted = ProcessConfig {
