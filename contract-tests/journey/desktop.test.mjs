@@ -59,7 +59,7 @@ function decodePng(bytes) {
   return { width, height };
 }
 
-test("an agent runner's loop on a real desktop, with an API key", async () => {
+test("an agent runner's loop on a real desktop, with an API key", { timeout: 120_000 }, async () => {
   const anon = createClient({ baseUrl: server.baseUrl });
   const email = `runner-${Date.now()}@example.com`;
   ok(await anon.auth.signup({ email, password: PASSWORD, display_name: "Runner" }));

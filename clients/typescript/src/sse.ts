@@ -146,6 +146,9 @@ export async function runSse(args: {
       const parser = new SseParser(lastEventId);
       const decoder = new TextDecoder();
       const reader = connection.body.getReader();
+      // Aborting ends the read even where the signal does not reach the fetch itself.
+      const onAbort = () => void reader.cancel().catch(() => undefined);
+      signal?.addEventListener("abort", onAbort, { once: true });
       try {
         while (!stop) {
           const { value, done } = await reader.read();
@@ -172,6 +175,7 @@ export async function runSse(args: {
           }
         }
       } finally {
+        signal?.removeEventListener("abort", onAbort);
         retryMs = parser.retryMs ?? retryMs;
         if (!cleanEnd) await reader.cancel().catch(() => undefined);
       }
@@ -181,6 +185,7 @@ export async function runSse(args: {
       lastError = error;
     }
     if (stop) return { reason: "final", lastEventId };
+    if (signal?.aborted) return { reason: "aborted", lastEventId };
     if (cleanEnd) {
       emptyEnds = received > 0 ? 0 : emptyEnds + 1;
       if (emptyEnds >= 2) return { reason: "ended", lastEventId };
