@@ -4,7 +4,8 @@
 //!
 //! * Agentdesk: the command's round trip as an agent runner sees it — `commands.create` sent
 //!   → its `result` event read on the session's SSE stream — for `move`, `type` (20
-//!   characters) and `screenshot` (full 1280×800 PNG, stored as an artifact).
+//!   characters) and `screenshot` (full 1280×800 PNG of four terminals full of text, stored
+//!   as an artifact).
 //! * Process-based, each a separate process on the same desktop: `xdotool mousemove`,
 //!   `xdotool type` (its default 12 ms delay between keys) and `import -window root` (a PNG
 //!   capture with ImageMagick).
@@ -109,9 +110,9 @@ impl Runner {
     }
 }
 
-/// p50/p95 (ms) of running `program args` `n` times on `display`.
+/// p50/p95 (ms) of running `program args` `n` times on `display` (X cookie in `xauthority`).
 fn measure_process(
-    display: &str,
+    (display, xauthority): (&str, &std::path::Path),
     program: &str,
     args: &[&str],
     n: usize,
@@ -121,6 +122,7 @@ fn measure_process(
         let status = std::process::Command::new(program)
             .args(args)
             .env("DISPLAY", display)
+            .env("XAUTHORITY", xauthority)
             .stdout(std::process::Stdio::null())
             .status()
             .with_context(|| format!("running {program}"))?;
@@ -135,7 +137,9 @@ fn measure_process(
 }
 
 async fn run() -> anyhow::Result<String> {
+    let mut data_dir = None;
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        data_dir = Some(c.data_dir.clone());
         c.desktop_runtime = agentdesk::config::DesktopRuntimeKind::Process;
         c.desktop_display_min = 450;
         c.desktop_display_max = 459;
@@ -153,7 +157,7 @@ async fn run() -> anyhow::Result<String> {
             "name": "Bench", "model": "m",
             "desktop": {"width": 1280, "height": 800},
             "capabilities": ["desktop:screen.capture", "desktop:input.pointer",
-                "desktop:input.keyboard"]
+                "desktop:input.keyboard", "desktop:shell"]
         }))
         .expect(201)
         .await
@@ -167,6 +171,12 @@ async fn run() -> anyhow::Result<String> {
         .ok_or_else(|| anyhow!("no desktop: {running}"))?
         .to_owned();
     let last_seq = running["last_seq"].as_i64().unwrap_or(0);
+    // The desktop's X cookie, as the runtime wrote it for Xvnc (`-auth`).
+    let xauthority = data_dir
+        .ok_or_else(|| anyhow!("no data dir"))?
+        .join("desktops")
+        .join(format!("{session}.xauth"));
+    let on_desktop = (display.as_str(), xauthority.as_path());
     let sse = app
         .sse(
             &format!("/v1/orgs/{org}/sessions/{session}/events/stream?after_seq={last_seq}"),
@@ -197,13 +207,22 @@ async fn run() -> anyhow::Result<String> {
     let types = runner
         .measure("type", json!({ "text": TEXT }), TYPES)
         .await?;
+    // Something to look at: four terminals full of text (a blank screen compresses to nothing).
+    runner
+        .round_trip(
+            "shell",
+            json!({"command": "for g in 100x24+0+0 100x24+640+0 100x24+0+400 100x24+640+400; do \
+                xterm -geometry $g -e sh -c 'ls -lR /usr/share/doc | head -2000; sleep 600' \
+                >/dev/null 2>&1 & done; sleep 2"}),
+        )
+        .await?;
     let shots = runner.measure("screenshot", json!({}), SHOTS).await?;
 
-    let xmove = measure_process(&display, "xdotool", &["mousemove", "640", "400"], MOVES)?;
-    let xtype = measure_process(&display, "xdotool", &["type", TEXT], TYPES)?;
+    let xmove = measure_process(on_desktop, "xdotool", &["mousemove", "640", "400"], MOVES)?;
+    let xtype = measure_process(on_desktop, "xdotool", &["type", TEXT], TYPES)?;
     let out = std::env::temp_dir().join(format!("agentdesk-bench-{}.png", std::process::id()));
     let out_s = out.display().to_string();
-    let import = measure_process(&display, "import", &["-window", "root", &out_s], SHOTS)?;
+    let import = measure_process(on_desktop, "import", &["-window", "root", &out_s], SHOTS)?;
     let _ = std::fs::remove_file(&out);
 
     let row = |what: &str, ours: (f64, f64), theirs: (f64, f64), how: &str| {
