@@ -54,6 +54,7 @@ impl Desktop {
         loop {
             let display = NEXT_DISPLAY.fetch_add(1, Ordering::SeqCst);
             assert!(display <= LAST_DISPLAY, "no free X display in 600..=650");
+            clear_stale_display(display);
             if Path::new(&format!("/tmp/.X{display}-lock")).exists()
                 || Path::new(&format!("/tmp/.X11-unix/X{display}")).exists()
             {
@@ -114,6 +115,32 @@ impl Desktop {
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+}
+
+/// Removes display `n`'s X lock and socket when the server named in the lock is gone (a
+/// SIGKILLed Xvnc leaves both behind, and CI reuses the machine).
+fn clear_stale_display(n: u32) {
+    let lock = format!("/tmp/.X{n}-lock");
+    let Ok(text) = std::fs::read_to_string(&lock) else {
+        return;
+    };
+    let alive = text
+        .trim()
+        .parse::<u32>()
+        .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+    if !alive {
+        let _ = std::fs::remove_file(&lock);
+        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{n}"));
+    }
+}
+
+impl Drop for Desktop {
+    /// Kills Xvnc and removes the lock and socket it cannot remove itself after SIGKILL.
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_file(format!("/tmp/.X{}-lock", self.display));
+        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{}", self.display));
     }
 }
 

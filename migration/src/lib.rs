@@ -14,6 +14,43 @@ mod m20261129_000004_trust;
 mod m20261129_000005_desktop;
 mod m20261129_000006_artifacts;
 
+/// Adds each `(table, column)`, one `ALTER TABLE` each (SQLite adds one column per
+/// statement).
+async fn add_columns(
+    manager: &SchemaManager<'_>,
+    columns: Vec<(DynIden, ColumnDef)>,
+) -> Result<(), DbErr> {
+    for (table, mut column) in columns {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(table)
+                    .add_column(&mut column)
+                    .to_owned(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Drops what [`add_columns`] added, last first.
+async fn drop_columns(
+    manager: &SchemaManager<'_>,
+    columns: Vec<(DynIden, ColumnDef)>,
+) -> Result<(), DbErr> {
+    for (table, column) in columns.into_iter().rev() {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(table)
+                    .drop_column(Alias::new(column.get_column_name()))
+                    .to_owned(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 /// The ordered list of Agentdesk migrations, driven by `agentdesk migrate …` and by
 /// `serve` on start (unless `migrate_on_start = false`).
 pub struct Migrator;
