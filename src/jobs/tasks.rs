@@ -43,13 +43,4 @@ impl SessionTasks {
             .lock()
             .is_ok_and(|m| m.get(&session_id).is_some_and(|h| !h.is_finished()))
     }
-
-    /// Stops every task (the node is shutting down).
-    pub fn abort_all(&self) {
-        if let Ok(mut m) = self.running.lock() {
-            for (_, h) in m.drain() {
-                h.abort();
-            }
-        }
-    }
 }
