@@ -19,10 +19,7 @@ use crate::{
     api,
     auth::{api_keys::KeyCache, rbac::Rbac, tokens::Keyring},
     config::Config,
-    domain::{
-        self,
-        sessions::{self, Status},
-    },
+    domain::{self, sessions},
     entity::SessionId,
     error::AppError,
     http::{
@@ -133,15 +130,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 /// which provisions it again.
 async fn fail_lost_desktops(state: &AppState) -> anyhow::Result<()> {
     for id in state.runtime.take_lost().into_iter().map(SessionId) {
-        let Some(s) = sessions::find(&state.db, id).await? else {
-            continue;
-        };
-        if s.status != Status::Running {
-            continue;
-        }
-        let step = sessions::fail_step(&s, "desktop lost: the server stopped unexpectedly");
-        match sessions::transition_now(&state.db, &state.bus, &state.config, id, step).await {
-            Ok(_) => tracing::warn!(session_id = %id, "session failed: its desktop was lost"),
+        let reason = "desktop lost: the server stopped unexpectedly";
+        match sessions::fail_running(&state.db, &state.bus, &state.config, id, reason).await {
+            Ok(true) => tracing::warn!(session_id = %id, "session failed: its desktop was lost"),
+            Ok(false) => {}
             Err(e) => {
                 tracing::warn!(session_id = %id, error = %e, "could not fail a session whose desktop was lost")
             }

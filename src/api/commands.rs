@@ -526,8 +526,11 @@ impl CommandsApi {
     /// Needs `commands:write`; the session must be `running` (409 `session_not_running`).
     /// The kind's capability is checked against the agent's policies first: outside them →
     /// 403 `capability_denied` (naming it in `missing_permission`), audited as
-    /// `command.denied`, and nothing is queued. Accepted commands are queued for the
-    /// executor and appended as `action` events. Honours `Idempotency-Key`.
+    /// `command.denied`, and nothing is queued. 422 names the field at fault, also for a
+    /// point outside the session's desktop (`args.x`, `args.y`) and an unknown key name
+    /// (`args.keys`). Accepted commands are queued for the executor (the agent's `executor`:
+    /// Agentdesk's built-in one, or an external one) and appended as `action` events.
+    /// Honours `Idempotency-Key`.
     #[oai(
         path = "/v1/orgs/:org_id/sessions/:session_id/commands",
         method = "post",

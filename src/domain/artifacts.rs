@@ -4,11 +4,13 @@
 //! [`blob_key`] = `<org_id>/<session_id>/<artifact_id>`.
 //!
 //! Writing ([`store`]) puts the blob first, then the row, so a committed row always has its
-//! bytes. The caller may pass its own transaction (the executor stores a screenshot with its
-//! command's result): with the database store the blob is written through that transaction
-//! and commits or rolls back with it; with S3 the object is written at once, and if the
-//! transaction then rolls back it stays behind as an orphan nobody references — harmless (no
-//! row, so never listed or served) apart from its storage, and deleted with the org.
+//! bytes. The caller may pass its own transaction: with the database store the blob is
+//! written through that transaction and commits or rolls back with it; with S3 the object is
+//! written at once, and if the transaction then rolls back it stays behind as an orphan
+//! nobody references — harmless (no row, so never listed or served) apart from its storage,
+//! and deleted with the org. The built-in executor stores a screenshot just before it records
+//! the command's result; should that recording fail, the command ends `failed` (`internal`)
+//! and the artifact stays listed with it.
 //!
 //! Reading is tenant-scoped like every session sub-resource: another org's session or
 //! artifact is 404. Org deletion removes the org's artifacts and blobs ([`delete_in_org`],

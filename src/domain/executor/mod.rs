@@ -24,7 +24,7 @@ use crate::{
     domain::{
         commands,
         desktops::{endpoint, passwords},
-        sessions::{self, Status},
+        sessions,
     },
     entity::{OrgId, SessionId, command, session},
     error::AppError,
@@ -175,18 +175,9 @@ async fn finish(ctx: &JobContext, s: &session::Model, link: Option<&RfbLink>, c:
 
 /// The session fails with `reason` (unless it already left `running`).
 async fn fail_session(ctx: &JobContext, id: SessionId, reason: &str) {
-    // Reasons quote the desktop's own words: no NUL (PostgreSQL text cannot hold it).
-    let reason = reason.replace('\0', "");
-    let reason = reason.as_str();
-    let Ok(Some(s)) = sessions::find(&ctx.db, id).await else {
-        return;
-    };
-    if s.status != Status::Running {
-        return;
-    }
-    let step = sessions::fail_step(&s, reason);
-    match sessions::transition_now(&ctx.db, &ctx.bus, &ctx.config, id, step).await {
-        Ok(_) => tracing::warn!(session_id = %id, reason, "session failed: its desktop is gone"),
+    match sessions::fail_running(&ctx.db, &ctx.bus, &ctx.config, id, reason).await {
+        Ok(true) => tracing::warn!(session_id = %id, reason, "session failed: its desktop is gone"),
+        Ok(false) => {}
         Err(e) => tracing::warn!(session_id = %id, error = %e, "could not fail a session"),
     }
 }

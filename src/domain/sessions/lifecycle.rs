@@ -160,6 +160,28 @@ pub async fn transition_now(
     Ok(s)
 }
 
+/// Fails session `session_id` with `reason` if it is still `running` (its desktop is gone);
+/// `Ok(false)` when it is gone or no longer running. The reason loses any NUL (it may quote
+/// a desktop's own words, and PostgreSQL text cannot hold NUL). Errors: database errors;
+/// a concurrent change of status.
+pub async fn fail_running(
+    db: &DatabaseConnection,
+    bus: &Bus,
+    config: &Config,
+    session_id: SessionId,
+    reason: &str,
+) -> AppResult<bool> {
+    let Some(s) = super::store::find(db, session_id).await? else {
+        return Ok(false);
+    };
+    if s.status != Status::Running {
+        return Ok(false);
+    }
+    let step = fail_step(&s, &reason.replace('\0', ""));
+    transition_now(db, bus, config, session_id, step).await?;
+    Ok(true)
+}
+
 /// A `stopping` step with its stop job.
 pub fn stop_step(s: &session::Model, reason: &str) -> Step {
     Step {

@@ -13,8 +13,8 @@ pub mod state;
 pub mod store;
 
 pub use lifecycle::{
-    DURATION_MAX_S, METADATA_MAX_BYTES, NewSession, Step, create, fail_step, reap, stop, stop_step,
-    transition, transition_now,
+    DURATION_MAX_S, METADATA_MAX_BYTES, NewSession, Step, create, fail_running, fail_step, reap,
+    stop, stop_step, transition, transition_now,
 };
 pub use state::{Status, check_transition, expiry_reason, invalid_transition, not_live};
 pub(crate) use store::take_seqs;
