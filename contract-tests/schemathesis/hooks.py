@@ -95,6 +95,11 @@ STATE_DEPENDENT = [
         r"email",
         r"(must not contain invisible|the part before @ mixes scripts|the part before @ is written in look-alike letters|the part after @ is not a valid internationalized domain).*",
     ),
+    # commands.create: a point must lie inside the session's own desktop, whose size is the
+    # agent's (the spec can only bound pixels by the largest desktop, 16384).
+    ("validation_failed", r"args\.[xy]", r"must lie inside the \d+×\d+ desktop: 0 to \d+"),
+    # commands.create `key`: the names a chord may use are a table (README), not a pattern.
+    ("validation_failed", r"args\.keys", r"(unknown key name .*|key chord .* has an empty key name)"),
     # Byte limits on free-form JSON objects (`metadata` 16 KiB, event `payload` 256 KiB by
     # default): JSON Schema can bound lengths and counts, not serialized size.
     ("validation_failed", r"metadata|events\[\d+\]\.payload", r"must be at most \d+ bytes as JSON"),
