@@ -3,7 +3,7 @@
 //! job worker with the domain's job registry, and the server loop ([`serve`]).
 //!
 //! Routes: `/v1/...` (the contract, see `api/`), `/v1/openapi.json` and `/v1/openapi.yaml`
-//! (the spec), `/docs/` (Swagger UI), `/healthz` (process alive), `/readyz` (database
+//! (the spec), `/docs/` (Swagger UI), `/console/` (the web console), `/healthz` (process alive), `/readyz` (database
 //! reachable, else 503), `/metrics` (Prometheus text).
 
 use std::{sync::Arc, time::Duration};
@@ -23,7 +23,7 @@ use crate::{
     entity::SessionId,
     error::AppError,
     http::{
-        deprecation::Deprecations, docs, idempotency::Idempotency, metrics, middleware,
+        console, deprecation::Deprecations, docs, idempotency::Idempotency, metrics, middleware,
         principal::ResolvePrincipal, ratelimit::Limiters, validation::Contract,
     },
     jobs::worker,
@@ -109,6 +109,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         mailer: crate::mail::from_config(&config),
         sealer: Arc::new(crate::auth::seal::Sealer::from_config(&config)?),
         session_tasks: crate::jobs::SessionTasks::default(),
+        viewers: Default::default(),
         api_keys: Arc::new(KeyCache::new(Duration::from_secs(
             config.api_key_cache_ttl_s,
         ))),
@@ -203,6 +204,9 @@ pub fn routes(state: AppState, limiters: Arc<Limiters>) -> impl Endpoint {
         .at("/docs", get(docs::docs_root))
         .at("/docs/", get(docs::docs_index))
         .at("/docs/*path", get(docs::docs_file))
+        .at("/console", get(console::console_root))
+        .at("/console/", get(console::console_file))
+        .at("/console/*path", get(console::console_file))
         .nest_no_strip("/v1", api)
         .with(idempotency)
         .with(ResolvePrincipal::new(state.authenticator()))

@@ -17,7 +17,7 @@ use crate::{
     domain::oidc::Oidc,
     jobs::{JobContext, SessionTasks},
     mail::Mailer,
-    realtime::{bus::Bus, feed::Feeds},
+    realtime::{bus::Bus, feed::Feeds, relay::ViewerSlots},
     runtime::DesktopRuntime,
 };
 
@@ -52,6 +52,8 @@ pub struct AppState {
     pub sealer: Arc<Sealer>,
     /// The node's long-running per-session tasks (built-in executors).
     pub session_tasks: SessionTasks,
+    /// The node's desktop viewers per session (the `desktop_viewers_per_session` cap).
+    pub viewers: ViewerSlots,
 }
 
 impl AppState {

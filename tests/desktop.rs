@@ -18,20 +18,22 @@ backend_tests!(builtin_executor_drives_the_desktop);
 const W: u32 = 1024;
 const H: u32 = 768;
 
-struct Desk<'a> {
-    app: &'a TestApp,
-    user: User,
-    org: String,
-    session: String,
+/// A running session with a desktop, driven through the API as `user` (shared with the
+/// relay tests).
+pub(crate) struct Desk<'a> {
+    pub(crate) app: &'a TestApp,
+    pub(crate) user: User,
+    pub(crate) org: String,
+    pub(crate) session: String,
 }
 
 impl Desk<'_> {
-    fn commands(&self) -> String {
+    pub(crate) fn commands(&self) -> String {
         format!("/v1/orgs/{}/sessions/{}/commands", self.org, self.session)
     }
 
     /// Sends a command; returns the 202 body, or the whole response for other statuses.
-    async fn send(&self, kind: &str, args: Value, status: u16) -> Value {
+    pub(crate) async fn send(&self, kind: &str, args: Value, status: u16) -> Value {
         self.app
             .post(&self.commands())
             .token(&self.user.token)
@@ -42,7 +44,7 @@ impl Desk<'_> {
     }
 
     /// Sends a command and waits until it is finished; returns it.
-    async fn run(&self, kind: &str, args: Value) -> Value {
+    pub(crate) async fn run(&self, kind: &str, args: Value) -> Value {
         let c = self.send(kind, args, 202).await;
         let id = c["id"].as_str().unwrap().to_owned();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -66,7 +68,7 @@ impl Desk<'_> {
     }
 
     /// How many commands the session has.
-    async fn count_commands(&self) -> usize {
+    pub(crate) async fn count_commands(&self) -> usize {
         self.app
             .get(&format!("{}?limit=200", self.commands()))
             .token(&self.user.token)
@@ -78,7 +80,7 @@ impl Desk<'_> {
     }
 
     /// Runs `command` with `shell`; expects success; returns its stdout.
-    async fn sh(&self, command: &str) -> String {
+    pub(crate) async fn sh(&self, command: &str) -> String {
         let c = self.run("shell", json!({ "command": command })).await;
         assert_eq!(c["status"], "succeeded", "{command}: {c}");
         assert_eq!(c["result"]["exit_code"], 0, "{command}: {c}");
@@ -86,7 +88,7 @@ impl Desk<'_> {
     }
 
     /// Polls `check` (a shell command) until it prints `want`.
-    async fn sh_until(&self, check: &str, want: &str) -> String {
+    pub(crate) async fn sh_until(&self, check: &str, want: &str) -> String {
         let mut last = Value::Null;
         for _ in 0..100 {
             last = self.run("shell", json!({ "command": check })).await;

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod command_result;
 pub mod commands;
+pub mod desktop;
 pub mod events;
 pub mod invitations;
 pub mod jobs;
@@ -121,6 +122,9 @@ pub enum Tag {
     Events,
     /// Actions relayed to a session's desktop, and the executor's side of them.
     Commands,
+    /// The live desktop of a session for the people watching: one-time tickets and the
+    /// WebSocket that relays its RFB stream (view-only enforced by the desktop itself).
+    Desktop,
     /// Binary results of a session (screenshots): their metadata, and their bytes with a
     /// strong `ETag` and long private caching.
     Artifacts,
@@ -285,6 +289,7 @@ pub type V1Apis = (
     sessions::SessionsApi,
     events::EventsApi,
     commands::CommandsApi,
+    desktop::DesktopApi,
     artifacts::ArtifactsApi,
     jobs::JobsApi,
     roles::RolesApi,
@@ -307,6 +312,7 @@ pub fn service() -> OpenApiService<V1Apis, ()> {
             sessions::SessionsApi,
             events::EventsApi,
             commands::CommandsApi,
+            desktop::DesktopApi,
             artifacts::ArtifactsApi,
             jobs::JobsApi,
             roles::RolesApi,

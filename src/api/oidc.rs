@@ -113,6 +113,28 @@ pub struct OidcExchangeIn {
     pub code: String,
 }
 
+/// A single sign-on provider configured on this server.
+#[derive(Object)]
+pub struct OidcProviderOut {
+    /// Its name: the `{provider}` of `auth.oidc_authorize`.
+    pub name: String,
+}
+
+/// The single sign-on providers a login page can offer.
+#[derive(Object)]
+pub struct OidcProviderList {
+    /// The providers, by name (empty when single sign-on is not configured).
+    pub items: Vec<OidcProviderOut>,
+}
+
+/// The configured providers.
+#[derive(ApiResponse)]
+pub enum OidcProvidersResponse {
+    /// The providers.
+    #[oai(status = 200)]
+    Ok(Json<OidcProviderList>),
+}
+
 /// A token pair.
 #[derive(ApiResponse)]
 pub enum OidcTokenResponse {
@@ -127,6 +149,7 @@ api_errors!(OidcAuthorizeErrors {
     Unprocessable
 });
 api_errors!(OidcCallbackErrors { NotFound });
+api_errors!(OidcProvidersErrors {});
 api_errors!(OidcExchangeErrors {
     BadRequest,
     PayloadTooLarge,
@@ -139,6 +162,30 @@ pub struct OidcApi;
 
 #[OpenApi(tag = "Tag::Auth")]
 impl OidcApi {
+    /// List the single sign-on providers
+    ///
+    /// The configured OpenID Connect providers, by name, for a login page's buttons: start
+    /// each login with `auth.oidc_authorize` (a `redirect_uri` configured for the provider).
+    /// Public; empty when single sign-on is not configured.
+    #[oai(
+        path = "/v1/auth/oidc/providers",
+        method = "get",
+        operation_id = "auth.oidc_providers"
+    )]
+    async fn providers(
+        &self,
+        state: Data<&AppState>,
+    ) -> Result<OidcProvidersResponse, OidcProvidersErrors> {
+        Ok(OidcProvidersResponse::Ok(Json(OidcProviderList {
+            items: state
+                .config
+                .oidc_providers
+                .keys()
+                .map(|name| OidcProviderOut { name: name.clone() })
+                .collect(),
+        })))
+    }
+
     /// Start single sign-on
     ///
     /// Redirects (302) to the provider's login with the authorization code flow, PKCE (S256),

@@ -61,6 +61,9 @@ pub enum Permission {
     /// `commands:execute`.
     #[oai(rename = "commands:execute")]
     CommandsExecute,
+    /// `desktop:control`.
+    #[oai(rename = "desktop:control")]
+    DesktopControl,
     /// `jobs:read`.
     #[oai(rename = "jobs:read")]
     JobsRead,
@@ -83,7 +86,7 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, in catalog order.
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 20] = [
         Self::OrgsRead,
         Self::OrgsWrite,
         Self::OrgsDelete,
@@ -97,6 +100,7 @@ impl Permission {
         Self::SessionsWrite,
         Self::CommandsWrite,
         Self::CommandsExecute,
+        Self::DesktopControl,
         Self::JobsRead,
         Self::JobsWrite,
         Self::RolesRead,
@@ -121,6 +125,7 @@ impl Permission {
             Self::SessionsWrite => "sessions:write",
             Self::CommandsWrite => "commands:write",
             Self::CommandsExecute => "commands:execute",
+            Self::DesktopControl => "desktop:control",
             Self::JobsRead => "jobs:read",
             Self::JobsWrite => "jobs:write",
             Self::RolesRead => "roles:read",

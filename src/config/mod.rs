@@ -211,6 +211,17 @@ pub struct Config {
     /// Most bytes of a `shell` command's stdout, and of its stderr, kept in its output;
     /// beyond it the output says `truncated: true`.
     pub shell_max_output_bytes: u64,
+    /// Lifetime of a desktop ticket (s), 1–60: how long `desktop.create_ticket`'s secret may
+    /// wait to be spent by `desktop.connect`.
+    pub desktop_ticket_ttl_s: u64,
+    /// Most viewers of one session's desktop at once on this node (≥ 1); one more → 429.
+    pub desktop_viewers_per_session: u32,
+    /// A viewer's socket closes (code 4008) after this long (s) without an RFB byte either way.
+    pub desktop_viewer_idle_timeout_s: u64,
+    /// Interval (s) of WebSocket pings to viewers; a viewer silent for two intervals is dropped.
+    pub desktop_viewer_ping_s: u64,
+    /// Interval (s) of a viewer's access re-check (a removed member loses the socket).
+    pub desktop_viewer_recheck_s: u64,
     /// The external base URL of this server (scheme, host, port, no trailing slash), used for
     /// the OIDC callback `<public_url>/v1/auth/oidc/<provider>/callback`. Empty:
     /// `http://<listen>`.
@@ -361,6 +372,11 @@ impl Default for Config {
             desktop_open_url_command: "xdg-open".into(),
             shell_default_timeout_s: 30,
             shell_max_output_bytes: 64 * 1024,
+            desktop_ticket_ttl_s: 30,
+            desktop_viewers_per_session: 10,
+            desktop_viewer_idle_timeout_s: 900,
+            desktop_viewer_ping_s: 20,
+            desktop_viewer_recheck_s: 30,
             public_url: String::new(),
             frontend_url: String::new(),
             oidc_providers: std::collections::BTreeMap::new(),
@@ -465,6 +481,17 @@ impl Config {
             ("desktop_ready_timeout_s", self.desktop_ready_timeout_s),
             ("shell_default_timeout_s", self.shell_default_timeout_s),
             ("shell_max_output_bytes", self.shell_max_output_bytes),
+            ("desktop_ticket_ttl_s", self.desktop_ticket_ttl_s),
+            (
+                "desktop_viewers_per_session",
+                u64::from(self.desktop_viewers_per_session),
+            ),
+            (
+                "desktop_viewer_idle_timeout_s",
+                self.desktop_viewer_idle_timeout_s,
+            ),
+            ("desktop_viewer_ping_s", self.desktop_viewer_ping_s),
+            ("desktop_viewer_recheck_s", self.desktop_viewer_recheck_s),
             ("oidc_state_ttl_s", self.oidc_state_ttl_s),
             ("login_code_ttl_s", self.login_code_ttl_s),
             (
@@ -599,6 +626,9 @@ impl Config {
                 "desktop_exec_uid_base",
                 "must be at least 1000, and with desktop_display_max stay below 4000000000",
             );
+        }
+        if self.desktop_ticket_ttl_s > 60 {
+            return err("desktop_ticket_ttl_s", "must be at most 60");
         }
         if self.shell_default_timeout_s > 300 {
             return err("shell_default_timeout_s", "must be at most 300");

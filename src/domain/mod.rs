@@ -29,6 +29,7 @@ pub mod takeover;
 pub mod throttle;
 pub mod tickets;
 pub mod verification;
+pub mod viewers;
 
 use sea_orm::{
     AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,

@@ -4,7 +4,8 @@
 //! atomically (of two concurrent spends, one gets it) and refuses unknown, spent, expired
 //! and wrong-kind secrets alike; [`purge`] deletes expired rows (run by the reaper).
 //!
-//! Used today for OIDC `state` records and login codes ([`super::oidc`]). Not here:
+//! Used today for OIDC `state` records and login codes ([`super::oidc`]) and desktop tickets
+//! ([`super::viewers`]). Not here:
 //! invitations ([`super::invitations`]) have their own table, because an invitation stays
 //! listed after use (accepted, revoked, expired are told apart and audited), unlike a ticket,
 //! which disappears when spent.
@@ -88,6 +89,15 @@ pub async fn issue(
 /// expired one is deleted too — or of another kind, which is left alone). Of two concurrent
 /// spends, one gets it. Errors: database errors.
 pub async fn spend(db: &DatabaseConnection, kind: Kind, secret: &str) -> AppResult<Option<Ticket>> {
+    Ok(take(db, kind, secret)
+        .await?
+        .filter(|t| t.expires_at > Utc::now()))
+}
+
+/// As [`spend`], but an expired ticket is returned too (and deleted), so the caller can tell
+/// "expired" from "never issued or already spent" (and audit it): check `expires_at`.
+/// Errors: database errors.
+pub async fn take(db: &DatabaseConnection, kind: Kind, secret: &str) -> AppResult<Option<Ticket>> {
     let hash = secrets::hash(secret);
     let tx = super::begin_write(db).await?;
     let Some(row) = auth_ticket::Entity::find_by_id(hash.clone())
@@ -102,14 +112,12 @@ pub async fn spend(db: &DatabaseConnection, kind: Kind, secret: &str) -> AppResu
         .await?
         .rows_affected;
     tx.commit().await?;
-    Ok(
-        (gone == 1 && row.expires_at > Utc::now()).then_some(Ticket {
-            user_id: row.user_id,
-            data: row.data,
-            created_at: row.created_at,
-            expires_at: row.expires_at,
-        }),
-    )
+    Ok((gone == 1).then_some(Ticket {
+        user_id: row.user_id,
+        data: row.data,
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+    }))
 }
 
 /// Deletes every unspent ticket of `kind` issued for `user_id` and returns how many (none of

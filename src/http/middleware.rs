@@ -3,7 +3,8 @@
 //! 1. **edge**: accepts a sane `X-Request-Id` (1–128 of `[A-Za-z0-9._-]`) or makes one, runs
 //!    the request inside a tracing span and a problem context carrying it, turns every error
 //!    into `application/problem+json`, records metrics, logs one line per request, and sets
-//!    security headers (strict CSP on the API, a looser one on `/docs` only).
+//!    security headers (strict CSP on the API, the console's own on `/console`, a looser one
+//!    on `/docs` only).
 //! 2. **CORS** from `cors_allowed_origins` (none by default; see [`super::cors`]).
 //! 3. **rate limits** per client IP (stricter on `/v1/auth/*`).
 //! 4. **body limit**: `body_limit_bytes`, by `Content-Length` or while reading a chunked body.
@@ -315,11 +316,14 @@ async fn edge<E: Endpoint>(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         headers.insert(REQUEST_ID, v);
     }
-    let docs = path == "/docs" || path.starts_with("/docs/");
-    headers.insert(
-        "content-security-policy",
-        HeaderValue::from_static(if docs { DOCS_CSP } else { API_CSP }),
-    );
+    let csp = if path == "/docs" || path.starts_with("/docs/") {
+        DOCS_CSP
+    } else if path == "/console" || path.starts_with("/console/") {
+        super::console::CONSOLE_CSP
+    } else {
+        API_CSP
+    };
+    headers.insert("content-security-policy", HeaderValue::from_static(csp));
     headers.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),

@@ -4,6 +4,7 @@
 //! the Swagger UI handler. Every middleware is built with what it needs; nothing here names
 //! `api`, `app` or `jobs`. Business rules live in `domain/`; the contract in `api/`.
 
+pub mod console;
 pub mod cors;
 pub mod deprecation;
 pub mod docs;

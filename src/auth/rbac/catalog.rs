@@ -32,6 +32,9 @@ pub const SESSIONS_WRITE: &str = "sessions:write";
 pub const COMMANDS_WRITE: &str = "commands:write";
 /// Act as a session's executor: claim commands and report results.
 pub const COMMANDS_EXECUTE: &str = "commands:execute";
+/// Take control of a session's live desktop: a `control` ticket for `desktop.connect`
+/// (pointer and keyboard reach the desktop). Watching needs only [`SESSIONS_READ`].
+pub const DESKTOP_CONTROL: &str = "desktop:control";
 /// Read the org's background jobs, including dead ones.
 pub const JOBS_READ: &str = "jobs:read";
 /// Re-drive dead jobs (`jobs.retry`).
@@ -71,6 +74,10 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
     (
         COMMANDS_EXECUTE,
         "Claim a session's commands and report their results (the desktop-side executor).",
+    ),
+    (
+        DESKTOP_CONTROL,
+        "Take control of a session's live desktop (pointer and keyboard) in the console.",
     ),
     (
         JOBS_READ,
@@ -135,6 +142,7 @@ pub const BUILTIN_ROLES: &[(Role, &[&str])] = &[
             SESSIONS_WRITE,
             COMMANDS_WRITE,
             COMMANDS_EXECUTE,
+            DESKTOP_CONTROL,
             JOBS_READ,
             JOBS_WRITE,
             ROLES_READ,
@@ -157,6 +165,7 @@ pub const BUILTIN_ROLES: &[(Role, &[&str])] = &[
             SESSIONS_WRITE,
             COMMANDS_WRITE,
             COMMANDS_EXECUTE,
+            DESKTOP_CONTROL,
             JOBS_READ,
             JOBS_WRITE,
             ROLES_READ,
@@ -175,6 +184,7 @@ pub const BUILTIN_ROLES: &[(Role, &[&str])] = &[
             SESSIONS_WRITE,
             COMMANDS_WRITE,
             COMMANDS_EXECUTE,
+            DESKTOP_CONTROL,
             ROLES_READ,
         ],
     ),

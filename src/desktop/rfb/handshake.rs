@@ -84,13 +84,36 @@ pub struct ServerInit {
 
 /// Runs the handshake on `stream` up to and including ServerInit, with `password` for VNC
 /// Authentication and the shared flag set (other viewers stay connected). Returns the
-/// negotiated version and ServerInit. Errors: [`LinkError::Io`] when the connection fails,
-/// [`LinkError::Protocol`] for a non-RFB peer or a server that refuses the connection
-/// (with its reason), [`LinkError::NoVncAuth`], [`LinkError::AuthFailed`].
+/// negotiated version and ServerInit. Errors: as [`authenticate`].
 pub async fn handshake<S>(
     stream: &mut S,
     password: &str,
 ) -> Result<(Version, ServerInit), LinkError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let version = authenticate(stream, password).await?;
+    // ClientInit (§7.3.1): shared-flag = 1.
+    stream.write_all(&[1]).await?;
+    let mut head = [0u8; 20];
+    stream.read_exact(&mut head).await?;
+    let mut format = [0u8; 16];
+    format.copy_from_slice(&head[4..20]);
+    let init = ServerInit {
+        width: u16::from_be_bytes([head[0], head[1]]),
+        height: u16::from_be_bytes([head[2], head[3]]),
+        pixel_format: PixelFormat::from_bytes(&format),
+        name: read_string(stream, "desktop name").await?,
+    };
+    Ok((version, init))
+}
+
+/// The security part of the handshake (§7.1.1–§7.2.2): version, VNC Authentication with
+/// `password`, SecurityResult. The next message is the client's ClientInit. Returns the
+/// negotiated version. Errors: [`LinkError::Io`] when the connection fails,
+/// [`LinkError::Protocol`] for a non-RFB peer or a server that refuses the connection (with
+/// its reason), [`LinkError::NoVncAuth`], [`LinkError::AuthFailed`].
+pub async fn authenticate<S>(stream: &mut S, password: &str) -> Result<Version, LinkError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -106,30 +129,16 @@ where
         .write_all(&challenge_response(password, &challenge))
         .await?;
     match stream.read_u32().await? {
-        0 => {}
+        0 => Ok(version),
         status => {
             let reason = if version == Version::V3_8 {
                 read_string(stream, "SecurityResult reason").await?
             } else {
                 format!("the server answered SecurityResult {status}")
             };
-            return Err(LinkError::AuthFailed(reason));
+            Err(LinkError::AuthFailed(reason))
         }
     }
-
-    // ClientInit (§7.3.1): shared-flag = 1.
-    stream.write_all(&[1]).await?;
-    let mut head = [0u8; 20];
-    stream.read_exact(&mut head).await?;
-    let mut format = [0u8; 16];
-    format.copy_from_slice(&head[4..20]);
-    let init = ServerInit {
-        width: u16::from_be_bytes([head[0], head[1]]),
-        height: u16::from_be_bytes([head[2], head[3]]),
-        pixel_format: PixelFormat::from_bytes(&format),
-        name: read_string(stream, "desktop name").await?,
-    };
-    Ok((version, init))
 }
 
 /// The security-type negotiation (§7.1.2), ending with VNC Authentication chosen.

@@ -1,0 +1,342 @@
+//! Desktop viewers: the one-time tickets that let a browser open a session's live desktop
+//! (`desktop.create_ticket` → `desktop.connect`), and the audit trail of each viewer.
+//!
+//! A ticket is a [`super::tickets`] ticket of kind `desktop` (`dtk_` + 43 base64url
+//! characters, 256 random bits; only its SHA-256 is stored), single use, valid for
+//! `desktop_ticket_ttl_s` (≤ 60 s), bound to one session of one org, to the principal that
+//! minted it and to a [`Mode`]. [`issue`] needs the mode's permission ([`Mode::permission`]:
+//! `sessions:read` to watch, `desktop:control` to take over) and a `running` session.
+//! [`admit`] spends the ticket and decides again from the database (the principal's
+//! membership or key, its role's permission, the session's state), so a member removed, or a
+//! key revoked, between minting and connecting is refused.
+//!
+//! Audit (`audit.list`): `desktop_ticket.issued`, `desktop_ticket.used`,
+//! `desktop_ticket.refused` (a real ticket refused: expired, for another session, the
+//! principal lost access, the session is not running), and `desktop_viewer.disconnected`
+//! with the mode, the duration (s), the bytes each way and why it ended. A secret that was
+//! never issued (or was already spent) has no org to audit into: it is logged instead, with
+//! the client's address, never the secret.
+//!
+//! Not here: the WebSocket and the RFB relay (`realtime::relay`), the HTTP contract.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    audit::{self, AuditCtx, Event},
+    orgs::{self, Access},
+    sessions::{self, Status},
+    tickets::{self, Kind},
+};
+use crate::{
+    auth::{
+        Subject,
+        rbac::{self, Rbac},
+    },
+    entity::{OrgId, SessionId, session},
+    error::{AppError, AppResult},
+};
+
+/// The ticket kind: `auth_tickets.kind = "desktop"`, secrets `dtk_…`.
+pub const KIND: Kind = Kind {
+    name: "desktop",
+    prefix: "dtk",
+};
+
+/// Audit target of the `desktop_*` actions: the session (target id = the session id).
+const TARGET: &str = audit::target::SESSION;
+
+/// What a viewer may do with the desktop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Watch: the relay authenticates to the desktop with its view-only password, so the
+    /// VNC server itself drops the viewer's pointer, key and clipboard messages.
+    View,
+    /// Watch and take over: the full-access password; pointer and keys reach the desktop.
+    Control,
+}
+
+impl Mode {
+    /// `view` or `control`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::View => "view",
+            Mode::Control => "control",
+        }
+    }
+
+    /// The permission a ticket of this mode needs: `sessions:read` or `desktop:control`.
+    pub fn permission(self) -> &'static str {
+        match self {
+            Mode::View => rbac::SESSIONS_READ,
+            Mode::Control => rbac::DESKTOP_CONTROL,
+        }
+    }
+}
+
+/// The principal a ticket was minted by, as stored with it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Minter {
+    User { id: Uuid },
+    ApiKey { id: Uuid, role: String },
+}
+
+/// What a desktop ticket carries (`auth_tickets.data`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Binding {
+    org_id: Uuid,
+    session_id: Uuid,
+    mode: Mode,
+    minter: Minter,
+}
+
+impl Binding {
+    fn subject(&self) -> Subject {
+        match &self.minter {
+            Minter::User { id } => Subject::User(*id),
+            Minter::ApiKey { id, role } => Subject::ApiKey {
+                id: *id,
+                org_id: self.org_id,
+                role: role.clone(),
+            },
+        }
+    }
+}
+
+/// A ticket just minted.
+#[derive(Debug)]
+pub struct Issued {
+    /// The secret (`dtk_…`), shown once.
+    pub secret: String,
+    /// Its mode.
+    pub mode: Mode,
+    /// When it stops being spendable (UTC).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A viewer let in by [`admit`].
+#[derive(Clone, Debug)]
+pub struct Viewer {
+    /// The org.
+    pub org_id: Uuid,
+    /// The session whose desktop it watches.
+    pub session_id: Uuid,
+    /// Its mode.
+    pub mode: Mode,
+    /// Who minted the ticket (re-authorized while the viewer stays connected).
+    pub subject: Subject,
+    /// The session as read when it was let in (`running`, with its desktop).
+    pub session: session::Model,
+}
+
+/// Mints a ticket of `mode` for `session_id` of the caller's org. The caller was authorized
+/// for [`Mode::permission`] (`access`). Audited as `desktop_ticket.issued`. Errors: 404 for
+/// a session of another org; 409 `session_not_running` (with `current_status`) unless the
+/// session is `running`.
+pub async fn issue(
+    db: &impl sea_orm::ConnectionTrait,
+    access: &Access,
+    session_id: SessionId,
+    mode: Mode,
+    ttl_s: u64,
+    ctx: &AuditCtx,
+) -> AppResult<Issued> {
+    let s = sessions::get(db, access.org(), session_id).await?;
+    require_running(&s)?;
+    let minter = match &access.subject {
+        Subject::User(id) => Minter::User { id: *id },
+        Subject::ApiKey { id, role, .. } => Minter::ApiKey {
+            id: *id,
+            role: role.clone(),
+        },
+    };
+    let binding = Binding {
+        org_id: access.org_id,
+        session_id: s.id,
+        mode,
+        minter,
+    };
+    let issued = tickets::issue(db, KIND, access.user_id(), &binding, ttl_s).await?;
+    audit::record(
+        db,
+        ctx,
+        Event {
+            org_id: Some(access.org_id),
+            action: "desktop_ticket.issued",
+            target_type: TARGET,
+            target_id: Some(s.id),
+            success: true,
+            details: json!({ "mode": mode.as_str(), "expires_at": issued.expires_at }),
+        },
+    )
+    .await?;
+    Ok(Issued {
+        secret: issued.secret,
+        mode,
+        expires_at: issued.expires_at,
+    })
+}
+
+/// 401 `invalid_ticket`.
+fn invalid_ticket(detail: &str) -> AppError {
+    AppError::unauthorized("invalid_ticket", detail)
+}
+
+/// 409 `session_not_running` unless `s` is `running`.
+fn require_running(s: &session::Model) -> AppResult<()> {
+    if s.status == Status::Running {
+        return Ok(());
+    }
+    Err(AppError::SessionState {
+        code: "session_not_running",
+        current: s.status.as_str(),
+        detail: format!(
+            "the session is `{}`; its desktop can be watched only while it is `running`",
+            s.status.as_str()
+        ),
+    })
+}
+
+/// Spends `secret` for the desktop of `session_id` in `org_id` (the path the viewer
+/// connects to) and decides afresh: the ticket must be unspent, unexpired and bound to that
+/// session; its minter must still act in the org with the mode's permission (a user still a
+/// member, a key neither revoked nor expired); the session must be `running`. Audited as
+/// `desktop_ticket.used` or `desktop_ticket.refused` (with the reason) for a ticket that was
+/// issued; an unknown secret is only logged. The ticket is spent either way.
+///
+/// Errors: 401 `invalid_ticket` (unknown, spent, expired, or bound to another session); 404
+/// when the minter no longer belongs to the org; 403 `permission_denied`; 401
+/// `invalid_token` for a revoked key; 409 `session_not_running`.
+pub async fn admit(
+    db: &sea_orm::DatabaseConnection,
+    rbac: &Rbac,
+    org_id: Uuid,
+    session_id: Uuid,
+    secret: &str,
+    ctx: &AuditCtx,
+) -> AppResult<Viewer> {
+    let Some(ticket) = tickets::take(db, KIND, secret).await? else {
+        tracing::info!(ip = ?ctx.ip, "desktop ticket refused: unknown or already used");
+        return Err(invalid_ticket(
+            "the desktop ticket is unknown or was already used: mint a new one with `desktop.create_ticket`",
+        ));
+    };
+    let binding: Binding = serde_json::from_value(ticket.data)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("desktop ticket data: {e}")))?;
+    let subject = binding.subject();
+    let ctx = ctx.as_subject(&subject);
+    let decided = decide(
+        db,
+        rbac,
+        &binding,
+        &subject,
+        org_id,
+        session_id,
+        ticket.expires_at,
+    )
+    .await;
+    let (success, details) = match &decided {
+        Ok(_) => (true, json!({ "mode": binding.mode.as_str() })),
+        Err(e) => (
+            false,
+            json!({ "mode": binding.mode.as_str(), "reason": e.code() }),
+        ),
+    };
+    audit::record(
+        db,
+        &ctx,
+        Event {
+            org_id: Some(binding.org_id),
+            action: if success {
+                "desktop_ticket.used"
+            } else {
+                "desktop_ticket.refused"
+            },
+            target_type: TARGET,
+            target_id: Some(binding.session_id),
+            success,
+            details,
+        },
+    )
+    .await?;
+    let s = decided?;
+    Ok(Viewer {
+        org_id,
+        session_id,
+        mode: binding.mode,
+        subject,
+        session: s,
+    })
+}
+
+/// The decision of [`admit`] for a ticket that existed.
+async fn decide(
+    db: &sea_orm::DatabaseConnection,
+    rbac: &Rbac,
+    binding: &Binding,
+    subject: &Subject,
+    org_id: Uuid,
+    session_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> AppResult<session::Model> {
+    if expires_at <= Utc::now() {
+        return Err(invalid_ticket(
+            "the desktop ticket has expired: mint a new one with `desktop.create_ticket` and connect at once",
+        ));
+    }
+    if binding.org_id != org_id || binding.session_id != session_id {
+        return Err(invalid_ticket(
+            "the desktop ticket was issued for another session",
+        ));
+    }
+    orgs::authorize_fresh(db, rbac, subject, org_id, binding.mode.permission()).await?;
+    let s = sessions::get(db, OrgId(org_id), SessionId(session_id)).await?;
+    require_running(&s)?;
+    Ok(s)
+}
+
+/// How a viewer's connection ended, for the audit trail and the metrics.
+#[derive(Clone, Debug)]
+pub struct ViewerEnd {
+    /// How long it was connected (s).
+    pub duration_s: f64,
+    /// RFB bytes relayed from the desktop to the viewer.
+    pub bytes_to_viewer: u64,
+    /// RFB bytes relayed from the viewer to the desktop.
+    pub bytes_from_viewer: u64,
+    /// Why it ended (`viewer_closed`, `session_ended`, `access_revoked`, `idle`, …).
+    pub reason: &'static str,
+}
+
+/// Records `desktop_viewer.disconnected` for `viewer` with its mode, duration, bytes and
+/// reason. Errors: database errors.
+pub async fn record_end(
+    db: &impl sea_orm::ConnectionTrait,
+    viewer: &Viewer,
+    end: &ViewerEnd,
+    ctx: &AuditCtx,
+) -> AppResult<()> {
+    audit::record(
+        db,
+        &ctx.as_subject(&viewer.subject),
+        Event {
+            org_id: Some(viewer.org_id),
+            action: "desktop_viewer.disconnected",
+            target_type: TARGET,
+            target_id: Some(viewer.session_id),
+            success: true,
+            details: json!({
+                "mode": viewer.mode.as_str(),
+                "duration_s": (end.duration_s * 1000.0).round() / 1000.0,
+                "bytes_to_viewer": end.bytes_to_viewer,
+                "bytes_from_viewer": end.bytes_from_viewer,
+                "reason": end.reason,
+            }),
+        },
+    )
+    .await
+}
