@@ -10,13 +10,15 @@ RUN mkdir -p src migration/src tests benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs migration/src/lib.rs \
     && echo 'fn main() {}' > tests/main.rs \
-    && echo 'fn main() {}' > benches/sessions.rs \
+    && for b in sessions desktop relay; do echo 'fn main() {}' > "benches/$b.rs"; done \
     && cargo build --release --locked --bin agentdesk \
     && rm -rf src migration/src
 # Then the sources.
 COPY src src
 COPY migration/src migration/src
 COPY openapi openapi
+# The console's built assets, embedded into the binary (src/http/console.rs).
+COPY console/dist console/dist
 RUN touch src/main.rs src/lib.rs migration/src/lib.rs \
     && cargo build --release --locked --bin agentdesk
 

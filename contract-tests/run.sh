@@ -10,6 +10,10 @@
 #      from the page; screenshots saved.
 #   6. The built SDK in Chromium on a second origin (CORS allow-list): API key, idempotent retry,
 #      exposed headers, SSE resumed with Last-Event-ID; a third origin is refused by the browser.
+#   7. The console (console/): its committed dist/ equals a fresh build from the lockfile.
+#   8. The console in Chromium against a live server with a real Xvnc: log in, watch the desktop
+#      (a known background colour on the noVNC canvas), a message in the timeline, Take control
+#      and click (the desktop's pointer moves), no CSP violation; screenshots saved.
 # Reports and screenshots go to $AGENTDESK_CONTRACT_OUT (default ${TMPDIR:-/tmp}/agentdesk-contract).
 # (Spec drift, step 0, is `agentdesk openapi --check`, run by .ci/run and tests/contract.rs.)
 set -euo pipefail
@@ -35,6 +39,8 @@ run "SDK journey (live server)" bash -c "cd '$ROOT/contract-tests/journey' && np
 run "schemathesis (live server)" bash "$ROOT/contract-tests/schemathesis/run.sh"
 run "Swagger UI in Chromium" bash -c "cd '$ROOT/contract-tests/swagger-ui' && npm ci && npm test"
 run "SDK cross-origin in Chromium" bash -c "cd '$ROOT/contract-tests/cross-origin' && npm ci && npm test"
+run "console dist drift" bash -c "cd '$ROOT/console' && npm ci && npm run check"
+run "console in Chromium" bash -c "cd '$ROOT/contract-tests/console' && npm ci && npm test"
 
 echo; echo "contract tests passed; reports in $AGENTDESK_CONTRACT_OUT"
 printf '  %s\n' "${TIMES[@]}"

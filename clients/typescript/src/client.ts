@@ -11,7 +11,7 @@ import { Credentials, authMiddleware, type OnTokenRefresh, type TokenOut } from 
 import type { components, operations, paths } from "./generated/v1.js";
 import { type Result, toProblem } from "./problem.js";
 import { type ReconnectOptions, type StreamEnd, runSse, toSseConnect } from "./sse.js";
-import { desktopHelpers } from "./desktop.js";
+import { desktopHelpers, desktopViewer } from "./desktop.js";
 
 type S = components["schemas"];
 type Query<K extends keyof operations> = NonNullable<operations[K]["parameters"]["query"]>;
@@ -195,6 +195,9 @@ export function createClient(options: ClientOptions) {
         querySerializer: createQuerySerializer(),
         pathSerializer: defaultPathSerializer,
       }),
+    /** `auth.oidc_providers`: the configured single sign-on providers (no credentials needed); offer one login button each (`oidcAuthorizeUrl`). */
+    oidcProviders: (opts?: CallOptions): Promise<Result<S["OidcProviderList"]>> =>
+      wrap(raw.GET("/v1/auth/oidc/providers", init(opts))),
     /** `auth.oidc_exchange`: trade the callback's one-time `code` for a token pair; the client uses it from now on. */
     oidcExchange: async (body: S["OidcExchangeIn"], opts?: CallOptions): Promise<Result<S["TokenOut"]>> => {
       const result = await wrap(raw.POST("/v1/auth/oidc/exchange", { body, ...init(opts) }));
@@ -537,6 +540,17 @@ export function createClient(options: ClientOptions) {
     },
   };
 
+  const desktop = desktopViewer({
+    createTicket: (orgId, sessionId, body, opts) =>
+      wrap(
+        raw.POST("/v1/orgs/{org_id}/sessions/{session_id}/desktop/tickets", {
+          params: { path: { org_id: orgId, session_id: sessionId } },
+          body,
+          ...init(opts),
+        }),
+      ),
+  });
+
   const agentLoop = desktopHelpers({
     sessionsCreate: sessions.create,
     sessionsGet: sessions.get,
@@ -651,6 +665,8 @@ export function createClient(options: ClientOptions) {
     artifacts,
     /** Takes a screenshot and resolves with its PNG bytes, size and scale. */
     screenshot: agentLoop.screenshot,
+    /** A session's live desktop: `ticket` (one-time, for the WebSocket) and `open` (the WebSocket itself, for noVNC). */
+    desktop,
     jobs,
     permissions,
     roles,

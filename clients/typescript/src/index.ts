@@ -10,7 +10,15 @@ export type {
   IfMatchCallOptions,
   OrgEventStreamOptions,
 } from "./client.js";
-export type { CreateAndWaitOptions, RunOptions, Screenshot, ScreenshotOptions } from "./desktop.js";
+export type {
+  CreateAndWaitOptions,
+  DesktopMode,
+  DesktopOpenOptions,
+  RunOptions,
+  Screenshot,
+  ScreenshotOptions,
+  WebSocketConstructor,
+} from "./desktop.js";
 export { isProblem, toProblem } from "./problem.js";
 export type { Problem, ProblemCode, ProblemFieldError, Result } from "./problem.js";
 export type { OnTokenRefresh, TokenOut } from "./auth.js";
@@ -53,3 +61,5 @@ export type CommandResult = S["CommandResult"];
 export type ArtifactOut = S["ArtifactOut"];
 export type CommandKindName = S["CommandKindName"];
 export type JobOut = S["JobOut"];
+export type DesktopTicketOut = S["DesktopTicketOut"];
+export type OidcProviderList = S["OidcProviderList"];

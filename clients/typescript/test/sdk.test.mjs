@@ -398,3 +398,90 @@ test("events.stream: a problem on (re)connect is the result; retries are bounded
   const aborted = await down.events.stream("o", "s", { onEvent: () => {}, signal: AbortSignal.abort() });
   assert.equal(aborted.reason, "aborted");
 });
+
+/** A WebSocket stand-in that records how it was constructed. */
+class FakeSocket {
+  static made = [];
+  binaryType = "blob";
+  constructor(url, protocols) {
+    this.url = url;
+    this.protocols = protocols;
+    FakeSocket.made.push(this);
+  }
+}
+const ticketOut = (mode) => ({
+  ticket: "t0k3n",
+  ws_url: "wss://agentdesk.test/v1/orgs/o/sessions/s/desktop/ws",
+  mode,
+  expires_at: "2026-01-01T00:01:00Z",
+  protocols: ["binary", "agentdesk.ticket.t0k3n"],
+});
+
+test("desktop.ticket mints a ticket; desktop.open opens the socket with its URL and protocols, binaryType arraybuffer", async () => {
+  FakeSocket.made = [];
+  const { seen, fetch } = recorder(() => json(201, ticketOut("view")));
+  const c = createClient({ baseUrl: BASE, accessToken: "jwt", fetch });
+  const t = await c.desktop.ticket("o", "s/1", "control", { headers: { "X-Request-Id": "r1" } });
+  assert.equal(t.response.status, 201);
+  assert.deepEqual(t.data.protocols, ["binary", "agentdesk.ticket.t0k3n"]);
+  const opened = await c.desktop.open("o", "s", { mode: "view", WebSocket: FakeSocket });
+  assert.equal(opened.error, undefined);
+  assert.ok(opened.data instanceof FakeSocket);
+  assert.equal(opened.data.url, "wss://agentdesk.test/v1/orgs/o/sessions/s/desktop/ws");
+  assert.deepEqual(opened.data.protocols, ["binary", "agentdesk.ticket.t0k3n"]);
+  assert.equal(opened.data.binaryType, "arraybuffer");
+  assert.equal(FakeSocket.made.length, 1);
+  assert.deepEqual(
+    seen.map((r) => [r.method, r.path, r.body, r.headers.get("authorization")]),
+    [
+      ["POST", "/v1/orgs/o/sessions/s%2F1/desktop/tickets", { mode: "control" }, "Bearer jwt"],
+      ["POST", "/v1/orgs/o/sessions/s/desktop/tickets", { mode: "view" }, "Bearer jwt"],
+    ],
+  );
+  assert.equal(seen[0].headers.get("x-request-id"), "r1");
+  assert.equal(seen[1].headers.get("idempotency-key"), null);
+});
+
+test("desktop.open: a refused ticket is the result and no socket is opened; the global WebSocket is the default; none → rejects before any request", async () => {
+  FakeSocket.made = [];
+  const refusing = createClient({ baseUrl: BASE, apiKey: "ad_p_s", fetch: async () => problemResponse(409, "session_not_running", { current_status: "stopped" }) });
+  const refused = await refusing.desktop.open("o", "s", { mode: "control", WebSocket: FakeSocket });
+  assert.equal(refused.data, undefined);
+  assert.equal(refused.error.code, "session_not_running");
+  assert.equal(refused.response.status, 409);
+  assert.equal(FakeSocket.made.length, 0);
+
+  const saved = Object.getOwnPropertyDescriptor(globalThis, "WebSocket");
+  let calls = 0;
+  const c = createClient({
+    baseUrl: BASE,
+    accessToken: "jwt",
+    fetch: async () => {
+      calls += 1;
+      return json(201, ticketOut("view"));
+    },
+  });
+  try {
+    globalThis.WebSocket = FakeSocket;
+    const opened = await c.desktop.open("o", "s", { mode: "view" });
+    assert.ok(opened.data instanceof FakeSocket);
+    assert.equal(opened.data.binaryType, "arraybuffer");
+    delete globalThis.WebSocket;
+    await assert.rejects(c.desktop.open("o", "s", { mode: "view" }), (e) => e instanceof TypeError && /WebSocket/.test(e.message));
+    assert.equal(calls, 1, "no ticket is spent without a WebSocket");
+  } finally {
+    if (saved) Object.defineProperty(globalThis, "WebSocket", saved);
+    else delete globalThis.WebSocket;
+  }
+});
+
+test("auth.oidcProviders lists the SSO providers without credentials", async () => {
+  const { seen, fetch } = recorder(() => json(200, { items: [{ name: "corp" }, { name: "google" }] }));
+  const c = createClient({ baseUrl: BASE, fetch });
+  const listed = await c.auth.oidcProviders();
+  assert.deepEqual(listed.data, { items: [{ name: "corp" }, { name: "google" }] });
+  assert.deepEqual(
+    seen.map((r) => [r.method, r.path, r.headers.get("authorization")]),
+    [["GET", "/v1/auth/oidc/providers", null]],
+  );
+});

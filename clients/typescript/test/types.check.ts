@@ -52,6 +52,23 @@ async function main(org: string, agent: string): Promise<SessionOut | Problem> {
   void url;
   const exported = await client.me.export();
   console.log(exported.data?.profile.email, (await client.permissions.list()).data?.items.length);
+  // The live desktop: a ticket, or the WebSocket opened with one (for noVNC).
+  const ticket = await client.desktop.ticket(org, data.id, "control");
+  const protocols: string[] | undefined = ticket.data?.protocols;
+  void protocols;
+  // @ts-expect-error the mode is view | control
+  await client.desktop.ticket(org, data.id, "watch");
+  const socket = await client.desktop.open(org, data.id, { mode: "view" });
+  if (socket.data) socket.data.addEventListener("close", (e) => console.log(e.code));
+  else if (socket.error.code === "session_not_running") console.log(socket.error.detail);
+  class OtherSocket {
+    binaryType = "nodebuffer";
+    constructor(readonly url: string, readonly protocols: string[]) {}
+  }
+  const other: OtherSocket | undefined = (await client.desktop.open(org, data.id, { mode: "control", WebSocket: OtherSocket })).data;
+  void other;
+  const providers = await client.auth.oidcProviders();
+  providers.data?.items.forEach((p) => console.log(client.auth.oidcAuthorizeUrl(p.name, "https://app.example.com/console/")));
   const raw = await client.raw.GET("/v1/orgs/{org_id}", { params: { path: { org_id: org } } });
   console.log(raw.data?.name);
   return data;

@@ -724,6 +724,71 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{org_id}/sessions/{session_id}/desktop/tickets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mint a desktop ticket
+         * @description A one-time ticket for `desktop.connect`, the WebSocket that shows the session's live
+         *     desktop. `mode: view` needs `sessions:read`; `mode: control` (pointer and keyboard
+         *     reach the desktop) needs `desktop:control`. Only while the session is `running` (409
+         *     `session_not_running` with `current_status` otherwise). The ticket is single use,
+         *     valid for `desktop_ticket_ttl_s` (at most 60 s), and bound to this session, the caller
+         *     and the mode; only its hash is stored. Not idempotent by design: a retry mints
+         *     another ticket (an unspent one expires by itself), and no ticket is ever stored to
+         *     be replayed. Audited as `desktop_ticket.issued`.
+         */
+        post: operations["desktop.create_ticket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org_id}/sessions/{session_id}/desktop/ws": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Watch or control the live desktop (WebSocket)
+         * @description A WebSocket (RFC 6455) carrying the desktop's RFB (RFC 6143) stream in binary
+         *     messages — what noVNC speaks. Authorized by a ticket from `desktop.create_ticket`
+         *     (no bearer header: browsers cannot send one on a WebSocket), offered as the
+         *     subprotocols `binary, agentdesk.ticket.<ticket>` (the server answers `binary`), or as
+         *     `?ticket=` (never logged). The ticket is spent on the first attempt. The relay
+         *     authenticates to the desktop itself with the password of the ticket's mode — with a
+         *     `view` ticket the view-only one, so the desktop ignores input whatever the client
+         *     sends — and offers the client security type None: no VNC password reaches it.
+         *
+         *     Refusals come before the upgrade, as problems: 400 not a WebSocket handshake (or
+         *     subprotocols without `binary`); 401 `invalid_ticket` (missing, unknown, used, expired,
+         *     or for another session); 403 `origin_not_allowed` (`Origin` is neither this server
+         *     nor in `cors_allowed_origins`), or the ticket's holder lost the permission; 404 the
+         *     holder left the organization; 409 `session_not_running`; 429 `quota_exceeded` when
+         *     the session already has `desktop_viewers_per_session` viewers on this server; 503
+         *     `desktop_unreachable`. Once open, the holder's access is re-checked every `desktop_viewer_recheck_s` (30 s), and
+         *     the socket closes when the session leaves `running` (see the 101 response for the
+         *     close codes). Audited: `desktop_ticket.used` / `desktop_ticket.refused`, and
+         *     `desktop_viewer.disconnected` with mode, duration and bytes.
+         */
+        get: operations["desktop.connect"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs/{org_id}/sessions/{session_id}/artifacts": {
         parameters: {
             query?: never;
@@ -1027,6 +1092,28 @@ export interface paths {
          *     `member.added`.
          */
         post: operations["invitations.accept"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/oidc/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the single sign-on providers
+         * @description The configured OpenID Connect providers, by name, for a login page's buttons: start
+         *     each login with `auth.oidc_authorize` (a `redirect_uri` configured for the provider).
+         *     Public; empty when single sign-on is not configured.
+         */
+        get: operations["auth.oidc_providers"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1984,6 +2071,11 @@ export interface components {
          */
         CommandStatusName: "queued" | "dispatched" | "succeeded" | "failed" | "cancelled" | "expired";
         /**
+         * @description What a viewer may do with the desktop.
+         * @enum {string}
+         */
+        DesktopMode: "view" | "control";
+        /**
          * DesktopOut
          * @description Where a running session's desktop is reachable (RFB/VNC).
          */
@@ -2023,6 +2115,39 @@ export interface components {
              * @description Screen height in pixels, 200–4320 (default 800).
              */
             height: number;
+        };
+        /**
+         * DesktopTicketIn
+         * @description `desktop.create_ticket` request.
+         */
+        DesktopTicketIn: {
+            /** @description `view` to watch, `control` to take over. */
+            mode: components["schemas"]["DesktopMode"] & unknown;
+        };
+        /**
+         * DesktopTicketOut
+         * @description A one-time desktop ticket.
+         */
+        DesktopTicketOut: {
+            /**
+             * @description The ticket: `dtk_` + 43 base64url characters (256 random bits). Shown once, spent by
+             *     the first `desktop.connect` that presents it, valid until `expires_at`.
+             */
+            ticket: string;
+            /** @description The absolute `ws://` or `wss://` URL of `desktop.connect` for this session. */
+            ws_url: string;
+            /** @description What the ticket allows. */
+            mode: components["schemas"]["DesktopMode"] & unknown;
+            /**
+             * Format: date-time
+             * @description When the ticket stops being accepted (RFC 3339, UTC; at most 60 s away).
+             */
+            expires_at: string;
+            /**
+             * @description The WebSocket subprotocols to offer, in order: `binary` (the server answers it) and
+             *     `agentdesk.ticket.<ticket>`. In a browser: `new WebSocket(ws_url, protocols)`.
+             */
+            protocols: string[];
         };
         /**
          * EventBatchIn
@@ -2532,6 +2657,22 @@ export interface components {
             code: string;
         };
         /**
+         * OidcProviderList
+         * @description The single sign-on providers a login page can offer.
+         */
+        OidcProviderList: {
+            /** @description The providers, by name (empty when single sign-on is not configured). */
+            items: components["schemas"]["OidcProviderOut"][];
+        };
+        /**
+         * OidcProviderOut
+         * @description A single sign-on provider configured on this server.
+         */
+        OidcProviderOut: {
+            /** @description Its name: the `{provider}` of `auth.oidc_authorize`. */
+            name: string;
+        };
+        /**
          * OpenUrlArgs
          * @description A URL to open.
          */
@@ -2615,7 +2756,7 @@ export interface components {
          * @description A permission of the catalog (`permissions.list` describes each).
          * @enum {string}
          */
-        Permission: "orgs:read" | "orgs:write" | "orgs:delete" | "members:read" | "members:write" | "members:owner" | "audit:read" | "agents:read" | "agents:write" | "sessions:read" | "sessions:write" | "commands:write" | "commands:execute" | "jobs:read" | "jobs:write" | "roles:read" | "roles:write" | "api_keys:read" | "api_keys:write";
+        Permission: "orgs:read" | "orgs:write" | "orgs:delete" | "members:read" | "members:write" | "members:owner" | "audit:read" | "agents:read" | "agents:write" | "sessions:read" | "sessions:write" | "commands:write" | "commands:execute" | "desktop:control" | "jobs:read" | "jobs:write" | "roles:read" | "roles:write" | "api_keys:read" | "api_keys:write";
         /**
          * PermissionList
          * @description The permission catalog.
@@ -7774,6 +7915,250 @@ export interface operations {
             };
         };
     };
+    "desktop.create_ticket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+                /** @description Session id. */
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["DesktopTicketIn"];
+            };
+        };
+        responses: {
+            /** @description The ticket; open `ws_url` with `protocols` within its lifetime. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["DesktopTicketOut"];
+                };
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed JSON that breaks the rules (`validation_failed`, with `errors` naming each field; `idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "desktop.connect": {
+        parameters: {
+            query?: {
+                /**
+                 * @description The ticket, for clients that cannot set subprotocols. Prefer the subprotocol: a
+                 *     URL may be kept by proxies and browser history (the server redacts it from its
+                 *     own logs, metrics and traces).
+                 */
+                ticket?: string;
+            };
+            header?: {
+                /** @description `binary, agentdesk.ticket.<ticket>`: the subprotocols offered (RFC 6455 §11.3.4). */
+                "Sec-WebSocket-Protocol"?: string;
+            };
+            path: {
+                /** @description Organization id. */
+                org_id: string;
+                /** @description Session id. */
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description Switching Protocols (RFC 6455 §4.2.2): the connection is now a WebSocket carrying RFB
+             *     (RFC 6143) in binary messages. The server speaks first (`RFB 003.008\n`) and offers
+             *     only security type None: the relay has already authenticated to the desktop with the
+             *     password of the ticket's mode. Close codes: 4001 the session left `running`, 4003
+             *     access revoked (checked every `desktop_viewer_recheck_s`, 30 s by default), 4008 idle (`desktop_viewer_idle_timeout_s`
+             *     without an RFB byte), 4010 desktop connection lost, 1002 RFB protocol error.
+             */
+            101: {
+                headers: {
+                    /** @description `binary`, when the viewer offered it (browsers require an offered one back). */
+                    "SEC-WEBSOCKET-PROTOCOL"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is malformed: invalid JSON or an invalid parameter (`malformed_json`, `invalid_parameter`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials (`invalid_token`, `invalid_credentials`, `invalid_refresh_token`). */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3 challenge, e.g. `Bearer realm="agentdesk", error="invalid_token"`. */
+                    "WWW-AUTHENTICATE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not do this (`permission_denied` with `missing_permission`, `capability_denied`, `registration_closed`, `owner_required`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or it belongs to an organization the caller is not a member of (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with current state (`email_taken`, `last_owner`, `already_member`, `invalid_transition`, `session_not_live`, `idempotency_key_in_use`, `quota_exceeded` with `limit`, …). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     "artifacts.list": {
         parameters: {
             query?: {
@@ -9648,6 +10033,61 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                    "RETRY-AFTER"?: string;
+                    /** @description The limit's policy, e.g. `"ip";q=600;w=60` (IETF RateLimit header fields draft). */
+                    "RATELIMIT-POLICY"?: string;
+                    /** @description The limit's state, e.g. `"ip";r=0;t=3`. */
+                    RATELIMIT?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error (`internal_error`); the body's `error_id` is in the server log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request did not finish within `request_timeout_s`, or a dependency is down (`request_timeout`, `unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "auth.oidc_providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The providers. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["OidcProviderList"];
                 };
             };
             /** @description Over a rate limit (`rate_limited`), the org's live-session limit (`session_limit_reached`) or a quota that falls by itself (`quota_exceeded` with `limit`); retry after `Retry-After` seconds. */
