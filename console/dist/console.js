@@ -1440,18 +1440,6 @@ function formatTime(iso) {
   const today = (/* @__PURE__ */ new Date()).toDateString() === d2.toDateString();
   return today ? d2.toLocaleTimeString() : d2.toLocaleString();
 }
-function sleep2(ms, signal) {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-  });
-}
 var Backoff = class {
   constructor(initialMs = 250, maxMs = 5e3) {
     this.initialMs = initialMs;
@@ -1514,7 +1502,7 @@ var Timeline = class {
         if (signal.aborted) return;
         const ms2 = backoff.next();
         this.callbacks.onState("reconnecting", `${describe(error)}; retrying in ${Math.ceil(ms2 / 1e3)} s`);
-        await sleep2(ms2, signal);
+        await sleep(ms2, signal);
         continue;
       }
       switch (end.reason) {
@@ -1533,7 +1521,7 @@ var Timeline = class {
       }
       const ms = backoff.next();
       this.callbacks.onState("reconnecting", `the stream ended; reconnecting in ${Math.ceil(ms / 1e3)} s`);
-      await sleep2(ms, signal);
+      await sleep(ms, signal);
     }
   }
   /** Stops following and frees the thumbnails. */
@@ -16115,7 +16103,7 @@ function sessionsView(app2, orgId) {
         streamState.textContent = `Reconnecting (${describe(error)})…`;
       }
       streamState.dataset["state"] = "reconnecting";
-      await sleep2(backoff.next(), signal);
+      await sleep(backoff.next(), signal);
       if (!signal.aborted) await reload();
     }
   }

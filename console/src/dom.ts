@@ -64,19 +64,8 @@ export function formatTime(iso: string | undefined): string {
   return today ? d.toLocaleTimeString() : d.toLocaleString();
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-  });
-}
+/** Resolves after `ms`, or at once when `signal` aborts: the SDK's own. */
+export { sleep } from "../../clients/typescript/src/sse.js";
 
 /** Exponential backoff for reconnects: 250 ms, 500 ms, 1 s, 2 s, 4 s, then 5 s; `reset()` after a success. */
 export class Backoff {

@@ -16,7 +16,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { serverBinary, startServer } from '../journey/server.mjs';
-import { decodePng, pixel } from './png.mjs';
+import { decodePng, pixel } from '../png.mjs';
 
 const WAIT_MS = 15_000; // bound on every single wait in the page
 const CHROMIUM = process.env.AGENTDESK_CHROMIUM || '/usr/bin/chromium';

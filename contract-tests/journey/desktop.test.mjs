@@ -3,7 +3,7 @@
 // createAndWait, commands.run (a click, then a shell command that reports where the pointer
 // is), screenshot (the bytes decode as a PNG of the desktop's size).
 import assert from "node:assert/strict";
-import { inflateSync } from "node:zlib";
+import { decodePng } from "../png.mjs";
 import { after, before, test } from "node:test";
 import { createClient } from "@agentdesk/client";
 import { startServer } from "./server.mjs";
@@ -31,31 +31,10 @@ function ok(result) {
   return result.data;
 }
 
-/** Decodes an 8-bit RGB/RGBA PNG's header and checks its image data inflates to the full size. */
-function decodePng(bytes) {
-  const buf = Buffer.from(bytes);
-  assert.deepEqual([...buf.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], "PNG signature");
-  let offset = 8;
-  let width = 0;
-  let height = 0;
-  let channels = 0;
-  const idat = [];
-  while (offset < buf.length) {
-    const length = buf.readUInt32BE(offset);
-    const type = buf.toString("latin1", offset + 4, offset + 8);
-    const data = buf.subarray(offset + 8, offset + 8 + length);
-    if (type === "IHDR") {
-      width = data.readUInt32BE(0);
-      height = data.readUInt32BE(4);
-      assert.equal(data[8], 8, "8 bits per channel");
-      channels = { 2: 3, 6: 4 }[data[9]];
-      assert.ok(channels, `colour type ${data[9]}`);
-    }
-    if (type === "IDAT") idat.push(data);
-    offset += 12 + length;
-  }
-  const raw = inflateSync(Buffer.concat(idat));
-  assert.equal(raw.length, height * (1 + width * channels), "image data size");
+/** A PNG's size, after checking it decodes in full (signature, IHDR, every row's filter). */
+function pngSize(bytes) {
+  const { width, height, data, channels } = decodePng(bytes);
+  assert.equal(data.length, width * height * channels, "image data size");
   return { width, height };
 }
 
@@ -97,9 +76,9 @@ test("an agent runner's loop on a real desktop, with an API key", { timeout: 120
 
   const shot = ok(await c.screenshot(org, session.id));
   assert.deepEqual([shot.width, shot.height, shot.scale], [1024, 768, 1]);
-  assert.deepEqual(decodePng(shot.png), { width: 1024, height: 768 });
+  assert.deepEqual(pngSize(shot.png), { width: 1024, height: 768 });
   const small = ok(await c.screenshot(org, session.id, { maxWidth: 512 }));
-  assert.deepEqual(decodePng(small.png), { width: 512, height: 384 });
+  assert.deepEqual(pngSize(small.png), { width: 512, height: 384 });
   assert.equal(small.scale, 0.5);
 
   const listed = ok(await c.artifacts.list(org, session.id));

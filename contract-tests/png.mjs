@@ -1,5 +1,5 @@
-// A small PNG decoder for screenshots (8-bit RGB or RGBA, not interlaced: what Chromium writes),
-// so the test can read pixels without a dependency.
+// A small PNG decoder for screenshots (8-bit RGB or RGBA, not interlaced: what Chromium and the
+// server write), shared by the contract tests so they can read pixels without a dependency.
 import { inflateSync } from 'node:zlib';
 
 /** Decodes `bytes` into `{ width, height, channels, data }` (unfiltered rows, no padding). */
