@@ -233,15 +233,56 @@ async fn update(t: &mut Transport, w: u16, h: u16) -> anyhow::Result<u64> {
     Ok(total)
 }
 
-/// MB/s (10^6 bytes) of back-to-back full updates for [`SECONDS`].
-async fn throughput(t: &mut Transport) -> anyhow::Result<f64> {
+/// One throughput run: MB/s (10^6 bytes) of back-to-back full updates for [`SECONDS`], and
+/// the CPU seconds per GB (10^9 bytes) that this process and the relay process `relay_pid`
+/// (websockify, with its children) spent meanwhile.
+struct Throughput {
+    mb_s: f64,
+    own_cpu_s_per_gb: f64,
+    relay_cpu_s_per_gb: f64,
+}
+
+async fn throughput(t: &mut Transport, relay_pid: Option<u32>) -> anyhow::Result<Throughput> {
     update(t, W, H).await?;
+    let cpu = || (cpu_s(std::process::id()), relay_pid.map_or(0.0, cpu_s));
+    let (own0, relay0) = cpu();
     let started = Instant::now();
     let mut bytes = 0;
     while started.elapsed() < Duration::from_secs(SECONDS) {
         bytes += update(t, W, H).await?;
     }
-    Ok(bytes as f64 / started.elapsed().as_secs_f64() / 1e6)
+    let (own1, relay1) = cpu();
+    let gb = bytes as f64 / 1e9;
+    Ok(Throughput {
+        mb_s: bytes as f64 / started.elapsed().as_secs_f64() / 1e6,
+        own_cpu_s_per_gb: (own1 - own0) / gb,
+        relay_cpu_s_per_gb: (relay1 - relay0) / gb,
+    })
+}
+
+/// `(ppid, utime + stime in s)` of process `pid` from `/proc/<pid>/stat` (USER_HZ = 100).
+fn proc_stat(pid: &str) -> Option<(u32, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((
+        fields.get(1)?.parse().ok()?,
+        (ticks(11)? + ticks(12)?) / 100.0,
+    ))
+}
+
+/// CPU seconds used so far by process `pid` and its live children.
+fn cpu_s(pid: u32) -> f64 {
+    let own = proc_stat(&pid.to_string()).map_or(0.0, |(_, s)| s);
+    let children: f64 = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| proc_stat(e.file_name().to_str()?))
+        .filter(|(ppid, _)| *ppid == pid)
+        .map(|(_, s)| s)
+        .sum();
+    own + children
 }
 
 /// p50 and p99 (ms) of one-pixel update round trips.
@@ -299,7 +340,7 @@ impl Relay<'_> {
 
 /// websockify in front of a desktop: its port; the process is killed when dropped.
 struct Websockify {
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
     port: u16,
 }
 
@@ -318,10 +359,7 @@ async fn websockify(vnc_port: u16) -> anyhow::Result<Websockify> {
         .with_context(|| format!("starting {program} (pip install 'websockify==0.13.*')"))?;
     for _ in 0..100 {
         if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Ok(Websockify {
-                _child: child,
-                port,
-            });
+            return Ok(Websockify { child, port });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -385,9 +423,16 @@ async fn run() -> anyhow::Result<String> {
     .await?;
 
     let tp = (
-        throughput(&mut direct).await?,
-        throughput(&mut ours).await?,
-        throughput(&mut theirs).await?,
+        throughput(&mut direct, None).await?,
+        throughput(&mut ours, None).await?,
+        throughput(&mut theirs, wsfy.child.id()).await?,
+    );
+    // CPU per GB of each relay: websockify's own processes; ours, what this process (server
+    // and client) spent on the relayed run beyond what its client alone spent on the
+    // websockify run (the same WebSocket client code).
+    let cpu = (
+        tp.1.own_cpu_s_per_gb - tp.2.own_cpu_s_per_gb,
+        tp.2.relay_cpu_s_per_gb,
     );
     let lat = (
         latency(&mut direct).await?,
@@ -435,11 +480,27 @@ async fn run() -> anyhow::Result<String> {
         )
     };
     Ok([
-        format!("| path (Xvnc {W}×{H}, Raw full updates) | throughput MB/s | ÷ websockify |"),
-        "|---|--:|--:|".to_owned(),
-        format!("| direct TCP (no relay) | {:.0} | {:.2} |", tp.0, tp.0 / tp.2),
-        format!("| **Agentdesk relay** (WebSocket) | **{:.0}** | **{:.2}** |", tp.1, tp.1 / tp.2),
-        format!("| websockify 0.13 (WebSocket) | {:.0} | 1.00 |", tp.2),
+        format!("| path (Xvnc {W}×{H}, Raw full updates) | throughput MB/s | ÷ websockify | ÷ direct |"),
+        "|---|--:|--:|--:|".to_owned(),
+        format!("| direct TCP (no relay) | {:.0} | {:.2} | 1.00 |", tp.0.mb_s, tp.0.mb_s / tp.2.mb_s),
+        format!(
+            "| **Agentdesk relay** (WebSocket) | **{:.0}** | **{:.2}** | {:.2} |",
+            tp.1.mb_s,
+            tp.1.mb_s / tp.2.mb_s,
+            tp.1.mb_s / tp.0.mb_s
+        ),
+        format!(
+            "| websockify 0.13 (WebSocket) | {:.0} | 1.00 | {:.2} |",
+            tp.2.mb_s,
+            tp.2.mb_s / tp.0.mb_s
+        ),
+        String::new(),
+        format!(
+            "Relay CPU per GB relayed: Agentdesk {:.2} s, websockify {:.2} s (websockify ÷ Agentdesk = {:.1}).",
+            cpu.0,
+            cpu.1,
+            cpu.1 / cpu.0
+        ),
         String::new(),
         "| path (1-pixel update round trip) | p50 ms | p99 ms | added p50 ms | added p99 ms |".to_owned(),
         "|---|--:|--:|--:|--:|".to_owned(),

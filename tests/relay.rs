@@ -4,8 +4,9 @@
 //! not move the pointer; from a `control` socket they do — observed with `xdotool` through a
 //! `shell` command), and every refusal before the upgrade: a used, expired, foreign-session or
 //! other-org ticket, a wrong `Origin`, the viewer cap, a member removed between minting and
-//! connecting. Open sockets close when the member is removed (re-check) and when the session
-//! stops. The audit log records tickets and viewers with their bytes.
+//! connecting, a user who logged out everywhere. Open sockets close when the member is removed
+//! or logs out everywhere (re-check) and when the session stops. The audit log records tickets
+//! and viewers with their bytes.
 
 use std::time::Duration;
 
@@ -374,6 +375,28 @@ async fn people_watch_and_take_over_through_the_relay(backend: Backend) {
         4003
     );
 
+    // Logging out everywhere ends what the user's tokens opened: an unspent ticket and a socket.
+    let leaver = app.user("leaver").await;
+    app.add_member(&owner, &org, &leaver, "operator").await;
+    let unspent = ticket(&app, &leaver, &org, &session, "view").await;
+    let spent = ticket(&app, &leaver, &org, &session, "view").await;
+    let mut leaver_socket = open(&spent, None, None).await.unwrap();
+    leaver_socket.handshake().await;
+    app.post("/v1/me/logout-all")
+        .token(&leaver.token)
+        .expect(204)
+        .await;
+    let (status, p) = refused(&unspent, None, None).await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (401, Some("invalid_token")),
+        "{p}"
+    );
+    assert_eq!(
+        leaver_socket.close_code(Duration::from_secs(10)).await,
+        4003
+    );
+
     // Stopping the session closes the watcher's socket, and no ticket is minted any more.
     app.post(&format!("/v1/orgs/{org}/sessions/{session}/stop"))
         .token(&owner.token)
@@ -401,20 +424,36 @@ async fn people_watch_and_take_over_through_the_relay(backend: Backend) {
             .iter()
             .filter(|e| e["action"] == "desktop_viewer.disconnected")
             .count();
-        if closed >= 3 || tokio::time::Instant::now() > deadline {
+        if closed >= 4 || tokio::time::Instant::now() > deadline {
             break items;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let count = |action: &str| audit.iter().filter(|e| e["action"] == action).count();
-    assert!(count("desktop_ticket.issued") >= 8, "{audit:?}");
+    assert_eq!(count("desktop_ticket.issued"), 10, "{audit:?}");
+    // Used: the watcher, the controller, the operator and the leaver — not the one over the cap.
     assert_eq!(count("desktop_ticket.used"), 4, "{audit:?}");
-    assert!(count("desktop_ticket.refused") >= 4, "{audit:?}");
+    let reasons: Vec<&str> = audit
+        .iter()
+        .filter(|e| e["action"] == "desktop_ticket.refused")
+        .map(|e| e["details"]["reason"].as_str().unwrap())
+        .collect();
+    for reason in [
+        "quota_exceeded",
+        "invalid_ticket",
+        "not_found",
+        "invalid_token",
+    ] {
+        assert!(
+            reasons.contains(&reason),
+            "no {reason} refusal: {reasons:?}"
+        );
+    }
     let closed: Vec<&Value> = audit
         .iter()
         .filter(|e| e["action"] == "desktop_viewer.disconnected")
         .collect();
-    assert_eq!(closed.len(), 3, "{closed:?}");
+    assert_eq!(closed.len(), 4, "{closed:?}");
     let watcher_end = closed
         .iter()
         .find(|e| e["details"]["reason"] == "session_ended")

@@ -15691,7 +15691,7 @@ RFB.cursors = {
 // src/viewer.ts
 var RECONNECT_CODES = /* @__PURE__ */ new Set([
   1001,
-  // the server is shutting down (another node answers the next ticket)
+  // going away (a proxy in front restarting; another node answers the next ticket)
   1006,
   // dropped without a close frame
   1011,
@@ -15732,6 +15732,8 @@ var DesktopViewer = class {
   #backoff = new Backoff(250, 5e3);
   #mode = "view";
   #state = "idle";
+  /** Sockets in a row that closed before RFB connected (a refused upgrade reads as 1006). */
+  #failedOpens = 0;
   get mode() {
     return this.#mode;
   }
@@ -15741,6 +15743,7 @@ var DesktopViewer = class {
   /** Connects in `mode`, replacing the current connection (Take control / Release / Reconnect). */
   connect(mode) {
     this.#mode = mode;
+    this.#failedOpens = 0;
     this.#backoff.reset();
     clearTimeout(this.#timer);
     void this.#open(++this.#gen, "connecting");
@@ -15797,6 +15800,7 @@ var DesktopViewer = class {
     rfb.addEventListener("connect", () => {
       if (gen !== this.#gen) return;
       this.#backoff.reset();
+      this.#failedOpens = 0;
       this.#set("connected", this.#mode === "control" ? "You are in control of the desktop." : "Watching.");
     });
     rfb.addEventListener("disconnect", () => {
@@ -15811,7 +15815,11 @@ var DesktopViewer = class {
     if (gen !== this.#gen) return;
     this.#teardown();
     const why = CLOSE_REASONS[event.code] ?? `The desktop connection closed (${event.code}${event.reason ? `: ${event.reason}` : ""}).`;
-    if (RECONNECT_CODES.has(event.code)) this.#retry(gen, why);
+    const neverConnected = this.#state !== "connected";
+    this.#failedOpens = neverConnected ? this.#failedOpens + 1 : 0;
+    if (neverConnected && this.#failedOpens >= 3) {
+      this.#set("closed", `${why} The desktop refused three connections in a row; check the server's public_url and cors_allowed_origins, then reconnect.`);
+    } else if (RECONNECT_CODES.has(event.code)) this.#retry(gen, why);
     else this.#set("closed", why);
   }
   #retry(gen, why) {

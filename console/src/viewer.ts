@@ -7,7 +7,7 @@ import { Backoff, describe } from "./dom.js";
 
 /** Close codes after which the viewer opens a new connection by itself. */
 const RECONNECT_CODES = new Set([
-  1001, // the server is shutting down (another node answers the next ticket)
+  1001, // going away (a proxy in front restarting; another node answers the next ticket)
   1006, // dropped without a close frame
   1011, // server error
   1012, // service restart
@@ -45,6 +45,8 @@ export class DesktopViewer {
   readonly #backoff = new Backoff(250, 5_000);
   #mode: DesktopMode = "view";
   #state: ViewerState = "idle";
+  /** Sockets in a row that closed before RFB connected (a refused upgrade reads as 1006). */
+  #failedOpens = 0;
 
   constructor(
     private readonly client: AgentdeskClient,
@@ -65,6 +67,7 @@ export class DesktopViewer {
   /** Connects in `mode`, replacing the current connection (Take control / Release / Reconnect). */
   connect(mode: DesktopMode): void {
     this.#mode = mode;
+    this.#failedOpens = 0;
     this.#backoff.reset();
     clearTimeout(this.#timer);
     void this.#open(++this.#gen, "connecting");
@@ -125,6 +128,7 @@ export class DesktopViewer {
     rfb.addEventListener("connect", () => {
       if (gen !== this.#gen) return;
       this.#backoff.reset();
+      this.#failedOpens = 0;
       this.#set("connected", this.#mode === "control" ? "You are in control of the desktop." : "Watching.");
     });
     rfb.addEventListener("disconnect", () => {
@@ -140,7 +144,13 @@ export class DesktopViewer {
     if (gen !== this.#gen) return; // replaced or closed on purpose
     this.#teardown();
     const why = CLOSE_REASONS[event.code] ?? `The desktop connection closed (${event.code}${event.reason ? `: ${event.reason}` : ""}).`;
-    if (RECONNECT_CODES.has(event.code)) this.#retry(gen, why);
+    // A browser reports an upgrade the server refused (Origin, cap, a proxy) as 1006 too:
+    // after three sockets in a row that never connected, stop and say so.
+    const neverConnected = this.#state !== "connected";
+    this.#failedOpens = neverConnected ? this.#failedOpens + 1 : 0;
+    if (neverConnected && this.#failedOpens >= 3) {
+      this.#set("closed", `${why} The desktop refused three connections in a row; check the server's public_url and cors_allowed_origins, then reconnect.`);
+    } else if (RECONNECT_CODES.has(event.code)) this.#retry(gen, why);
     else this.#set("closed", why);
   }
 

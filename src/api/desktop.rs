@@ -26,11 +26,11 @@ use uuid::Uuid;
 use super::{OrgAuth, Tag, access};
 use crate::{
     api_errors,
-    auth::Subject,
     config::Config,
     desktop::LinkTarget,
     domain::{
-        desktops, orgs,
+        audit::AuditCtx,
+        desktops,
         viewers::{self, Mode, Viewer, ViewerEnd},
     },
     entity::SessionId,
@@ -236,21 +236,33 @@ fn presented_ticket(protocols: Option<&str>, query: Option<String>) -> Result<St
 }
 
 /// The access re-check of a connected viewer (every `desktop_viewer_recheck_s`): its minter
-/// still acts in the org with the mode's permission.
+/// still may watch in its mode ([`viewers::still_allowed`]). A check that cannot be decided (a
+/// database error) keeps the viewer: only a decision against it ends the socket.
 fn still_allowed(
     state: &AppState,
-    subject: &Subject,
-    org_id: Uuid,
-    permission: &'static str,
+    viewer: &Viewer,
 ) -> impl FnMut() -> futures_util::future::BoxFuture<'static, bool> + Send + 'static {
-    let (state, subject) = (state.clone(), subject.clone());
+    let (state, viewer) = (state.clone(), viewer.clone());
     move || {
-        let (state, subject) = (state.clone(), subject.clone());
+        let (state, viewer) = (state.clone(), viewer.clone());
         Box::pin(async move {
-            orgs::authorize_fresh(&state.db, &state.rbac, &subject, org_id, permission)
-                .await
-                .is_ok()
+            match viewers::still_allowed(&state.db, &state.rbac, &viewer).await {
+                Ok(allowed) => allowed,
+                Err(e) => {
+                    tracing::warn!(session_id = %viewer.session_id, error = %e, "viewer access re-check failed; keeping the viewer");
+                    true
+                }
+            }
         })
+    }
+}
+
+/// Records the refusal of a viewer [`viewers::admit`] let in but the server cannot connect
+/// (`desktop_ticket.refused` with `e`'s code) and returns `e` (or the audit's own error).
+async fn refuse(state: &AppState, viewer: &Viewer, e: AppError, audit: &AuditCtx) -> AppError {
+    match viewers::record_admission(&state.db, viewer, Some(e.code()), audit).await {
+        Ok(()) => e,
+        Err(audit_error) => audit_error,
     }
 }
 
@@ -276,12 +288,7 @@ async fn serve_viewer(
         socket,
         desktop,
         opts,
-        still_allowed(
-            &state,
-            &viewer.subject,
-            viewer.org_id,
-            viewer.mode.permission(),
-        ),
+        still_allowed(&state, &viewer),
         relay::left_running(state.db.clone(), state.bus.clone(), viewer.session_id),
     )
     .await;
@@ -442,21 +449,25 @@ impl DesktopApi {
         )
         .await?;
         let max = state.config.desktop_viewers_per_session;
-        let slot = state
-            .viewers
-            .try_take(viewer.session_id, max)
-            .ok_or_else(|| AppError::QuotaExceeded {
+        let Some(slot) = state.viewers.try_take(viewer.session_id, max) else {
+            let e = AppError::QuotaExceeded {
                 limit: "desktop_viewers_per_session",
                 max: u64::from(max),
-                detail: format!("the session already has {max} viewers on this server; try again when one leaves"),
+                detail: format!(
+                    "the session already has {max} viewers on this server; try again when one leaves"
+                ),
                 retry_after_s: Some(5),
-            })?;
+            };
+            return Err(refuse(&state, &viewer, e, &audit).await.into());
+        };
         let unreachable = |detail: String| AppError::Unavailable {
             code: "desktop_unreachable",
             detail,
         };
-        let endpoint = desktops::endpoint(&viewer.session)
-            .ok_or_else(|| unreachable("the session has no desktop".into()))?;
+        let Some(endpoint) = desktops::endpoint(&viewer.session) else {
+            let e = unreachable("the session has no desktop".into());
+            return Err(refuse(&state, &viewer, e, &audit).await.into());
+        };
         let passwords = desktops::passwords(&state.sealer, &viewer.session)?;
         let target = LinkTarget {
             host: endpoint.vnc_host,
@@ -466,10 +477,15 @@ impl DesktopApi {
                 Mode::Control => passwords.control,
             },
         };
-        let desktop = relay::connect_desktop(&target).await.map_err(|e| {
-            tracing::warn!(session_id = %viewer.session_id, error = %e, "viewer: the desktop refused the relay");
-            unreachable("the session's desktop cannot be reached right now".into())
-        })?;
+        let desktop = match relay::connect_desktop(&target).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(session_id = %viewer.session_id, error = %e, "viewer: the desktop refused the relay");
+                let e = unreachable("the session's desktop cannot be reached right now".into());
+                return Err(refuse(&state, &viewer, e, &audit).await.into());
+            }
+        };
+        viewers::record_admission(&state.db, &viewer, None, &audit).await?;
         let state = state.0.clone();
         let client = client.0.clone();
         let config = WebSocketConfig::default()

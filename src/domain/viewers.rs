@@ -20,6 +20,7 @@
 //! Not here: the WebSocket and the RFB relay (`realtime::relay`), the HTTP contract.
 
 use chrono::{DateTime, Utc};
+use sea_orm::EntityTrait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -35,7 +36,7 @@ use crate::{
         Subject,
         rbac::{self, Rbac},
     },
-    entity::{OrgId, SessionId, session},
+    entity::{OrgId, SessionId, session, user},
     error::{AppError, AppResult},
 };
 
@@ -81,8 +82,17 @@ impl Mode {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Minter {
-    User { id: Uuid },
-    ApiKey { id: Uuid, role: String },
+    /// A user, with the `token_generation` of the access token that minted it: logging out
+    /// everywhere, a password change or a detected refresh-token reuse bumps it, and ends
+    /// the ticket and every viewer it let in.
+    User {
+        id: Uuid,
+        generation: i64,
+    },
+    ApiKey {
+        id: Uuid,
+        role: String,
+    },
 }
 
 /// What a desktop ticket carries (`auth_tickets.data`).
@@ -94,10 +104,32 @@ struct Binding {
     minter: Minter,
 }
 
+impl Minter {
+    fn of(subject: &Subject, generation: Option<i64>) -> Self {
+        match subject {
+            Subject::User(id) => Minter::User {
+                id: *id,
+                generation: generation.unwrap_or_default(),
+            },
+            Subject::ApiKey { id, role, .. } => Minter::ApiKey {
+                id: *id,
+                role: role.clone(),
+            },
+        }
+    }
+}
+
 impl Binding {
+    fn generation(&self) -> Option<i64> {
+        match self.minter {
+            Minter::User { generation, .. } => Some(generation),
+            Minter::ApiKey { .. } => None,
+        }
+    }
+
     fn subject(&self) -> Subject {
         match &self.minter {
-            Minter::User { id } => Subject::User(*id),
+            Minter::User { id, .. } => Subject::User(*id),
             Minter::ApiKey { id, role } => Subject::ApiKey {
                 id: *id,
                 org_id: self.org_id,
@@ -107,8 +139,7 @@ impl Binding {
     }
 }
 
-/// A ticket just minted.
-#[derive(Debug)]
+/// A ticket just minted (`Debug` leaves the secret out).
 pub struct Issued {
     /// The secret (`dtk_…`), shown once.
     pub secret: String,
@@ -116,6 +147,71 @@ pub struct Issued {
     pub mode: Mode,
     /// When it stops being spendable (UTC).
     pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("secret", &"<redacted>")
+            .field("mode", &self.mode)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// The `token_generation` of user `id` while the account is neither disabled nor deleted.
+async fn live_user(db: &impl sea_orm::ConnectionTrait, id: Uuid) -> AppResult<Option<i64>> {
+    Ok(user::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|u| u.disabled_at.is_none() && u.deleted_at.is_none())
+        .map(|u| u.token_generation))
+}
+
+/// Whether the principal behind `viewer` may still watch in its mode: a key still live, a
+/// user still a member with the permission, not disabled, and without a new token
+/// generation since the ticket was minted (logout everywhere, password change). `Ok(false)`
+/// for a decision against it; `Err` when it could not be decided (a database error), which
+/// callers should not take for a revocation. Errors: database errors.
+pub async fn still_allowed(
+    db: &sea_orm::DatabaseConnection,
+    rbac: &Rbac,
+    viewer: &Viewer,
+) -> AppResult<bool> {
+    match check_principal(
+        db,
+        rbac,
+        &viewer.subject,
+        viewer.generation,
+        viewer.org_id,
+        viewer.mode,
+    )
+    .await
+    {
+        Ok(()) => Ok(true),
+        Err(AppError::Internal(e)) => Err(AppError::Internal(e)),
+        Err(_) => Ok(false),
+    }
+}
+
+/// The principal checks of [`admit`] and [`still_allowed`].
+async fn check_principal(
+    db: &sea_orm::DatabaseConnection,
+    rbac: &Rbac,
+    subject: &Subject,
+    generation: Option<i64>,
+    org_id: Uuid,
+    mode: Mode,
+) -> AppResult<()> {
+    if let (Subject::User(id), Some(minted)) = (subject, generation)
+        && live_user(db, *id).await? != Some(minted)
+    {
+        return Err(AppError::invalid_token(
+            "the credentials that minted the ticket were revoked (logout, password change) or the account is disabled",
+        ));
+    }
+    orgs::authorize_fresh(db, rbac, subject, org_id, mode.permission()).await?;
+    Ok(())
 }
 
 /// A viewer let in by [`admit`].
@@ -129,6 +225,8 @@ pub struct Viewer {
     pub mode: Mode,
     /// Who minted the ticket (re-authorized while the viewer stays connected).
     pub subject: Subject,
+    /// For a user: the `token_generation` the ticket was minted under ([`still_allowed`]).
+    pub generation: Option<i64>,
     /// The session as read when it was let in (`running`, with its desktop).
     pub session: session::Model,
 }
@@ -148,7 +246,12 @@ pub async fn issue(
     let s = sessions::get(db, access.org(), session_id).await?;
     require_running(&s)?;
     let minter = match &access.subject {
-        Subject::User(id) => Minter::User { id: *id },
+        Subject::User(id) => Minter::User {
+            id: *id,
+            generation: live_user(db, *id)
+                .await?
+                .ok_or_else(|| AppError::invalid_token("the account is disabled or deleted"))?,
+        },
         Subject::ApiKey { id, role, .. } => Minter::ApiKey {
             id: *id,
             role: role.clone(),
@@ -204,13 +307,16 @@ fn require_running(s: &session::Model) -> AppResult<()> {
 /// Spends `secret` for the desktop of `session_id` in `org_id` (the path the viewer
 /// connects to) and decides afresh: the ticket must be unspent, unexpired and bound to that
 /// session; its minter must still act in the org with the mode's permission (a user still a
-/// member, a key neither revoked nor expired); the session must be `running`. Audited as
-/// `desktop_ticket.used` or `desktop_ticket.refused` (with the reason) for a ticket that was
-/// issued; an unknown secret is only logged. The ticket is spent either way.
+/// member whose credentials were not revoked since, a key neither revoked nor expired); the
+/// session must be `running`. A refusal of a ticket that was issued is audited as
+/// `desktop_ticket.refused` with the reason; an unknown secret is only logged. Once the viewer
+/// is connected (or refused for capacity), the caller records [`record_admission`]. The
+/// ticket is spent either way.
 ///
 /// Errors: 401 `invalid_ticket` (unknown, spent, expired, or bound to another session); 404
 /// when the minter no longer belongs to the org; 403 `permission_denied`; 401
-/// `invalid_token` for a revoked key; 409 `session_not_running`.
+/// `invalid_token` for a revoked key, a disabled account or revoked user credentials; 409
+/// `session_not_running`.
 pub async fn admit(
     db: &sea_orm::DatabaseConnection,
     rbac: &Rbac,
@@ -228,7 +334,6 @@ pub async fn admit(
     let binding: Binding = serde_json::from_value(ticket.data)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("desktop ticket data: {e}")))?;
     let subject = binding.subject();
-    let ctx = ctx.as_subject(&subject);
     let decided = decide(
         db,
         rbac,
@@ -239,38 +344,69 @@ pub async fn admit(
         ticket.expires_at,
     )
     .await;
-    let (success, details) = match &decided {
-        Ok(_) => (true, json!({ "mode": binding.mode.as_str() })),
-        Err(e) => (
-            false,
-            json!({ "mode": binding.mode.as_str(), "reason": e.code() }),
-        ),
+    let viewer = Viewer {
+        org_id: binding.org_id,
+        session_id: binding.session_id,
+        mode: binding.mode,
+        generation: binding.generation(),
+        subject,
+        session: match decided {
+            Ok(s) => s,
+            Err(e) => {
+                let ctx = ctx.as_subject(&binding.subject());
+                record_ticket(db, &ctx, &binding, Some(e.code())).await?;
+                return Err(e);
+            }
+        },
     };
+    Ok(viewer)
+}
+
+/// Records `desktop_ticket.used` for `viewer` (it is connected), or `desktop_ticket.refused`
+/// with `refusal` (a problem code: the viewer cap, an unreachable desktop) when it was let in
+/// by [`admit`] but could not be connected. Errors: database errors.
+pub async fn record_admission(
+    db: &impl sea_orm::ConnectionTrait,
+    viewer: &Viewer,
+    refusal: Option<&'static str>,
+    ctx: &AuditCtx,
+) -> AppResult<()> {
+    let binding = Binding {
+        org_id: viewer.org_id,
+        session_id: viewer.session_id,
+        mode: viewer.mode,
+        minter: Minter::of(&viewer.subject, viewer.generation),
+    };
+    record_ticket(db, &ctx.as_subject(&viewer.subject), &binding, refusal).await
+}
+
+/// `desktop_ticket.used`, or `desktop_ticket.refused` with the reason.
+async fn record_ticket(
+    db: &impl sea_orm::ConnectionTrait,
+    ctx: &AuditCtx,
+    binding: &Binding,
+    refusal: Option<&str>,
+) -> AppResult<()> {
+    let mode = binding.mode.as_str();
     audit::record(
         db,
-        &ctx,
+        ctx,
         Event {
             org_id: Some(binding.org_id),
-            action: if success {
-                "desktop_ticket.used"
-            } else {
-                "desktop_ticket.refused"
+            action: match refusal {
+                None => "desktop_ticket.used",
+                Some(_) => "desktop_ticket.refused",
             },
             target_type: TARGET,
             target_id: Some(binding.session_id),
-            success,
-            details,
+            success: refusal.is_none(),
+            details: match refusal {
+                None => json!({ "mode": mode }),
+                Some(reason) => json!({ "mode": mode, "reason": reason }),
+            },
         },
     )
-    .await?;
-    let s = decided?;
-    Ok(Viewer {
-        org_id,
-        session_id,
-        mode: binding.mode,
-        subject,
-        session: s,
-    })
+    .await
 }
 
 /// The decision of [`admit`] for a ticket that existed.
@@ -293,7 +429,15 @@ async fn decide(
             "the desktop ticket was issued for another session",
         ));
     }
-    orgs::authorize_fresh(db, rbac, subject, org_id, binding.mode.permission()).await?;
+    check_principal(
+        db,
+        rbac,
+        subject,
+        binding.generation(),
+        org_id,
+        binding.mode,
+    )
+    .await?;
     let s = sessions::get(db, OrgId(org_id), SessionId(session_id)).await?;
     require_running(&s)?;
     Ok(s)

@@ -14,7 +14,8 @@
 //! slows only its own upstream connection (where the VNC server defers updates), never the
 //! server's memory. Messages from the viewer are limited to [`MAX_VIEWER_MESSAGE`].
 //!
-//! **Tidy.** The viewer is pinged every `ping`, and dropped when silent for two; the
+//! **Tidy.** The viewer is pinged every `ping`, and dropped when silent, or not reading, for
+//! two; the
 //! connection closes after `idle` without an RFB byte either way (4008), when the caller's
 //! access check fails (4003, checked every `reauthorize`), when the session leaves
 //! `running` (4001, [`left_running`]) or when the desktop closes (4010). [`ViewerSlots`]
@@ -260,6 +261,8 @@ where
     let end = match end {
         Some(end) => end,
         None => {
+            // A viewer that answers nothing, or stops reading, for two pings is gone.
+            let stalled = 2 * opts.ping;
             let down = async {
                 let mut ping = tokio::time::interval(opts.ping);
                 ping.tick().await;
@@ -269,19 +272,18 @@ where
                         read = up_read.read_buf(&mut buf) => match read {
                             Ok(0) | Err(_) => return End::DesktopClosed,
                             Ok(n) => {
+                                if !sent(&mut sink, Message::Binary(buf), stalled).await {
+                                    return End::ViewerGone;
+                                }
                                 to_viewer.fetch_add(n as u64, Ordering::Relaxed);
                                 to_viewer_total.increment(n as u64);
                                 last_rfb.store(now(), Ordering::Relaxed);
-                                if sink.send(Message::Binary(buf)).await.is_err() {
-                                    return End::ViewerGone;
-                                }
                             }
                         },
                         _ = ping.tick() => {
-                            if since(&last_heard) > 2 * opts.ping.as_millis() as u64 {
-                                return End::ViewerGone;
-                            }
-                            if sink.send(Message::Ping(Vec::new())).await.is_err() {
+                            if since(&last_heard) > stalled.as_millis() as u64
+                                || !sent(&mut sink, Message::Ping(Vec::new()), stalled).await
+                            {
                                 return End::ViewerGone;
                             }
                         }
@@ -349,6 +351,18 @@ where
         bytes_from_viewer: from_viewer.load(Ordering::Relaxed),
         duration: started.elapsed(),
     }
+}
+
+/// Sends `msg`; `false` when the viewer's socket failed or did not take it within `limit`
+/// (it stopped reading: backpressure reached us).
+async fn sent<Si>(sink: &mut Si, msg: Message, limit: Duration) -> bool
+where
+    Si: Sink<Message, Error = io::Error> + Unpin,
+{
+    matches!(
+        tokio::time::timeout(limit, sink.send(msg)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Bytes read from a viewer's binary messages, for the handshake.

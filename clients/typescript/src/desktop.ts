@@ -249,7 +249,8 @@ export function desktopViewer(deps: ViewerDeps) {
    * relay offers security type None, so no password is asked. A refused ticket resolves
    * with its problem; the socket's own failures arrive as its `error`/`close` events
    * (close codes: 4001 the session left `running`, 4003 access revoked, 4008 idle timeout,
-   * 4010 desktop connection lost, 1001 server shutting down). Rejects at once, before any
+   * 4010 desktop connection lost, 1002 RFB protocol error; 1006 when the connection dropped,
+   * e.g. the server stopped). Rejects at once, before any
    * request, when there is no `WebSocket` constructor.
    */
   async function open<W extends object = WebSocket>(orgId: string, sessionId: string, opts: DesktopOpenOptions<W>): Promise<Result<W>> {

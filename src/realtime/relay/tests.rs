@@ -15,6 +15,8 @@ use super::*;
 struct FakeWs {
     incoming: mpsc::UnboundedReceiver<io::Result<Message>>,
     sent: mpsc::UnboundedSender<Message>,
+    /// After this many messages the socket takes no more (a viewer that stopped reading).
+    takes: usize,
 }
 
 impl Stream for FakeWs {
@@ -27,9 +29,13 @@ impl Stream for FakeWs {
 impl Sink<Message> for FakeWs {
     type Error = io::Error;
     fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.takes == 0 {
+            return Poll::Pending;
+        }
         Poll::Ready(Ok(()))
     }
-    fn start_send(self: Pin<&mut Self>, item: Message) -> io::Result<()> {
+    fn start_send(mut self: Pin<&mut Self>, item: Message) -> io::Result<()> {
+        self.takes -= 1;
         self.sent
             .send(item)
             .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
@@ -74,7 +80,11 @@ fn fake_ws() -> (FakeWs, Viewer) {
     let (to_relay, incoming) = mpsc::unbounded_channel();
     let (sent, from_relay) = mpsc::unbounded_channel();
     (
-        FakeWs { incoming, sent },
+        FakeWs {
+            incoming,
+            sent,
+            takes: usize::MAX,
+        },
         Viewer {
             to_relay,
             from_relay,
@@ -271,6 +281,45 @@ async fn revoked_access_and_idleness_close_the_socket() {
     };
     let (_viewer, end, _d) = connected(opts, true).await;
     assert_eq!(end, End::Idle);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_viewer_that_stops_reading_is_dropped_after_two_pings() {
+    let (mut ws, mut viewer) = fake_ws();
+    // Greeting, security types, SecurityResult; then nothing more is taken.
+    ws.takes = 3;
+    let (relay_end, mut desktop) = desktop_pair().await;
+    let opts = RelayOptions {
+        ping: Duration::from_secs(1),
+        ..OPTS
+    };
+    let task = tokio::spawn(relay(
+        ws,
+        relay_end,
+        opts,
+        || async { true },
+        std::future::pending(),
+    ));
+    viewer.bytes().await;
+    viewer.send(b"RFB 003.008\n");
+    viewer.bytes().await;
+    viewer.send(&[SECURITY_NONE]);
+    viewer.bytes().await;
+    viewer.send(&[1]);
+    let mut init = [0u8; 1];
+    desktop.read_exact(&mut init).await.unwrap();
+    // The desktop keeps sending; the viewer keeps talking (pongs, input) but reads nothing.
+    desktop.write_all(&[0u8; 1024]).await.unwrap();
+    let talker = tokio::spawn(async move {
+        loop {
+            viewer.to_relay.send(Ok(Message::Pong(Vec::new()))).ok();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let report = task.await.unwrap();
+    talker.abort();
+    assert_eq!(report.end, End::ViewerGone);
+    assert_eq!(report.bytes_to_viewer, 0, "nothing was delivered");
 }
 
 #[test]
