@@ -338,6 +338,25 @@ async fn people_watch_and_take_over_through_the_relay(backend: Backend) {
     assert!(p["detail"].as_str().unwrap().contains("expired"), "{p}");
     let r = app.get(&ws_path).expect(401).await;
     assert_eq!(r.body["code"], "invalid_ticket", "no ticket at all");
+    // A ticket in the query of a request that is not a WebSocket handshake: refused before it
+    // is spent, and the query reaches neither the problem nor the metrics.
+    let q = ticket(&app, &owner, &org, &session, "view").await;
+    let secret = q["ticket"].as_str().unwrap().to_owned();
+    let r = app
+        .get(&format!("{ws_path}?ticket={secret}"))
+        .expect(400)
+        .await;
+    assert_eq!(r.body["code"], "websocket_upgrade_required", "{}", r.body);
+    assert_eq!(r.body["instance"], ws_path.as_str(), "{}", r.body);
+    let metrics = app.get("/metrics").expect(200).await.text;
+    assert!(!metrics.contains(&secret), "a ticket reached the metrics");
+    let path = format!("{ws_path}?ticket={secret}");
+    let t = json!({ "ws_url": format!("ws://{}{path}", app.addr), "protocols": ["binary"] });
+    let mut by_query = open(&t, None, None)
+        .await
+        .expect("a query ticket works once");
+    assert_eq!(by_query.handshake().await, (W, H));
+    by_query.ws.close(None).await.unwrap();
 
     // Who may mint what: a viewer watches but may not take over.
     let viewer = app.user("viewer").await;
@@ -424,15 +443,16 @@ async fn people_watch_and_take_over_through_the_relay(backend: Backend) {
             .iter()
             .filter(|e| e["action"] == "desktop_viewer.disconnected")
             .count();
-        if closed >= 4 || tokio::time::Instant::now() > deadline {
+        if closed >= 5 || tokio::time::Instant::now() > deadline {
             break items;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let count = |action: &str| audit.iter().filter(|e| e["action"] == action).count();
-    assert_eq!(count("desktop_ticket.issued"), 10, "{audit:?}");
-    // Used: the watcher, the controller, the operator and the leaver — not the one over the cap.
-    assert_eq!(count("desktop_ticket.used"), 4, "{audit:?}");
+    assert_eq!(count("desktop_ticket.issued"), 11, "{audit:?}");
+    // Used: the watcher, the controller, the query ticket, the operator and the leaver — not
+    // the one over the cap.
+    assert_eq!(count("desktop_ticket.used"), 5, "{audit:?}");
     let reasons: Vec<&str> = audit
         .iter()
         .filter(|e| e["action"] == "desktop_ticket.refused")
@@ -453,7 +473,7 @@ async fn people_watch_and_take_over_through_the_relay(backend: Backend) {
         .iter()
         .filter(|e| e["action"] == "desktop_viewer.disconnected")
         .collect();
-    assert_eq!(closed.len(), 4, "{closed:?}");
+    assert_eq!(closed.len(), 5, "{closed:?}");
     let watcher_end = closed
         .iter()
         .find(|e| e["details"]["reason"] == "session_ended")
