@@ -100,6 +100,10 @@ STATE_DEPENDENT = [
     ("validation_failed", r"args\.[xy]", r"must lie inside the \d+×\d+ desktop: 0 to \d+"),
     # commands.create `key`: the names a chord may use are a table (README), not a pattern.
     ("validation_failed", r"args\.keys", r"(unknown key name .*|key chord .* has an empty key name)"),
+    # desktop.connect is a WebSocket upgrade: an HTTP client that does not send the handshake
+    # headers (Upgrade, Connection, Sec-WebSocket-Key, Sec-WebSocket-Version: not parameters
+    # of the operation) is told so; the relay itself is tested with real WebSocket clients.
+    ("websocket_upgrade_required", None, None),
     # Byte limits on free-form JSON objects (`metadata` 16 KiB, event `payload` 256 KiB by
     # default): JSON Schema can bound lengths and counts, not serialized size.
     ("validation_failed", r"metadata|events\[\d+\]\.payload", r"must be at most \d+ bytes as JSON"),

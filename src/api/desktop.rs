@@ -151,6 +151,8 @@ api_errors!(DesktopTicketErrors {
     Forbidden,
     NotFound,
     Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
     Unprocessable
 });
 
@@ -420,7 +422,12 @@ impl DesktopApi {
         /// own logs, metrics and traces).
         ticket: Query<Option<String>>,
         /// `binary, agentdesk.ticket.<ticket>`: the subprotocols offered (RFC 6455 §11.3.4).
-        #[oai(name = "Sec-WebSocket-Protocol")]
+        /// When sent, it must offer `binary`, the only one the server answers (browsers fail
+        /// a handshake whose offered subprotocols get no answer).
+        #[oai(
+            name = "Sec-WebSocket-Protocol",
+            validator(pattern = r"(^|,)[ \t]*binary[ \t]*(,|$)")
+        )]
         protocols: Header<Option<String>>,
     ) -> Result<DesktopUpgrade, DesktopConnectErrors> {
         if !origin_allowed(req, &state.config) {

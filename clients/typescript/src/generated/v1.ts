@@ -7989,6 +7989,24 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is larger than `body_limit_bytes` (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Well-formed JSON that breaks the rules (`validation_failed`, with `errors` naming each field; `idempotency_key_reused`). */
             422: {
                 headers: {
@@ -8046,7 +8064,11 @@ export interface operations {
                 ticket?: string;
             };
             header?: {
-                /** @description `binary, agentdesk.ticket.<ticket>`: the subprotocols offered (RFC 6455 §11.3.4). */
+                /**
+                 * @description `binary, agentdesk.ticket.<ticket>`: the subprotocols offered (RFC 6455 §11.3.4).
+                 *     When sent, it must offer `binary`, the only one the server answers (browsers fail
+                 *     a handshake whose offered subprotocols get no answer).
+                 */
                 "Sec-WebSocket-Protocol"?: string;
             };
             path: {
