@@ -16,6 +16,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod kit;
 
 use std::time::{Duration, Instant};
 
@@ -31,38 +32,13 @@ const TEXT: &str = "hello agentdesk 2026"; // 20 characters
 const DEADLINE: Duration = Duration::from_secs(240);
 
 fn main() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
-        .with_writer(std::io::stderr)
-        .try_init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let code = rt.block_on(async {
-        match tokio::time::timeout(DEADLINE, run()).await {
-            Ok(Ok(report)) => {
-                println!("{report}");
-                0
-            }
-            Ok(Err(e)) => {
-                eprintln!("desktop bench failed: {e:#}");
-                1
-            }
-            Err(_) => {
-                eprintln!("desktop bench gave up after {DEADLINE:?}");
-                1
-            }
-        }
-    });
-    std::process::exit(code);
+    kit::main_with("desktop", DEADLINE, run);
 }
 
 /// p50 and p95 of `samples` (ms).
 fn percentiles(samples: &mut [f64]) -> (f64, f64) {
-    samples.sort_by(f64::total_cmp);
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    (at(0.50), at(0.95))
+    let [p50, p95] = kit::quantiles(samples, [0.50, 0.95]);
+    (p50, p95)
 }
 
 struct Runner {

@@ -21,6 +21,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod kit;
 
 use std::time::{Duration, Instant};
 
@@ -48,31 +49,7 @@ const VIEWERS: usize = 50;
 const DEADLINE: Duration = Duration::from_secs(300);
 
 fn main() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
-        .with_writer(std::io::stderr)
-        .try_init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let code = rt.block_on(async {
-        match tokio::time::timeout(DEADLINE, run()).await {
-            Ok(Ok(report)) => {
-                println!("{report}");
-                0
-            }
-            Ok(Err(e)) => {
-                eprintln!("relay bench failed: {e:#}");
-                1
-            }
-            Err(_) => {
-                eprintln!("relay bench gave up after {DEADLINE:?}");
-                1
-            }
-        }
-    });
-    std::process::exit(code);
+    kit::main_with("relay", DEADLINE, run);
 }
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -296,9 +273,8 @@ async fn latency(t: &mut Transport) -> anyhow::Result<(f64, f64)> {
         update(t, 1, 1).await?;
         samples.push(started.elapsed().as_secs_f64() * 1000.0);
     }
-    samples.sort_by(f64::total_cmp);
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    Ok((at(0.50), at(0.99)))
+    let [p50, p99] = kit::quantiles(&mut samples, [0.50, 0.99]);
+    Ok((p50, p99))
 }
 
 /// A WebSocket to `url` offering `protocols`.

@@ -100,6 +100,21 @@ async fn desktop_pair() -> (TcpStream, TcpStream) {
     (client.unwrap(), server.unwrap().0)
 }
 
+/// Runs the relay for a viewer that stays allowed, on a session that keeps running.
+fn spawn_relay(
+    ws: FakeWs,
+    desktop: TcpStream,
+    opts: RelayOptions,
+) -> tokio::task::JoinHandle<Report> {
+    tokio::spawn(relay(
+        ws,
+        desktop,
+        opts,
+        || async { true },
+        std::future::pending(),
+    ))
+}
+
 const OPTS: RelayOptions = RelayOptions {
     ping: Duration::from_secs(30),
     idle: Duration::from_secs(60),
@@ -110,13 +125,7 @@ const OPTS: RelayOptions = RelayOptions {
 async fn a_3_8_viewer_gets_security_none_and_its_client_init_is_forced_shared() {
     let (ws, mut viewer) = fake_ws();
     let (relay_end, mut desktop) = desktop_pair().await;
-    let task = tokio::spawn(relay(
-        ws,
-        relay_end,
-        OPTS,
-        || async { true },
-        std::future::pending(),
-    ));
+    let task = spawn_relay(ws, relay_end, OPTS);
 
     assert_eq!(viewer.bytes().await, b"RFB 003.008\n");
     viewer.send(b"RFB 003.008\n");
@@ -187,13 +196,7 @@ async fn older_viewers_are_answered_in_their_version() {
     // 3.3: the server decides, a u32 type.
     let (ws, mut viewer) = fake_ws();
     let (relay_end, mut desktop) = desktop_pair().await;
-    let task = tokio::spawn(relay(
-        ws,
-        relay_end,
-        OPTS,
-        || async { true },
-        std::future::pending(),
-    ));
+    let task = spawn_relay(ws, relay_end, OPTS);
     viewer.bytes().await;
     viewer.send(b"RFB 003.003\n");
     assert_eq!(viewer.bytes().await, 1u32.to_be_bytes());
@@ -208,13 +211,7 @@ async fn older_viewers_are_answered_in_their_version() {
 async fn a_viewer_asking_for_vnc_auth_or_speaking_text_is_refused() {
     let (ws, mut viewer) = fake_ws();
     let (relay_end, _desktop) = desktop_pair().await;
-    let task = tokio::spawn(relay(
-        ws,
-        relay_end,
-        OPTS,
-        || async { true },
-        std::future::pending(),
-    ));
+    let task = spawn_relay(ws, relay_end, OPTS);
     viewer.bytes().await;
     viewer.send(b"RFB 003.008\n");
     viewer.bytes().await;
@@ -230,13 +227,7 @@ async fn a_viewer_asking_for_vnc_auth_or_speaking_text_is_refused() {
 
     let (ws, mut viewer) = fake_ws();
     let (relay_end, _desktop) = desktop_pair().await;
-    let task = tokio::spawn(relay(
-        ws,
-        relay_end,
-        OPTS,
-        || async { true },
-        std::future::pending(),
-    ));
+    let task = spawn_relay(ws, relay_end, OPTS);
     viewer.bytes().await;
     viewer
         .to_relay
@@ -293,13 +284,7 @@ async fn a_viewer_that_stops_reading_is_dropped_after_two_pings() {
         ping: Duration::from_secs(1),
         ..OPTS
     };
-    let task = tokio::spawn(relay(
-        ws,
-        relay_end,
-        opts,
-        || async { true },
-        std::future::pending(),
-    ));
+    let task = spawn_relay(ws, relay_end, opts);
     viewer.bytes().await;
     viewer.send(b"RFB 003.008\n");
     viewer.bytes().await;
