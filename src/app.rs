@@ -6,6 +6,7 @@
 //! (the spec), `/docs/` (Swagger UI), `/console/` (the web console), `/healthz` (process alive), `/readyz` (database
 //! reachable, else 503), `/metrics` (Prometheus text).
 
+use crate::error::ProblemCode;
 use std::{sync::Arc, time::Duration};
 
 use migration::MigratorTrait;
@@ -153,7 +154,7 @@ async fn readyz(state: Data<&AppState>) -> Response {
     if let Err(e) = state.runtime.health().await {
         tracing::warn!(error = %e, "readiness: desktop runtime unhealthy");
         return AppError::Unavailable {
-            code: "runtime_unavailable",
+            code: ProblemCode::RuntimeUnavailable,
             detail: "the desktop runtime cannot provision desktops".into(),
         }
         .into_response();
@@ -163,7 +164,7 @@ async fn readyz(state: Data<&AppState>) -> Response {
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
             AppError::Unavailable {
-                code: "database_unavailable",
+                code: ProblemCode::DatabaseUnavailable,
                 detail: "the database is not reachable".into(),
             }
             .into_response()
@@ -179,14 +180,23 @@ fn metrics_endpoint() -> Response {
         .body(metrics::render())
 }
 
+/// `GET /v1/openapi.{json,yaml}`: the document as `api::spec` orders it.
+fn spec_endpoint(content_type: &'static str, body: String) -> impl Endpoint {
+    poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type(content_type)
+            .body(body.clone())
+    })
+}
+
 /// The full endpoint: routes, shared state and the middleware stack. `limiters` are the
 /// node's rate limiters (the edge counts per IP; `auth.login` and `me.update` per account).
 pub fn routes(state: AppState, limiters: Arc<Limiters>) -> impl Endpoint {
     let api = api::service();
     let contract =
         Arc::new(Contract::new(&api.spec()).expect("poem-openapi generates a JSON spec"));
-    let spec_json = api.spec_endpoint();
-    let spec_yaml = api.spec_endpoint_yaml();
+    let spec_json = spec_endpoint("application/json", api::spec::json());
+    let spec_yaml = spec_endpoint("application/yaml", api::spec::yaml());
     let config = state.config.clone();
     let idempotency = Idempotency::new(
         state.db.clone(),

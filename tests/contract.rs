@@ -274,7 +274,7 @@ fn fields(method: &str, path: &str, body: &str) -> Vec<String> {
             .into_iter()
             .map(|e| format!("{}: {}", e.field, e.message))
             .collect(),
-        AppError::BadRequest { code, .. } => vec![code.to_owned()],
+        AppError::BadRequest { code, .. } => vec![code.as_str().to_owned()],
         other => panic!("{other:?}"),
     }
 }

@@ -184,7 +184,7 @@ impl From<AgentView> for AgentOut {
 
 /// `agents.create` request.
 #[derive(Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct AgentIn {
     /// Name, 1–200 characters (not blank, no control characters), unique in the organization
     /// (409 `agent_name_taken`).
@@ -525,5 +525,27 @@ impl AgentsApi {
         let ctx = client.audit().as_subject(&a.subject);
         agents::delete(&state.db, &state.rbac, a.org_id, agent_id.0, &ctx).await?;
         Ok(AgentDeleted::NoContent)
+    }
+}
+
+/// An agent that may look at and click on its desktop.
+impl poem_openapi::types::Example for AgentIn {
+    fn example() -> Self {
+        Self {
+            name: "invoice-clerk".into(),
+            description: Some("Files supplier invoices in the accounting web app.".into()),
+            model: "claude-sonnet-4-5".into(),
+            instructions: Some("Open each invoice e-mail and enter it in the ledger.".into()),
+            desktop: Some(DesktopProfile {
+                width: 1280,
+                height: 800,
+            }),
+            capabilities: Some(vec![
+                Capability::ScreenCapture,
+                Capability::InputPointer,
+                Capability::InputKeyboard,
+            ]),
+            executor: Some(ExecutorChoice::Auto),
+        }
     }
 }

@@ -37,7 +37,7 @@ pub struct SignupOut {
 
 /// `auth.register` and `auth.signup` request.
 #[derive(Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct RegisterIn {
     /// Email address (`local@domain`); normalised to lower case and unique across the server.
     /// Beyond the pattern, addresses that read like another are refused (422 naming the field):
@@ -63,7 +63,7 @@ pub struct RegisterIn {
 
 /// `auth.login` request.
 #[derive(Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct LoginIn {
     /// The account's email (case-insensitive).
     #[oai(validator(max_length = 320))]
@@ -375,5 +375,26 @@ impl AuthApi {
     ) -> Result<LogoutResponse, LogoutErrors> {
         accounts::logout(&state.db, &body.refresh_token).await?;
         Ok(LogoutResponse::NoContent)
+    }
+}
+
+/// What Swagger UI's *Try it out* starts from: a new account that can log in right away.
+impl poem_openapi::types::Example for RegisterIn {
+    fn example() -> Self {
+        Self {
+            email: "ada.lovelace@example.com".into(),
+            password: "analytical-engine-1843".into(),
+            display_name: "Ada Lovelace".into(),
+        }
+    }
+}
+
+/// The account of [`RegisterIn`]'s example.
+impl poem_openapi::types::Example for LoginIn {
+    fn example() -> Self {
+        Self {
+            email: "ada.lovelace@example.com".into(),
+            password: "analytical-engine-1843".into(),
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! desktop — created by people or orchestrators, claimed and answered by the executor that
 //! runs beside the desktop.
 
+use crate::error::ProblemCode;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -284,7 +285,7 @@ pub struct OpenUrlArgs {
 
 /// How to capture the screen.
 #[derive(Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct ScreenshotArgs {
     /// Downscale (aspect kept, never up) so the image is at most this wide (pixels),
     /// 1–16384; the output's `scale` says by how much.
@@ -669,7 +670,7 @@ impl CommandsApi {
         let wait = wait_s.0.unwrap_or(0);
         if wait > CLAIM_WAIT_MAX_S {
             return Err(AppError::BadRequest {
-                code: "invalid_parameter",
+                code: ProblemCode::InvalidParameter,
                 detail: format!("parameter `wait_s` must be between 0 and {CLAIM_WAIT_MAX_S}"),
                 errors: vec![FieldError::new("wait_s", "must be between 0 and 30")],
             }
@@ -731,5 +732,15 @@ impl CommandsApi {
         )
         .await?;
         Ok(CommandResponse::Ok(Json(c.into())))
+    }
+}
+
+/// A screenshot no wider than 1280 pixels.
+impl poem_openapi::types::Example for ScreenshotArgs {
+    fn example() -> Self {
+        Self {
+            max_width: Some(1280),
+            max_height: None,
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! `agentdesk.ticket.<ticket>` (as Kubernetes passes bearer tokens to WebSockets) or as
 //! `?ticket=`, spent on first use. Every refusal happens before the upgrade, as a problem.
 
+use crate::error::ProblemCode;
 use chrono::{DateTime, Utc};
 use poem::{
     FromRequest, IntoResponse, Request, Response,
@@ -217,7 +218,7 @@ fn presented_ticket(protocols: Option<&str>, query: Option<String>) -> Result<St
         let offered: Vec<&str> = list.split(',').map(str::trim).collect();
         if !offered.contains(&SUBPROTOCOL) {
             return Err(AppError::BadRequest {
-                code: "invalid_parameter",
+                code: ProblemCode::InvalidParameter,
                 detail: "Sec-WebSocket-Protocol must offer `binary` (the only subprotocol the server answers)".into(),
                 errors: vec![],
             });
@@ -231,7 +232,7 @@ fn presented_ticket(protocols: Option<&str>, query: Option<String>) -> Result<St
     }
     query.filter(|t| !t.is_empty()).ok_or_else(|| {
         AppError::unauthorized(
-            "invalid_ticket",
+            ProblemCode::InvalidTicket,
             "no desktop ticket: mint one with `desktop.create_ticket` and send it as the subprotocol `agentdesk.ticket.<ticket>` (or `?ticket=`)",
         )
     })
@@ -262,7 +263,7 @@ fn still_allowed(
 /// Records the refusal of a viewer [`viewers::admit`] let in but the server cannot connect
 /// (`desktop_ticket.refused` with `e`'s code) and returns `e` (or the audit's own error).
 async fn refuse(state: &AppState, viewer: &Viewer, e: AppError, audit: &AuditCtx) -> AppError {
-    match viewers::record_admission(&state.db, viewer, Some(e.code()), audit).await {
+    match viewers::record_admission(&state.db, viewer, Some(e.code().as_str()), audit).await {
         Ok(()) => e,
         Err(audit_error) => audit_error,
     }
@@ -432,7 +433,7 @@ impl DesktopApi {
     ) -> Result<DesktopUpgrade, DesktopConnectErrors> {
         if !origin_allowed(req, &state.config) {
             return Err(AppError::forbidden(
-                "origin_not_allowed",
+                ProblemCode::OriginNotAllowed,
                 "this Origin may not open the desktop: use the server's own origin or one in `cors_allowed_origins`",
             )
             .into());
@@ -441,7 +442,7 @@ impl DesktopApi {
         let ws = WebSocket::from_request_without_body(req)
             .await
             .map_err(|_| AppError::BadRequest {
-                code: "websocket_upgrade_required",
+                code: ProblemCode::WebsocketUpgradeRequired,
                 detail: "not a WebSocket handshake: send GET with `Upgrade: websocket`, `Connection: Upgrade`, `Sec-WebSocket-Version: 13` and `Sec-WebSocket-Key`".into(),
                 errors: vec![],
             })?;
@@ -468,7 +469,7 @@ impl DesktopApi {
             return Err(refuse(&state, &viewer, e, &audit).await.into());
         };
         let unreachable = |detail: String| AppError::Unavailable {
-            code: "desktop_unreachable",
+            code: ProblemCode::DesktopUnreachable,
             detail,
         };
         let Some(endpoint) = desktops::endpoint(&viewer.session) else {
@@ -524,9 +525,13 @@ mod tests {
             "dtk_q"
         );
         let e = presented_ticket(Some("agentdesk.ticket.dtk_abc"), None).unwrap_err();
-        assert_eq!(e.code(), "invalid_parameter", "binary must be offered");
+        assert_eq!(
+            e.code(),
+            ProblemCode::InvalidParameter,
+            "binary must be offered"
+        );
         let e = presented_ticket(None, Some(String::new())).unwrap_err();
-        assert_eq!(e.code(), "invalid_ticket");
+        assert_eq!(e.code(), ProblemCode::InvalidTicket);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! log, and follow it live over SSE; `/v1/orgs/{org_id}/events/stream`: status changes of
 //! every session of the org, for dashboards.
 
+use crate::error::ProblemCode;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -240,7 +241,7 @@ api_errors!(EventReadErrors {
 
 fn bad_param(name: &str, message: &str) -> AppError {
     AppError::BadRequest {
-        code: "invalid_parameter",
+        code: ProblemCode::InvalidParameter,
         detail: format!("parameter `{name}` {message}"),
         errors: vec![FieldError::new(name, message)],
     }

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod command_result;
 pub mod commands;
 pub mod desktop;
+pub mod event_payloads;
 pub mod events;
 pub mod invitations;
 pub mod jobs;
@@ -22,7 +23,9 @@ pub mod oidc;
 pub mod orgs;
 pub mod roles;
 pub mod sessions;
+pub mod spec;
 
+use crate::error::ProblemCode;
 use poem::Request;
 use poem_openapi::{
     OpenApiService, SecurityScheme, Tags,
@@ -138,11 +141,17 @@ pub enum Tag {
     Invitations,
 }
 
-/// RFC 6750 bearer credentials, sent as `Authorization: Bearer <credential>`: an access JWT
-/// from `auth.login` / `auth.refresh` / `auth.oidc_exchange`, or an API key `ad_<prefix>_<secret>`
-/// (org operations only).
+/// RFC 6750 bearer credentials, sent as `Authorization: Bearer <credential>`, either of: an
+/// access token (a JWT that lasts `access_token_ttl_s`, 15 min by default) from `auth.login` / `auth.refresh` / `auth.oidc_exchange`, for
+/// every operation; or an API key `ad_<prefix>_<secret>` from `api_keys.create`, for its own
+/// organization's operations only (account operations answer 403 `user_token_required`). In
+/// Swagger UI, paste the `access_token` of `auth.login` without the `Bearer ` prefix.
 #[derive(SecurityScheme)]
-#[oai(ty = "bearer", bearer_format = "JWT", checker = "check_bearer")]
+#[oai(
+    ty = "bearer",
+    bearer_format = "JWT access token, or API key ad_<prefix>_<secret>",
+    checker = "check_bearer"
+)]
 pub struct BearerAuth(pub Subject);
 
 impl BearerAuth {
@@ -151,7 +160,7 @@ impl BearerAuth {
     pub fn user(&self) -> AppResult<Uuid> {
         self.0.user_id().ok_or_else(|| {
             AppError::forbidden(
-                "user_token_required",
+                ProblemCode::UserTokenRequired,
                 "this operation needs a user's access token; API keys act only on their organization's resources",
             )
         })
@@ -298,6 +307,44 @@ pub type V1Apis = (
     oidc::OidcApi,
 );
 
+/// The document's `info.description`: what the API is, its conventions, and a first session
+/// from an empty server in Swagger UI (`/docs/`), step by step.
+const DESCRIPTION: &str = "\
+Control plane for AI desktop agents: accounts and organizations, agents and what each may do \
+on a desktop, sessions and their desktops, commands, and the ordered event log of everything \
+that happened.
+
+## Getting started (in this page)
+
+1. **Register**: *Auth* → `POST /v1/auth/register` → *Try it out* → *Execute* (the example \
+body works; change the e-mail to your own). 201 returns the account.
+2. **Log in**: `POST /v1/auth/login` with the same e-mail and password. Copy `access_token` \
+from the response.
+3. **Authorize**: the *Authorize* button (top right) → `BearerAuth` → paste the token (without \
+`Bearer `) → *Authorize*. Every request from the page now carries it; it lasts 15 minutes by default \
+(`auth.refresh` gives a new one).
+4. **Create an organization**: *Organizations* → `POST /v1/orgs`. Copy its `id`: every \
+resource lives in one, and the next steps take it as `org_id`.
+5. **Define an agent**: *Agents* → `POST /v1/orgs/{org_id}/agents`. Copy its `id`.
+6. **Start a session**: *Sessions* → `POST /v1/orgs/{org_id}/sessions` with that `agent_id`. \
+It answers 202 with the session `pending`; follow it with `GET …/sessions/{session_id}` or \
+the event stream (*Events*) until it is `running`, then send it commands (*Commands*) and \
+watch its desktop (*Desktop*, or the web console at `/console/`).
+
+Agent runners use an API key (*ApiKeys* → `api_keys.create`) instead of a user's token, as \
+`Authorization: Bearer ad_…` or `X-API-Key: ad_…`. The TypeScript SDK `@agentdesk/client` is \
+generated from this document.
+
+## Conventions
+
+- Errors are RFC 9457 `application/problem+json` with a stable `code` (see `ProblemCode`) \
+and, for invalid fields, `errors` naming each one.
+- Lists are cursor-paginated (`limit`, `cursor` → `next_cursor`); the event log pages by \
+`after_seq` → `next_after_seq`.
+- Retry a `POST` safely with an `Idempotency-Key` header; update with `If-Match` and the \
+`ETag` you read.
+- Times are RFC 3339 UTC; ids are UUIDv7; durations say their unit (`_s`, `_ms`).";
+
 /// The whole v1 API as one poem-openapi service (no state needed: the spec can be generated
 /// without a database).
 pub fn service() -> OpenApiService<V1Apis, ()> {
@@ -323,17 +370,14 @@ pub fn service() -> OpenApiService<V1Apis, ()> {
         "Agentdesk API",
         API_VERSION,
     )
-    .description(
-        "Control plane for AI desktop agents. Errors are RFC 9457 `application/problem+json` with a stable \
-         `code`; lists are cursor-paginated (`limit`, `cursor` → `next_cursor`); times are RFC 3339 UTC; \
-         ids are UUIDv7.",
-    )
+    .description(DESCRIPTION)
     .server("/")
 }
 
-/// The v1 spec as YAML, exactly as committed in `openapi/v1.yaml`.
+/// The v1 spec as YAML, exactly as committed in `openapi/v1.yaml` (see [`spec`] for the
+/// order of its tags and security schemes).
 pub fn spec_yaml() -> String {
-    service().spec_yaml()
+    spec::yaml()
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ impl OrgOut {
 
 /// `orgs.create` request.
 #[derive(Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct OrgIn {
     /// Display name, 1–200 characters, not blank, no control characters.
     #[oai(validator(
@@ -309,5 +309,14 @@ impl OrgsApi {
         )
         .await?;
         Ok(OrgDeleted::NoContent)
+    }
+}
+
+/// An organization name as a team would pick it.
+impl poem_openapi::types::Example for OrgIn {
+    fn example() -> Self {
+        Self {
+            name: "Analytical Engines Ltd".into(),
+        }
     }
 }

@@ -187,7 +187,7 @@ impl From<session::Model> for SessionOut {
 
 /// `sessions.create` request.
 #[derive(Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct SessionIn {
     /// The agent to run (of this organization).
     pub agent_id: Uuid,
@@ -435,5 +435,21 @@ impl SessionsApi {
         .await?;
         let loc = location(&s);
         Ok(SessionAccepted::Accepted(Json(s.into()), loc))
+    }
+}
+
+/// A session of an agent (replace `agent_id` with the `id` `agents.create` returned).
+impl poem_openapi::types::Example for SessionIn {
+    fn example() -> Self {
+        Self {
+            agent_id: uuid::Uuid::from_u128(0x0193_8a5c_1f00_7000_8000_0000_0000_0001),
+            timeout_s: Some(900),
+            max_duration_s: Some(3600),
+            metadata: Some(
+                [("ticket".to_owned(), serde_json::json!("SUP-1042"))]
+                    .into_iter()
+                    .collect(),
+            ),
+        }
     }
 }

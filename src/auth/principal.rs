@@ -12,6 +12,7 @@
 //! Authorization (what the subject may do in an org) is not decided here: see
 //! `domain::orgs::authorize` and [`crate::auth::rbac`].
 
+use crate::error::ProblemCode;
 use std::sync::Arc;
 
 use sea_orm::{DatabaseConnection, EntityTrait};
@@ -65,7 +66,7 @@ impl Principal {
             Principal::Authenticated(s) => Ok(s.clone()),
             Principal::Refused { .. } => Err(AppError::invalid_token(REFUSED_DETAIL)),
             Principal::Anonymous => Err(AppError::Unauthorized {
-                code: "invalid_token",
+                code: ProblemCode::InvalidToken,
                 detail: "a bearer access token is required (Authorization: Bearer <token>)".into(),
                 bearer_error: None,
             }),

@@ -1,6 +1,7 @@
 //! Accounts: registration, login, refresh-token rotation with reuse detection (RFC 9700
 //! §4.14), logout, and the caller's profile.
 
+use crate::error::ProblemCode;
 use chrono::{Duration, Utc};
 use sea_orm::{
     ActiveModelTrait,
@@ -98,7 +99,7 @@ pub struct SignupForm {
 async fn prepare(reg: &Registration<'_>, form: SignupForm) -> AppResult<user::ActiveModel> {
     if !reg.open {
         return Err(AppError::Forbidden {
-            code: "registration_closed",
+            code: ProblemCode::RegistrationClosed,
             detail: "open registration is turned off on this server".into(),
             permission: None,
         });
@@ -169,7 +170,10 @@ pub async fn register(
 ) -> AppResult<user::Model> {
     let row = prepare(reg, form).await?;
     create(db, reg, row, ctx).await?.ok_or_else(|| {
-        AppError::conflict("email_taken", "an account with this email already exists")
+        AppError::conflict(
+            ProblemCode::EmailTaken,
+            "an account with this email already exists",
+        )
     })
 }
 
@@ -194,7 +198,10 @@ pub async fn signup(
 }
 
 fn invalid_credentials() -> AppError {
-    AppError::unauthorized("invalid_credentials", "the email or password is wrong")
+    AppError::unauthorized(
+        ProblemCode::InvalidCredentials,
+        "the email or password is wrong",
+    )
 }
 
 /// Checks email and password and issues a token pair in a new refresh-token family.
@@ -344,7 +351,7 @@ pub(crate) async fn end_access_tokens(db: &impl ConnectionTrait, user_id: Uuid) 
 
 fn invalid_refresh() -> AppError {
     AppError::unauthorized(
-        "invalid_refresh_token",
+        ProblemCode::InvalidRefreshToken,
         "the refresh token is invalid, expired or revoked",
     )
 }
@@ -635,7 +642,7 @@ pub async fn erase(
         super::orgs::lock_org(&tx, m.org_id).await?;
         if m.role == Role::Owner.as_str() && super::orgs::owner_count(&tx, m.org_id).await? <= 1 {
             return Err(AppError::conflict(
-                "last_owner",
+                ProblemCode::LastOwner,
                 format!(
                     "you are the last owner of organization {}; make someone else owner or delete it first",
                     m.org_id

@@ -6,6 +6,7 @@
 //! of truth. Updates need the version the caller read (`If-Match`), so two editors cannot
 //! silently overwrite each other.
 
+use crate::error::ProblemCode;
 use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
@@ -149,9 +150,9 @@ fn validate(f: &AgentFields) -> AppResult<AgentFields> {
     }
 }
 
-fn name_taken() -> (&'static str, &'static str) {
+fn name_taken() -> (ProblemCode, &'static str) {
     (
-        "agent_name_taken",
+        ProblemCode::AgentNameTaken,
         "an agent with this name already exists in the organization",
     )
 }
@@ -349,7 +350,7 @@ pub async fn delete(
     get(&tx, org_id, agent_id).await?;
     if sessions::agent_has_live_sessions(&tx, agent_id).await? {
         return Err(AppError::conflict(
-            "agent_has_live_sessions",
+            ProblemCode::AgentHasLiveSessions,
             "the agent has live sessions; stop them first",
         ));
     }

@@ -16,6 +16,7 @@
 //! artifact is 404. Org deletion removes the org's artifacts and blobs ([`delete_in_org`],
 //! then [`delete_blobs`] after commit).
 
+use crate::error::ProblemCode;
 use bytes::Bytes;
 use chrono::Utc;
 use futures_util::{StreamExt, stream};
@@ -236,7 +237,7 @@ pub async fn fetch(
         Err(e) => {
             tracing::error!(key = %key, error = %format!("{e:#}"), "blob store read failed");
             Err(AppError::Unavailable {
-                code: "blob_store_unavailable",
+                code: ProblemCode::BlobStoreUnavailable,
                 detail: "the artifact store could not be read; retry later".into(),
             })
         }

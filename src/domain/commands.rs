@@ -8,6 +8,7 @@
 //! 403 `capability_denied`, audited, and never queued. Accepted commands also appear in the
 //! event log as `action` events, and results as `result` events.
 
+use crate::error::ProblemCode;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -158,7 +159,7 @@ pub async fn create(
     let status = s.status;
     if status != Status::Running {
         return Err(AppError::SessionState {
-            code: "session_not_running",
+            code: ProblemCode::SessionNotRunning,
             current: status.as_str(),
             detail: format!(
                 "the session is `{}`; commands are accepted while it is `running`",
@@ -192,7 +193,7 @@ pub async fn create(
         )
         .await?;
         return Err(AppError::Forbidden {
-            code: "capability_denied",
+            code: ProblemCode::CapabilityDenied,
             detail: format!(
                 "the session's agent lacks the `{capability}` capability that `{}` needs",
                 kind.as_str()
@@ -297,7 +298,7 @@ enum Claimer {
 /// 409 `executor_builtin`: an external executor asked for a built-in session's work.
 fn builtin_session() -> AppError {
     AppError::conflict(
-        "executor_builtin",
+        ProblemCode::ExecutorBuiltin,
         "Agentdesk's built-in executor performs this session's commands; set the agent's \
          `executor` to `external` to perform them yourself",
     )
@@ -460,7 +461,7 @@ pub async fn complete(
         .rows_affected;
     if changed != 1 {
         return Err(AppError::conflict(
-            "command_not_dispatched",
+            ProblemCode::CommandNotDispatched,
             format!(
                 "the command is `{}`; only a dispatched command takes a result",
                 c.status

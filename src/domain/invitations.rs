@@ -8,6 +8,7 @@
 //! invitation never grants more than its inviter may grant NOW: it is revoked when the
 //! inviter loses rights (`domain::grants`), and re-checked on acceptance.
 
+use crate::error::ProblemCode;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
@@ -129,7 +130,7 @@ pub async fn create(
         .await?;
     if member.is_some() {
         return Err(AppError::conflict(
-            "already_member",
+            ProblemCode::AlreadyMember,
             "a member of this organization already has this email address",
         ));
     }
@@ -228,7 +229,7 @@ pub async fn revoke(
     match status(&inv, Utc::now()) {
         Status::Accepted => {
             return Err(AppError::conflict(
-                "invitation_used",
+                ProblemCode::InvitationUsed,
                 "the invitation was already accepted; remove the member instead",
             ));
         }
@@ -269,10 +270,13 @@ pub(crate) async fn revoke_in_tx(
 
 fn gone(status: Status) -> AppError {
     let (code, detail) = match status {
-        Status::Accepted => ("invitation_used", "the invitation was already accepted"),
-        Status::Revoked => ("invitation_revoked", "the invitation was revoked"),
+        Status::Accepted => (
+            ProblemCode::InvitationUsed,
+            "the invitation was already accepted",
+        ),
+        Status::Revoked => (ProblemCode::InvitationRevoked, "the invitation was revoked"),
         _ => (
-            "invitation_expired",
+            ProblemCode::InvitationExpired,
             "the invitation has expired; ask for a new one",
         ),
     };
@@ -320,7 +324,7 @@ pub async fn accept(
     let user = super::accounts::me(db, user_id).await?;
     if user.email != inv.email {
         return Err(AppError::forbidden(
-            "invitation_email_mismatch",
+            ProblemCode::InvitationEmailMismatch,
             "this invitation is for another email address; log in with the invited account",
         ));
     }
@@ -328,7 +332,7 @@ pub async fn accept(
     // proved it (possibly registered by someone else first) cannot accept.
     if user.email_verified_at.is_none() {
         return Err(AppError::forbidden(
-            "email_not_verified",
+            ProblemCode::EmailNotVerified,
             "verify your email address first (the link from auth.signup, or me.send_verification), then accept",
         ));
     }
@@ -428,6 +432,6 @@ mod tests {
             ..revoked
         };
         assert_eq!(status(&used, now), Status::Accepted);
-        assert_eq!(gone(Status::Expired).code(), "invitation_expired");
+        assert_eq!(gone(Status::Expired).code(), ProblemCode::InvitationExpired);
     }
 }

@@ -5,6 +5,7 @@
 //! nothing about orgs' rules. Re-driving a dead job commits through the bus's outbox like
 //! every other writer, so on PostgreSQL the `NOTIFY` wakes a worker on any node at once.
 
+use crate::error::ProblemCode;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, QueryFilter, QueryOrder, QuerySelect,
@@ -120,7 +121,7 @@ pub async fn retry(
     let Some(row) = updated.into_iter().next() else {
         let current = get(&tx, org_id, job_id).await?;
         return Err(AppError::conflict(
-            "job_not_dead",
+            ProblemCode::JobNotDead,
             format!(
                 "the job is `{}`; only dead jobs can be re-driven",
                 current.status

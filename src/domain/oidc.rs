@@ -37,6 +37,7 @@
 //! verification) is [`crate::auth::oidc`]'s; this module keeps the flow's records and the
 //! account rules.
 
+use crate::error::ProblemCode;
 use std::collections::HashMap;
 
 use chrono::Utc;
@@ -164,7 +165,7 @@ fn unknown_provider() -> AppError {
 
 fn invalid_state() -> AppError {
     AppError::BadRequest {
-        code: "invalid_state",
+        code: ProblemCode::InvalidState,
         detail: "unknown, expired or already used `state`; start the login again".into(),
         errors: vec![],
     }
@@ -342,7 +343,7 @@ impl Oidc {
 fn idp_unavailable(detail: String) -> AppError {
     tracing::warn!(%detail, "OIDC provider unavailable");
     AppError::Unavailable {
-        code: "idp_unavailable",
+        code: ProblemCode::IdpUnavailable,
         detail: "the identity provider cannot be reached; try again later".into(),
     }
 }
@@ -513,7 +514,7 @@ pub async fn exchange(
     code: &str,
 ) -> AppResult<TokenPair> {
     let invalid = || AppError::BadRequest {
-        code: "invalid_grant",
+        code: ProblemCode::InvalidGrant,
         detail: "the login code is unknown, expired or already used; log in again".into(),
         errors: vec![],
     };

@@ -7,6 +7,7 @@
 //! which takes a row lock on PostgreSQL and the write lock on SQLite), so the "an org always
 //! keeps an owner" check cannot race.
 
+use crate::error::ProblemCode;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait,
@@ -285,7 +286,7 @@ pub(crate) async fn insert_membership(
     .map_err(|e| {
         AppError::from_db(
             e,
-            "already_member",
+            ProblemCode::AlreadyMember,
             "the user is already a member of this organization",
         )
     })?;
@@ -386,7 +387,7 @@ pub async fn delete(
     // Live sessions hold desktops; deleting their org would orphan them.
     if super::sessions::org_has_live_work(&tx, org_id).await? {
         return Err(AppError::conflict(
-            "org_has_live_sessions",
+            ProblemCode::OrgHasLiveSessions,
             "the organization has live sessions or unfinished jobs; stop them and retry",
         ));
     }
@@ -549,7 +550,7 @@ pub(crate) async fn ensure_takeable(
 
 pub(crate) fn last_owner() -> AppError {
     AppError::conflict(
-        "last_owner",
+        ProblemCode::LastOwner,
         "an organization must keep at least one owner; make someone else owner first",
     )
 }

@@ -3,6 +3,7 @@
 //! returned. Ids are UUIDv7, so id order is creation order and the cursor is stable under
 //! concurrent inserts.
 
+use crate::error::ProblemCode;
 use base64::Engine;
 use uuid::Uuid;
 
@@ -71,7 +72,7 @@ impl PageRequest {
 
 fn bad(field: &str, message: String) -> AppError {
     AppError::BadRequest {
-        code: "invalid_parameter",
+        code: ProblemCode::InvalidParameter,
         detail: format!("parameter `{field}` {message}"),
         errors: vec![FieldError::new(field, message)],
     }

@@ -8,6 +8,7 @@
 //! a role that holds one (403). A role in use (by a member, a live key or a pending
 //! invitation) cannot be deleted (409 `role_in_use`).
 
+use crate::error::ProblemCode;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
@@ -136,7 +137,7 @@ pub async fn get(db: &impl ConnectionTrait, org_id: Uuid, name: &str) -> AppResu
 
 fn read_only(name: &str) -> AppError {
     AppError::conflict(
-        "role_read_only",
+        ProblemCode::RoleReadOnly,
         format!(
             "{name:?} is a built-in role and cannot be changed or deleted; create a custom role instead"
         ),
@@ -203,7 +204,7 @@ pub async fn create(
 ) -> AppResult<RoleView> {
     if Role::parse(name).is_some() {
         return Err(AppError::conflict(
-            "role_name_taken",
+            ProblemCode::RoleNameTaken,
             "a built-in role has this name; pick another",
         ));
     }
@@ -214,7 +215,7 @@ pub async fn create(
     let count = role::Entity::find_in(access.org_id).count(&tx).await?;
     if count >= MAX_CUSTOM_ROLES {
         return Err(AppError::conflict(
-            "role_limit_reached",
+            ProblemCode::RoleLimitReached,
             format!("an organization can have at most {MAX_CUSTOM_ROLES} custom roles"),
         ));
     }
@@ -235,7 +236,7 @@ pub async fn create(
         .map_err(|e| {
             AppError::from_db(
                 e,
-                "role_name_taken",
+                ProblemCode::RoleNameTaken,
                 "this organization already has a role with that name",
             )
         })?;
@@ -369,7 +370,7 @@ pub async fn delete(
         .await?;
     if members + keys + invitations > 0 {
         return Err(AppError::conflict(
-            "role_in_use",
+            ProblemCode::RoleInUse,
             format!(
                 "the role is assigned to {members} member(s), {keys} API key(s) and {invitations} pending invitation(s); reassign or revoke them first"
             ),

@@ -7,6 +7,7 @@
 //! Counters live in the database, so every node sees them (OWASP Authentication Cheat Sheet,
 //! "Login Throttling").
 
+use crate::error::ProblemCode;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveValue::Set,
@@ -191,7 +192,7 @@ pub async fn purge(db: &DatabaseConnection, policy: &Policy, now: DateTime<Utc>)
 /// The 429 for a locked login.
 pub fn throttled(retry_after_s: u64, policy: &Policy) -> AppError {
     AppError::TooManyRequests {
-        code: "login_throttled",
+        code: ProblemCode::LoginThrottled,
         detail: format!(
             "too many failed logins for this account or address; retry in {retry_after_s} s"
         ),

@@ -12,6 +12,7 @@
 //! new one). Sending goes through the node's [`Mailer`]; a failure to send is logged and does
 //! not undo what asked for the mail.
 
+use crate::error::ProblemCode;
 use chrono::Utc;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
@@ -121,7 +122,7 @@ pub async fn notify_signup_attempt(mailer: &dyn Mailer, links: &Links, email: &s
 
 fn invalid_link() -> AppError {
     AppError::BadRequest {
-        code: "invalid_verification_token",
+        code: ProblemCode::InvalidVerificationToken,
         detail: "the verification link is unknown, expired or already used; ask for a new one"
             .into(),
         errors: vec![],
@@ -172,7 +173,7 @@ pub async fn resend(
     let account = super::accounts::me(db, user_id).await?;
     if account.email_verified_at.is_some() {
         return Err(AppError::conflict(
-            "email_already_verified",
+            ProblemCode::EmailAlreadyVerified,
             "this account's email address is already verified",
         ));
     }

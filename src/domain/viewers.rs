@@ -19,6 +19,7 @@
 //!
 //! Not here: the WebSocket and the RFB relay (`realtime::relay`), the HTTP contract.
 
+use crate::error::ProblemCode;
 use chrono::{DateTime, Utc};
 use sea_orm::EntityTrait;
 use serde::{Deserialize, Serialize};
@@ -286,7 +287,7 @@ pub async fn issue(
 
 /// 401 `invalid_ticket`.
 fn invalid_ticket(detail: &str) -> AppError {
-    AppError::unauthorized("invalid_ticket", detail)
+    AppError::unauthorized(ProblemCode::InvalidTicket, detail)
 }
 
 /// 409 `session_not_running` unless `s` is `running`.
@@ -295,7 +296,7 @@ fn require_running(s: &session::Model) -> AppResult<()> {
         return Ok(());
     }
     Err(AppError::SessionState {
-        code: "session_not_running",
+        code: ProblemCode::SessionNotRunning,
         current: s.status.as_str(),
         detail: format!(
             "the session is `{}`; its desktop can be watched only while it is `running`",
@@ -354,7 +355,7 @@ pub async fn admit(
             Ok(s) => s,
             Err(e) => {
                 let ctx = ctx.as_subject(&binding.subject());
-                record_ticket(db, &ctx, &binding, Some(e.code())).await?;
+                record_ticket(db, &ctx, &binding, Some(e.code().as_str())).await?;
                 return Err(e);
             }
         },

@@ -27,6 +27,7 @@
 //! crashed node is taken over after twice `request_timeout_s`. Storage is
 //! `domain::idempotency`.
 
+use crate::error::ProblemCode;
 use std::{cell::RefCell, sync::Arc};
 
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, http::StatusCode};
@@ -208,7 +209,7 @@ impl<E: Endpoint + 'static> Endpoint for IdempotencyEndpoint<E> {
         };
         if !valid_key(&key) {
             return Ok(AppError::BadRequest {
-                code: "invalid_parameter",
+                code: ProblemCode::InvalidParameter,
                 detail: "header `Idempotency-Key` must be 1 to 255 visible ASCII characters".into(),
                 errors: vec![FieldError::new(
                     "Idempotency-Key",
@@ -255,7 +256,7 @@ impl<E: Endpoint + 'static> Endpoint for IdempotencyEndpoint<E> {
             Begin::Reused => {
                 let mut p = super::problem::Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency_key_reused",
+                    ProblemCode::IdempotencyKeyReused,
                     "this Idempotency-Key was used with a different request; use a new key",
                 );
                 p.errors = Some(vec![super::problem::ProblemFieldError {
@@ -266,7 +267,7 @@ impl<E: Endpoint + 'static> Endpoint for IdempotencyEndpoint<E> {
             }
             Begin::InFlight => {
                 return Ok(AppError::conflict(
-                    "idempotency_key_in_use",
+                    ProblemCode::IdempotencyKeyInUse,
                     "a request with this Idempotency-Key is still being processed; retry later",
                 )
                 .into_response());

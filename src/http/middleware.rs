@@ -10,6 +10,7 @@
 //! 4. **body limit**: `body_limit_bytes`, by `Content-Length` or while reading a chunked body.
 //! 5. **timeout**: `request_timeout_s`, then 503 `request_timeout`.
 
+use crate::error::ProblemCode;
 use std::{
     net::{IpAddr, SocketAddr},
     sync::Arc,
@@ -134,7 +135,7 @@ pub fn wrap(
         match tokio::time::timeout(timeout, ep.call(req)).await {
             Ok(r) => r.map(IntoResponse::into_response),
             Err(_) => Ok(AppError::Unavailable {
-                code: "request_timeout",
+                code: ProblemCode::RequestTimeout,
                 detail: format!("the request did not finish within {} s", timeout.as_secs()),
             }
             .into_response()),
@@ -191,7 +192,7 @@ async fn body_limit_and_diagnosis<E: Endpoint>(
             Some(_) => {}
             None => {
                 return Ok(AppError::BadRequest {
-                    code: "invalid_content_length",
+                    code: ProblemCode::InvalidContentLength,
                     detail: "Content-Length is not a number".into(),
                     errors: vec![],
                 }
@@ -275,6 +276,7 @@ async fn edge<E: Endpoint>(
         request_id: request_id.clone(),
         path: path.clone(),
         contract: Some(contract),
+        api_key_header: req.headers().contains_key("x-api-key"),
     };
     let (mut resp, route) = with_request_context(ctx, async {
         match ep.call(req).await {

@@ -6,7 +6,7 @@
 use poem::{IntoResponse, Response, http::StatusCode};
 use poem_openapi::Object;
 
-use crate::error::{AppError, FieldError};
+use crate::error::{AppError, FieldError, ProblemCode};
 
 /// Media type of every error body (RFC 9457 §3).
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
@@ -26,6 +26,10 @@ pub struct RequestContext {
     /// The contract, for answers that name what the spec says (405 `Allow`, path parameter
     /// names).
     pub contract: Option<std::sync::Arc<super::validation::Contract>>,
+    /// The request carried an `X-API-Key` header (whatever its value): an operation that
+    /// takes only a user's bearer token then answers 403 `user_token_required`, as
+    /// `Authorization: Bearer ad_…` does, rather than a 401 that looks like a dead key.
+    pub api_key_header: bool,
 }
 
 /// Runs `fut` with `ctx` as the current request context.
@@ -62,8 +66,8 @@ pub struct Problem {
     pub detail: String,
     /// The request path this occurrence happened on (RFC 9457 §3.1.5).
     pub instance: Option<String>,
-    /// Stable, snake_case machine-readable code, e.g. `permission_denied`. Switch on this.
-    pub code: String,
+    /// Stable, snake_case machine-readable code, e.g. `permission_denied`: switch on it.
+    pub code: ProblemCode,
     /// The request's `X-Request-Id`, for support.
     pub request_id: Option<String>,
     /// On 5xx only: an id also written to the server log with the cause.
@@ -96,15 +100,15 @@ pub struct ProblemHeaders {
 
 impl Problem {
     /// A problem with the context's `instance` and `request_id` filled in.
-    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ProblemCode, detail: impl Into<String>) -> Self {
         let ctx = current_request();
         Self {
-            type_: format!("urn:agentdesk:problem:{code}"),
+            type_: format!("urn:agentdesk:problem:{}", code.as_str()),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
             instance: ctx.as_ref().map(|c| c.path.clone()),
-            code: code.to_owned(),
+            code,
             request_id: ctx.map(|c| c.request_id),
             error_id: None,
             errors: None,
@@ -136,7 +140,7 @@ impl Problem {
         tracing::error!(error_id = %error_id, error = %cause, "internal error");
         let mut p = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ProblemCode::InternalError,
             "an internal error occurred; quote the error_id when reporting it",
         );
         p.error_id = Some(error_id);
@@ -279,7 +283,7 @@ pub fn from_poem_error(err: poem::Error) -> Response {
             return AppError::if_match_required().into_response();
         }
         return AppError::BadRequest {
-            code: "invalid_parameter",
+            code: ProblemCode::InvalidParameter,
             detail: format!("parameter `{}` is invalid: {}", e.name, e.reason),
             errors: vec![FieldError::new(e.name, e.reason.clone())],
         }
@@ -294,7 +298,7 @@ pub fn from_poem_error(err: poem::Error) -> Response {
             .and_then(|(i, ctx)| ctx.contract.as_ref()?.path_param_name(&ctx.path, i))
             .unwrap_or_else(|| e.name.to_owned());
         return AppError::BadRequest {
-            code: "invalid_parameter",
+            code: ProblemCode::InvalidParameter,
             detail: format!("path parameter `{name}` is invalid: {}", e.reason),
             errors: vec![FieldError::new(name, e.reason.clone())],
         }
@@ -307,17 +311,29 @@ pub fn from_poem_error(err: poem::Error) -> Response {
         .into_response();
     }
     if err.is::<AuthorizationError>() {
+        if current_request().is_some_and(|c| c.api_key_header) {
+            return AppError::forbidden(
+                ProblemCode::UserTokenRequired,
+                "this operation needs a user's access token (`Authorization: Bearer <access token>` \
+                 from `auth.login`); API keys act only on their organization's resources",
+            )
+            .into_response();
+        }
         // No credentials at all: a bare challenge, no `error` attribute (RFC 6750 §3.1).
         return AppError::Unauthorized {
-            code: "invalid_token",
+            code: ProblemCode::InvalidToken,
             detail: "a bearer access token is required (Authorization: Bearer <token>)".into(),
             bearer_error: None,
         }
         .into_response();
     }
     if err.is::<poem::error::NotFoundError>() {
-        return Problem::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
-            .into_response_with(ProblemHeaders::default());
+        return Problem::new(
+            StatusCode::NOT_FOUND,
+            ProblemCode::RouteNotFound,
+            "no such route",
+        )
+        .into_response_with(ProblemHeaders::default());
     }
     if err.is::<poem::error::MethodNotAllowedError>() {
         let allowed = current_request()
@@ -326,7 +342,7 @@ pub fn from_poem_error(err: poem::Error) -> Response {
             .join(", ");
         let mut resp = Problem::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ProblemCode::MethodNotAllowed,
             format!("this route accepts {allowed}"),
         )
         .into_response_with(ProblemHeaders::default());
@@ -346,11 +362,11 @@ pub fn from_poem_error(err: poem::Error) -> Response {
             .into_response_with(ProblemHeaders::default());
     }
     let code = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        _ => "bad_request",
+        StatusCode::PAYLOAD_TOO_LARGE => ProblemCode::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ProblemCode::UnsupportedMediaType,
+        StatusCode::NOT_FOUND => ProblemCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ProblemCode::MethodNotAllowed,
+        _ => ProblemCode::BadRequest,
     };
     Problem::new(status, code, status.canonical_reason().unwrap_or("error"))
         .into_response_with(ProblemHeaders::default())

@@ -6,6 +6,7 @@
 //! 429 `rate_limited` problem with `Retry-After` (s). Stale keys are dropped every minute by
 //! [`Limiters::retain_recent`].
 
+use crate::error::ProblemCode;
 use std::{net::IpAddr, num::NonZeroU32, time::Duration};
 
 use governor::{
@@ -55,7 +56,7 @@ impl<K: std::hash::Hash + Eq + Clone> Limit<K> {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 let retry_after_s = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 Err(AppError::TooManyRequests {
-                    code: "rate_limited",
+                    code: ProblemCode::RateLimited,
                     detail: format!(
                         "too many requests: the `{}` limit is {} a minute; retry after {retry_after_s} s",
                         self.name, self.per_min

@@ -7,6 +7,7 @@
 //! `errors: [{field, message}]` naming every field at fault (missing, wrong type, unknown
 //! enum value, too long). [`diagnose`] is the fallback when poem-openapi still refuses a body.
 
+use crate::error::ProblemCode;
 use std::sync::LazyLock;
 
 use serde_json::Value;
@@ -69,7 +70,7 @@ impl Contract {
             Ok(v) => v,
             Err(e) => {
                 return Some(AppError::BadRequest {
-                    code: "malformed_json",
+                    code: ProblemCode::MalformedJson,
                     detail: format!("the request body is not valid JSON: {e}"),
                     errors: vec![],
                 });

@@ -7,6 +7,7 @@
 //! events), appends the `status` event, cancels open commands when the session winds down,
 //! and enqueues the follow-up jobs — all or nothing, committed with its outbox.
 
+use crate::error::ProblemCode;
 use chrono::Utc;
 use sea_orm::{
     ActiveValue::Set,
@@ -285,7 +286,7 @@ pub async fn create(
     let limit = u64::from(config.max_live_sessions_per_org);
     if live >= limit {
         return Err(AppError::TooManyRequests {
-            code: "session_limit_reached",
+            code: ProblemCode::SessionLimitReached,
             detail: format!(
                 "the organization has {live} live sessions, its limit; stop one and retry"
             ),

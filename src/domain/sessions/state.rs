@@ -8,6 +8,7 @@
 //! pending | provisioning | running | stopping → failed   (with status_reason)
 //! ```
 
+use crate::error::ProblemCode;
 use chrono::{DateTime, Utc};
 
 use crate::{entity::session, error::AppError};
@@ -48,7 +49,7 @@ pub fn check_transition(from: Status, to: Status) -> Result<(), (Status, Status)
 /// 409 `invalid_transition` naming the current state.
 pub fn invalid_transition(current: Status, to: Status) -> AppError {
     AppError::SessionState {
-        code: "invalid_transition",
+        code: ProblemCode::InvalidTransition,
         current: current.as_str(),
         detail: format!(
             "the session is `{}`; it cannot go to `{}`",
@@ -61,7 +62,7 @@ pub fn invalid_transition(current: Status, to: Status) -> AppError {
 /// 409 `session_not_live` for writes to a finished session.
 pub fn not_live(current: Status) -> AppError {
     AppError::SessionState {
-        code: "session_not_live",
+        code: ProblemCode::SessionNotLive,
         current: current.as_str(),
         detail: format!(
             "the session is `{}` and accepts no more writes",

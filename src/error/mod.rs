@@ -4,6 +4,9 @@
 
 use poem::http::StatusCode;
 
+mod code;
+pub use code::ProblemCode;
+
 /// A field-level validation message: `field` is the JSON field name (dotted for nesting).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldError {
@@ -43,7 +46,7 @@ pub enum AppError {
     /// 400: malformed request (bad JSON, wrong types, bad parameter).
     #[error("{detail}")]
     BadRequest {
-        code: &'static str,
+        code: ProblemCode,
         detail: String,
         errors: Vec<FieldError>,
     },
@@ -51,14 +54,14 @@ pub enum AppError {
     /// attribute for `WWW-Authenticate` (`invalid_token`), when a bearer token was at fault.
     #[error("{detail}")]
     Unauthorized {
-        code: &'static str,
+        code: ProblemCode,
         detail: String,
         bearer_error: Option<&'static str>,
     },
     /// 403 `permission_denied` naming the missing permission, or another 403 code.
     #[error("{detail}")]
     Forbidden {
-        code: &'static str,
+        code: ProblemCode,
         detail: String,
         permission: Option<String>,
     },
@@ -67,18 +70,18 @@ pub enum AppError {
     NotFound(&'static str),
     /// 409: the request conflicts with current state (taken email, last owner, …).
     #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    Conflict { code: ProblemCode, detail: String },
     /// 409 `invalid_transition` or `session_not_live`: the session is in `current`, which does
     /// not allow this; the problem carries `current_status`.
     #[error("{detail}")]
     SessionState {
-        code: &'static str,
+        code: ProblemCode,
         current: &'static str,
         detail: String,
     },
     /// 410: a one-time token that was valid once is spent, revoked or expired.
     #[error("{detail}")]
-    Gone { code: &'static str, detail: String },
+    Gone { code: ProblemCode, detail: String },
     /// 412 `precondition_failed`: `If-Match` did not match the current `ETag`.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -94,7 +97,7 @@ pub enum AppError {
     /// 429: over a rate limit.
     #[error("{detail}")]
     TooManyRequests {
-        code: &'static str,
+        code: ProblemCode,
         detail: String,
         limit: RateLimited,
     },
@@ -115,7 +118,7 @@ pub enum AppError {
     },
     /// 503: not ready or timed out; retry later.
     #[error("{detail}")]
-    Unavailable { code: &'static str, detail: String },
+    Unavailable { code: ProblemCode, detail: String },
     /// 500: a bug or an infrastructure failure. The message is logged, never sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -151,9 +154,9 @@ impl AppError {
     }
 
     /// The stable problem `code`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ProblemCode {
         match self {
-            Self::Validation(_) => "validation_failed",
+            Self::Validation(_) => ProblemCode::ValidationFailed,
             Self::BadRequest { code, .. }
             | Self::Unauthorized { code, .. }
             | Self::Forbidden { code, .. }
@@ -161,14 +164,14 @@ impl AppError {
             | Self::Gone { code, .. }
             | Self::SessionState { code, .. }
             | Self::TooManyRequests { code, .. }
-            | Self::Unavailable { code, .. } => code,
-            Self::NotFound(_) => "not_found",
-            Self::QuotaExceeded { .. } => "quota_exceeded",
-            Self::PreconditionFailed(_) => "precondition_failed",
-            Self::PreconditionRequired(_) => "precondition_required",
-            Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::UnsupportedMediaType(_) => "unsupported_media_type",
-            Self::Internal(_) => "internal_error",
+            | Self::Unavailable { code, .. } => *code,
+            Self::NotFound(_) => ProblemCode::NotFound,
+            Self::QuotaExceeded { .. } => ProblemCode::QuotaExceeded,
+            Self::PreconditionFailed(_) => ProblemCode::PreconditionFailed,
+            Self::PreconditionRequired(_) => ProblemCode::PreconditionRequired,
+            Self::PayloadTooLarge(_) => ProblemCode::PayloadTooLarge,
+            Self::UnsupportedMediaType(_) => ProblemCode::UnsupportedMediaType,
+            Self::Internal(_) => ProblemCode::InternalError,
         }
     }
 
@@ -178,7 +181,7 @@ impl AppError {
     }
 
     /// 409 with a code and detail.
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn conflict(code: ProblemCode, detail: impl Into<String>) -> Self {
         Self::Conflict {
             code,
             detail: detail.into(),
@@ -198,7 +201,7 @@ impl AppError {
     }
 
     /// 403 with a code other than `permission_denied`.
-    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn forbidden(code: ProblemCode, detail: impl Into<String>) -> Self {
         Self::Forbidden {
             code,
             detail: detail.into(),
@@ -207,7 +210,7 @@ impl AppError {
     }
 
     /// 401 for bad credentials at login/refresh (no `WWW-Authenticate` challenge attributes).
-    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn unauthorized(code: ProblemCode, detail: impl Into<String>) -> Self {
         Self::Unauthorized {
             code,
             detail: detail.into(),
@@ -218,7 +221,7 @@ impl AppError {
     /// 401 for a missing/invalid bearer token (RFC 6750 §3.1 `invalid_token`).
     pub fn invalid_token(detail: impl Into<String>) -> Self {
         Self::Unauthorized {
-            code: "invalid_token",
+            code: ProblemCode::InvalidToken,
             detail: detail.into(),
             bearer_error: Some("invalid_token"),
         }
@@ -234,7 +237,7 @@ impl AppError {
     /// 403 `permission_denied` naming the permission the caller lacks.
     pub fn permission_denied(permission: &str) -> Self {
         Self::Forbidden {
-            code: "permission_denied",
+            code: ProblemCode::PermissionDenied,
             detail: format!("your role in this organization lacks the `{permission}` permission"),
             permission: Some(permission.to_owned()),
         }
@@ -242,7 +245,7 @@ impl AppError {
 
     /// Maps a database error: unique-constraint violations become 409 `code`/`detail`;
     /// anything else is internal. The one place that looks at database error kinds.
-    pub fn from_db(err: sea_orm::DbErr, code: &'static str, detail: &str) -> Self {
+    pub fn from_db(err: sea_orm::DbErr, code: ProblemCode, detail: &str) -> Self {
         match err.sql_err() {
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Self::conflict(code, detail),
             _ => Self::Internal(err.into()),

@@ -1,0 +1,146 @@
+//! The v1 document as served and committed: poem-openapi's output with its two
+//! alphabetical orders replaced by a reader's. Swagger UI shows tag sections in the order of
+//! the top-level `tags` array and the *Authorize* dialog's schemes in the order of
+//! `components.securitySchemes`; poem-openapi sorts both by name. Reordering changes no
+//! schema, operation or reference, so it is invisible to the breaking-change gate and to
+//! generated clients.
+
+use std::sync::LazyLock;
+
+use serde_yaml::{Mapping, Value};
+
+/// Tag sections in the order a new user meets them: sign in, make an organization, define an
+/// agent, run a session, follow and drive it, then the organization's administration.
+pub const TAG_ORDER: &[&str] = &[
+    "Auth",
+    "Me",
+    "Organizations",
+    "Agents",
+    "Sessions",
+    "Events",
+    "Commands",
+    "Desktop",
+    "Artifacts",
+    "ApiKeys",
+    "Members",
+    "Invitations",
+    "Roles",
+    "Audit",
+    "Jobs",
+];
+
+/// Security schemes in the order the *Authorize* dialog lists them: the bearer token every
+/// operation takes first.
+pub const SCHEME_ORDER: &[&str] = &["BearerAuth", "ApiKeyAuth"];
+
+static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
+    // YAML is a superset of JSON, and `serde_yaml::Mapping` keeps key order: the document
+    // round-trips with only the two orders below changed.
+    let mut doc: Value = serde_yaml::from_str(&super::service().spec())
+        .expect("poem-openapi writes a JSON document");
+    reorder(&mut doc);
+    add_event_payloads(&mut doc);
+    doc
+});
+
+/// The spec as JSON (`/v1/openapi.json`).
+pub fn json() -> String {
+    serde_json::to_string_pretty(&*DOCUMENT).expect("a YAML value of JSON origin is JSON")
+}
+
+/// The spec as YAML (`/v1/openapi.yaml`, `openapi/v1.yaml`).
+pub fn yaml() -> String {
+    serde_yaml::to_string(&*DOCUMENT).expect("serializable")
+}
+
+/// Puts `tags` in [`TAG_ORDER`] and `components.securitySchemes` in [`SCHEME_ORDER`]; names
+/// a list does not know keep their place after the known ones.
+fn reorder(doc: &mut Value) {
+    if let Some(Value::Sequence(tags)) = doc.get_mut("tags") {
+        tags.sort_by_key(|t| rank(TAG_ORDER, t.get("name").and_then(Value::as_str)));
+    }
+    if let Some(Value::Mapping(schemes)) = doc
+        .get_mut("components")
+        .and_then(|c| c.get_mut("securitySchemes"))
+    {
+        let mut entries: Vec<(Value, Value)> = std::mem::take(schemes).into_iter().collect();
+        entries.sort_by_key(|(k, _)| rank(SCHEME_ORDER, k.as_str()));
+        *schemes = entries.into_iter().collect::<Mapping>();
+    }
+}
+
+/// Adds `event_payloads`' schemas to `components.schemas`, keeping its alphabetical order.
+fn add_event_payloads(doc: &mut Value) {
+    let mut registry = poem_openapi::registry::Registry::new();
+    super::event_payloads::register(&mut registry);
+    let Some(Value::Mapping(schemas)) =
+        doc.get_mut("components").and_then(|c| c.get_mut("schemas"))
+    else {
+        panic!("the document has components.schemas");
+    };
+    for name in super::event_payloads::NAMES {
+        let schema = serde_yaml::to_value(&registry.schemas[*name]).expect("serializable");
+        schemas.insert(Value::String((*name).to_owned()), schema);
+    }
+    let mut entries: Vec<(Value, Value)> = std::mem::take(schemas).into_iter().collect();
+    entries.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
+    *schemas = entries.into_iter().collect();
+}
+
+fn rank(order: &[&str], name: Option<&str>) -> usize {
+    name.and_then(|n| order.iter().position(|o| *o == n))
+        .unwrap_or(order.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(seq: &Value) -> Vec<String> {
+        seq.as_sequence()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn tags_and_schemes_follow_the_reader_and_cover_every_one() {
+        let doc = &*DOCUMENT;
+        assert_eq!(
+            names(&doc["tags"]),
+            TAG_ORDER,
+            "a tag is missing from TAG_ORDER"
+        );
+        let schemes: Vec<_> = doc["components"]["securitySchemes"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        assert_eq!(schemes, SCHEME_ORDER);
+    }
+
+    #[test]
+    fn json_and_yaml_are_the_same_document_as_poem_openapi_writes_but_for_order() {
+        let mut ours: serde_json::Value = serde_json::from_str(&json()).unwrap();
+        let from_yaml: serde_json::Value = serde_yaml::from_str(&yaml()).unwrap();
+        assert_eq!(ours, from_yaml);
+        let mut poem: serde_json::Value =
+            serde_json::from_str(&super::super::service().spec()).unwrap();
+        let schemas = ours["components"]["schemas"].as_object_mut().unwrap();
+        for name in crate::api::event_payloads::NAMES {
+            assert!(
+                schemas.remove(*name).is_some(),
+                "{name} is not in the document"
+            );
+        }
+        for doc in [&mut ours, &mut poem] {
+            doc["tags"]
+                .as_array_mut()
+                .unwrap()
+                .sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        }
+        assert_eq!(ours, poem);
+    }
+}
