@@ -1199,9 +1199,39 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description The payload of the `action` event the server writes when it accepts a command (`commands.create`). Clients may append `action` events of their own shape. */
+        ActionEventPayload: {
+            /**
+             * Format: uuid
+             * @description The command (`commands.get`).
+             */
+            command_id: string;
+            /** @description What it will do. */
+            kind: components["schemas"]["CommandKindName"];
+            /** @description Its arguments, as sent. */
+            args: {
+                [key: string]: unknown;
+            };
+        };
         /**
          * AgentIn
          * @description `agents.create` request.
+         * @example {
+         *       "capabilities": [
+         *         "desktop:screen.capture",
+         *         "desktop:input.pointer",
+         *         "desktop:input.keyboard"
+         *       ],
+         *       "description": "Files supplier invoices in the accounting web app.",
+         *       "desktop": {
+         *         "height": 800,
+         *         "width": 1280
+         *       },
+         *       "executor": "auto",
+         *       "instructions": "Open each invoice e-mail and enter it in the ledger.",
+         *       "model": "claude-sonnet-4-5",
+         *       "name": "invoice-clerk"
+         *     }
          */
         AgentIn: {
             /**
@@ -2521,6 +2551,10 @@ export interface components {
         /**
          * LoginIn
          * @description `auth.login` request.
+         * @example {
+         *       "email": "ada.lovelace@example.com",
+         *       "password": "analytical-engine-1843"
+         *     }
          */
         LoginIn: {
             /** @description The account's email (case-insensitive). */
@@ -2696,6 +2730,9 @@ export interface components {
         /**
          * OrgIn
          * @description `orgs.create` request.
+         * @example {
+         *       "name": "Analytical Engines Ltd"
+         *     }
          */
         OrgIn: {
             /** @description Display name, 1–200 characters, not blank, no control characters. */
@@ -2809,8 +2846,8 @@ export interface components {
             detail: string;
             /** @description The request path this occurrence happened on (RFC 9457 §3.1.5). */
             instance?: string;
-            /** @description Stable, snake_case machine-readable code, e.g. `permission_denied`. Switch on this. */
-            code: string;
+            /** @description Stable, snake_case machine-readable code, e.g. `permission_denied`: switch on it. */
+            code: components["schemas"]["ProblemCode"] & unknown;
             /** @description The request's `X-Request-Id`, for support. */
             request_id?: string;
             /** @description On 5xx only: an id also written to the server log with the cause. */
@@ -2833,6 +2870,72 @@ export interface components {
             limit_value?: number;
         };
         /**
+         * @description A problem's stable, snake_case code: switch on it. New codes may be added in a minor release (handle an unknown one like its HTTP status); none is ever renamed or removed within `/v1`.
+         *
+         *     - `malformed_json`: 400: the body is not valid JSON.
+         *     - `invalid_parameter`: 400: a path, query or header parameter, or a body field's type, is wrong; `errors` names it.
+         *     - `invalid_state`: 400: the OIDC `state` is unknown, used or expired.
+         *     - `websocket_upgrade_required`: 400: `desktop.connect` was not a WebSocket handshake offering the `binary` subprotocol.
+         *     - `invalid_grant`: 400: the OIDC provider refused the authorization code.
+         *     - `bad_request`: 400: the request is malformed in a way no other code names.
+         *     - `invalid_content_length`: 400: the `Content-Length` header is not a number.
+         *     - `validation_failed`: 422: fields break the rules; `errors` names each one.
+         *     - `invalid_token`: 401: the bearer credential is missing, malformed, expired or revoked (RFC 6750 `invalid_token`).
+         *     - `invalid_credentials`: 401: wrong e-mail or password.
+         *     - `invalid_refresh_token`: 401: the refresh token is unknown, expired or was already used (a reuse revokes its family).
+         *     - `invalid_verification_token`: 401: the e-mail verification or password reset token is unknown or expired.
+         *     - `invalid_ticket`: 401: the one-time ticket is unknown, used, expired or bound to something else.
+         *     - `permission_denied`: 403: the caller's role lacks a permission; `missing_permission` names it.
+         *     - `capability_denied`: 403: the session's agent lacks a capability; `missing_permission` names it.
+         *     - `registration_closed`: 403: this server does not take self-registration.
+         *     - `user_token_required`: 403: an API key was sent to an account operation, which needs a user's access token.
+         *     - `invitation_email_mismatch`: 403: the invitation was sent to another e-mail address.
+         *     - `email_not_verified`: 403: verify the account's e-mail first.
+         *     - `origin_not_allowed`: 403: the browser `Origin` is neither this server's nor in `cors_allowed_origins`.
+         *     - `not_found`: 404: no such resource, or not in an organization the caller belongs to.
+         *     - `route_not_found`: 404: no operation has this path (check the `/v1` prefix and the spelling).
+         *     - `method_not_allowed`: 405: the path exists but not with this method; `Allow` lists the methods.
+         *     - `email_taken`: 409: an account already uses this e-mail.
+         *     - `email_already_verified`: 409: the e-mail is already verified.
+         *     - `last_owner`: 409: the organization would be left without an owner.
+         *     - `already_member`: 409: the user is already a member.
+         *     - `agent_name_taken`: 409: another agent of the organization has this name.
+         *     - `role_name_taken`: 409: another role of the organization has this name.
+         *     - `role_limit_reached`: 409: the organization has as many custom roles as it may.
+         *     - `role_read_only`: 409: built-in roles cannot be changed or deleted.
+         *     - `role_in_use`: 409: members or API keys still hold the role.
+         *     - `invalid_transition`: 409: the session's status does not allow this; `current_status` says which it is.
+         *     - `session_not_live`: 409: the session has ended; `current_status` says how.
+         *     - `session_not_running`: 409: the session's desktop is not running yet or any more.
+         *     - `org_has_live_sessions`: 409: stop the organization's sessions first.
+         *     - `agent_has_live_sessions`: 409: stop the agent's sessions first.
+         *     - `command_not_dispatched`: 409: only a dispatched command takes a result.
+         *     - `executor_builtin`: 409: the built-in executor performs this session's commands; an external executor may not claim them.
+         *     - `job_not_dead`: 409: only a job in the dead-letter queue can be retried.
+         *     - `idempotency_key_in_use`: 409: a request with this `Idempotency-Key` is still being processed; retry after `Retry-After`.
+         *     - `idempotency_key_reused`: 422: this `Idempotency-Key` was used with a different request.
+         *     - `quota_exceeded`: 409 or 429: a limit was reached; `limit` names the setting and `limit_value` its value.
+         *     - `invitation_used`: 410: the invitation was already accepted.
+         *     - `invitation_revoked`: 410: the invitation was revoked.
+         *     - `invitation_expired`: 410: the invitation expired.
+         *     - `precondition_failed`: 412: `If-Match` does not match the current `ETag`; read again and retry.
+         *     - `precondition_required`: 428: this operation needs `If-Match`.
+         *     - `payload_too_large`: 413: the body is larger than `body_limit_bytes`.
+         *     - `unsupported_media_type`: 415: send `Content-Type: application/json`.
+         *     - `rate_limited`: 429: over a rate limit; retry after `Retry-After` seconds.
+         *     - `login_throttled`: 429: too many failed logins for this account; retry after `Retry-After` seconds.
+         *     - `session_limit_reached`: 429: the organization runs as many sessions as it may.
+         *     - `internal_error`: 500: a bug or an infrastructure failure; `error_id` is in the server log.
+         *     - `request_timeout`: 503: the request took longer than `request_timeout_s`; retry.
+         *     - `database_unavailable`: 503: the database is unreachable; retry.
+         *     - `idp_unavailable`: 503: the OpenID provider is unreachable; retry.
+         *     - `blob_store_unavailable`: 503: the artifact store is unreachable; retry.
+         *     - `desktop_unreachable`: 503: the session's desktop does not answer; retry.
+         *     - `runtime_unavailable`: 503: the desktop runtime cannot take the request; retry.
+         * @enum {string}
+         */
+        ProblemCode: "malformed_json" | "invalid_parameter" | "invalid_state" | "websocket_upgrade_required" | "invalid_grant" | "bad_request" | "invalid_content_length" | "validation_failed" | "invalid_token" | "invalid_credentials" | "invalid_refresh_token" | "invalid_verification_token" | "invalid_ticket" | "permission_denied" | "capability_denied" | "registration_closed" | "user_token_required" | "invitation_email_mismatch" | "email_not_verified" | "origin_not_allowed" | "not_found" | "route_not_found" | "method_not_allowed" | "email_taken" | "email_already_verified" | "last_owner" | "already_member" | "agent_name_taken" | "role_name_taken" | "role_limit_reached" | "role_read_only" | "role_in_use" | "invalid_transition" | "session_not_live" | "session_not_running" | "org_has_live_sessions" | "agent_has_live_sessions" | "command_not_dispatched" | "executor_builtin" | "job_not_dead" | "idempotency_key_in_use" | "idempotency_key_reused" | "quota_exceeded" | "invitation_used" | "invitation_revoked" | "invitation_expired" | "precondition_failed" | "precondition_required" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "login_throttled" | "session_limit_reached" | "internal_error" | "request_timeout" | "database_unavailable" | "idp_unavailable" | "blob_store_unavailable" | "desktop_unreachable" | "runtime_unavailable";
+        /**
          * ProblemFieldError
          * @description One invalid field in a request.
          */
@@ -2853,6 +2956,11 @@ export interface components {
         /**
          * RegisterIn
          * @description `auth.register` and `auth.signup` request.
+         * @example {
+         *       "display_name": "Ada Lovelace",
+         *       "email": "ada.lovelace@example.com",
+         *       "password": "analytical-engine-1843"
+         *     }
          */
         RegisterIn: {
             /**
@@ -2867,6 +2975,26 @@ export interface components {
             password: string;
             /** @description Name shown to other members, 1–200 characters, not blank, no control characters. */
             display_name: string;
+        };
+        /** @description The payload of the `result` event the server writes when a command finishes (`commands.complete` or the built-in executor). Clients may append `result` events of their own shape. */
+        ResultEventPayload: {
+            /**
+             * Format: uuid
+             * @description The command (`commands.get`).
+             */
+            command_id: string;
+            /** @description What it did. */
+            kind: components["schemas"]["CommandKindName"];
+            /** @description How it ended. */
+            status: components["schemas"]["ResultStatus"];
+            /** @description What an external executor reported, verbatim; `null` for the built-in executor. */
+            output: unknown;
+            /** @description The built-in executor's typed outcome (as `CommandOut.result`); `null` for an external executor. */
+            result: Omit<components["schemas"]["CommandResult"], "kind"> | null;
+            /** @description The error message when `failed`, else `null`. */
+            error: string | null;
+            /** @description Why it failed, as `CommandOut.error_code`, or `null`. */
+            error_code: string | null;
         };
         /**
          * @description The outcome an executor reports.
@@ -2948,6 +3076,9 @@ export interface components {
         /**
          * ScreenshotArgs
          * @description How to capture the screen.
+         * @example {
+         *       "max_width": 1280
+         *     }
          */
         ScreenshotArgs: {
             /**
@@ -2969,6 +3100,41 @@ export interface components {
         ScreenshotCommand: {
             /** @description Optional size bounds; `{}` or absent for the full desktop. */
             args?: components["schemas"]["ScreenshotArgs"] & unknown;
+        };
+        /** @description The payload of the `screenshot` event the built-in executor writes for a `screenshot` command (beside its `result` event). Clients may append `screenshot` events of their own shape. */
+        ScreenshotEventPayload: {
+            /**
+             * Format: uuid
+             * @description The command (`commands.get`).
+             */
+            command_id: string;
+            /**
+             * Format: uuid
+             * @description The stored PNG (`artifacts.get`, `artifacts.content`).
+             */
+            artifact_id: string;
+            /**
+             * Format: uint32
+             * @description Image width (pixels).
+             */
+            width: number;
+            /**
+             * Format: uint32
+             * @description Image height (pixels).
+             */
+            height: number;
+            /**
+             * Format: double
+             * @description Image size ÷ desktop size (1.0 unless downscaled).
+             */
+            scale: number;
+            /** @description `image/png`. */
+            media_type: string;
+            /**
+             * Format: uint64
+             * @description Image size (bytes).
+             */
+            bytes: number;
         };
         /**
          * ScreenshotOutput
@@ -3050,6 +3216,14 @@ export interface components {
         /**
          * SessionIn
          * @description `sessions.create` request.
+         * @example {
+         *       "agent_id": "01938a5c-1f00-7000-8000-000000000001",
+         *       "max_duration_s": 3600,
+         *       "metadata": {
+         *         "ticket": "SUP-1042"
+         *       },
+         *       "timeout_s": 900
+         *     }
          */
         SessionIn: {
             /**
@@ -3258,6 +3432,15 @@ export interface components {
              *     then log in with `auth.login`.
              */
             status: string;
+        };
+        /** @description The payload of a `status` event (written by the server only): a lifecycle change. */
+        StatusEventPayload: {
+            /** @description The new status. */
+            status: components["schemas"]["SessionStatus"];
+            /** @description The status before; `null` on the first event (`pending`). */
+            previous_status: components["schemas"]["SessionStatus"] | null;
+            /** @description Why (`stop_requested`, `idle_timeout`, an error…), or `null`. */
+            reason: string | null;
         };
         /**
          * TextArgs
