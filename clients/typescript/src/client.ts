@@ -1,5 +1,7 @@
-// `createClient`: openapi-fetch with the auth middleware, plus one thin helper per operation,
-// named after the spec's operation ids (`sessions.create` → `client.sessions.create`).
+// `createClient`: openapi-fetch with the auth middleware and the retrying transport, plus one
+// thin helper per operation, named after the spec's operation ids (`sessions.create` →
+// `client.sessions.create`), auto-pagination (`listAll`), the event stream as callbacks
+// (`events.stream`) or an async iterator (`events.iterate`), and the lifecycle helpers.
 import createFetchClient, {
   type Client as FetchClient,
   createFinalURL,
@@ -7,150 +9,249 @@ import createFetchClient, {
   defaultPathSerializer,
   removeTrailingSlash,
 } from "openapi-fetch";
-import { Credentials, authMiddleware, type OnTokenRefresh, type TokenOut } from "./auth.js";
+import {
+  Credentials,
+  type OnTokenRefresh,
+  type RefreshLock,
+  type TokenPair,
+  type TokenStore,
+  authMiddleware,
+  memoryTokenStore,
+} from "./auth.js";
+import { desktopViewer } from "./desktop.js";
+import { type SessionEvent, isFinalEvent, parseEvent } from "./events.js";
 import type { components, operations, paths } from "./generated/v1.js";
-import { type Result, toProblem } from "./problem.js";
-import { type ReconnectOptions, type StreamEnd, runSse, toSseConnect } from "./sse.js";
-import { desktopHelpers, desktopViewer } from "./desktop.js";
+import { DEFAULT_MAX_RETRIES, type FetchLike, newIdempotencyKey, retryingFetch } from "./http.js";
+import { type CreateAndWaitOptions, type RunOptions, type ScreenshotOptions, type WaitForOptions, lifecycleHelpers } from "./lifecycle.js";
+import type { CallOptions, IdempotentCallOptions, IfMatchCallOptions, RequiredIfMatchCallOptions } from "./options.js";
+import { type PageIterator, cursorPages, seqPages } from "./pagination.js";
+import { AgentdeskError, type Problem, type Result, type ResultPromise, pending, toProblem } from "./problem.js";
+import { type ReconnectOptions, type SseConnect, type SseEnd, sseMessages, toSseConnect } from "./sse.js";
+import type { AuditEventList, AuditEventOut, CommandIn, CommandList, CommandOut, Loose, Query } from "./types.js";
 
 type S = components["schemas"];
-type Query<K extends keyof operations> = NonNullable<operations[K]["parameters"]["query"]>;
+/** An operation's query parameters as sent. */
+type WireQuery<K extends keyof operations> = NonNullable<operations[K]["parameters"]["query"]>;
 
-/** Options of `createClient`. Give an `accessToken` (optionally with its `refreshToken`), or an `apiKey`, or neither (register/log in first). */
-export type ClientOptions = {
-  /** The server's origin, e.g. `https://agentdesk.example.com` (paths start with `/v1`). */
+/** Options of `createClient` that do not depend on how it authenticates. */
+export interface BaseClientOptions {
+  /**
+   * The server's root URL, e.g. `https://agentdesk.example.com` (or a path prefix it is served
+   * under): every path the client calls starts with `/v1`, so a `baseUrl` ending in `/v1` is
+   * refused at once with a `TypeError` saying what to pass instead.
+   */
   baseUrl: string;
-  /** Called after the client rotated its tokens on a 401; store them if you persist sessions. */
-  onTokenRefresh?: OnTokenRefresh;
-  /** A `fetch` to use instead of `globalThis.fetch`. */
-  fetch?: (input: Request) => Promise<Response>;
+  /** Called after this client rotated the tokens on a 401 (not when another tab did); persist them if you keep sessions yourself. */
+  onTokenRefresh?: OnTokenRefresh | undefined;
+  /** A `fetch` to use instead of `globalThis.fetch` (tests, proxies, instrumentation). */
+  fetch?: FetchLike | undefined;
   /** Headers sent with every request (e.g. `X-Request-Id`). */
-  headers?: Record<string, string>;
-} & (
-  | {
-      /** The JWT access token from `auth.login`, sent as `Authorization: Bearer …`. */
-      accessToken?: string;
-      /** The refresh token: rotated once on a 401, then the call is replayed once. */
-      refreshToken?: string;
-      apiKey?: undefined;
-    }
-  | {
-      /** An API key `ad_<prefix>_<secret>` from `apiKeys.create`, sent as `X-API-Key` (org operations only). */
-      apiKey: string;
-      accessToken?: undefined;
-      refreshToken?: undefined;
-    }
-);
-
-/** Per-call options every helper accepts last. */
-export interface CallOptions {
-  /** Aborts the request (the promise rejects with the abort reason). */
-  signal?: AbortSignal;
-  /** Extra headers for this call. */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
+  /**
+   * How often a request that is safe to repeat is retried after a network error, 429, 502,
+   * 503 or 504 (default 2; 0 turns retries off). See the README's *Retries and idempotency*.
+   */
+  maxRetries?: number | undefined;
+  /**
+   * Serialises token refreshes between clients sharing a token store (default: the Web Locks
+   * API where present, else within this process); see {@link RefreshLock}.
+   */
+  refreshLock?: RefreshLock | undefined;
 }
 
-/** Per-call options of operations that honour `Idempotency-Key`. */
-export interface IdempotentCallOptions extends CallOptions {
-  /** Makes a retry safe: the same key and body replay the first response for 24 h. */
-  idempotencyKey?: string;
-}
-
-/** Per-call options of `orgs.update`, `agents.update` and `roles.update`. */
-export interface IfMatchCallOptions extends CallOptions {
-  /** The `ETag` last read (`"<version>"`); a concurrent change → 412 `precondition_failed`. */
-  ifMatch?: string;
-}
+/**
+ * Options of `createClient`: the base options, and at most one way to authenticate: tokens
+ * (`accessToken`, optionally with its `refreshToken`), a shared `tokenStore`, or an `apiKey`.
+ * With none, log in with `client.auth.login` (or use the public operations).
+ */
+export type ClientOptions = BaseClientOptions &
+  (
+    | {
+        /** The JWT access token from `auth.login`, sent as `Authorization: Bearer …`. */
+        accessToken?: string | undefined;
+        /** The refresh token: rotated on a 401, then the call is replayed once. */
+        refreshToken?: string | undefined;
+        tokenStore?: undefined;
+        apiKey?: undefined;
+      }
+    | {
+        /**
+         * Where the tokens live, read before every request and written after a login, a
+         * refresh or a logout; share one between tabs (`storageTokenStore(localStorage)`) so
+         * they share one token family.
+         */
+        tokenStore: TokenStore;
+        accessToken?: undefined;
+        refreshToken?: undefined;
+        apiKey?: undefined;
+      }
+    | {
+        /** An API key `ad_<prefix>_<secret>` from `apiKeys.create`, sent as `X-API-Key` (org operations only); `undefined` means none. */
+        apiKey: string | undefined;
+        accessToken?: undefined;
+        refreshToken?: undefined;
+        tokenStore?: undefined;
+      }
+  );
 
 /** Options of `events.stream`. */
 export interface EventStreamOptions {
   /** Called for each event, in `seq` order, awaited before the next one. */
-  onEvent: (event: S["EventOut"]) => void | Promise<void>;
+  onEvent: (event: SessionEvent) => void | Promise<void>;
   /** Start after this seq (default 0: the whole log). */
-  afterSeq?: number;
+  afterSeq?: number | undefined;
   /** Stops the stream; the promise then resolves with `reason: "aborted"`. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Reconnect policy after a dropped connection. */
-  reconnect?: ReconnectOptions;
+  reconnect?: ReconnectOptions | undefined;
 }
 
-/** How `events.stream` finished; `lastSeq` is the last event delivered (resume from it). */
+/** Options of `events.iterate`. */
+export interface EventIterateOptions {
+  /** Start after this seq (default 0: the whole log). */
+  afterSeq?: number | undefined;
+  /** Stops the iteration: the pending `next()` rejects with the signal's reason. */
+  signal?: AbortSignal | undefined;
+  /** Reconnect policy after a dropped connection. */
+  reconnect?: ReconnectOptions | undefined;
+}
+
+/**
+ * A session's events as an async iterator (`for await`), in `seq` order; it finishes after
+ * the session's final `status` event. `lastSeq` is the last seq delivered (resume from it).
+ */
+export interface EventIterator extends AsyncIterableIterator<SessionEvent> {
+  /** The seq of the last event delivered (the `afterSeq` given until one is). */
+  readonly lastSeq: number;
+}
+
+/**
+ * How `events.stream` finished: `final` (the session's final `status` event was delivered),
+ * `ended` (the server had nothing more to send), `aborted`, or `problem` with the `error` a
+ * (re)connect was answered with. `lastSeq` is the last event delivered (resume from it).
+ */
 export type EventStreamEnd =
   | { reason: "final" | "ended" | "aborted"; lastSeq: number; error?: undefined }
-  | { reason: "problem"; lastSeq: number; error: S["Problem"] };
+  | { reason: "problem"; lastSeq: number; error: Problem };
 
 /** Options of `events.streamOrg`. */
 export interface OrgEventStreamOptions {
   /** Called for each session status change. */
   onEvent: (event: S["SessionStatusEvent"]) => void | Promise<void>;
   /** Called before each reconnect: the stream is live only, so re-read `sessions.list`. */
-  onReconnect?: () => void | Promise<void>;
+  onReconnect?: (() => void | Promise<void>) | undefined;
   /** Stops the stream; the promise then resolves with `reason: "aborted"`. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Reconnect policy after a dropped connection. */
-  reconnect?: ReconnectOptions;
+  reconnect?: ReconnectOptions | undefined;
 }
+
+/** How `events.streamOrg` finished: `ended`, `aborted`, or `problem` with the `error`. */
+export type OrgEventStreamEnd = { reason: "ended" | "aborted"; error?: undefined } | { reason: "problem"; error: Problem };
+
+/** A page of the session's log (`events.list`), typed per kind. */
+export interface EventPage extends Omit<S["EventPage"], "items"> {
+  /** Events with `seq > after_seq`, oldest first. */
+  items: SessionEvent[];
+}
+
+/** Query of `events.listAll`: `events.list`'s without the cursor (`after_seq` is where to start). */
+export type EventListAllQuery = Query<"events.list">;
 
 /** The success body type, `undefined` for operations that answer 204. */
 type Data<D> = [Exclude<D, undefined>] extends [never] ? undefined : Exclude<D, undefined>;
 
 /** openapi-fetch's `{ data, error, response }` → a `Result` whose error is always a `Problem`. */
-async function wrap<D>(
-  pending: Promise<{ data?: D; error?: unknown; response: Response }>,
-): Promise<Result<Data<D>>> {
-  const { data, error, response } = await pending;
-  if (response.ok) return { data: data as Data<D>, response };
+async function settle<T>(outcome: Promise<{ data?: unknown; error?: unknown; response: Response }>): Promise<Result<T>> {
+  const { data, error, response } = await outcome;
+  if (response.ok) return { data: data as T, response };
   return { error: toProblem(error, response), response };
 }
 
-function init(opts: CallOptions | undefined, extraHeaders?: Record<string, string | undefined>) {
-  const headers: Record<string, string> = { ...opts?.headers };
-  for (const [k, v] of Object.entries(extraHeaders ?? {})) if (v !== undefined) headers[k] = v;
-  return { headers, ...(opts?.signal ? { signal: opts.signal } : {}) };
+/** `settle` with the body type of the openapi-fetch call, and `.unwrap()`. */
+function call<D>(outcome: Promise<{ data?: D; error?: unknown; response: Response }>): ResultPromise<Data<D>> {
+  return pending(settle<Data<D>>(outcome));
 }
 
-const idem = (opts?: IdempotentCallOptions) => init(opts, { "Idempotency-Key": opts?.idempotencyKey });
-
-function isFinalStatus(event: S["EventOut"]): boolean {
-  if (event.kind !== "status") return false;
-  const status = event.payload["status"];
-  return status === "stopped" || status === "failed";
+/** `settle` with a body type given by the helper (a narrower view of the spec's), and `.unwrap()`. */
+function callAs<T>(outcome: Promise<{ data?: unknown; error?: unknown; response: Response }>): ResultPromise<T> {
+  return pending(settle<T>(outcome));
 }
 
-/** Creates a client. See the README for examples of every resource. */
+/** Input types accept `undefined` for absent fields; the wire types do not mention it. JSON drops them. */
+const wire = <T>(value: Loose<T>): T => value as T;
+/** `wire` for an optional query (all of whose fields are optional). */
+const wireQuery = <T>(value: Loose<T> | undefined): T => (value ?? {}) as T;
+
+/** The `baseUrl` without trailing slashes; a `TypeError` when it ends in `/v1`. */
+export function checkBaseUrl(baseUrl: string): string {
+  const root = baseUrl.replace(/\/+$/, "");
+  if (/\/v1$/i.test(root)) {
+    const fixed = root.slice(0, -3) || "/";
+    throw new TypeError(
+      `createClient: baseUrl "${baseUrl}" ends in /v1, but every path the client calls already starts with /v1 ` +
+        `(it would request ${root}/v1/… and get 404 route_not_found). Pass the server's root instead: baseUrl: "${fixed}"`,
+    );
+  }
+  return baseUrl;
+}
+
+/**
+ * Creates a client. Every helper resolves to a `Result` (`{ data }` or `{ error: Problem }`,
+ * with the `response`) and has `.unwrap()`; see the README for examples of every resource.
+ * Throws a `TypeError` at once for a `baseUrl` ending in `/v1`.
+ */
 export function createClient(options: ClientOptions) {
-  const fetchImpl = options.fetch ?? ((input: Request) => globalThis.fetch(input));
+  const baseUrl = checkBaseUrl(options.baseUrl);
+  const fetchImpl: FetchLike = options.fetch ?? ((input: Request) => globalThis.fetch(input));
+  const clientRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES;
+  const defaultTransport = retryingFetch(fetchImpl, clientRetries);
+  const transport = (maxRetries: number | undefined): FetchLike =>
+    maxRetries === undefined || maxRetries === clientRetries ? defaultTransport : retryingFetch(fetchImpl, maxRetries);
+
+  const store =
+    options.tokenStore ??
+    memoryTokenStore(options.accessToken !== undefined ? { access_token: options.accessToken, refresh_token: options.refreshToken } : undefined);
   const credentials = new Credentials({
-    baseUrl: options.baseUrl,
+    baseUrl,
     fetch: fetchImpl,
-    accessToken: options.accessToken,
-    refreshToken: options.refreshToken,
+    store,
     apiKey: options.apiKey,
+    refreshLock: options.refreshLock,
     onTokenRefresh: options.onTokenRefresh,
   });
   const raw: FetchClient<paths> = createFetchClient<paths>({
-    baseUrl: options.baseUrl,
-    fetch: fetchImpl,
+    baseUrl,
+    fetch: defaultTransport,
     ...(options.headers ? { headers: options.headers } : {}),
   });
   raw.use(authMiddleware(credentials));
+
+  /** openapi-fetch request options for a call: its headers (undefined ones dropped), signal and transport. */
+  function init(opts: CallOptions | undefined, extraHeaders?: Record<string, string | undefined>) {
+    const headers: Record<string, string> = { ...opts?.headers };
+    for (const [k, v] of Object.entries(extraHeaders ?? {})) if (v !== undefined) headers[k] = v;
+    return { headers, fetch: transport(opts?.maxRetries), ...(opts?.signal ? { signal: opts.signal } : {}) };
+  }
+  /** `init` plus an `Idempotency-Key`: the caller's, or a new one (the same for the SDK's retries of this call). */
+  const idem = (opts?: IdempotentCallOptions) => init(opts, { "Idempotency-Key": opts?.idempotencyKey ?? newIdempotencyKey() });
 
   const auth = {
     /**
      * `auth.signup`: create an account and mail a verification link to the address (202
      * `SignupOut`, `status: "verification_sent"`). A taken address answers exactly the same
      * (its owner gets a notice instead), so the answer never tells which addresses have
-     * accounts. Open the link's token with `verifyEmail`, then `login`.
+     * accounts. Open the link's token with `verifyEmail`; `login` works before that.
+     * 422 `validation_failed` for a password under 10 characters or a malformed address.
      */
-    signup: (body: S["RegisterIn"], opts?: CallOptions): Promise<Result<S["SignupOut"]>> =>
-      wrap(raw.POST("/v1/auth/signup", { body, ...init(opts) })),
+    signup: (body: Loose<S["RegisterIn"]>, opts?: CallOptions) => call(raw.POST("/v1/auth/signup", { body: wire<S["RegisterIn"]>(body), ...init(opts) })),
     /**
      * `auth.verify_email`: spend the token of a verification link (`ev_…`, the `token` in the
      * link's fragment `…/verify-email#token=ev_…`) and mark the address verified (204). No
      * credential needed; 400 `invalid_verification_token` when it is unknown, used or expired.
      */
-    verifyEmail: (body: S["VerifyEmailIn"], opts?: CallOptions): Promise<Result<undefined>> =>
-      wrap(raw.POST("/v1/auth/verify-email", { body, ...init(opts) })),
+    verifyEmail: (body: Loose<S["VerifyEmailIn"]>, opts?: CallOptions) =>
+      call(raw.POST("/v1/auth/verify-email", { body: wire<S["VerifyEmailIn"]>(body), ...init(opts) })),
     /**
      * `auth.register`: create an account (201 `UserOut`, address not yet verified: a link was
      * mailed). A taken address answers 409 `email_taken`, which tells anyone who has an account.
@@ -159,28 +260,40 @@ export function createClient(options: ClientOptions) {
      * `Sunset` and `Link` headers): use {@link signup}, which answers 202 the same for a new
      * and a taken address, then `verifyEmail` and `login`.
      */
-    register: (body: S["RegisterIn"], opts?: CallOptions): Promise<Result<S["UserOut"]>> =>
-      wrap(raw.POST("/v1/auth/register", { body, ...init(opts) })),
-    /** `auth.login`: get a token pair; the client uses it from now on. */
-    login: async (body: S["LoginIn"], opts?: CallOptions): Promise<Result<S["TokenOut"]>> => {
-      const result = await wrap(raw.POST("/v1/auth/login", { body, ...init(opts) }));
-      if (result.data) credentials.setTokens(result.data);
-      return result;
-    },
-    /** `auth.refresh`: rotate the refresh token (default: the client's); the client uses the new pair. */
-    refresh: async (body?: S["RefreshIn"], opts?: CallOptions): Promise<Result<S["TokenOut"]>> => {
-      const refresh_token = body?.refresh_token ?? credentials.refreshToken ?? "";
-      const result = await wrap(raw.POST("/v1/auth/refresh", { body: { refresh_token }, ...init(opts) }));
-      if (result.data) credentials.setTokens(result.data);
-      return result;
-    },
-    /** `auth.logout`: revoke the refresh token's family (default: the client's) and forget the tokens. */
-    logout: async (body?: S["RefreshIn"], opts?: CallOptions): Promise<Result<undefined>> => {
-      const refresh_token = body?.refresh_token ?? credentials.refreshToken ?? "";
-      const result = await wrap(raw.POST("/v1/auth/logout", { body: { refresh_token }, ...init(opts) }));
-      if (!result.error && refresh_token === credentials.refreshToken) credentials.clearTokens();
-      return result;
-    },
+    register: (body: Loose<S["RegisterIn"]>, opts?: CallOptions) => call(raw.POST("/v1/auth/register", { body: wire<S["RegisterIn"]>(body), ...init(opts) })),
+    /** `auth.login`: get a token pair; the client stores it (in its token store) and uses it from now on. 401 `invalid_credentials`, 429 `login_throttled`. */
+    login: (body: Loose<S["LoginIn"]>, opts?: CallOptions): ResultPromise<S["TokenOut"]> =>
+      pending(
+        (async () => {
+          const result = await settle<S["TokenOut"]>(raw.POST("/v1/auth/login", { body: wire<S["LoginIn"]>(body), ...init(opts) }));
+          if (result.data) await credentials.write(result.data);
+          return result;
+        })(),
+      ),
+    /**
+     * `auth.refresh`: rotate the refresh token now (default: the stored one) and store the new
+     * pair. Normally not needed: a 401 refreshes by itself, serialised across tabs.
+     */
+    refresh: (body?: Loose<S["RefreshIn"]>, opts?: CallOptions): ResultPromise<S["TokenOut"]> =>
+      pending(
+        (async () => {
+          const refresh_token = body?.refresh_token ?? (await credentials.current())?.refresh_token ?? "";
+          const result = await settle<S["TokenOut"]>(raw.POST("/v1/auth/refresh", { body: { refresh_token }, ...init(opts) }));
+          if (result.data) await credentials.write(result.data);
+          return result;
+        })(),
+      ),
+    /** `auth.logout`: revoke the refresh token's family (default: the stored one's) and forget the tokens (in every tab sharing the store). */
+    logout: (body?: Loose<S["RefreshIn"]>, opts?: CallOptions): ResultPromise<undefined> =>
+      pending(
+        (async () => {
+          const stored = (await credentials.current())?.refresh_token;
+          const refresh_token = body?.refresh_token ?? stored ?? "";
+          const result = await settle<undefined>(raw.POST("/v1/auth/logout", { body: { refresh_token }, ...init(opts) }));
+          if (!result.error && refresh_token === stored) await credentials.clear();
+          return result;
+        })(),
+      ),
     /**
      * `auth.oidc_authorize`: the URL to send the browser to (a navigation, not a fetch: it answers
      * 302 to the provider's login). After the login the provider returns through
@@ -190,95 +303,102 @@ export function createClient(options: ClientOptions) {
      */
     oidcAuthorizeUrl: (provider: string, redirectUri: string): string =>
       createFinalURL("/v1/auth/oidc/{provider}/authorize" satisfies keyof paths, {
-        baseUrl: removeTrailingSlash(options.baseUrl),
+        baseUrl: removeTrailingSlash(baseUrl),
         params: { path: { provider }, query: { redirect_uri: redirectUri } satisfies Query<"auth.oidc_authorize"> },
         querySerializer: createQuerySerializer(),
         pathSerializer: defaultPathSerializer,
       }),
     /** `auth.oidc_providers`: the configured single sign-on providers (no credentials needed); offer one login button each (`oidcAuthorizeUrl`). */
-    oidcProviders: (opts?: CallOptions): Promise<Result<S["OidcProviderList"]>> =>
-      wrap(raw.GET("/v1/auth/oidc/providers", init(opts))),
-    /** `auth.oidc_exchange`: trade the callback's one-time `code` for a token pair; the client uses it from now on. */
-    oidcExchange: async (body: S["OidcExchangeIn"], opts?: CallOptions): Promise<Result<S["TokenOut"]>> => {
-      const result = await wrap(raw.POST("/v1/auth/oidc/exchange", { body, ...init(opts) }));
-      if (result.data) credentials.setTokens(result.data);
-      return result;
-    },
+    oidcProviders: (opts?: CallOptions) => call(raw.GET("/v1/auth/oidc/providers", init(opts))),
+    /** `auth.oidc_exchange`: trade the callback's one-time `code` for a token pair; the client stores it and uses it from now on. */
+    oidcExchange: (body: Loose<S["OidcExchangeIn"]>, opts?: CallOptions): ResultPromise<S["TokenOut"]> =>
+      pending(
+        (async () => {
+          const result = await settle<S["TokenOut"]>(raw.POST("/v1/auth/oidc/exchange", { body: wire<S["OidcExchangeIn"]>(body), ...init(opts) }));
+          if (result.data) await credentials.write(result.data);
+          return result;
+        })(),
+      ),
   };
+
+  /** A helper whose success forgets the tokens (the server ended them). */
+  const forgetting = <T>(outcome: ResultPromise<T>, when: () => boolean = () => true): ResultPromise<T> =>
+    pending(
+      outcome.then(async (result) => {
+        if (!result.error && when()) await credentials.clear();
+        return result;
+      }),
+    );
 
   const me = {
     /** `me.get`: the caller's account. */
-    get: (opts?: CallOptions): Promise<Result<S["UserOut"]>> => wrap(raw.GET("/v1/me", init(opts))),
+    get: (opts?: CallOptions) => call(raw.GET("/v1/me", init(opts))),
     /**
-     * `me.update`: change the display name and/or password (needs `current_password`). A
-     * password change revokes every refresh token and ends every access token of the account,
-     * this client's included: the client forgets its tokens (log in again with the new password).
+     * `me.update`: change the display name and/or password (needs `current_password`; the new
+     * one needs 10+ characters). A password change revokes every refresh token and ends every
+     * access token of the account, this client's included: the client forgets its tokens (log
+     * in again with the new password).
      */
-    update: async (body: S["MePatch"], opts?: CallOptions): Promise<Result<S["UserOut"]>> => {
-      const result = await wrap(raw.PATCH("/v1/me", { body, ...init(opts) }));
-      if (!result.error && body.new_password !== undefined) credentials.clearTokens();
-      return result;
-    },
+    update: (body: Loose<S["MePatch"]>, opts?: CallOptions) =>
+      forgetting(
+        call(raw.PATCH("/v1/me", { body: wire<S["MePatch"]>(body), ...init(opts) })),
+        () => body.new_password !== undefined,
+      ),
     /**
      * `me.logout_all`: revoke every refresh token of the account (all devices) and end every
      * access token at once; the client forgets both.
      */
-    logoutAll: async (opts?: CallOptions): Promise<Result<undefined>> => {
-      const result = await wrap(raw.POST("/v1/me/logout-all", init(opts)));
-      if (!result.error) credentials.clearTokens();
-      return result;
-    },
+    logoutAll: (opts?: CallOptions) => forgetting(call(raw.POST("/v1/me/logout-all", init(opts)))),
     /**
      * `me.send_verification`: mail a new verification link to the caller's address (202; spend
      * it with `auth.verifyEmail`). 409 `email_already_verified` when there is nothing to prove;
      * limited per account like logins (429).
      */
-    sendVerification: (opts?: CallOptions): Promise<Result<undefined>> =>
-      wrap(raw.POST("/v1/me/email-verification", init(opts))),
+    sendVerification: (opts?: CallOptions) => call(raw.POST("/v1/me/email-verification", init(opts))),
     /**
      * `me.leave_org`: end the caller's own membership of an organization (204; no permission
      * needed). 409 `last_owner` for its only owner; 404 `not_found` when not a member.
      */
-    leaveOrg: (orgId: string, opts?: CallOptions): Promise<Result<undefined>> =>
-      wrap(raw.DELETE("/v1/me/memberships/{org_id}", { params: { path: { org_id: orgId } }, ...init(opts) })),
+    leaveOrg: (orgId: string, opts?: CallOptions) =>
+      call(raw.DELETE("/v1/me/memberships/{org_id}", { params: { path: { org_id: orgId } }, ...init(opts) })),
     /** `me.export`: everything stored about the caller as one JSON document. */
-    export: (opts?: CallOptions): Promise<Result<S["MeExport"]>> => wrap(raw.GET("/v1/me/export", init(opts))),
+    export: (opts?: CallOptions) => call(raw.GET("/v1/me/export", init(opts))),
     /** `me.delete`: erase the caller's account (409 `last_owner` while the only owner of an org); the client forgets the tokens. */
-    delete: async (opts?: CallOptions): Promise<Result<undefined>> => {
-      const result = await wrap(raw.DELETE("/v1/me", init(opts)));
-      if (!result.error) credentials.clearTokens();
-      return result;
-    },
+    delete: (opts?: CallOptions) => forgetting(call(raw.DELETE("/v1/me", init(opts)))),
   };
 
   const orgs = {
     /** `orgs.create`: the caller becomes its owner. */
-    create: (body: S["OrgIn"], opts?: CallOptions): Promise<Result<S["OrgOut"]>> =>
-      wrap(raw.POST("/v1/orgs", { body, ...init(opts) })),
-    /** `orgs.list`: the caller's organizations, each with the caller's role. */
-    list: (query?: Query<"orgs.list">, opts?: CallOptions): Promise<Result<S["OrgList"]>> =>
-      wrap(raw.GET("/v1/orgs", { params: { query }, ...init(opts) })),
-    /** `orgs.get`. */
-    get: (orgId: string, opts?: CallOptions): Promise<Result<S["OrgOut"]>> =>
-      wrap(raw.GET("/v1/orgs/{org_id}", { params: { path: { org_id: orgId } }, ...init(opts) })),
-    /** `orgs.update`; pass `ifMatch` (the `ETag` you read) to avoid lost updates. */
-    update: (orgId: string, body: S["OrgPatch"], opts?: IfMatchCallOptions): Promise<Result<S["OrgOut"]>> =>
-      wrap(
+    create: (body: Loose<S["OrgIn"]>, opts?: CallOptions) => call(raw.POST("/v1/orgs", { body: wire<S["OrgIn"]>(body), ...init(opts) })),
+    /** `orgs.list`: one page of the caller's organizations, each with the caller's role (`next_cursor` for the next). */
+    list: (query?: Query<"orgs.list">, opts?: CallOptions) =>
+      call(raw.GET("/v1/orgs", { params: { query: wireQuery<WireQuery<"orgs.list">>(query) }, ...init(opts) })),
+    /** Every organization of the caller, page after page (`query.limit` is the page size). */
+    listAll: (query?: Omit<Query<"orgs.list">, "cursor">, opts?: CallOptions): PageIterator<S["OrgOut"]> =>
+      cursorPages((cursor) => orgs.list({ ...query, cursor }, opts)),
+    /** `orgs.get` (`ETag` in `response.headers`). */
+    get: (orgId: string, opts?: CallOptions) => call(raw.GET("/v1/orgs/{org_id}", { params: { path: { org_id: orgId } }, ...init(opts) })),
+    /** `orgs.update`; pass `ifMatch` (the `ETag` you read) to avoid lost updates (412 `precondition_failed`). */
+    update: (orgId: string, body: Loose<S["OrgPatch"]>, opts?: IfMatchCallOptions) =>
+      call(
         raw.PATCH("/v1/orgs/{org_id}", {
           params: { path: { org_id: orgId } },
-          body,
+          body: wire<S["OrgPatch"]>(body),
           ...init(opts, { "If-Match": opts?.ifMatch }),
         }),
       ),
     /** `orgs.delete` (owners; 409 `org_has_live_sessions` while a session is live). */
-    delete: (orgId: string, opts?: CallOptions): Promise<Result<undefined>> =>
-      wrap(raw.DELETE("/v1/orgs/{org_id}", { params: { path: { org_id: orgId } }, ...init(opts) })),
+    delete: (orgId: string, opts?: CallOptions) =>
+      call(raw.DELETE("/v1/orgs/{org_id}", { params: { path: { org_id: orgId } }, ...init(opts) })),
   };
 
   const members = {
-    /** `members.list`. */
-    list: (orgId: string, query?: Query<"members.list">, opts?: CallOptions): Promise<Result<S["MemberList"]>> =>
-      wrap(raw.GET("/v1/orgs/{org_id}/members", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
+    /** `members.list`: one page (`next_cursor` for the next). */
+    list: (orgId: string, query?: Query<"members.list">, opts?: CallOptions) =>
+      call(raw.GET("/v1/orgs/{org_id}/members", { params: { path: { org_id: orgId }, query: wireQuery<WireQuery<"members.list">>(query) }, ...init(opts) })),
+    /** Every member, page after page. */
+    listAll: (orgId: string, query?: Omit<Query<"members.list">, "cursor">, opts?: CallOptions): PageIterator<S["MemberOut"]> =>
+      cursorPages((cursor) => members.list(orgId, { ...query, cursor }, opts)),
     /**
      * `members.add`: no longer adds anyone. Joining takes the person's consent, so it creates an
      * invitation exactly as `invitations.create` does (any address, default lifetime) and
@@ -289,260 +409,332 @@ export function createClient(options: ClientOptions) {
      *
      * @deprecated Since 2026-11-29, sunset 2027-06-01: use `invitations.create`.
      */
-    add: (orgId: string, body: S["MemberIn"], opts?: CallOptions): Promise<Result<S["InvitationCreatedOut"] | S["MemberOut"]>> =>
-      wrap(raw.POST("/v1/orgs/{org_id}/members", { params: { path: { org_id: orgId } }, body, ...init(opts) })),
+    add: (orgId: string, body: Loose<S["MemberIn"]>, opts?: CallOptions) =>
+      call(raw.POST("/v1/orgs/{org_id}/members", { params: { path: { org_id: orgId } }, body: wire<S["MemberIn"]>(body), ...init(opts) })),
     /** `members.update`: change a member's role. */
-    update: (orgId: string, userId: string, body: S["MemberRoleIn"], opts?: CallOptions): Promise<Result<S["MemberOut"]>> =>
-      wrap(
+    update: (orgId: string, userId: string, body: Loose<S["MemberRoleIn"]>, opts?: CallOptions) =>
+      call(
         raw.PUT("/v1/orgs/{org_id}/members/{user_id}", {
           params: { path: { org_id: orgId, user_id: userId } },
-          body,
+          body: wire<S["MemberRoleIn"]>(body),
           ...init(opts),
         }),
       ),
     /** `members.remove`. */
-    remove: (orgId: string, userId: string, opts?: CallOptions): Promise<Result<undefined>> =>
-      wrap(
-        raw.DELETE("/v1/orgs/{org_id}/members/{user_id}", {
-          params: { path: { org_id: orgId, user_id: userId } },
-          ...init(opts),
-        }),
-      ),
+    remove: (orgId: string, userId: string, opts?: CallOptions) =>
+      call(raw.DELETE("/v1/orgs/{org_id}/members/{user_id}", { params: { path: { org_id: orgId, user_id: userId } }, ...init(opts) })),
   };
 
   const audit = {
-    /** `audit.list`: newest first; filter with `action`, `actor_id`, `since` (inclusive) and `until` (exclusive). */
-    list: (orgId: string, query?: Query<"audit.list">, opts?: CallOptions): Promise<Result<S["AuditEventList"]>> =>
-      wrap(raw.GET("/v1/orgs/{org_id}/audit-events", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
+    /** `audit.list`: one page, newest first; filter with `action`, `actor_id`, `since` (inclusive) and `until` (exclusive). */
+    list: (orgId: string, query?: Query<"audit.list">, opts?: CallOptions) =>
+      callAs<AuditEventList>(
+        raw.GET("/v1/orgs/{org_id}/audit-events", { params: { path: { org_id: orgId }, query: wireQuery<WireQuery<"audit.list">>(query) }, ...init(opts) }),
+      ),
+    /** Every matching audit event, newest first, page after page. */
+    listAll: (orgId: string, query?: Omit<Query<"audit.list">, "cursor">, opts?: CallOptions): PageIterator<AuditEventOut> =>
+      cursorPages((cursor) => audit.list(orgId, { ...query, cursor }, opts)),
   };
 
   const agents = {
-    /** `agents.create`: with its desktop capabilities. */
-    create: (orgId: string, body: S["AgentIn"], opts?: IdempotentCallOptions): Promise<Result<S["AgentOut"]>> =>
-      wrap(raw.POST("/v1/orgs/{org_id}/agents", { params: { path: { org_id: orgId } }, body, ...idem(opts) })),
-    /** `agents.list`. */
-    list: (orgId: string, query?: Query<"agents.list">, opts?: CallOptions): Promise<Result<S["AgentList"]>> =>
-      wrap(raw.GET("/v1/orgs/{org_id}/agents", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
+    /** `agents.create`: with its desktop capabilities. Sent with an `Idempotency-Key` (a new one unless given), so it is retried safely. */
+    create: (orgId: string, body: Loose<S["AgentIn"]>, opts?: IdempotentCallOptions) =>
+      call(raw.POST("/v1/orgs/{org_id}/agents", { params: { path: { org_id: orgId } }, body: wire<S["AgentIn"]>(body), ...idem(opts) })),
+    /** `agents.list`: one page (`next_cursor` for the next). */
+    list: (orgId: string, query?: Query<"agents.list">, opts?: CallOptions) =>
+      call(raw.GET("/v1/orgs/{org_id}/agents", { params: { path: { org_id: orgId }, query: wireQuery<WireQuery<"agents.list">>(query) }, ...init(opts) })),
+    /** Every agent of the org, page after page. */
+    listAll: (orgId: string, query?: Omit<Query<"agents.list">, "cursor">, opts?: CallOptions): PageIterator<S["AgentOut"]> =>
+      cursorPages((cursor) => agents.list(orgId, { ...query, cursor }, opts)),
     /** `agents.get` (`ETag` in `response.headers`). */
-    get: (orgId: string, agentId: string, opts?: CallOptions): Promise<Result<S["AgentOut"]>> =>
-      wrap(
-        raw.GET("/v1/orgs/{org_id}/agents/{agent_id}", {
-          params: { path: { org_id: orgId, agent_id: agentId } },
-          ...init(opts),
-        }),
-      ),
-    /** `agents.update`: needs `ifMatch` (`"<version>"`, the `ETag` you read). */
-    update: (
-      orgId: string,
-      agentId: string,
-      body: S["AgentPatch"],
-      opts: IfMatchCallOptions & { ifMatch: string },
-    ): Promise<Result<S["AgentOut"]>> =>
-      wrap(
+    get: (orgId: string, agentId: string, opts?: CallOptions) =>
+      call(raw.GET("/v1/orgs/{org_id}/agents/{agent_id}", { params: { path: { org_id: orgId, agent_id: agentId } }, ...init(opts) })),
+    /** `agents.update`: needs `ifMatch` (`"<version>"`, the `ETag` you read; 412 `precondition_failed` when stale). */
+    update: (orgId: string, agentId: string, body: Loose<S["AgentPatch"]>, opts: RequiredIfMatchCallOptions) =>
+      call(
         raw.PATCH("/v1/orgs/{org_id}/agents/{agent_id}", {
           params: { path: { org_id: orgId, agent_id: agentId }, header: { "If-Match": opts.ifMatch } },
-          body,
+          body: wire<S["AgentPatch"]>(body),
           ...init(opts, { "If-Match": opts.ifMatch }),
         }),
       ),
     /** `agents.delete` (409 `agent_has_live_sessions` while one of its sessions is live). */
-    delete: (orgId: string, agentId: string, opts?: CallOptions): Promise<Result<undefined>> =>
-      wrap(
-        raw.DELETE("/v1/orgs/{org_id}/agents/{agent_id}", {
-          params: { path: { org_id: orgId, agent_id: agentId } },
-          ...init(opts),
-        }),
-      ),
+    delete: (orgId: string, agentId: string, opts?: CallOptions) =>
+      call(raw.DELETE("/v1/orgs/{org_id}/agents/{agent_id}", { params: { path: { org_id: orgId, agent_id: agentId } }, ...init(opts) })),
   };
 
   const sessions = {
-    /** `sessions.create`: 202 with the session `pending`; follow it with `get` or `events.stream`. */
-    create: (orgId: string, body: S["SessionIn"], opts?: IdempotentCallOptions): Promise<Result<S["SessionOut"]>> =>
-      wrap(raw.POST("/v1/orgs/{org_id}/sessions", { params: { path: { org_id: orgId } }, body, ...idem(opts) })),
-    /** `sessions.list`: newest first; filter by `status` and `agent_id`. */
-    list: (orgId: string, query?: Query<"sessions.list">, opts?: CallOptions): Promise<Result<S["SessionList"]>> =>
-      wrap(raw.GET("/v1/orgs/{org_id}/sessions", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
+    /**
+     * `sessions.create`: 202 with the session `pending` (wait with `sessions.waitFor`). Sent
+     * with an `Idempotency-Key` (a new one unless given), so it is retried safely. 429
+     * `session_limit_reached` at the org's limit of live sessions.
+     */
+    create: (orgId: string, body: Loose<S["SessionIn"]>, opts?: IdempotentCallOptions) =>
+      call(raw.POST("/v1/orgs/{org_id}/sessions", { params: { path: { org_id: orgId } }, body: wire<S["SessionIn"]>(body), ...idem(opts) })),
+    /** `sessions.list`: one page, newest first; filter by `status` and `agent_id`. */
+    list: (orgId: string, query?: Query<"sessions.list">, opts?: CallOptions) =>
+      call(raw.GET("/v1/orgs/{org_id}/sessions", { params: { path: { org_id: orgId }, query: wireQuery<WireQuery<"sessions.list">>(query) }, ...init(opts) })),
+    /** Every matching session, newest first, page after page. */
+    listAll: (orgId: string, query?: Omit<Query<"sessions.list">, "cursor">, opts?: CallOptions): PageIterator<S["SessionOut"]> =>
+      cursorPages((cursor) => sessions.list(orgId, { ...query, cursor }, opts)),
     /** `sessions.get`. */
-    get: (orgId: string, sessionId: string, opts?: CallOptions): Promise<Result<S["SessionOut"]>> =>
-      wrap(
-        raw.GET("/v1/orgs/{org_id}/sessions/{session_id}", {
-          params: { path: { org_id: orgId, session_id: sessionId } },
-          ...init(opts),
-        }),
-      ),
-    /** `sessions.stop`: 202 with the session `stopping`. */
-    stop: (orgId: string, sessionId: string, opts?: IdempotentCallOptions): Promise<Result<S["SessionOut"]>> =>
-      wrap(
-        raw.POST("/v1/orgs/{org_id}/sessions/{session_id}/stop", {
-          params: { path: { org_id: orgId, session_id: sessionId } },
-          ...idem(opts),
-        }),
-      ),
+    get: (orgId: string, sessionId: string, opts?: CallOptions) =>
+      call(raw.GET("/v1/orgs/{org_id}/sessions/{session_id}", { params: { path: { org_id: orgId, session_id: sessionId } }, ...init(opts) })),
+    /** `sessions.stop`: 202 with the session `stopping` (wait for `stopped` with `sessions.waitFor`). Idempotency-keyed like `create`. 409 `invalid_transition` once stopped. */
+    stop: (orgId: string, sessionId: string, opts?: IdempotentCallOptions) =>
+      call(raw.POST("/v1/orgs/{org_id}/sessions/{session_id}/stop", { params: { path: { org_id: orgId, session_id: sessionId } }, ...idem(opts) })),
   };
 
+  /** The session stream's connect function, resuming with `?after_seq=` (no CORS preflight beyond the credentials' own). */
+  const sessionConnect =
+    (orgId: string, sessionId: string, afterSeq: () => number) =>
+    async (signal: AbortSignal | undefined): Promise<SseConnect> =>
+      toSseConnect(
+        await raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/events/stream", {
+          params: { path: { org_id: orgId, session_id: sessionId }, query: { after_seq: afterSeq() } },
+          headers: { Accept: "text/event-stream" },
+          parseAs: "stream",
+          // The stream reconnects by itself: no transport retries underneath.
+          fetch: fetchImpl,
+          ...(signal ? { signal } : {}),
+        }),
+      );
+
+  /**
+   * The session's events from `afterSeq` as a generator: in seq order, each once (a reconnect
+   * resumes after the last seq delivered), finishing after the final status event or with the
+   * stream's end (`ended`, `aborted`, `problem`).
+   */
+  function follow(orgId: string, sessionId: string, opts: EventIterateOptions) {
+    const state = { lastSeq: opts.afterSeq ?? 0 };
+    async function* events(): AsyncGenerator<SessionEvent, SseEnd | { reason: "final"; error?: undefined }, undefined> {
+      const messages = sseMessages({
+        connect: sessionConnect(orgId, sessionId, () => state.lastSeq),
+        signal: opts.signal,
+        reconnect: opts.reconnect,
+      });
+      try {
+        for (;;) {
+          const next = await messages.next();
+          if (next.done) return next.value;
+          const event = parseEvent(next.value.data);
+          if (event.seq <= state.lastSeq) continue;
+          state.lastSeq = event.seq;
+          yield event;
+          if (isFinalEvent(event)) return { reason: "final" };
+        }
+      } finally {
+        await messages.return({ reason: "aborted" });
+      }
+    }
+    return { events: events(), state };
+  }
+
   const events = {
-    /** `events.append`: 1–500 events; answers their `first_seq..=last_seq`. */
-    append: (orgId: string, sessionId: string, body: S["EventBatchIn"], opts?: IdempotentCallOptions): Promise<Result<S["AppendedOut"]>> =>
-      wrap(
+    /**
+     * `events.append`: 1–500 events (`action`, `screenshot`, `result`, `message`, `log`; a JSON
+     * object payload each); answers their `first_seq..=last_seq`. Idempotency-keyed (a new key
+     * unless given), so it is retried safely. 409 `session_not_live` once the session ended.
+     */
+    append: (orgId: string, sessionId: string, body: Loose<S["EventBatchIn"]>, opts?: IdempotentCallOptions) =>
+      call(
         raw.POST("/v1/orgs/{org_id}/sessions/{session_id}/events", {
           params: { path: { org_id: orgId, session_id: sessionId } },
-          body,
+          body: wire<S["EventBatchIn"]>(body),
           ...idem(opts),
         }),
       ),
-    /** `events.list`: events after `after_seq`, oldest first; page with `next_after_seq`. */
-    list: (orgId: string, sessionId: string, query?: Query<"events.list">, opts?: CallOptions): Promise<Result<S["EventPage"]>> =>
-      wrap(
+    /** `events.list`: one page of events after `after_seq`, oldest first, typed per kind; page with `next_after_seq` while `has_more`. */
+    list: (orgId: string, sessionId: string, query?: Query<"events.list">, opts?: CallOptions) =>
+      callAs<EventPage>(
         raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/events", {
-          params: { path: { org_id: orgId, session_id: sessionId }, query },
+          params: { path: { org_id: orgId, session_id: sessionId }, query: wireQuery<WireQuery<"events.list">>(query) },
           ...init(opts),
         }),
       ),
     /**
-     * `events.stream`: follows the session's log over SSE, calling `onEvent` per event in seq
-     * order. Replays from `afterSeq`, then follows live; after a dropped connection it resumes
-     * with `Last-Event-ID` (no gap, no duplicate). Resolves after the final `status` event
-     * (`stopped`/`failed`), on abort, or with the problem a (re)connect was answered with.
+     * Every event in the log after `query.after_seq` (default 0), oldest first, page after page
+     * (`query.limit` is the page size; `query.kind` filters): what was there when the last page
+     * was read. To follow new events as they come, use `iterate`.
+     */
+    listAll: (orgId: string, sessionId: string, query?: EventListAllQuery, opts?: CallOptions): PageIterator<SessionEvent> =>
+      seqPages(query?.after_seq ?? 0, (after) => events.list(orgId, sessionId, { ...query, after_seq: after }, opts)),
+    /**
+     * `events.stream` as an async iterator: the session's events after `afterSeq` (default 0),
+     * typed per kind, in seq order, replaying the log and then following it live; it finishes
+     * after the session's final `status` event. A dropped connection is reopened with
+     * `?after_seq=<last seq delivered>` (no gap, no duplicate), backed off as `reconnect`
+     * says; once those retries are spent the last network error rejects. A refused
+     * (re)connect throws an {@link AgentdeskError} (e.g. 404 `not_found`); aborting `signal`
+     * rejects with its reason. Leaving the loop (`break`) closes the connection.
+     */
+    iterate: (orgId: string, sessionId: string, opts: EventIterateOptions = {}): EventIterator => {
+      const { events: source, state } = follow(orgId, sessionId, opts);
+      async function* iterator(): AsyncGenerator<SessionEvent, void, undefined> {
+        try {
+          for (;;) {
+            const next = await source.next();
+            if (!next.done) {
+              yield next.value;
+              continue;
+            }
+            const end = next.value;
+            if (end.reason === "problem") throw new AgentdeskError(end.error, end.response);
+            if (end.reason === "aborted") throw opts.signal?.reason ?? new DOMException("aborted", "AbortError");
+            return;
+          }
+        } finally {
+          await source.return({ reason: "aborted" });
+        }
+      }
+      const it = iterator();
+      return Object.defineProperty(it, "lastSeq", { get: () => state.lastSeq, enumerable: true }) as typeof it & { readonly lastSeq: number };
+    },
+    /**
+     * `events.stream` with a callback: calls `onEvent` per event (typed per kind) in seq order,
+     * awaited before the next one, replaying from `afterSeq` and then following live; after a
+     * dropped connection it resumes with `?after_seq=` (no gap, no duplicate). Resolves after
+     * the final `status` event (`final`), when the server has nothing more (`ended`), on abort,
+     * or with the problem a (re)connect was answered with (`problem`: never rejects for an HTTP
+     * error). Once the reconnects are spent, the last network error rejects; so does an
+     * exception thrown by `onEvent`.
      */
     stream: async (orgId: string, sessionId: string, opts: EventStreamOptions): Promise<EventStreamEnd> => {
-      let lastSeq = opts.afterSeq ?? 0;
-      let connects = 0;
-      const end: StreamEnd = await runSse({
-        signal: opts.signal,
-        reconnect: opts.reconnect,
-        connect: async (_lastEventId, signal) => {
-          // The first request starts after `afterSeq`; reconnects resume after the last seq seen.
-          const resume = connects++ > 0;
-          return toSseConnect(
-            await raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/events/stream", {
-              params: {
-                path: { org_id: orgId, session_id: sessionId },
-                ...(resume ? { header: { "Last-Event-ID": String(lastSeq) } } : { query: { after_seq: lastSeq } }),
-              },
-              headers: { Accept: "text/event-stream" },
-              parseAs: "stream",
-              ...(signal ? { signal } : {}),
-            }),
-          );
-        },
-        onMessage: async (message) => {
-          const event = JSON.parse(message.data) as S["EventOut"];
-          if (event.seq <= lastSeq) return "continue";
-          lastSeq = event.seq;
-          await opts.onEvent(event);
-          return isFinalStatus(event) ? "stop" : "continue";
-        },
-      });
-      if (end.reason === "problem") return { reason: "problem", error: end.error, lastSeq };
-      return { reason: end.reason, lastSeq };
+      const { events: source, state } = follow(orgId, sessionId, opts);
+      try {
+        for (;;) {
+          const next = await source.next();
+          if (next.done) {
+            const end = next.value;
+            if (end.reason === "problem") return { reason: "problem", error: end.error, lastSeq: state.lastSeq };
+            return { reason: end.reason, lastSeq: state.lastSeq };
+          }
+          await opts.onEvent(next.value);
+        }
+      } finally {
+        await source.return({ reason: "aborted" });
+      }
     },
     /**
      * `events.stream_org`: follows every session status change of the org (live only; after a
-     * reconnect, `onReconnect` should re-read `sessions.list`). Runs until aborted or refused.
+     * reconnect, `onReconnect` should re-read `sessions.list`). Runs until aborted, refused
+     * (`problem`) or ended by the server twice in a row without an event.
      */
-    streamOrg: async (orgId: string, opts: OrgEventStreamOptions): Promise<StreamEnd> =>
-      runSse({
+    streamOrg: async (orgId: string, opts: OrgEventStreamOptions): Promise<OrgEventStreamEnd> => {
+      const messages = sseMessages({
         signal: opts.signal,
         reconnect: opts.reconnect,
         onReconnect: opts.onReconnect,
-        connect: async (_lastEventId, signal) =>
+        connect: async (signal) =>
           toSseConnect(
             await raw.GET("/v1/orgs/{org_id}/events/stream", {
               params: { path: { org_id: orgId } },
               headers: { Accept: "text/event-stream" },
               parseAs: "stream",
+              fetch: fetchImpl,
               ...(signal ? { signal } : {}),
             }),
           ),
-        onMessage: async (message) => {
-          await opts.onEvent(JSON.parse(message.data) as S["SessionStatusEvent"]);
-          return "continue" as const;
-        },
-      }),
+      });
+      try {
+        for (;;) {
+          const next = await messages.next();
+          if (next.done) {
+            const end = next.value;
+            return end.reason === "problem" ? { reason: "problem", error: end.error } : { reason: end.reason };
+          }
+          await opts.onEvent(JSON.parse(next.value.data) as S["SessionStatusEvent"]);
+        }
+      } finally {
+        await messages.return({ reason: "aborted" });
+      }
+    },
   };
 
   const commands = {
-    /** `commands.create`: 202 queued, or 403 `capability_denied` outside the agent's capabilities. */
-    create: (orgId: string, sessionId: string, body: S["CommandIn"], opts?: IdempotentCallOptions): Promise<Result<S["CommandOut"]>> =>
-      wrap(
+    /**
+     * `commands.create`: 202 queued, or 403 `capability_denied` outside the agent's
+     * capabilities. Idempotency-keyed (a new key unless given), so it is retried safely. To
+     * wait for its outcome, use `commands.run`.
+     */
+    create: (orgId: string, sessionId: string, body: Loose<CommandIn>, opts?: IdempotentCallOptions) =>
+      callAs<CommandOut>(
         raw.POST("/v1/orgs/{org_id}/sessions/{session_id}/commands", {
           params: { path: { org_id: orgId, session_id: sessionId } },
-          body,
+          body: wire<CommandIn>(body),
           ...idem(opts),
         }),
       ),
-    /** `commands.list`: oldest first. */
-    list: (orgId: string, sessionId: string, query?: Query<"commands.list">, opts?: CallOptions): Promise<Result<S["CommandList"]>> =>
-      wrap(
+    /** `commands.list`: one page, oldest first, typed per kind. */
+    list: (orgId: string, sessionId: string, query?: Query<"commands.list">, opts?: CallOptions) =>
+      callAs<CommandList>(
         raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/commands", {
-          params: { path: { org_id: orgId, session_id: sessionId }, query },
+          params: { path: { org_id: orgId, session_id: sessionId }, query: wireQuery<WireQuery<"commands.list">>(query) },
           ...init(opts),
         }),
       ),
-    /** `commands.get`. */
-    get: (orgId: string, sessionId: string, commandId: string, opts?: CallOptions): Promise<Result<S["CommandOut"]>> =>
-      wrap(
+    /** Every command of the session, oldest first, page after page. */
+    listAll: (orgId: string, sessionId: string, query?: Omit<Query<"commands.list">, "cursor">, opts?: CallOptions): PageIterator<CommandOut> =>
+      cursorPages((cursor) => commands.list(orgId, sessionId, { ...query, cursor }, opts)),
+    /** `commands.get`: typed per kind (`if (c.kind === "shell") c.result?.stdout`). */
+    get: (orgId: string, sessionId: string, commandId: string, opts?: CallOptions) =>
+      callAs<CommandOut>(
         raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/commands/{command_id}", {
           params: { path: { org_id: orgId, session_id: sessionId, command_id: commandId } },
           ...init(opts),
         }),
       ),
-    /** `commands.claim` (executor): the next queued command, or `data: undefined` (204) after `wait_s`. */
-    claim: (
-      orgId: string,
-      sessionId: string,
-      query?: Query<"commands.claim">,
-      opts?: CallOptions,
-    ): Promise<Result<S["CommandOut"] | undefined>> =>
-      wrap(
+    /** `commands.claim` (an external executor): the next queued command, or `data: undefined` (204) after `wait_s`. */
+    claim: (orgId: string, sessionId: string, query?: Query<"commands.claim">, opts?: CallOptions) =>
+      callAs<CommandOut | undefined>(
         raw.POST("/v1/orgs/{org_id}/sessions/{session_id}/commands/claim", {
-          params: { path: { org_id: orgId, session_id: sessionId }, query },
+          params: { path: { org_id: orgId, session_id: sessionId }, query: wireQuery<WireQuery<"commands.claim">>(query) },
           ...init(opts),
         }),
       ),
-    /** `commands.complete` (executor): report a dispatched command's result. */
-    complete: (
-      orgId: string,
-      sessionId: string,
-      commandId: string,
-      body: S["CommandResultIn"],
-      opts?: CallOptions,
-    ): Promise<Result<S["CommandOut"]>> =>
-      wrap(
+    /** `commands.complete` (an external executor): report a dispatched command's result (`output` is kept verbatim). */
+    complete: (orgId: string, sessionId: string, commandId: string, body: Loose<S["CommandResultIn"]>, opts?: CallOptions) =>
+      callAs<CommandOut>(
         raw.POST("/v1/orgs/{org_id}/sessions/{session_id}/commands/{command_id}/result", {
           params: { path: { org_id: orgId, session_id: sessionId, command_id: commandId } },
-          body,
+          body: wire<S["CommandResultIn"]>(body),
           ...init(opts),
         }),
       ),
   };
 
   const artifacts = {
-    /** `artifacts.list`: the session's artifacts (screenshots), oldest first. */
-    list: (orgId: string, sessionId: string, query?: Query<"artifacts.list">, opts?: CallOptions): Promise<Result<S["ArtifactList"]>> =>
-      wrap(
+    /** `artifacts.list`: one page of the session's artifacts (screenshots), oldest first. */
+    list: (orgId: string, sessionId: string, query?: Query<"artifacts.list">, opts?: CallOptions) =>
+      call(
         raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/artifacts", {
-          params: { path: { org_id: orgId, session_id: sessionId }, query },
+          params: { path: { org_id: orgId, session_id: sessionId }, query: wireQuery<WireQuery<"artifacts.list">>(query) },
           ...init(opts),
         }),
       ),
+    /** Every artifact of the session, oldest first, page after page. */
+    listAll: (orgId: string, sessionId: string, query?: Omit<Query<"artifacts.list">, "cursor">, opts?: CallOptions): PageIterator<S["ArtifactOut"]> =>
+      cursorPages((cursor) => artifacts.list(orgId, sessionId, { ...query, cursor }, opts)),
     /** `artifacts.get`: the artifact's bytes (e.g. a PNG); `response.headers` has its `Content-Type` and `ETag`. */
-    get: async (orgId: string, sessionId: string, artifactId: string, opts?: CallOptions): Promise<Result<Uint8Array>> => {
-      const r = await wrap(
-        raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/artifacts/{artifact_id}", {
-          params: { path: { org_id: orgId, session_id: sessionId, artifact_id: artifactId } },
-          parseAs: "arrayBuffer",
-          ...init(opts),
-        }),
-      );
-      if (r.error) return r;
-      return { data: new Uint8Array(r.data as unknown as ArrayBuffer), response: r.response };
-    },
+    get: (orgId: string, sessionId: string, artifactId: string, opts?: CallOptions): ResultPromise<Uint8Array> =>
+      pending(
+        (async () => {
+          const r = await settle<ArrayBuffer>(
+            raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/artifacts/{artifact_id}", {
+              params: { path: { org_id: orgId, session_id: sessionId, artifact_id: artifactId } },
+              parseAs: "arrayBuffer",
+              ...init(opts),
+            }),
+          );
+          if (r.error) return r;
+          return { data: new Uint8Array(r.data), response: r.response };
+        })(),
+      ),
   };
 
   const desktop = desktopViewer({
     createTicket: (orgId, sessionId, body, opts) =>
-      wrap(
+      call(
         raw.POST("/v1/orgs/{org_id}/sessions/{session_id}/desktop/tickets", {
           params: { path: { org_id: orgId, session_id: sessionId } },
           body,
@@ -551,90 +743,83 @@ export function createClient(options: ClientOptions) {
       ),
   });
 
-  const agentLoop = desktopHelpers({
+  const lifecycle = lifecycleHelpers({
     sessionsCreate: sessions.create,
     sessionsGet: sessions.get,
     commandsCreate: commands.create,
     commandsGet: commands.get,
     artifactBytes: artifacts.get,
-    stream: events.stream,
+    iterate: (orgId, sessionId, opts) => events.iterate(orgId, sessionId, opts),
   });
 
   const jobs = {
-    /** `jobs.list`: newest first; `status: "dead"` is the dead-letter queue. */
-    list: (orgId: string, query?: Query<"jobs.list">, opts?: CallOptions): Promise<Result<S["JobList"]>> =>
-      wrap(raw.GET("/v1/orgs/{org_id}/jobs", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
-    /** `jobs.retry`: put a dead job back to `pending`. */
-    retry: (orgId: string, jobId: string, opts?: CallOptions): Promise<Result<S["JobOut"]>> =>
-      wrap(
-        raw.POST("/v1/orgs/{org_id}/jobs/{job_id}/retry", {
-          params: { path: { org_id: orgId, job_id: jobId } },
-          ...init(opts),
-        }),
-      ),
+    /** `jobs.list`: one page, newest first; `status: "dead"` is the dead-letter queue. */
+    list: (orgId: string, query?: Query<"jobs.list">, opts?: CallOptions) =>
+      call(raw.GET("/v1/orgs/{org_id}/jobs", { params: { path: { org_id: orgId }, query: wireQuery<WireQuery<"jobs.list">>(query) }, ...init(opts) })),
+    /** Every matching job, newest first, page after page. */
+    listAll: (orgId: string, query?: Omit<Query<"jobs.list">, "cursor">, opts?: CallOptions): PageIterator<S["JobOut"]> =>
+      cursorPages((cursor) => jobs.list(orgId, { ...query, cursor }, opts)),
+    /** `jobs.retry`: put a dead job back to `pending` (409 `job_not_dead` otherwise). */
+    retry: (orgId: string, jobId: string, opts?: CallOptions) =>
+      call(raw.POST("/v1/orgs/{org_id}/jobs/{job_id}/retry", { params: { path: { org_id: orgId, job_id: jobId } }, ...init(opts) })),
   };
 
   const permissions = {
     /** `permissions.list`: the permission catalog roles are made of (public: no credentials needed). */
-    list: (opts?: CallOptions): Promise<Result<S["PermissionList"]>> => wrap(raw.GET("/v1/permissions", init(opts))),
+    list: (opts?: CallOptions) => call(raw.GET("/v1/permissions", init(opts))),
   };
 
   const roles = {
-    /** `roles.list`: the four built-in roles, then the org's custom roles. */
-    list: (orgId: string, opts?: CallOptions): Promise<Result<S["RoleList"]>> =>
-      wrap(raw.GET("/v1/orgs/{org_id}/roles", { params: { path: { org_id: orgId } }, ...init(opts) })),
+    /** `roles.list`: the four built-in roles, then the org's custom roles (one response, not paged). */
+    list: (orgId: string, opts?: CallOptions) => call(raw.GET("/v1/orgs/{org_id}/roles", { params: { path: { org_id: orgId } }, ...init(opts) })),
     /** `roles.get`: a built-in or custom role by name (`ETag` in `response.headers`). */
-    get: (orgId: string, role: string, opts?: CallOptions): Promise<Result<S["RoleOut"]>> =>
-      wrap(raw.GET("/v1/orgs/{org_id}/roles/{role}", { params: { path: { org_id: orgId, role } }, ...init(opts) })),
-    /** `roles.create`: a custom role from catalog permissions the caller holds. */
-    create: (orgId: string, body: S["RoleIn"], opts?: CallOptions): Promise<Result<S["RoleOut"]>> =>
-      wrap(raw.POST("/v1/orgs/{org_id}/roles", { params: { path: { org_id: orgId } }, body, ...init(opts) })),
-    /** `roles.update`: replace a custom role's description and permissions; needs `ifMatch` (`"<version>"`, the `ETag` you read). */
-    update: (
-      orgId: string,
-      role: string,
-      body: S["RoleUpdate"],
-      opts: IfMatchCallOptions & { ifMatch: string },
-    ): Promise<Result<S["RoleOut"]>> =>
-      wrap(
+    get: (orgId: string, role: string, opts?: CallOptions) =>
+      call(raw.GET("/v1/orgs/{org_id}/roles/{role}", { params: { path: { org_id: orgId, role } }, ...init(opts) })),
+    /** `roles.create`: a custom role from catalog permissions the caller holds (409 `role_name_taken`). */
+    create: (orgId: string, body: Loose<S["RoleIn"]>, opts?: CallOptions) =>
+      call(raw.POST("/v1/orgs/{org_id}/roles", { params: { path: { org_id: orgId } }, body: wire<S["RoleIn"]>(body), ...init(opts) })),
+    /** `roles.update`: replace a custom role's description and permissions; needs `ifMatch` (`"<version>"`, the `ETag` you read; 412 when stale). */
+    update: (orgId: string, role: string, body: Loose<S["RoleUpdate"]>, opts: RequiredIfMatchCallOptions) =>
+      call(
         raw.PUT("/v1/orgs/{org_id}/roles/{role}", {
           params: { path: { org_id: orgId, role }, header: { "If-Match": opts.ifMatch } },
-          body,
+          body: wire<S["RoleUpdate"]>(body),
           ...init(opts, { "If-Match": opts.ifMatch }),
         }),
       ),
     /** `roles.delete`: a custom role nobody holds (409 `role_in_use`, `role_read_only`). */
-    delete: (orgId: string, role: string, opts?: CallOptions): Promise<Result<undefined>> =>
-      wrap(raw.DELETE("/v1/orgs/{org_id}/roles/{role}", { params: { path: { org_id: orgId, role } }, ...init(opts) })),
+    delete: (orgId: string, role: string, opts?: CallOptions) =>
+      call(raw.DELETE("/v1/orgs/{org_id}/roles/{role}", { params: { path: { org_id: orgId, role } }, ...init(opts) })),
   };
 
   const apiKeys = {
     /** `api_keys.create`: `data.secret` (`ad_<prefix>_<secret>`) is shown only in this response. */
-    create: (orgId: string, body: S["ApiKeyIn"], opts?: CallOptions): Promise<Result<S["ApiKeyCreatedOut"]>> =>
-      wrap(raw.POST("/v1/orgs/{org_id}/api-keys", { params: { path: { org_id: orgId } }, body, ...init(opts) })),
-    /** `api_keys.list`: newest first, revoked and expired keys included, never the secrets. */
-    list: (orgId: string, query?: Query<"api_keys.list">, opts?: CallOptions): Promise<Result<S["ApiKeyList"]>> =>
-      wrap(raw.GET("/v1/orgs/{org_id}/api-keys", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
+    create: (orgId: string, body: Loose<S["ApiKeyIn"]>, opts?: CallOptions) =>
+      call(raw.POST("/v1/orgs/{org_id}/api-keys", { params: { path: { org_id: orgId } }, body: wire<S["ApiKeyIn"]>(body), ...init(opts) })),
+    /** `api_keys.list`: one page, newest first, revoked and expired keys included, never the secrets. */
+    list: (orgId: string, query?: Query<"api_keys.list">, opts?: CallOptions) =>
+      call(raw.GET("/v1/orgs/{org_id}/api-keys", { params: { path: { org_id: orgId }, query: wireQuery<WireQuery<"api_keys.list">>(query) }, ...init(opts) })),
+    /** Every API key of the org, page after page. */
+    listAll: (orgId: string, query?: Omit<Query<"api_keys.list">, "cursor">, opts?: CallOptions): PageIterator<S["ApiKeyOut"]> =>
+      cursorPages((cursor) => apiKeys.list(orgId, { ...query, cursor }, opts)),
     /** `api_keys.revoke`: every later request with the key answers 401. */
-    revoke: (orgId: string, keyId: string, opts?: CallOptions): Promise<Result<undefined>> =>
-      wrap(
-        raw.DELETE("/v1/orgs/{org_id}/api-keys/{key_id}", {
-          params: { path: { org_id: orgId, key_id: keyId } },
-          ...init(opts),
-        }),
-      ),
+    revoke: (orgId: string, keyId: string, opts?: CallOptions) =>
+      call(raw.DELETE("/v1/orgs/{org_id}/api-keys/{key_id}", { params: { path: { org_id: orgId, key_id: keyId } }, ...init(opts) })),
   };
 
   const invitations = {
     /** `invitations.create`: `data.token` and `data.accept_url` are shown only in this response (no email is sent). */
-    create: (orgId: string, body: S["InvitationIn"], opts?: CallOptions): Promise<Result<S["InvitationCreatedOut"]>> =>
-      wrap(raw.POST("/v1/orgs/{org_id}/invitations", { params: { path: { org_id: orgId } }, body, ...init(opts) })),
-    /** `invitations.list`: newest first, with each one's status. */
-    list: (orgId: string, query?: Query<"invitations.list">, opts?: CallOptions): Promise<Result<S["InvitationList"]>> =>
-      wrap(raw.GET("/v1/orgs/{org_id}/invitations", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
-    /** `invitations.revoke`: its token then answers 410 `invitation_revoked`. */
-    revoke: (orgId: string, invitationId: string, opts?: CallOptions): Promise<Result<undefined>> =>
-      wrap(
+    create: (orgId: string, body: Loose<S["InvitationIn"]>, opts?: CallOptions) =>
+      call(raw.POST("/v1/orgs/{org_id}/invitations", { params: { path: { org_id: orgId } }, body: wire<S["InvitationIn"]>(body), ...init(opts) })),
+    /** `invitations.list`: one page, newest first, with each one's status. */
+    list: (orgId: string, query?: Query<"invitations.list">, opts?: CallOptions) =>
+      call(raw.GET("/v1/orgs/{org_id}/invitations", { params: { path: { org_id: orgId }, query: wireQuery<WireQuery<"invitations.list">>(query) }, ...init(opts) })),
+    /** Every invitation of the org, page after page. */
+    listAll: (orgId: string, query?: Omit<Query<"invitations.list">, "cursor">, opts?: CallOptions): PageIterator<S["InvitationOut"]> =>
+      cursorPages((cursor) => invitations.list(orgId, { ...query, cursor }, opts)),
+    /** `invitations.revoke`: its token then answers 410 `invitation_revoked` (409 `invitation_used` once accepted). */
+    revoke: (orgId: string, invitationId: string, opts?: CallOptions) =>
+      call(
         raw.DELETE("/v1/orgs/{org_id}/invitations/{invitation_id}", {
           params: { path: { org_id: orgId, invitation_id: invitationId } },
           ...init(opts),
@@ -642,42 +827,69 @@ export function createClient(options: ClientOptions) {
       ),
     /**
      * `invitations.accept`: by the logged-in invitee (403 `invitation_email_mismatch` for another
-     * account); 410 `invitation_used` / `invitation_revoked` / `invitation_expired`.
+     * account, 403 `email_not_verified` before the address is verified); 410 `invitation_used` /
+     * `invitation_revoked` / `invitation_expired`.
      */
-    accept: (token: string, opts?: CallOptions): Promise<Result<S["InvitationAccepted"]>> =>
-      wrap(raw.POST("/v1/invitations/{token}/accept", { params: { path: { token } }, ...init(opts) })),
+    accept: (token: string, opts?: CallOptions) => call(raw.POST("/v1/invitations/{token}/accept", { params: { path: { token } }, ...init(opts) })),
   };
 
   return {
-    /** The typed openapi-fetch client (`GET`/`POST`/… on spec paths), with the auth middleware. */
+    /** The typed openapi-fetch client (`GET`/`POST`/… on spec paths), with the auth middleware and retries. */
     raw,
+    /** Accounts and tokens: `signup`, `verifyEmail`, `login`, `refresh`, `logout`, single sign-on. */
     auth,
+    /** The caller's account. */
     me,
+    /** Organizations, with `listAll`. */
     orgs,
+    /** An org's members, with `listAll`. */
     members,
+    /** An org's audit log, with `listAll`. */
     audit,
+    /** An org's agents, with `listAll`. */
     agents,
-    /** Sessions, plus `createAndWait` (resolves once the desktop runs). */
-    sessions: { ...sessions, createAndWait: agentLoop.createAndWait },
+    /**
+     * Sessions, with `listAll`, `waitFor` (resolves once the session is in a status, driven by
+     * the event stream) and `createAndWait` (`create`, then `waitFor` `running`).
+     */
+    sessions: {
+      ...sessions,
+      waitFor: (orgId: string, sessionId: string, status: S["SessionStatus"], opts?: WaitForOptions) =>
+        pending(lifecycle.waitFor(orgId, sessionId, status, opts)),
+      createAndWait: (orgId: string, body: Loose<S["SessionIn"]>, opts?: CreateAndWaitOptions) =>
+        pending(lifecycle.createAndWait(orgId, body, opts)),
+    },
+    /** A session's event log: `append`, `list`, `listAll`, `iterate` (async iterator over the live stream), `stream` (callback), `streamOrg`. */
     events,
-    /** Commands, plus `run` (resolves with the finished command and its typed `result`). */
-    commands: { ...commands, run: agentLoop.run },
+    /** Commands typed per kind, with `listAll` and `run` (resolves with the finished command and its typed `result`). */
+    commands: {
+      ...commands,
+      run: <C extends Loose<CommandIn>>(orgId: string, sessionId: string, command: C, opts?: RunOptions) =>
+        pending(lifecycle.run(orgId, sessionId, command, opts)),
+    },
+    /** A session's artifacts (screenshots), with `listAll`. */
     artifacts,
     /** Takes a screenshot and resolves with its PNG bytes, size and scale. */
-    screenshot: agentLoop.screenshot,
+    screenshot: (orgId: string, sessionId: string, opts?: ScreenshotOptions) =>
+      pending(lifecycle.screenshot(orgId, sessionId, opts)),
     /** A session's live desktop: `ticket` (one-time, for the WebSocket) and `open` (the WebSocket itself, for noVNC). */
     desktop,
+    /** An org's background jobs, with `listAll`. */
     jobs,
+    /** The permission catalog. */
     permissions,
+    /** An org's roles. */
     roles,
+    /** An org's API keys, with `listAll`. */
     apiKeys,
+    /** An org's invitations, with `listAll`, and accepting one. */
     invitations,
-    /** Use these tokens from now on (e.g. restored from storage). */
-    setTokens: (tokens: Pick<TokenOut, "access_token"> & { refresh_token?: string }) =>
-      credentials.setTokens(tokens),
-    /** The tokens in use (they change when the client refreshes them). */
+    /** Stores these tokens (e.g. restored from your own storage) and uses them from now on. */
+    setTokens: (tokens: TokenPair): Promise<void> => credentials.write(tokens),
+    /** The tokens as this client last read or wrote them (the store may hold newer ones another tab wrote). */
     get tokens(): { accessToken: string | undefined; refreshToken: string | undefined } {
-      return { accessToken: credentials.accessToken, refreshToken: credentials.refreshToken };
+      const t = credentials.cached;
+      return { accessToken: t?.access_token, refreshToken: t?.refresh_token };
     },
   };
 }

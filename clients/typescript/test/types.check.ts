@@ -1,5 +1,18 @@
 // Type-level checks of the public API (compiled by `npm test`, never run).
-import { createClient, type Problem, type SessionOut } from "../dist/index.js";
+import {
+  AgentdeskError,
+  createClient,
+  isCommandAction,
+  isCommandResult,
+  storageTokenStore,
+  type CommandOut,
+  type EventOf,
+  type Problem,
+  type ProblemCode,
+  type SessionEvent,
+  type SessionOut,
+  type SessionStatus,
+} from "../dist/esm/index.js";
 const client = createClient({ baseUrl: "http://x", accessToken: "t", refreshToken: "r", onTokenRefresh: (t) => console.log(t.access_token) });
 async function main(org: string, agent: string): Promise<SessionOut | Problem> {
   const { data, error, response } = await client.sessions.create(org, { agent_id: agent, timeout_s: 60 }, { idempotencyKey: "k" });
@@ -24,7 +37,7 @@ async function main(org: string, agent: string): Promise<SessionOut | Problem> {
   // members.add (deprecated) invites: 202 InvitationCreatedOut; MemberOut only from the earlier contract.
   const added = await client.members.add(org, { email: "bob@example.com", role: "support-lead" });
   if (added.data && "token" in added.data) console.log(added.data.accept_url);
-  const signedUp = await client.auth.signup({ email: "a@example.com", password: "at least 12 chars", display_name: "A" });
+  const signedUp = await client.auth.signup({ email: "a@example.com", password: "ten chars!", display_name: "A" });
   const status: string | undefined = signedUp.data?.status;
   void status;
   const verified: undefined = (await client.auth.verifyEmail({ token: "ev_x" })).data;
@@ -74,3 +87,88 @@ async function main(org: string, agent: string): Promise<SessionOut | Problem> {
   return data;
 }
 void main;
+
+// ── 2.0: closed problem codes, typed events and commands, `| undefined` options, unwrap ──
+async function v2(org: string, session: string, maybe: number | undefined, etag: string | null, env: string | undefined) {
+  const c = createClient({ baseUrl: "http://x", apiKey: env, maxRetries: undefined, headers: undefined });
+  createClient({ baseUrl: "http://x", tokenStore: storageTokenStore(localStorage) });
+  // @ts-expect-error a token store and tokens are exclusive
+  createClient({ baseUrl: "x", tokenStore: storageTokenStore(localStorage), accessToken: "t" });
+  const created = await c.sessions.create(org, { agent_id: "a", timeout_s: maybe, metadata: undefined }, { idempotencyKey: undefined, signal: undefined });
+  await c.orgs.update(org, { name: "n" }, { ifMatch: etag ?? undefined });
+  await c.sessions.list(org, { status: undefined, limit: maybe, cursor: undefined });
+  if (created.error) {
+    const code: ProblemCode = created.error.code;
+    // @ts-expect-error a misspelt code does not compile (the union is closed)
+    if (created.error.code === "sesion_limit_reached") console.log(code);
+    // @ts-expect-error no code outside the spec's and the client's own
+    const bad: ProblemCode = "no_such_code";
+    void bad;
+    const clientMade: ProblemCode[] = ["unexpected_response", "timeout", "status_unreachable", "command_failed", "route_not_found", "method_not_allowed"];
+    void clientMade;
+  }
+  const running: SessionOut = await c.sessions.waitFor(org, session, "running", { timeoutMs: 60_000, signal: undefined }).unwrap();
+  // @ts-expect-error not a session status
+  await c.sessions.waitFor(org, session, "runing");
+  const shell = await c.commands.run(org, running.id, { kind: "shell", args: { command: "ls", timeout_s: maybe } }).unwrap();
+  const stdout: string | undefined = shell.result?.stdout;
+  const shellKind: "shell" = shell.kind;
+  void [stdout, shellKind];
+  const click = await c.commands.run(org, running.id, { kind: "click", args: { x: 1, y: 2 } }).unwrap();
+  const clickKind: "click" | undefined = click.result?.kind;
+  // @ts-expect-error a click's result has no typed stdout
+  const clickOut: string | undefined = click.result?.stdout;
+  void [clickKind, clickOut];
+  // @ts-expect-error shell needs its command
+  await c.commands.run(org, running.id, { kind: "shell", args: {} });
+  const listed = await c.commands.list(org, session).unwrap();
+  for (const cmd of listed.items) {
+    if (cmd.kind === "screenshot" && cmd.result) console.log(cmd.result.artifact_id, cmd.result.width);
+    if (cmd.result?.kind === "shell") console.log(cmd.result.exit_code);
+  }
+  const one: CommandOut<"shell"> = shell;
+  void one;
+  for await (const e of c.events.iterate(org, session, { afterSeq: undefined })) {
+    if (e.kind === "status") {
+      const now: SessionStatus = e.payload.status;
+      const before: SessionStatus | null = e.payload.previous_status;
+      void [now, before];
+    }
+    if (e.kind === "action") {
+      // @ts-expect-error an action payload may be a client's: not known to be a string without the guard
+      const id: string = e.payload["command_id"];
+      void id;
+    }
+    if (isCommandAction(e)) {
+      const id: string = e.payload.command_id;
+      void id;
+    }
+    if (isCommandResult(e) && e.payload.result?.kind === "shell") console.log(e.payload.result.stdout);
+    if (e.kind === "message") console.log(e.payload["text"]);
+  }
+  const seqs: number[] = (await c.events.listAll(org, session, { kind: "status" }).toArray()).map((e: SessionEvent) => e.seq);
+  void seqs;
+  const status: EventOf<"status"> | undefined = undefined;
+  void status;
+  for await (const s of c.sessions.listAll(org, { status: "running" })) {
+    const id: string = s.id;
+    void id;
+  }
+  try {
+    await c.orgs.get(org).unwrap();
+  } catch (e) {
+    if (e instanceof AgentdeskError && e.code === "not_found") console.log(e.problem.detail, e.requestId);
+  }
+  const p: Problem | undefined = (await c.me.get()).error;
+  if (p?.code === "invalid_transition") {
+    const was: SessionStatus | undefined = p.current_status;
+    void was;
+  }
+  for await (const a of c.audit.listAll(org)) {
+    const who: "user" | "api_key" | "anonymous" | "erased_user" = a.actor.type;
+    const outcome: "success" | "failure" = a.outcome;
+    // @ts-expect-error the actor types are a closed set
+    if (a.actor.type === "usr") console.log(who, outcome);
+  }
+}
+void v2;
