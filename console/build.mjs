@@ -2,9 +2,9 @@
 // for the same sources (no timestamps, no source maps, paths relative to this directory).
 //   node build.mjs           write dist/
 //   node build.mjs --check   build into a temp dir and fail if dist/ differs (CI)
-// The SDK comes from its TypeScript sources (../clients/typescript/src); its one runtime
-// dependency, openapi-fetch, is resolved from this package's node_modules (same pin), so the
-// build needs only `npm ci` here.
+// The SDK comes from its TypeScript sources (../clients/typescript/src); its runtime
+// dependencies, openapi-fetch and eventsource-parser, are resolved from this package's
+// node_modules (same pins), so the build needs only `npm ci` here.
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -19,13 +19,17 @@ const OUTPUTS = ["console.css", "console.js", "index.html"];
 const pkg = JSON.parse(await readFile(join(HERE, "package.json"), "utf8"));
 const novnc = JSON.parse(await readFile(join(HERE, "node_modules/@novnc/novnc/package.json"), "utf8"));
 const openapiFetch = JSON.parse(await readFile(join(HERE, "node_modules/openapi-fetch/package.json"), "utf8"));
+const sseParser = JSON.parse(await readFile(join(HERE, "node_modules/eventsource-parser/package.json"), "utf8"));
 const sdk = JSON.parse(await readFile(join(HERE, "../clients/typescript/package.json"), "utf8"));
-if (sdk.dependencies["openapi-fetch"] !== pkg.devDependencies["openapi-fetch"]) {
-  throw new Error(`the SDK depends on openapi-fetch ${sdk.dependencies["openapi-fetch"]}, console/package.json pins ${pkg.devDependencies["openapi-fetch"]}: pin the same version`);
+for (const name of Object.keys(sdk.dependencies)) {
+  if (sdk.dependencies[name] !== pkg.devDependencies[name]) {
+    throw new Error(`the SDK depends on ${name} ${sdk.dependencies[name]}, console/package.json pins ${pkg.devDependencies[name]}: pin the same version`);
+  }
 }
 for (const [name, got] of [
   ["@novnc/novnc", novnc.version],
   ["openapi-fetch", openapiFetch.version],
+  ["eventsource-parser", sseParser.version],
 ]) {
   if (got !== pkg.devDependencies[name]) throw new Error(`${name} ${got} is installed, package.json pins ${pkg.devDependencies[name]}: run npm ci`);
 }
@@ -43,13 +47,15 @@ const BANNER = `/*!
  *   Tuputcyn, MIT License (https://opensource.org/licenses/MIT).
  *
  * openapi-fetch ${openapiFetch.version}: Copyright (c) Drew Powers, MIT License.
+ *
+ * eventsource-parser ${sseParser.version}: Copyright (c) Espen Hovlandsdal, MIT License.
  */`;
 
-/** Resolves the SDK's `openapi-fetch` import from this package, whatever is installed beside the SDK. */
+/** Resolves the SDK's `openapi-fetch` and `eventsource-parser` imports from this package, whatever is installed beside the SDK. */
 const sdkDependencies = {
   name: "sdk-dependencies",
   setup(build) {
-    build.onResolve({ filter: /^openapi-fetch$/ }, (args) => {
+    build.onResolve({ filter: /^(openapi-fetch|eventsource-parser)$/ }, (args) => {
       if (args.pluginData?.pinned) return undefined;
       return build.resolve(args.path, { kind: args.kind, resolveDir: HERE, pluginData: { pinned: true } });
     });

@@ -11,6 +11,8 @@
  *   Tuputcyn, MIT License (https://opensource.org/licenses/MIT).
  *
  * openapi-fetch 0.17.0: Copyright (c) Drew Powers, MIT License.
+ *
+ * eventsource-parser 3.1.1: Copyright (c) Espen Hovlandsdal, MIT License.
  */
 
 // node_modules/openapi-fetch/dist/index.mjs
@@ -49,7 +51,7 @@ function createClient(clientOptions) {
       pathSerializer: requestPathSerializer,
       body,
       middleware: requestMiddlewares = [],
-      ...init2
+      ...init
     } = fetchOptions || {};
     let finalBaseUrl = baseUrl;
     if (localBaseUrl) {
@@ -86,7 +88,7 @@ function createClient(clientOptions) {
     const requestInit = {
       redirect: "follow",
       ...baseOptions,
-      ...init2,
+      ...init,
       body: serializedBody,
       headers: finalHeaders
     };
@@ -97,9 +99,9 @@ function createClient(clientOptions) {
       requestInit
     );
     let response;
-    for (const key in init2) {
+    for (const key in init) {
       if (!(key in request)) {
-        request[key] = init2[key];
+        request[key] = init[key];
       }
     }
     if (finalMiddlewares.length) {
@@ -217,40 +219,40 @@ function createClient(clientOptions) {
     return { error, response };
   }
   return {
-    request(method, url, init2) {
-      return coreFetch(url, { ...init2, method: method.toUpperCase() });
+    request(method, url, init) {
+      return coreFetch(url, { ...init, method: method.toUpperCase() });
     },
     /** Call a GET endpoint */
-    GET(url, init2) {
-      return coreFetch(url, { ...init2, method: "GET" });
+    GET(url, init) {
+      return coreFetch(url, { ...init, method: "GET" });
     },
     /** Call a PUT endpoint */
-    PUT(url, init2) {
-      return coreFetch(url, { ...init2, method: "PUT" });
+    PUT(url, init) {
+      return coreFetch(url, { ...init, method: "PUT" });
     },
     /** Call a POST endpoint */
-    POST(url, init2) {
-      return coreFetch(url, { ...init2, method: "POST" });
+    POST(url, init) {
+      return coreFetch(url, { ...init, method: "POST" });
     },
     /** Call a DELETE endpoint */
-    DELETE(url, init2) {
-      return coreFetch(url, { ...init2, method: "DELETE" });
+    DELETE(url, init) {
+      return coreFetch(url, { ...init, method: "DELETE" });
     },
     /** Call a OPTIONS endpoint */
-    OPTIONS(url, init2) {
-      return coreFetch(url, { ...init2, method: "OPTIONS" });
+    OPTIONS(url, init) {
+      return coreFetch(url, { ...init, method: "OPTIONS" });
     },
     /** Call a HEAD endpoint */
-    HEAD(url, init2) {
-      return coreFetch(url, { ...init2, method: "HEAD" });
+    HEAD(url, init) {
+      return coreFetch(url, { ...init, method: "HEAD" });
     },
     /** Call a PATCH endpoint */
-    PATCH(url, init2) {
-      return coreFetch(url, { ...init2, method: "PATCH" });
+    PATCH(url, init) {
+      return coreFetch(url, { ...init, method: "PATCH" });
     },
     /** Call a TRACE endpoint */
-    TRACE(url, init2) {
-      return coreFetch(url, { ...init2, method: "TRACE" });
+    TRACE(url, init) {
+      return coreFetch(url, { ...init, method: "TRACE" });
     },
     /** Register middleware */
     use(...middleware) {
@@ -490,85 +492,137 @@ function removeTrailingSlash(url) {
 }
 
 // ../clients/typescript/src/auth.ts
+var localLocks = /* @__PURE__ */ new Map();
+var inProcessRefreshLock = async (name, fn) => {
+  const before = localLocks.get(name) ?? Promise.resolve();
+  const run = before.then(fn, fn);
+  const tail = run.catch(() => void 0);
+  localLocks.set(name, tail);
+  try {
+    return await run;
+  } finally {
+    if (localLocks.get(name) === tail) localLocks.delete(name);
+  }
+};
+var defaultRefreshLock = (name, fn) => {
+  const locks = globalThis.navigator?.locks;
+  if (locks && typeof locks.request === "function") return locks.request(name, { mode: "exclusive" }, fn);
+  return inProcessRefreshLock(name, fn);
+};
+var DEFAULT_LOCK_NAME = "@agentdesk/client:refresh";
+var memoryStores = 0;
+function memoryTokenStore(initial) {
+  let tokens = initial;
+  return {
+    get: () => tokens,
+    set: (next) => {
+      tokens = next;
+    },
+    lockName: `${DEFAULT_LOCK_NAME}:memory:${++memoryStores}`
+  };
+}
 var Credentials = class {
-  accessToken;
-  refreshToken;
   apiKey;
+  #cached;
   #inflight;
+  #store;
+  #lock;
   #refreshClient;
   #onTokenRefresh;
-  constructor(init2) {
-    this.accessToken = init2.accessToken;
-    this.refreshToken = init2.refreshToken;
-    this.apiKey = init2.apiKey;
-    this.#onTokenRefresh = init2.onTokenRefresh;
-    this.#refreshClient = createClient({ baseUrl: init2.baseUrl, fetch: init2.fetch });
+  constructor(init) {
+    this.apiKey = init.apiKey;
+    this.#store = init.store;
+    this.#lock = init.refreshLock ?? defaultRefreshLock;
+    this.#onTokenRefresh = init.onTokenRefresh;
+    this.#refreshClient = createClient({ baseUrl: init.baseUrl, fetch: init.fetch });
+    const first = init.store.get();
+    if (!(first instanceof Promise)) this.#cached = first;
   }
-  /** Sets the headers for the current credentials on `headers`. */
-  apply(headers) {
-    if (this.accessToken) headers.set("Authorization", `Bearer ${this.accessToken}`);
-    else if (this.apiKey) headers.set("X-API-Key", this.apiKey);
+  /** The pair as this client last read or wrote it. */
+  get cached() {
+    return this.#cached;
   }
-  /** Whether a 401 can be answered by rotating the refresh token. */
-  get canRefresh() {
-    return this.refreshToken !== void 0 && this.apiKey === void 0;
+  /** Reads the store (and remembers what it read). */
+  async current() {
+    this.#cached = await this.#store.get();
+    return this.#cached;
+  }
+  /** Sets the headers for the current credentials on `headers`; returns the access token used. */
+  async apply(headers) {
+    if (this.apiKey !== void 0) {
+      headers.set("X-API-Key", this.apiKey);
+      return void 0;
+    }
+    const tokens = await this.current();
+    if (tokens) headers.set("Authorization", `Bearer ${tokens.access_token}`);
+    else headers.delete("Authorization");
+    return tokens?.access_token;
+  }
+  /** Whether a 401 may be answered by a refresh (user tokens, not an API key). */
+  get mayRefresh() {
+    return this.apiKey === void 0;
   }
   /**
-   * After a 401 for a request sent with `usedToken`: true when a newer access token is now
-   * in place (rotated by this call or by a concurrent one), false when it could not be.
-   * Concurrent callers share one `auth.refresh` call, since presenting a spent refresh token
-   * revokes its whole family. Network failures reject.
+   * After a 401 for a request sent with `usedToken`: true when a newer access token is now in
+   * the store (rotated by this call, by a concurrent call of this client, or by another tab),
+   * false when there is none and none could be had. Concurrent callers of this client share one
+   * attempt; attempts of clients sharing the store are serialised by the refresh lock, and
+   * whoever gets the lock re-reads the store first. Network failures reject.
    */
-  async refreshAfter(usedToken) {
-    if (this.#inflight) return this.#inflight;
-    if (this.accessToken !== void 0 && this.accessToken !== usedToken) return true;
-    if (!this.canRefresh) return false;
-    this.#inflight = this.#refresh().finally(() => {
+  refreshAfter(usedToken) {
+    if (!this.mayRefresh) return Promise.resolve(false);
+    this.#inflight ??= this.#lock(this.#store.lockName ?? DEFAULT_LOCK_NAME, () => this.#refreshLocked(usedToken)).finally(() => {
       this.#inflight = void 0;
     });
     return this.#inflight;
   }
-  async #refresh() {
-    const refreshToken = this.refreshToken;
+  async #refreshLocked(usedToken) {
+    const now = await this.current();
+    if (now && now.access_token !== usedToken) return true;
+    const refreshToken = now?.refresh_token;
     if (refreshToken === void 0) return false;
     const { data, response } = await this.#refreshClient.POST("/v1/auth/refresh", {
       body: { refresh_token: refreshToken }
     });
     if (!data) {
-      if (response.status === 401 && this.refreshToken === refreshToken) this.refreshToken = void 0;
+      if (response.status === 401) {
+        const latest = await this.current();
+        if (latest?.refresh_token === refreshToken) await this.write({ access_token: latest.access_token });
+      }
       return false;
     }
-    this.setTokens(data);
+    await this.write(data);
     await this.#onTokenRefresh?.(data);
     return true;
   }
-  setTokens(tokens) {
-    this.accessToken = tokens.access_token;
-    if (tokens.refresh_token !== void 0) this.refreshToken = tokens.refresh_token;
+  /** Writes a pair (or forgets it) in the store. */
+  async write(tokens) {
+    this.#cached = tokens === void 0 ? void 0 : { access_token: tokens.access_token, refresh_token: tokens.refresh_token };
+    await this.#store.set(this.#cached);
   }
-  clearTokens() {
-    this.accessToken = void 0;
-    this.refreshToken = void 0;
+  /** Forgets both tokens. */
+  clear() {
+    return this.write(void 0);
   }
 };
 function authMiddleware(credentials) {
   const replayable = /* @__PURE__ */ new Map();
   return {
-    onRequest({ request, schemaPath, id }) {
-      credentials.apply(request.headers);
-      if (credentials.canRefresh && !schemaPath.startsWith("/v1/auth/")) {
-        replayable.set(id, { request: request.clone(), token: credentials.accessToken });
+    async onRequest({ request, schemaPath, id }) {
+      const token = await credentials.apply(request.headers);
+      if (credentials.mayRefresh && !schemaPath.startsWith("/v1/auth/")) {
+        replayable.set(id, { request: request.clone(), token });
       }
       return request;
     },
     async onResponse({ response, id, options }) {
-      const pending = replayable.get(id);
+      const pending2 = replayable.get(id);
       replayable.delete(id);
-      if (!pending || response.status !== 401) return void 0;
-      if (!await credentials.refreshAfter(pending.token)) return void 0;
+      if (!pending2 || response.status !== 401) return void 0;
+      if (!await credentials.refreshAfter(pending2.token)) return void 0;
       await response.body?.cancel().catch(() => void 0);
-      credentials.apply(pending.request.headers);
-      return options.fetch(pending.request);
+      await credentials.apply(pending2.request.headers);
+      return options.fetch(pending2.request);
     },
     onError({ id }) {
       replayable.delete(id);
@@ -577,11 +631,187 @@ function authMiddleware(credentials) {
   };
 }
 
+// ../clients/typescript/src/desktop.ts
+function desktopViewer(deps) {
+  function ticket(orgId, sessionId, mode, opts) {
+    return deps.createTicket(orgId, sessionId, { mode }, opts);
+  }
+  async function open(orgId, sessionId, opts) {
+    const Ctor = opts.WebSocket ?? globalThis.WebSocket;
+    if (Ctor === void 0) {
+      throw new TypeError("desktop.open: no WebSocket here; pass one as `WebSocket` (e.g. the `ws` package's on Node < 22)");
+    }
+    const { mode, WebSocket: _ctor, ...call2 } = opts;
+    const minted = await ticket(orgId, sessionId, mode, call2);
+    if (minted.error) return minted;
+    const socket = new Ctor(minted.data.ws_url, minted.data.protocols);
+    socket.binaryType = "arraybuffer";
+    return { data: socket, response: minted.response };
+  }
+  return { ticket, open };
+}
+
+// ../clients/typescript/src/events.ts
+var isObject = (value) => typeof value === "object" && value !== null && !Array.isArray(value);
+var isString = (value) => typeof value === "string";
+function isCommandResult(event) {
+  if (event.kind !== "result") return false;
+  const p = event.payload;
+  const result = p["result"];
+  return isString(p["command_id"]) && isString(p["kind"]) && isString(p["status"]) && (result === void 0 || result === null || isObject(result) && isString(result["kind"]));
+}
+function isFinalStatus(status) {
+  return status === "stopped" || status === "failed";
+}
+function isFinalEvent(event) {
+  return event.kind === "status" && isFinalStatus(event.payload.status);
+}
+var NEXT = {
+  pending: ["provisioning", "stopping", "failed"],
+  provisioning: ["running", "stopping", "failed"],
+  running: ["stopping", "failed"],
+  stopping: ["stopped", "failed"],
+  stopped: [],
+  failed: []
+};
+function canReach(from, to) {
+  if (from === to) return true;
+  const seen = /* @__PURE__ */ new Set([from]);
+  const todo = [from];
+  for (let s = todo.pop(); s !== void 0; s = todo.pop()) {
+    for (const next of NEXT[s]) {
+      if (next === to) return true;
+      if (!seen.has(next)) {
+        seen.add(next);
+        todo.push(next);
+      }
+    }
+  }
+  return false;
+}
+function parseEvent(data) {
+  return JSON.parse(data);
+}
+
+// ../clients/typescript/src/http.ts
+var RETRY_INITIAL_DELAY_MS = 500;
+var RETRY_MAX_DELAY_MS = 8e3;
+var RETRY_AFTER_MAX_MS = 6e4;
+var DEFAULT_MAX_RETRIES = 2;
+var IDEMPOTENT_METHODS = /* @__PURE__ */ new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
+var RETRYABLE_STATUSES = /* @__PURE__ */ new Set([429, 502, 503, 504]);
+function isRetryable(request) {
+  return IDEMPOTENT_METHODS.has(request.method.toUpperCase()) || request.headers.has("idempotency-key");
+}
+function retryAfterMs(response, now = Date.now()) {
+  const value = response.headers.get("retry-after")?.trim();
+  if (!value) return void 0;
+  if (/^\d+$/.test(value)) return Number(value) * 1e3;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? void 0 : Math.max(0, date - now);
+}
+function backoffMs(attempt, random = Math.random) {
+  const ceiling = Math.min(RETRY_MAX_DELAY_MS, RETRY_INITIAL_DELAY_MS * 2 ** Math.max(0, attempt - 1));
+  return ceiling / 2 + random() * (ceiling / 2);
+}
+function retryingFetch(fetchImpl, maxRetries) {
+  return async (request) => {
+    if (maxRetries <= 0 || !isRetryable(request)) return fetchImpl(request);
+    for (let attempt = 0; ; attempt++) {
+      const last = attempt >= maxRetries;
+      let response;
+      try {
+        response = await fetchImpl(last ? request : request.clone());
+      } catch (error) {
+        if (last || request.signal.aborted || isAbort(error)) throw error;
+        await sleep(backoffMs(attempt + 1), request.signal);
+        if (request.signal.aborted) throw request.signal.reason;
+        continue;
+      }
+      if (last || !await shouldRetry(request, response)) return response;
+      const asked = retryAfterMs(response);
+      if (asked !== void 0 && asked > RETRY_AFTER_MAX_MS) return response;
+      await response.body?.cancel().catch(() => void 0);
+      await sleep(asked ?? backoffMs(attempt + 1), request.signal);
+      if (request.signal.aborted) throw request.signal.reason;
+    }
+  };
+}
+async function shouldRetry(request, response) {
+  if (RETRYABLE_STATUSES.has(response.status)) return true;
+  if (response.status !== 409 || !request.headers.has("idempotency-key")) return false;
+  try {
+    const body = await response.clone().json();
+    return typeof body === "object" && body !== null && body.code === "idempotency_key_in_use";
+  } catch {
+    return false;
+  }
+}
+function isAbort(error) {
+  return error instanceof Error && (error.name === "AbortError" || error.name === "TimeoutError");
+}
+function newIdempotencyKey() {
+  const c2 = globalThis.crypto;
+  if (typeof c2?.randomUUID === "function") return c2.randomUUID();
+  const b2 = c2.getRandomValues(new Uint8Array(16));
+  b2[6] = (b2[6] ?? 0) & 15 | 64;
+  b2[8] = (b2[8] ?? 0) & 63 | 128;
+  const hex = Array.from(b2, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+function sleep(ms, signal) {
+  return new Promise((resolve) => {
+    if (ms <= 0 || signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
+
 // ../clients/typescript/src/problem.ts
+var BRAND = /* @__PURE__ */ Symbol.for("@agentdesk/client.AgentdeskError");
+var AgentdeskError = class extends Error {
+  /** The problem as the server sent it (or as this client made it up, see {@link ClientProblemCode}). */
+  problem;
+  /** `problem.code`: switch on it. */
+  code;
+  /** `problem.status`: the HTTP status (0 for a client-made problem without a response). */
+  status;
+  /** The request's `X-Request-Id` (quote it to support), when the server sent one. */
+  requestId;
+  /** The response that carried the problem, when there was one. */
+  response;
+  /** Wraps `problem`; `message` is `<code>: <detail>`. */
+  constructor(problem, response) {
+    super(`${problem.code}: ${problem.detail}`);
+    this.name = "AgentdeskError";
+    this.problem = problem;
+    this.code = problem.code;
+    this.status = problem.status;
+    this.requestId = problem.request_id ?? response?.headers.get("x-request-id") ?? void 0;
+    this.response = response;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+  /** True for any `AgentdeskError`, whichever build (ESM or CommonJS) of the SDK made it. */
+  static [Symbol.hasInstance](value) {
+    return typeof value === "object" && value !== null && value[BRAND] === true;
+  }
+};
+function unwrap(result) {
+  if (result.error) throw new AgentdeskError(result.error, result.response);
+  return result.data;
+}
+function pending(promise) {
+  return Object.assign(promise, { unwrap: () => promise.then(unwrap) });
+}
 function isProblem(value) {
   if (typeof value !== "object" || value === null) return false;
   const v = value;
-  return typeof v.type === "string" && typeof v.title === "string" && typeof v.status === "number" && typeof v.detail === "string" && typeof v.code === "string";
+  return typeof v["type"] === "string" && typeof v["title"] === "string" && typeof v["status"] === "number" && typeof v["detail"] === "string" && typeof v["code"] === "string";
 }
 function toProblem(body, response) {
   if (isProblem(body)) return body;
@@ -598,6 +828,9 @@ function toProblem(body, response) {
     ...requestId ? { request_id: requestId } : {}
   };
 }
+function clientProblem(code, title, detail, extra = {}) {
+  return { type: `urn:agentdesk:problem:${code}`, title, status: 0, detail, code, ...extra };
+}
 function safePath(url) {
   try {
     return url ? new URL(url).pathname : void 0;
@@ -606,78 +839,379 @@ function safePath(url) {
   }
 }
 
-// ../clients/typescript/src/sse.ts
-var SseParser = class {
-  #buffer = "";
-  #data = [];
-  #event = "";
-  #lastId;
-  #sawCR = false;
-  /** The last `retry:` value (ms), if the server sent one. */
-  retryMs;
-  constructor(lastEventId) {
-    this.#lastId = lastEventId;
-  }
-  feed(chunk, emit) {
-    let text = chunk;
-    if (this.#sawCR && text.startsWith("\n")) text = text.slice(1);
-    this.#sawCR = text.endsWith("\r");
-    this.#buffer += text;
-    const lines = this.#buffer.split(/\r\n|\r|\n/);
-    this.#buffer = lines.pop() ?? "";
-    for (const line of lines) this.#line(line, emit);
-  }
-  #line(line, emit) {
-    if (line === "") {
-      if (this.#data.length > 0) {
-        emit({ id: this.#lastId, event: this.#event || "message", data: this.#data.join("\n") });
+// ../clients/typescript/src/lifecycle.ts
+function deadline(timeoutMs, signal) {
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new DOMException(`timed out after ${timeoutMs} ms`, "TimeoutError"));
+  }, timeoutMs);
+  const onAbort = () => controller.abort(signal?.reason);
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort, { once: true });
+  return {
+    signal: controller.signal,
+    timedOut: () => timedOut,
+    done: () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    }
+  };
+}
+function callOpts(opts, signal) {
+  return { signal, headers: opts.headers, maxRetries: opts.maxRetries };
+}
+var orNone = (response) => response ?? Response.error();
+function lifecycleHelpers(deps) {
+  async function bounded(timeoutMs, opts, what, body) {
+    const d2 = deadline(timeoutMs, opts.signal);
+    let last;
+    try {
+      return await body(d2.signal, (r) => {
+        last = r;
+      });
+    } catch (error) {
+      if (d2.timedOut()) {
+        return { error: clientProblem("timeout", "Timed out", `${what()} after ${timeoutMs} ms`), response: orNone(last) };
       }
-      this.#data = [];
-      this.#event = "";
-      return;
+      if (error instanceof AgentdeskError) return { error: error.problem, response: error.response ?? orNone(last) };
+      throw error;
+    } finally {
+      d2.done();
     }
-    if (line.startsWith(":")) return;
-    const colon = line.indexOf(":");
-    const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? "" : line.slice(colon + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    switch (field) {
-      case "data":
-        this.#data.push(value);
-        break;
-      case "event":
-        this.#event = value;
-        break;
-      case "id":
-        if (!value.includes("\0")) this.#lastId = value;
-        break;
-      case "retry":
-        if (/^\d+$/.test(value)) this.retryMs = Number(value);
-        break;
-      default:
-        break;
+  }
+  function unreachable(session, awaited) {
+    const why = session.status_reason ? `: ${session.status_reason}` : "";
+    return clientProblem(
+      "status_unreachable",
+      "The session cannot reach that status",
+      `the session is \`${session.status}\`${why}; it can no longer become \`${awaited}\``,
+      { current_status: session.status }
+    );
+  }
+  function waitFor(orgId, sessionId, status, opts = {}) {
+    let current;
+    return bounded(
+      opts.timeoutMs ?? 6e4,
+      opts,
+      () => `the session was still \`${current ?? "unknown"}\`, not \`${status}\`,`,
+      async (signal, seen) => {
+        const get = async () => {
+          const got = await deps.sessionsGet(orgId, sessionId, callOpts(opts, signal));
+          seen(got.response);
+          if (got.data) current = got.data.status;
+          return got;
+        };
+        let reached = false;
+        for (; ; ) {
+          const got = await get();
+          if (got.error) return got;
+          if (reached || got.data.status === status) return got;
+          if (!canReach(got.data.status, status)) return { error: unreachable(got.data, status), response: got.response };
+          for await (const event of deps.iterate(orgId, sessionId, { afterSeq: got.data.last_seq, signal })) {
+            if (event.kind !== "status") continue;
+            current = event.payload.status;
+            reached = current === status;
+            if (reached || !canReach(current, status)) break;
+          }
+        }
+      }
+    );
+  }
+  async function createAndWait(orgId, body, opts = {}) {
+    const started = Date.now();
+    const created = await deps.sessionsCreate(orgId, body, opts);
+    if (created.error) return created;
+    const timeoutMs = Math.max(0, (opts.timeoutMs ?? 6e4) - (Date.now() - started));
+    return waitFor(orgId, created.data.id, "running", { signal: opts.signal, headers: opts.headers, maxRetries: opts.maxRetries, timeoutMs });
+  }
+  function run(orgId, sessionId, command, opts = {}) {
+    let state = "queued";
+    return bounded(
+      opts.timeoutMs ?? 12e4,
+      opts,
+      () => `the command was still \`${state}\``,
+      async (signal, seen) => {
+        const before = await deps.sessionsGet(orgId, sessionId, callOpts(opts, signal));
+        seen(before.response);
+        if (before.error) return before;
+        const created = await deps.commandsCreate(orgId, sessionId, command, { ...opts, signal });
+        seen(created.response);
+        if (created.error) return created;
+        const id = created.data.id;
+        for await (const event of deps.iterate(orgId, sessionId, { afterSeq: before.data.last_seq, signal })) {
+          if (isCommandResult(event) && event.payload.command_id === id) break;
+        }
+        const finished = await deps.commandsGet(orgId, sessionId, id, callOpts(opts, signal));
+        if (finished.error) return finished;
+        const c2 = finished.data;
+        state = c2.status;
+        if (c2.status === "succeeded") return { data: c2, response: finished.response };
+        const detail = c2.status === "queued" || c2.status === "dispatched" ? `the session ended while the command was \`${c2.status}\`` : c2.error ? `${c2.error_code ?? c2.status}: ${c2.error}` : `the command is \`${c2.status}\``;
+        return { error: clientProblem("command_failed", "The command failed", detail), response: finished.response };
+      }
+    );
+  }
+  async function screenshot(orgId, sessionId, opts = {}) {
+    const { maxWidth, maxHeight, ...runOpts } = opts;
+    const ran = await run(orgId, sessionId, { kind: "screenshot", args: { max_width: maxWidth, max_height: maxHeight } }, runOpts);
+    if (ran.error) return ran;
+    const out = ran.data.result;
+    if (!out) {
+      return {
+        error: clientProblem("unexpected_response", "No screenshot", "the command finished without a screenshot result (an external executor?)"),
+        response: ran.response
+      };
     }
+    const bytes = await deps.artifactBytes(orgId, sessionId, out.artifact_id, { signal: opts.signal, headers: opts.headers, maxRetries: opts.maxRetries });
+    if (bytes.error) return bytes;
+    return {
+      data: { png: bytes.data, width: out.width, height: out.height, scale: out.scale, artifactId: out.artifact_id, command: ran.data },
+      response: bytes.response
+    };
+  }
+  return { waitFor, createAndWait, run, screenshot };
+}
+
+// ../clients/typescript/src/pagination.ts
+function pageIterator(items) {
+  return {
+    [Symbol.asyncIterator]: items,
+    async toArray(max = Number.POSITIVE_INFINITY) {
+      const out = [];
+      if (max <= 0) return out;
+      for await (const item of items()) {
+        out.push(item);
+        if (out.length >= max) break;
+      }
+      return out;
+    }
+  };
+}
+function cursorPages(fetchPage) {
+  return pageIterator(async function* () {
+    let cursor;
+    do {
+      const page = await fetchPage(cursor);
+      if (page.error) throw new AgentdeskError(page.error, page.response);
+      yield* page.data.items;
+      cursor = page.data.next_cursor;
+    } while (cursor !== void 0);
+  });
+}
+function seqPages(afterSeq, fetchPage) {
+  return pageIterator(async function* () {
+    let after = afterSeq;
+    for (; ; ) {
+      const page = await fetchPage(after);
+      if (page.error) throw new AgentdeskError(page.error, page.response);
+      yield* page.data.items;
+      if (!page.data.has_more) return;
+      after = page.data.next_after_seq;
+    }
+  });
+}
+
+// node_modules/eventsource-parser/dist/index.js
+var ParseError = class extends Error {
+  constructor(message, options) {
+    super(message), this.name = "ParseError", this.type = options.type, this.field = options.field, this.value = options.value, this.line = options.line;
   }
 };
-async function runSse(args) {
+var LF = 10;
+var CR = 13;
+var SPACE = 32;
+function noop(_arg) {
+}
+function createParser(config) {
+  if (typeof config == "function")
+    throw new TypeError(
+      "`config` must be an object, got a function instead. Did you mean `createParser({onEvent: fn})`?"
+    );
+  const { onEvent = noop, onError = noop, onRetry = noop, onComment, maxBufferSize } = config, pendingFragments = [];
+  let pendingFragmentsLength = 0, isFirstChunk = true, id, data = "", dataLines = 0, eventType, terminated = false;
+  function feed(chunk) {
+    if (terminated)
+      throw new Error(
+        "Cannot feed parser: it was terminated after exceeding the configured max buffer size. Call `reset()` to resume parsing."
+      );
+    if (isFirstChunk && (isFirstChunk = false, chunk.charCodeAt(0) === 239 && chunk.charCodeAt(1) === 187 && chunk.charCodeAt(2) === 191 && (chunk = chunk.slice(3))), pendingFragments.length === 0) {
+      const trailing2 = processLines(chunk);
+      trailing2 !== "" && (pendingFragments.push(trailing2), pendingFragmentsLength = trailing2.length), checkBufferSize();
+      return;
+    }
+    if (chunk.indexOf(`
+`) === -1 && chunk.indexOf("\r") === -1) {
+      pendingFragments.push(chunk), pendingFragmentsLength += chunk.length, checkBufferSize();
+      return;
+    }
+    pendingFragments.push(chunk);
+    const input = pendingFragments.join("");
+    pendingFragments.length = 0, pendingFragmentsLength = 0;
+    const trailing = processLines(input);
+    trailing !== "" && (pendingFragments.push(trailing), pendingFragmentsLength = trailing.length), checkBufferSize();
+  }
+  function checkBufferSize() {
+    maxBufferSize !== void 0 && (pendingFragmentsLength + data.length <= maxBufferSize || (terminated = true, pendingFragments.length = 0, pendingFragmentsLength = 0, id = void 0, data = "", dataLines = 0, eventType = void 0, onError(
+      new ParseError(`Buffered data exceeded max buffer size of ${maxBufferSize} characters`, {
+        type: "max-buffer-size-exceeded"
+      })
+    )));
+  }
+  function processLines(chunk) {
+    let searchIndex = 0;
+    if (chunk.indexOf("\r") === -1) {
+      let lfIndex = chunk.indexOf(`
+`, searchIndex);
+      for (; lfIndex !== -1; ) {
+        if (searchIndex === lfIndex) {
+          dataLines > 0 && onEvent({ id, event: eventType, data }), id = void 0, data = "", dataLines = 0, eventType = void 0, searchIndex = lfIndex + 1, lfIndex = chunk.indexOf(`
+`, searchIndex);
+          continue;
+        }
+        const firstCharCode = chunk.charCodeAt(searchIndex);
+        if (isDataPrefix(chunk, searchIndex, firstCharCode)) {
+          const valueStart = chunk.charCodeAt(searchIndex + 5) === SPACE ? searchIndex + 6 : searchIndex + 5, value = chunk.slice(valueStart, lfIndex);
+          if (dataLines === 0 && chunk.charCodeAt(lfIndex + 1) === LF) {
+            onEvent({ id, event: eventType, data: value }), id = void 0, data = "", eventType = void 0, searchIndex = lfIndex + 2, lfIndex = chunk.indexOf(`
+`, searchIndex);
+            continue;
+          }
+          data = dataLines === 0 ? value : `${data}
+${value}`, dataLines++;
+        } else isEventPrefix(chunk, searchIndex, firstCharCode) ? eventType = chunk.slice(
+          chunk.charCodeAt(searchIndex + 6) === SPACE ? searchIndex + 7 : searchIndex + 6,
+          lfIndex
+        ) || void 0 : parseLine(chunk, searchIndex, lfIndex);
+        searchIndex = lfIndex + 1, lfIndex = chunk.indexOf(`
+`, searchIndex);
+      }
+      return chunk.slice(searchIndex);
+    }
+    for (; searchIndex < chunk.length; ) {
+      const crIndex = chunk.indexOf("\r", searchIndex), lfIndex = chunk.indexOf(`
+`, searchIndex);
+      let lineEnd = -1;
+      if (crIndex !== -1 && lfIndex !== -1 ? lineEnd = crIndex < lfIndex ? crIndex : lfIndex : crIndex !== -1 ? crIndex === chunk.length - 1 ? lineEnd = -1 : lineEnd = crIndex : lfIndex !== -1 && (lineEnd = lfIndex), lineEnd === -1)
+        break;
+      parseLine(chunk, searchIndex, lineEnd), searchIndex = lineEnd + 1, chunk.charCodeAt(searchIndex - 1) === CR && chunk.charCodeAt(searchIndex) === LF && searchIndex++;
+    }
+    return chunk.slice(searchIndex);
+  }
+  function parseLine(chunk, start, end) {
+    if (start === end) {
+      dispatchEvent();
+      return;
+    }
+    const firstCharCode = chunk.charCodeAt(start);
+    if (isDataPrefix(chunk, start, firstCharCode)) {
+      const valueStart = chunk.charCodeAt(start + 5) === SPACE ? start + 6 : start + 5, value2 = chunk.slice(valueStart, end);
+      data = dataLines === 0 ? value2 : `${data}
+${value2}`, dataLines++;
+      return;
+    }
+    if (isEventPrefix(chunk, start, firstCharCode)) {
+      eventType = chunk.slice(chunk.charCodeAt(start + 6) === SPACE ? start + 7 : start + 6, end) || void 0;
+      return;
+    }
+    if (firstCharCode === 105 && chunk.charCodeAt(start + 1) === 100 && chunk.charCodeAt(start + 2) === 58) {
+      const value2 = chunk.slice(chunk.charCodeAt(start + 3) === SPACE ? start + 4 : start + 3, end);
+      value2.includes("\0") || (id = value2);
+      return;
+    }
+    if (firstCharCode === 58) {
+      if (onComment) {
+        const line2 = chunk.slice(start, end);
+        onComment(line2.slice(chunk.charCodeAt(start + 1) === SPACE ? 2 : 1));
+      }
+      return;
+    }
+    const line = chunk.slice(start, end), fieldSeparatorIndex = line.indexOf(":");
+    if (fieldSeparatorIndex === -1) {
+      processField(line, "", line);
+      return;
+    }
+    const field = line.slice(0, fieldSeparatorIndex), offset = line.charCodeAt(fieldSeparatorIndex + 1) === SPACE ? 2 : 1, value = line.slice(fieldSeparatorIndex + offset);
+    processField(field, value, line);
+  }
+  function processField(field, value, line) {
+    switch (field) {
+      case "event":
+        eventType = value || void 0;
+        break;
+      case "data":
+        data = dataLines === 0 ? value : `${data}
+${value}`, dataLines++;
+        break;
+      case "id":
+        value.includes("\0") || (id = value);
+        break;
+      case "retry":
+        /^\d+$/.test(value) ? onRetry(parseInt(value, 10)) : onError(
+          new ParseError(`Invalid \`retry\` value: "${value}"`, {
+            type: "invalid-retry",
+            value,
+            line
+          })
+        );
+        break;
+      default:
+        onError(
+          new ParseError(
+            `Unknown field "${field.length > 20 ? `${field.slice(0, 20)}…` : field}"`,
+            { type: "unknown-field", field, value, line }
+          )
+        );
+        break;
+    }
+  }
+  function dispatchEvent() {
+    dataLines > 0 && onEvent({
+      id,
+      event: eventType,
+      data
+    }), id = void 0, data = "", dataLines = 0, eventType = void 0;
+  }
+  function reset(options = {}) {
+    if (options.consume && pendingFragments.length > 0) {
+      const incompleteLine = pendingFragments.join("");
+      parseLine(incompleteLine, 0, incompleteLine.length);
+    }
+    isFirstChunk = true, id = void 0, data = "", dataLines = 0, eventType = void 0, pendingFragments.length = 0, pendingFragmentsLength = 0, terminated = false;
+  }
+  return { feed, reset };
+}
+function isDataPrefix(chunk, i, firstCharCode) {
+  return firstCharCode === 100 && chunk.charCodeAt(i + 1) === 97 && chunk.charCodeAt(i + 2) === 116 && chunk.charCodeAt(i + 3) === 97 && chunk.charCodeAt(i + 4) === 58;
+}
+function isEventPrefix(chunk, i, firstCharCode) {
+  return firstCharCode === 101 && chunk.charCodeAt(i + 1) === 118 && chunk.charCodeAt(i + 2) === 101 && chunk.charCodeAt(i + 3) === 110 && chunk.charCodeAt(i + 4) === 116 && chunk.charCodeAt(i + 5) === 58;
+}
+
+// ../clients/typescript/src/sse.ts
+async function* sseMessages(args) {
   const { signal } = args;
   const maxRetries = args.reconnect?.maxRetries ?? 5;
   const maxDelay = args.reconnect?.maxDelayMs ?? 1e4;
-  let lastEventId = args.lastEventId;
   let failures = 0;
   let emptyEnds = 0;
   let retryMs;
   let opened = false;
   let lastError;
+  const backoff = () => {
+    const base = retryMs ?? args.reconnect?.initialDelayMs ?? 500;
+    const ceiling = Math.min(maxDelay, base * 2 ** Math.max(0, failures - 1));
+    return ceiling / 2 + Math.random() * (ceiling / 2);
+  };
   for (; ; ) {
-    if (signal?.aborted) return { reason: "aborted", lastEventId };
+    if (signal?.aborted) return { reason: "aborted" };
     if (opened) await args.onReconnect?.();
     opened = true;
     let received = 0;
     let cleanEnd = false;
-    let stop = false;
     try {
-      const connection = await args.connect(lastEventId, signal);
+      const connection = await args.connect(signal);
       if (connection.problem) {
         const { status } = connection.problem;
         if ((status === 429 || status === 503) && failures < maxRetries) {
@@ -686,71 +1220,55 @@ async function runSse(args) {
           await sleep(after > 0 ? Math.min(after * 1e3, maxDelay) : backoff(), signal);
           continue;
         }
-        return { reason: "problem", error: connection.problem, lastEventId };
+        return { reason: "problem", error: connection.problem, response: connection.response };
       }
-      const parser = new SseParser(lastEventId);
+      const queue = [];
+      const parser = createParser({
+        onEvent: (message) => void queue.push(message),
+        onRetry: (ms) => {
+          retryMs = ms;
+        }
+      });
       const decoder = new TextDecoder();
       const reader = connection.body.getReader();
       const onAbort = () => void reader.cancel().catch(() => void 0);
       signal?.addEventListener("abort", onAbort, { once: true });
       try {
-        while (!stop) {
+        for (; ; ) {
           const { value, done } = await reader.read();
           if (done) {
             cleanEnd = true;
             break;
           }
-          const messages = [];
-          parser.feed(decoder.decode(value, { stream: true }), (m) => messages.push(m));
-          for (const m of messages) {
-            lastEventId = m.id;
+          parser.feed(decoder.decode(value, { stream: true }));
+          while (queue.length > 0) {
+            const message = queue.shift();
+            if (message === void 0) break;
             received += 1;
             failures = 0;
-            let verdict;
-            try {
-              verdict = await args.onMessage(m);
-            } catch (error) {
-              throw new CallbackError(error);
-            }
-            if (verdict === "stop") {
-              stop = true;
-              break;
-            }
+            yield message;
           }
         }
       } finally {
         signal?.removeEventListener("abort", onAbort);
-        retryMs = parser.retryMs ?? retryMs;
         if (!cleanEnd) await reader.cancel().catch(() => void 0);
       }
     } catch (error) {
-      if (error instanceof CallbackError) throw error.cause;
-      if (signal?.aborted) return { reason: "aborted", lastEventId };
+      if (signal?.aborted) return { reason: "aborted" };
       lastError = error;
     }
-    if (stop) return { reason: "final", lastEventId };
-    if (signal?.aborted) return { reason: "aborted", lastEventId };
+    if (signal?.aborted) return { reason: "aborted" };
     if (cleanEnd) {
       emptyEnds = received > 0 ? 0 : emptyEnds + 1;
-      if (emptyEnds >= 2) return { reason: "ended", lastEventId };
+      if (emptyEnds >= 2) return { reason: "ended" };
       continue;
     }
     failures += 1;
     if (failures > maxRetries) throw lastError;
     await sleep(backoff(), signal);
   }
-  function backoff() {
-    const base = retryMs ?? args.reconnect?.initialDelayMs ?? 500;
-    const ceiling = Math.min(maxDelay, base * 2 ** Math.max(0, failures - 1));
-    return ceiling / 2 + Math.random() * (ceiling / 2);
-  }
 }
-var CallbackError = class extends Error {
-  constructor(cause) {
-    super("event handler failed", { cause });
-  }
-};
-async function toSseConnect(result) {
+function toSseConnect(result) {
   const { response } = result;
   if (response.ok && result.data) return { body: result.data, response };
   if (response.ok) {
@@ -758,201 +1276,73 @@ async function toSseConnect(result) {
   }
   return { problem: toProblem(result.error, response), response };
 }
-function sleep(ms, signal) {
-  return new Promise((resolve) => {
-    if (ms <= 0 || signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-  });
-}
-
-// ../clients/typescript/src/desktop.ts
-function clientProblem(code, title, detail, status = 0) {
-  return { type: `urn:agentdesk:problem:${code}`, title, status, detail, code };
-}
-function deadline(timeoutMs, signal) {
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, timeoutMs);
-  const onAbort = () => controller.abort();
-  signal?.addEventListener("abort", onAbort, { once: true });
-  return {
-    signal: controller.signal,
-    stop: () => controller.abort(),
-    timedOut: () => timedOut,
-    done: () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-    }
-  };
-}
-function desktopHelpers(deps) {
-  async function follow(orgId, sessionId, afterSeq, timeoutMs, signal, until) {
-    const d2 = deadline(timeoutMs, signal);
-    let hit;
-    try {
-      const end = await deps.stream(orgId, sessionId, {
-        afterSeq,
-        signal: d2.signal,
-        onEvent: (event) => {
-          if (hit === void 0 && until(event)) {
-            hit = event;
-            d2.stop();
-          }
-        }
-      });
-      return { ...hit ? { hit } : {}, end, timedOut: d2.timedOut() && hit === void 0 };
-    } finally {
-      d2.done();
-    }
-  }
-  async function createAndWait(orgId, body, opts = {}) {
-    const created = await deps.sessionsCreate(orgId, body, opts);
-    if (created.error) return created;
-    const session = created.data;
-    const watched = await follow(orgId, session.id, 0, opts.timeoutMs ?? 6e4, opts.signal, (e2) => {
-      const status = e2.kind === "status" ? e2.payload.status : void 0;
-      return status === "running" || status === "failed" || status === "stopped";
-    });
-    const now = await deps.sessionsGet(orgId, session.id, opts.signal ? { signal: opts.signal } : void 0);
-    if (now.error) return now;
-    if (now.data.status === "running") return now;
-    if (watched.end.reason === "problem") return { error: watched.end.error, response: now.response };
-    if (watched.timedOut) {
-      return {
-        error: clientProblem("timeout", "Timed out", `the session was still \`${now.data.status}\` after ${opts.timeoutMs ?? 6e4} ms`),
-        response: now.response
-      };
-    }
-    return {
-      error: clientProblem(
-        "session_failed",
-        "The session did not start",
-        now.data.status_reason ?? `the session is \`${now.data.status}\``
-      ),
-      response: now.response
-    };
-  }
-  async function run(orgId, sessionId, command, opts = {}) {
-    const call = opts.signal ? { signal: opts.signal } : void 0;
-    const before = await deps.sessionsGet(orgId, sessionId, call);
-    if (before.error) return before;
-    const created = await deps.commandsCreate(orgId, sessionId, command, opts);
-    if (created.error) return created;
-    const id = created.data.id;
-    const watched = await follow(
-      orgId,
-      sessionId,
-      before.data.last_seq,
-      opts.timeoutMs ?? 12e4,
-      opts.signal,
-      (e2) => e2.kind === "result" && e2.payload.command_id === id
-    );
-    const finished = await deps.commandsGet(orgId, sessionId, id, call);
-    if (finished.error) return finished;
-    const c2 = finished.data;
-    if (c2.status === "succeeded") return finished;
-    if (watched.end.reason === "problem" && !watched.hit) return { error: watched.end.error, response: finished.response };
-    if (c2.status === "queued" || c2.status === "dispatched") {
-      const why = watched.timedOut ? `still \`${c2.status}\` after ${opts.timeoutMs ?? 12e4} ms` : `the session ended while it was \`${c2.status}\``;
-      return { error: clientProblem(watched.timedOut ? "timeout" : "session_failed", "The command did not finish", why), response: finished.response };
-    }
-    const detail = c2.error ? `${c2.error_code ?? c2.status}: ${c2.error}` : `the command is \`${c2.status}\``;
-    return { error: clientProblem("command_failed", "The command failed", detail), response: finished.response };
-  }
-  async function screenshot(orgId, sessionId, opts = {}) {
-    const args = {};
-    if (opts.maxWidth !== void 0) args.max_width = opts.maxWidth;
-    if (opts.maxHeight !== void 0) args.max_height = opts.maxHeight;
-    const ran = await run(orgId, sessionId, { kind: "screenshot", args }, opts);
-    if (ran.error) return ran;
-    const out = ran.data.result;
-    if (!out || out.kind !== "screenshot") {
-      return { error: clientProblem("unexpected_response", "No screenshot", "the command has no screenshot output"), response: ran.response };
-    }
-    const bytes = await deps.artifactBytes(orgId, sessionId, out.artifact_id, opts.signal ? { signal: opts.signal } : void 0);
-    if (bytes.error) return bytes;
-    return {
-      data: { png: bytes.data, width: out.width, height: out.height, scale: out.scale, artifactId: out.artifact_id, command: ran.data },
-      response: bytes.response
-    };
-  }
-  return { createAndWait, run, screenshot };
-}
-function desktopViewer(deps) {
-  function ticket(orgId, sessionId, mode, opts) {
-    return deps.createTicket(orgId, sessionId, { mode }, opts);
-  }
-  async function open(orgId, sessionId, opts) {
-    const Ctor = opts.WebSocket ?? globalThis.WebSocket;
-    if (Ctor === void 0) {
-      throw new TypeError("desktop.open: no WebSocket here; pass one as `WebSocket` (e.g. the `ws` package's on Node < 22)");
-    }
-    const { mode, WebSocket: _ctor, ...call } = opts;
-    const minted = await ticket(orgId, sessionId, mode, call);
-    if (minted.error) return minted;
-    const socket = new Ctor(minted.data.ws_url, minted.data.protocols);
-    socket.binaryType = "arraybuffer";
-    return { data: socket, response: minted.response };
-  }
-  return { ticket, open };
-}
 
 // ../clients/typescript/src/client.ts
-async function wrap(pending) {
-  const { data, error, response } = await pending;
+async function settle(outcome) {
+  const { data, error, response } = await outcome;
   if (response.ok) return { data, response };
   return { error: toProblem(error, response), response };
 }
-function init(opts, extraHeaders) {
-  const headers = { ...opts?.headers };
-  for (const [k, v] of Object.entries(extraHeaders ?? {})) if (v !== void 0) headers[k] = v;
-  return { headers, ...opts?.signal ? { signal: opts.signal } : {} };
+function call(outcome) {
+  return pending(settle(outcome));
 }
-var idem = (opts) => init(opts, { "Idempotency-Key": opts?.idempotencyKey });
-function isFinalStatus(event) {
-  if (event.kind !== "status") return false;
-  const status = event.payload["status"];
-  return status === "stopped" || status === "failed";
+function callAs(outcome) {
+  return pending(settle(outcome));
+}
+var wire = (value) => value;
+var wireQuery = (value) => value ?? {};
+function checkBaseUrl(baseUrl) {
+  const root = baseUrl.replace(/\/+$/, "");
+  if (/\/v1$/i.test(root)) {
+    const fixed = root.slice(0, -3) || "/";
+    throw new TypeError(
+      `createClient: baseUrl "${baseUrl}" ends in /v1, but every path the client calls already starts with /v1 (it would request ${root}/v1/… and get 404 route_not_found). Pass the server's root instead: baseUrl: "${fixed}"`
+    );
+  }
+  return baseUrl;
 }
 function createClient2(options) {
+  const baseUrl = checkBaseUrl(options.baseUrl);
   const fetchImpl = options.fetch ?? ((input) => globalThis.fetch(input));
+  const clientRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES;
+  const defaultTransport = retryingFetch(fetchImpl, clientRetries);
+  const transport = (maxRetries) => maxRetries === void 0 || maxRetries === clientRetries ? defaultTransport : retryingFetch(fetchImpl, maxRetries);
+  const store = options.tokenStore ?? memoryTokenStore(options.accessToken !== void 0 ? { access_token: options.accessToken, refresh_token: options.refreshToken } : void 0);
   const credentials = new Credentials({
-    baseUrl: options.baseUrl,
+    baseUrl,
     fetch: fetchImpl,
-    accessToken: options.accessToken,
-    refreshToken: options.refreshToken,
+    store,
     apiKey: options.apiKey,
+    refreshLock: options.refreshLock,
     onTokenRefresh: options.onTokenRefresh
   });
   const raw = createClient({
-    baseUrl: options.baseUrl,
-    fetch: fetchImpl,
+    baseUrl,
+    fetch: defaultTransport,
     ...options.headers ? { headers: options.headers } : {}
   });
   raw.use(authMiddleware(credentials));
+  function init(opts, extraHeaders) {
+    const headers = { ...opts?.headers };
+    for (const [k, v] of Object.entries(extraHeaders ?? {})) if (v !== void 0) headers[k] = v;
+    return { headers, fetch: transport(opts?.maxRetries), ...opts?.signal ? { signal: opts.signal } : {} };
+  }
+  const idem = (opts) => init(opts, { "Idempotency-Key": opts?.idempotencyKey ?? newIdempotencyKey() });
   const auth = {
     /**
      * `auth.signup`: create an account and mail a verification link to the address (202
      * `SignupOut`, `status: "verification_sent"`). A taken address answers exactly the same
      * (its owner gets a notice instead), so the answer never tells which addresses have
-     * accounts. Open the link's token with `verifyEmail`, then `login`.
+     * accounts. Open the link's token with `verifyEmail`; `login` works before that.
+     * 422 `validation_failed` for a password under 10 characters or a malformed address.
      */
-    signup: (body, opts) => wrap(raw.POST("/v1/auth/signup", { body, ...init(opts) })),
+    signup: (body, opts) => call(raw.POST("/v1/auth/signup", { body: wire(body), ...init(opts) })),
     /**
      * `auth.verify_email`: spend the token of a verification link (`ev_…`, the `token` in the
      * link's fragment `…/verify-email#token=ev_…`) and mark the address verified (204). No
      * credential needed; 400 `invalid_verification_token` when it is unknown, used or expired.
      */
-    verifyEmail: (body, opts) => wrap(raw.POST("/v1/auth/verify-email", { body, ...init(opts) })),
+    verifyEmail: (body, opts) => call(raw.POST("/v1/auth/verify-email", { body: wire(body), ...init(opts) })),
     /**
      * `auth.register`: create an account (201 `UserOut`, address not yet verified: a link was
      * mailed). A taken address answers 409 `email_taken`, which tells anyone who has an account.
@@ -961,27 +1351,37 @@ function createClient2(options) {
      * `Sunset` and `Link` headers): use {@link signup}, which answers 202 the same for a new
      * and a taken address, then `verifyEmail` and `login`.
      */
-    register: (body, opts) => wrap(raw.POST("/v1/auth/register", { body, ...init(opts) })),
-    /** `auth.login`: get a token pair; the client uses it from now on. */
-    login: async (body, opts) => {
-      const result = await wrap(raw.POST("/v1/auth/login", { body, ...init(opts) }));
-      if (result.data) credentials.setTokens(result.data);
-      return result;
-    },
-    /** `auth.refresh`: rotate the refresh token (default: the client's); the client uses the new pair. */
-    refresh: async (body, opts) => {
-      const refresh_token = body?.refresh_token ?? credentials.refreshToken ?? "";
-      const result = await wrap(raw.POST("/v1/auth/refresh", { body: { refresh_token }, ...init(opts) }));
-      if (result.data) credentials.setTokens(result.data);
-      return result;
-    },
-    /** `auth.logout`: revoke the refresh token's family (default: the client's) and forget the tokens. */
-    logout: async (body, opts) => {
-      const refresh_token = body?.refresh_token ?? credentials.refreshToken ?? "";
-      const result = await wrap(raw.POST("/v1/auth/logout", { body: { refresh_token }, ...init(opts) }));
-      if (!result.error && refresh_token === credentials.refreshToken) credentials.clearTokens();
-      return result;
-    },
+    register: (body, opts) => call(raw.POST("/v1/auth/register", { body: wire(body), ...init(opts) })),
+    /** `auth.login`: get a token pair; the client stores it (in its token store) and uses it from now on. 401 `invalid_credentials`, 429 `login_throttled`. */
+    login: (body, opts) => pending(
+      (async () => {
+        const result = await settle(raw.POST("/v1/auth/login", { body: wire(body), ...init(opts) }));
+        if (result.data) await credentials.write(result.data);
+        return result;
+      })()
+    ),
+    /**
+     * `auth.refresh`: rotate the refresh token now (default: the stored one) and store the new
+     * pair. Normally not needed: a 401 refreshes by itself, serialised across tabs.
+     */
+    refresh: (body, opts) => pending(
+      (async () => {
+        const refresh_token = body?.refresh_token ?? (await credentials.current())?.refresh_token ?? "";
+        const result = await settle(raw.POST("/v1/auth/refresh", { body: { refresh_token }, ...init(opts) }));
+        if (result.data) await credentials.write(result.data);
+        return result;
+      })()
+    ),
+    /** `auth.logout`: revoke the refresh token's family (default: the stored one's) and forget the tokens (in every tab sharing the store). */
+    logout: (body, opts) => pending(
+      (async () => {
+        const stored = (await credentials.current())?.refresh_token;
+        const refresh_token = body?.refresh_token ?? stored ?? "";
+        const result = await settle(raw.POST("/v1/auth/logout", { body: { refresh_token }, ...init(opts) }));
+        if (!result.error && refresh_token === stored) await credentials.clear();
+        return result;
+      })()
+    ),
     /**
      * `auth.oidc_authorize`: the URL to send the browser to (a navigation, not a fetch: it answers
      * 302 to the provider's login). After the login the provider returns through
@@ -990,83 +1390,87 @@ function createClient2(options) {
      * one configured for the provider.
      */
     oidcAuthorizeUrl: (provider, redirectUri2) => createFinalURL("/v1/auth/oidc/{provider}/authorize", {
-      baseUrl: removeTrailingSlash(options.baseUrl),
+      baseUrl: removeTrailingSlash(baseUrl),
       params: { path: { provider }, query: { redirect_uri: redirectUri2 } },
       querySerializer: createQuerySerializer(),
       pathSerializer: defaultPathSerializer
     }),
     /** `auth.oidc_providers`: the configured single sign-on providers (no credentials needed); offer one login button each (`oidcAuthorizeUrl`). */
-    oidcProviders: (opts) => wrap(raw.GET("/v1/auth/oidc/providers", init(opts))),
-    /** `auth.oidc_exchange`: trade the callback's one-time `code` for a token pair; the client uses it from now on. */
-    oidcExchange: async (body, opts) => {
-      const result = await wrap(raw.POST("/v1/auth/oidc/exchange", { body, ...init(opts) }));
-      if (result.data) credentials.setTokens(result.data);
-      return result;
-    }
+    oidcProviders: (opts) => call(raw.GET("/v1/auth/oidc/providers", init(opts))),
+    /** `auth.oidc_exchange`: trade the callback's one-time `code` for a token pair; the client stores it and uses it from now on. */
+    oidcExchange: (body, opts) => pending(
+      (async () => {
+        const result = await settle(raw.POST("/v1/auth/oidc/exchange", { body: wire(body), ...init(opts) }));
+        if (result.data) await credentials.write(result.data);
+        return result;
+      })()
+    )
   };
+  const forgetting = (outcome, when = () => true) => pending(
+    outcome.then(async (result) => {
+      if (!result.error && when()) await credentials.clear();
+      return result;
+    })
+  );
   const me2 = {
     /** `me.get`: the caller's account. */
-    get: (opts) => wrap(raw.GET("/v1/me", init(opts))),
+    get: (opts) => call(raw.GET("/v1/me", init(opts))),
     /**
-     * `me.update`: change the display name and/or password (needs `current_password`). A
-     * password change revokes every refresh token and ends every access token of the account,
-     * this client's included: the client forgets its tokens (log in again with the new password).
+     * `me.update`: change the display name and/or password (needs `current_password`; the new
+     * one needs 10+ characters). A password change revokes every refresh token and ends every
+     * access token of the account, this client's included: the client forgets its tokens (log
+     * in again with the new password).
      */
-    update: async (body, opts) => {
-      const result = await wrap(raw.PATCH("/v1/me", { body, ...init(opts) }));
-      if (!result.error && body.new_password !== void 0) credentials.clearTokens();
-      return result;
-    },
+    update: (body, opts) => forgetting(
+      call(raw.PATCH("/v1/me", { body: wire(body), ...init(opts) })),
+      () => body.new_password !== void 0
+    ),
     /**
      * `me.logout_all`: revoke every refresh token of the account (all devices) and end every
      * access token at once; the client forgets both.
      */
-    logoutAll: async (opts) => {
-      const result = await wrap(raw.POST("/v1/me/logout-all", init(opts)));
-      if (!result.error) credentials.clearTokens();
-      return result;
-    },
+    logoutAll: (opts) => forgetting(call(raw.POST("/v1/me/logout-all", init(opts)))),
     /**
      * `me.send_verification`: mail a new verification link to the caller's address (202; spend
      * it with `auth.verifyEmail`). 409 `email_already_verified` when there is nothing to prove;
      * limited per account like logins (429).
      */
-    sendVerification: (opts) => wrap(raw.POST("/v1/me/email-verification", init(opts))),
+    sendVerification: (opts) => call(raw.POST("/v1/me/email-verification", init(opts))),
     /**
      * `me.leave_org`: end the caller's own membership of an organization (204; no permission
      * needed). 409 `last_owner` for its only owner; 404 `not_found` when not a member.
      */
-    leaveOrg: (orgId, opts) => wrap(raw.DELETE("/v1/me/memberships/{org_id}", { params: { path: { org_id: orgId } }, ...init(opts) })),
+    leaveOrg: (orgId, opts) => call(raw.DELETE("/v1/me/memberships/{org_id}", { params: { path: { org_id: orgId } }, ...init(opts) })),
     /** `me.export`: everything stored about the caller as one JSON document. */
-    export: (opts) => wrap(raw.GET("/v1/me/export", init(opts))),
+    export: (opts) => call(raw.GET("/v1/me/export", init(opts))),
     /** `me.delete`: erase the caller's account (409 `last_owner` while the only owner of an org); the client forgets the tokens. */
-    delete: async (opts) => {
-      const result = await wrap(raw.DELETE("/v1/me", init(opts)));
-      if (!result.error) credentials.clearTokens();
-      return result;
-    }
+    delete: (opts) => forgetting(call(raw.DELETE("/v1/me", init(opts))))
   };
   const orgs2 = {
     /** `orgs.create`: the caller becomes its owner. */
-    create: (body, opts) => wrap(raw.POST("/v1/orgs", { body, ...init(opts) })),
-    /** `orgs.list`: the caller's organizations, each with the caller's role. */
-    list: (query, opts) => wrap(raw.GET("/v1/orgs", { params: { query }, ...init(opts) })),
-    /** `orgs.get`. */
-    get: (orgId, opts) => wrap(raw.GET("/v1/orgs/{org_id}", { params: { path: { org_id: orgId } }, ...init(opts) })),
-    /** `orgs.update`; pass `ifMatch` (the `ETag` you read) to avoid lost updates. */
-    update: (orgId, body, opts) => wrap(
+    create: (body, opts) => call(raw.POST("/v1/orgs", { body: wire(body), ...init(opts) })),
+    /** `orgs.list`: one page of the caller's organizations, each with the caller's role (`next_cursor` for the next). */
+    list: (query, opts) => call(raw.GET("/v1/orgs", { params: { query: wireQuery(query) }, ...init(opts) })),
+    /** Every organization of the caller, page after page (`query.limit` is the page size). */
+    listAll: (query, opts) => cursorPages((cursor) => orgs2.list({ ...query, cursor }, opts)),
+    /** `orgs.get` (`ETag` in `response.headers`). */
+    get: (orgId, opts) => call(raw.GET("/v1/orgs/{org_id}", { params: { path: { org_id: orgId } }, ...init(opts) })),
+    /** `orgs.update`; pass `ifMatch` (the `ETag` you read) to avoid lost updates (412 `precondition_failed`). */
+    update: (orgId, body, opts) => call(
       raw.PATCH("/v1/orgs/{org_id}", {
         params: { path: { org_id: orgId } },
-        body,
+        body: wire(body),
         ...init(opts, { "If-Match": opts?.ifMatch })
       })
     ),
     /** `orgs.delete` (owners; 409 `org_has_live_sessions` while a session is live). */
-    delete: (orgId, opts) => wrap(raw.DELETE("/v1/orgs/{org_id}", { params: { path: { org_id: orgId } }, ...init(opts) }))
+    delete: (orgId, opts) => call(raw.DELETE("/v1/orgs/{org_id}", { params: { path: { org_id: orgId } }, ...init(opts) }))
   };
   const members = {
-    /** `members.list`. */
-    list: (orgId, query, opts) => wrap(raw.GET("/v1/orgs/{org_id}/members", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
+    /** `members.list`: one page (`next_cursor` for the next). */
+    list: (orgId, query, opts) => call(raw.GET("/v1/orgs/{org_id}/members", { params: { path: { org_id: orgId }, query: wireQuery(query) }, ...init(opts) })),
+    /** Every member, page after page. */
+    listAll: (orgId, query, opts) => cursorPages((cursor) => members.list(orgId, { ...query, cursor }, opts)),
     /**
      * `members.add`: no longer adds anyone. Joining takes the person's consent, so it creates an
      * invitation exactly as `invitations.create` does (any address, default lifetime) and
@@ -1077,212 +1481,284 @@ function createClient2(options) {
      *
      * @deprecated Since 2026-11-29, sunset 2027-06-01: use `invitations.create`.
      */
-    add: (orgId, body, opts) => wrap(raw.POST("/v1/orgs/{org_id}/members", { params: { path: { org_id: orgId } }, body, ...init(opts) })),
+    add: (orgId, body, opts) => call(raw.POST("/v1/orgs/{org_id}/members", { params: { path: { org_id: orgId } }, body: wire(body), ...init(opts) })),
     /** `members.update`: change a member's role. */
-    update: (orgId, userId, body, opts) => wrap(
+    update: (orgId, userId, body, opts) => call(
       raw.PUT("/v1/orgs/{org_id}/members/{user_id}", {
         params: { path: { org_id: orgId, user_id: userId } },
-        body,
+        body: wire(body),
         ...init(opts)
       })
     ),
     /** `members.remove`. */
-    remove: (orgId, userId, opts) => wrap(
-      raw.DELETE("/v1/orgs/{org_id}/members/{user_id}", {
-        params: { path: { org_id: orgId, user_id: userId } },
-        ...init(opts)
-      })
-    )
+    remove: (orgId, userId, opts) => call(raw.DELETE("/v1/orgs/{org_id}/members/{user_id}", { params: { path: { org_id: orgId, user_id: userId } }, ...init(opts) }))
   };
   const audit = {
-    /** `audit.list`: newest first; filter with `action`, `actor_id`, `since` (inclusive) and `until` (exclusive). */
-    list: (orgId, query, opts) => wrap(raw.GET("/v1/orgs/{org_id}/audit-events", { params: { path: { org_id: orgId }, query }, ...init(opts) }))
+    /** `audit.list`: one page, newest first; filter with `action`, `actor_id`, `since` (inclusive) and `until` (exclusive). */
+    list: (orgId, query, opts) => callAs(
+      raw.GET("/v1/orgs/{org_id}/audit-events", { params: { path: { org_id: orgId }, query: wireQuery(query) }, ...init(opts) })
+    ),
+    /** Every matching audit event, newest first, page after page. */
+    listAll: (orgId, query, opts) => cursorPages((cursor) => audit.list(orgId, { ...query, cursor }, opts))
   };
   const agents = {
-    /** `agents.create`: with its desktop capabilities. */
-    create: (orgId, body, opts) => wrap(raw.POST("/v1/orgs/{org_id}/agents", { params: { path: { org_id: orgId } }, body, ...idem(opts) })),
-    /** `agents.list`. */
-    list: (orgId, query, opts) => wrap(raw.GET("/v1/orgs/{org_id}/agents", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
+    /** `agents.create`: with its desktop capabilities. Sent with an `Idempotency-Key` (a new one unless given), so it is retried safely. */
+    create: (orgId, body, opts) => call(raw.POST("/v1/orgs/{org_id}/agents", { params: { path: { org_id: orgId } }, body: wire(body), ...idem(opts) })),
+    /** `agents.list`: one page (`next_cursor` for the next). */
+    list: (orgId, query, opts) => call(raw.GET("/v1/orgs/{org_id}/agents", { params: { path: { org_id: orgId }, query: wireQuery(query) }, ...init(opts) })),
+    /** Every agent of the org, page after page. */
+    listAll: (orgId, query, opts) => cursorPages((cursor) => agents.list(orgId, { ...query, cursor }, opts)),
     /** `agents.get` (`ETag` in `response.headers`). */
-    get: (orgId, agentId, opts) => wrap(
-      raw.GET("/v1/orgs/{org_id}/agents/{agent_id}", {
-        params: { path: { org_id: orgId, agent_id: agentId } },
-        ...init(opts)
-      })
-    ),
-    /** `agents.update`: needs `ifMatch` (`"<version>"`, the `ETag` you read). */
-    update: (orgId, agentId, body, opts) => wrap(
+    get: (orgId, agentId, opts) => call(raw.GET("/v1/orgs/{org_id}/agents/{agent_id}", { params: { path: { org_id: orgId, agent_id: agentId } }, ...init(opts) })),
+    /** `agents.update`: needs `ifMatch` (`"<version>"`, the `ETag` you read; 412 `precondition_failed` when stale). */
+    update: (orgId, agentId, body, opts) => call(
       raw.PATCH("/v1/orgs/{org_id}/agents/{agent_id}", {
         params: { path: { org_id: orgId, agent_id: agentId }, header: { "If-Match": opts.ifMatch } },
-        body,
+        body: wire(body),
         ...init(opts, { "If-Match": opts.ifMatch })
       })
     ),
     /** `agents.delete` (409 `agent_has_live_sessions` while one of its sessions is live). */
-    delete: (orgId, agentId, opts) => wrap(
-      raw.DELETE("/v1/orgs/{org_id}/agents/{agent_id}", {
-        params: { path: { org_id: orgId, agent_id: agentId } },
-        ...init(opts)
-      })
-    )
+    delete: (orgId, agentId, opts) => call(raw.DELETE("/v1/orgs/{org_id}/agents/{agent_id}", { params: { path: { org_id: orgId, agent_id: agentId } }, ...init(opts) }))
   };
   const sessions = {
-    /** `sessions.create`: 202 with the session `pending`; follow it with `get` or `events.stream`. */
-    create: (orgId, body, opts) => wrap(raw.POST("/v1/orgs/{org_id}/sessions", { params: { path: { org_id: orgId } }, body, ...idem(opts) })),
-    /** `sessions.list`: newest first; filter by `status` and `agent_id`. */
-    list: (orgId, query, opts) => wrap(raw.GET("/v1/orgs/{org_id}/sessions", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
+    /**
+     * `sessions.create`: 202 with the session `pending` (wait with `sessions.waitFor`). Sent
+     * with an `Idempotency-Key` (a new one unless given), so it is retried safely. 429
+     * `session_limit_reached` at the org's limit of live sessions.
+     */
+    create: (orgId, body, opts) => call(raw.POST("/v1/orgs/{org_id}/sessions", { params: { path: { org_id: orgId } }, body: wire(body), ...idem(opts) })),
+    /** `sessions.list`: one page, newest first; filter by `status` and `agent_id`. */
+    list: (orgId, query, opts) => call(raw.GET("/v1/orgs/{org_id}/sessions", { params: { path: { org_id: orgId }, query: wireQuery(query) }, ...init(opts) })),
+    /** Every matching session, newest first, page after page. */
+    listAll: (orgId, query, opts) => cursorPages((cursor) => sessions.list(orgId, { ...query, cursor }, opts)),
     /** `sessions.get`. */
-    get: (orgId, sessionId, opts) => wrap(
-      raw.GET("/v1/orgs/{org_id}/sessions/{session_id}", {
-        params: { path: { org_id: orgId, session_id: sessionId } },
-        ...init(opts)
-      })
-    ),
-    /** `sessions.stop`: 202 with the session `stopping`. */
-    stop: (orgId, sessionId, opts) => wrap(
-      raw.POST("/v1/orgs/{org_id}/sessions/{session_id}/stop", {
-        params: { path: { org_id: orgId, session_id: sessionId } },
-        ...idem(opts)
-      })
-    )
+    get: (orgId, sessionId, opts) => call(raw.GET("/v1/orgs/{org_id}/sessions/{session_id}", { params: { path: { org_id: orgId, session_id: sessionId } }, ...init(opts) })),
+    /** `sessions.stop`: 202 with the session `stopping` (wait for `stopped` with `sessions.waitFor`). Idempotency-keyed like `create`. 409 `invalid_transition` once stopped. */
+    stop: (orgId, sessionId, opts) => call(raw.POST("/v1/orgs/{org_id}/sessions/{session_id}/stop", { params: { path: { org_id: orgId, session_id: sessionId } }, ...idem(opts) }))
   };
+  const sessionConnect = (orgId, sessionId, afterSeq) => async (signal) => toSseConnect(
+    await raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/events/stream", {
+      params: { path: { org_id: orgId, session_id: sessionId }, query: { after_seq: afterSeq() } },
+      headers: { Accept: "text/event-stream" },
+      parseAs: "stream",
+      // The stream reconnects by itself: no transport retries underneath.
+      fetch: fetchImpl,
+      ...signal ? { signal } : {}
+    })
+  );
+  function follow(orgId, sessionId, opts) {
+    const state = { lastSeq: opts.afterSeq ?? 0 };
+    async function* events2() {
+      const messages = sseMessages({
+        connect: sessionConnect(orgId, sessionId, () => state.lastSeq),
+        signal: opts.signal,
+        reconnect: opts.reconnect
+      });
+      try {
+        for (; ; ) {
+          const next = await messages.next();
+          if (next.done) return next.value;
+          const event = parseEvent(next.value.data);
+          if (event.seq <= state.lastSeq) continue;
+          state.lastSeq = event.seq;
+          yield event;
+          if (isFinalEvent(event)) return { reason: "final" };
+        }
+      } finally {
+        await messages.return({ reason: "aborted" });
+      }
+    }
+    return { events: events2(), state };
+  }
   const events = {
-    /** `events.append`: 1–500 events; answers their `first_seq..=last_seq`. */
-    append: (orgId, sessionId, body, opts) => wrap(
+    /**
+     * `events.append`: 1–500 events (`action`, `screenshot`, `result`, `message`, `log`; a JSON
+     * object payload each); answers their `first_seq..=last_seq`. Idempotency-keyed (a new key
+     * unless given), so it is retried safely. 409 `session_not_live` once the session ended.
+     */
+    append: (orgId, sessionId, body, opts) => call(
       raw.POST("/v1/orgs/{org_id}/sessions/{session_id}/events", {
         params: { path: { org_id: orgId, session_id: sessionId } },
-        body,
+        body: wire(body),
         ...idem(opts)
       })
     ),
-    /** `events.list`: events after `after_seq`, oldest first; page with `next_after_seq`. */
-    list: (orgId, sessionId, query, opts) => wrap(
+    /** `events.list`: one page of events after `after_seq`, oldest first, typed per kind; page with `next_after_seq` while `has_more`. */
+    list: (orgId, sessionId, query, opts) => callAs(
       raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/events", {
-        params: { path: { org_id: orgId, session_id: sessionId }, query },
+        params: { path: { org_id: orgId, session_id: sessionId }, query: wireQuery(query) },
         ...init(opts)
       })
     ),
     /**
-     * `events.stream`: follows the session's log over SSE, calling `onEvent` per event in seq
-     * order. Replays from `afterSeq`, then follows live; after a dropped connection it resumes
-     * with `Last-Event-ID` (no gap, no duplicate). Resolves after the final `status` event
-     * (`stopped`/`failed`), on abort, or with the problem a (re)connect was answered with.
+     * Every event in the log after `query.after_seq` (default 0), oldest first, page after page
+     * (`query.limit` is the page size; `query.kind` filters): what was there when the last page
+     * was read. To follow new events as they come, use `iterate`.
+     */
+    listAll: (orgId, sessionId, query, opts) => seqPages(query?.after_seq ?? 0, (after) => events.list(orgId, sessionId, { ...query, after_seq: after }, opts)),
+    /**
+     * `events.stream` as an async iterator: the session's events after `afterSeq` (default 0),
+     * typed per kind, in seq order, replaying the log and then following it live; it finishes
+     * after the session's final `status` event. A dropped connection is reopened with
+     * `?after_seq=<last seq delivered>` (no gap, no duplicate), backed off as `reconnect`
+     * says; once those retries are spent the last network error rejects. A refused
+     * (re)connect throws an {@link AgentdeskError} (e.g. 404 `not_found`); aborting `signal`
+     * rejects with its reason. Leaving the loop (`break`) closes the connection.
+     */
+    iterate: (orgId, sessionId, opts = {}) => {
+      const { events: source, state } = follow(orgId, sessionId, opts);
+      async function* iterator() {
+        try {
+          for (; ; ) {
+            const next = await source.next();
+            if (!next.done) {
+              yield next.value;
+              continue;
+            }
+            const end = next.value;
+            if (end.reason === "problem") throw new AgentdeskError(end.error, end.response);
+            if (end.reason === "aborted") throw opts.signal?.reason ?? new DOMException("aborted", "AbortError");
+            return;
+          }
+        } finally {
+          await source.return({ reason: "aborted" });
+        }
+      }
+      const it = iterator();
+      return Object.defineProperty(it, "lastSeq", { get: () => state.lastSeq, enumerable: true });
+    },
+    /**
+     * `events.stream` with a callback: calls `onEvent` per event (typed per kind) in seq order,
+     * awaited before the next one, replaying from `afterSeq` and then following live; after a
+     * dropped connection it resumes with `?after_seq=` (no gap, no duplicate). Resolves after
+     * the final `status` event (`final`), when the server has nothing more (`ended`), on abort,
+     * or with the problem a (re)connect was answered with (`problem`: never rejects for an HTTP
+     * error). Once the reconnects are spent, the last network error rejects; so does an
+     * exception thrown by `onEvent`.
      */
     stream: async (orgId, sessionId, opts) => {
-      let lastSeq = opts.afterSeq ?? 0;
-      let connects = 0;
-      const end = await runSse({
-        signal: opts.signal,
-        reconnect: opts.reconnect,
-        connect: async (_lastEventId, signal) => {
-          const resume = connects++ > 0;
-          return toSseConnect(
-            await raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/events/stream", {
-              params: {
-                path: { org_id: orgId, session_id: sessionId },
-                ...resume ? { header: { "Last-Event-ID": String(lastSeq) } } : { query: { after_seq: lastSeq } }
-              },
-              headers: { Accept: "text/event-stream" },
-              parseAs: "stream",
-              ...signal ? { signal } : {}
-            })
-          );
-        },
-        onMessage: async (message) => {
-          const event = JSON.parse(message.data);
-          if (event.seq <= lastSeq) return "continue";
-          lastSeq = event.seq;
-          await opts.onEvent(event);
-          return isFinalStatus(event) ? "stop" : "continue";
+      const { events: source, state } = follow(orgId, sessionId, opts);
+      try {
+        for (; ; ) {
+          const next = await source.next();
+          if (next.done) {
+            const end = next.value;
+            if (end.reason === "problem") return { reason: "problem", error: end.error, lastSeq: state.lastSeq };
+            return { reason: end.reason, lastSeq: state.lastSeq };
+          }
+          await opts.onEvent(next.value);
         }
-      });
-      if (end.reason === "problem") return { reason: "problem", error: end.error, lastSeq };
-      return { reason: end.reason, lastSeq };
+      } finally {
+        await source.return({ reason: "aborted" });
+      }
     },
     /**
      * `events.stream_org`: follows every session status change of the org (live only; after a
-     * reconnect, `onReconnect` should re-read `sessions.list`). Runs until aborted or refused.
+     * reconnect, `onReconnect` should re-read `sessions.list`). Runs until aborted, refused
+     * (`problem`) or ended by the server twice in a row without an event.
      */
-    streamOrg: async (orgId, opts) => runSse({
-      signal: opts.signal,
-      reconnect: opts.reconnect,
-      onReconnect: opts.onReconnect,
-      connect: async (_lastEventId, signal) => toSseConnect(
-        await raw.GET("/v1/orgs/{org_id}/events/stream", {
-          params: { path: { org_id: orgId } },
-          headers: { Accept: "text/event-stream" },
-          parseAs: "stream",
-          ...signal ? { signal } : {}
-        })
-      ),
-      onMessage: async (message) => {
-        await opts.onEvent(JSON.parse(message.data));
-        return "continue";
+    streamOrg: async (orgId, opts) => {
+      const messages = sseMessages({
+        signal: opts.signal,
+        reconnect: opts.reconnect,
+        onReconnect: opts.onReconnect,
+        connect: async (signal) => toSseConnect(
+          await raw.GET("/v1/orgs/{org_id}/events/stream", {
+            params: { path: { org_id: orgId } },
+            headers: { Accept: "text/event-stream" },
+            parseAs: "stream",
+            fetch: fetchImpl,
+            ...signal ? { signal } : {}
+          })
+        )
+      });
+      try {
+        for (; ; ) {
+          const next = await messages.next();
+          if (next.done) {
+            const end = next.value;
+            return end.reason === "problem" ? { reason: "problem", error: end.error } : { reason: end.reason };
+          }
+          await opts.onEvent(JSON.parse(next.value.data));
+        }
+      } finally {
+        await messages.return({ reason: "aborted" });
       }
-    })
+    }
   };
   const commands = {
-    /** `commands.create`: 202 queued, or 403 `capability_denied` outside the agent's capabilities. */
-    create: (orgId, sessionId, body, opts) => wrap(
+    /**
+     * `commands.create`: 202 queued, or 403 `capability_denied` outside the agent's
+     * capabilities. Idempotency-keyed (a new key unless given), so it is retried safely. To
+     * wait for its outcome, use `commands.run`.
+     */
+    create: (orgId, sessionId, body, opts) => callAs(
       raw.POST("/v1/orgs/{org_id}/sessions/{session_id}/commands", {
         params: { path: { org_id: orgId, session_id: sessionId } },
-        body,
+        body: wire(body),
         ...idem(opts)
       })
     ),
-    /** `commands.list`: oldest first. */
-    list: (orgId, sessionId, query, opts) => wrap(
+    /** `commands.list`: one page, oldest first, typed per kind. */
+    list: (orgId, sessionId, query, opts) => callAs(
       raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/commands", {
-        params: { path: { org_id: orgId, session_id: sessionId }, query },
+        params: { path: { org_id: orgId, session_id: sessionId }, query: wireQuery(query) },
         ...init(opts)
       })
     ),
-    /** `commands.get`. */
-    get: (orgId, sessionId, commandId, opts) => wrap(
+    /** Every command of the session, oldest first, page after page. */
+    listAll: (orgId, sessionId, query, opts) => cursorPages((cursor) => commands.list(orgId, sessionId, { ...query, cursor }, opts)),
+    /** `commands.get`: typed per kind (`if (c.kind === "shell") c.result?.stdout`). */
+    get: (orgId, sessionId, commandId, opts) => callAs(
       raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/commands/{command_id}", {
         params: { path: { org_id: orgId, session_id: sessionId, command_id: commandId } },
         ...init(opts)
       })
     ),
-    /** `commands.claim` (executor): the next queued command, or `data: undefined` (204) after `wait_s`. */
-    claim: (orgId, sessionId, query, opts) => wrap(
+    /** `commands.claim` (an external executor): the next queued command, or `data: undefined` (204) after `wait_s`. */
+    claim: (orgId, sessionId, query, opts) => callAs(
       raw.POST("/v1/orgs/{org_id}/sessions/{session_id}/commands/claim", {
-        params: { path: { org_id: orgId, session_id: sessionId }, query },
+        params: { path: { org_id: orgId, session_id: sessionId }, query: wireQuery(query) },
         ...init(opts)
       })
     ),
-    /** `commands.complete` (executor): report a dispatched command's result. */
-    complete: (orgId, sessionId, commandId, body, opts) => wrap(
+    /** `commands.complete` (an external executor): report a dispatched command's result (`output` is kept verbatim). */
+    complete: (orgId, sessionId, commandId, body, opts) => callAs(
       raw.POST("/v1/orgs/{org_id}/sessions/{session_id}/commands/{command_id}/result", {
         params: { path: { org_id: orgId, session_id: sessionId, command_id: commandId } },
-        body,
+        body: wire(body),
         ...init(opts)
       })
     )
   };
   const artifacts = {
-    /** `artifacts.list`: the session's artifacts (screenshots), oldest first. */
-    list: (orgId, sessionId, query, opts) => wrap(
+    /** `artifacts.list`: one page of the session's artifacts (screenshots), oldest first. */
+    list: (orgId, sessionId, query, opts) => call(
       raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/artifacts", {
-        params: { path: { org_id: orgId, session_id: sessionId }, query },
+        params: { path: { org_id: orgId, session_id: sessionId }, query: wireQuery(query) },
         ...init(opts)
       })
     ),
+    /** Every artifact of the session, oldest first, page after page. */
+    listAll: (orgId, sessionId, query, opts) => cursorPages((cursor) => artifacts.list(orgId, sessionId, { ...query, cursor }, opts)),
     /** `artifacts.get`: the artifact's bytes (e.g. a PNG); `response.headers` has its `Content-Type` and `ETag`. */
-    get: async (orgId, sessionId, artifactId, opts) => {
-      const r = await wrap(
-        raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/artifacts/{artifact_id}", {
-          params: { path: { org_id: orgId, session_id: sessionId, artifact_id: artifactId } },
-          parseAs: "arrayBuffer",
-          ...init(opts)
-        })
-      );
-      if (r.error) return r;
-      return { data: new Uint8Array(r.data), response: r.response };
-    }
+    get: (orgId, sessionId, artifactId, opts) => pending(
+      (async () => {
+        const r = await settle(
+          raw.GET("/v1/orgs/{org_id}/sessions/{session_id}/artifacts/{artifact_id}", {
+            params: { path: { org_id: orgId, session_id: sessionId, artifact_id: artifactId } },
+            parseAs: "arrayBuffer",
+            ...init(opts)
+          })
+        );
+        if (r.error) return r;
+        return { data: new Uint8Array(r.data), response: r.response };
+      })()
+    )
   };
   const desktop = desktopViewer({
-    createTicket: (orgId, sessionId, body, opts) => wrap(
+    createTicket: (orgId, sessionId, body, opts) => call(
       raw.POST("/v1/orgs/{org_id}/sessions/{session_id}/desktop/tickets", {
         params: { path: { org_id: orgId, session_id: sessionId } },
         body,
@@ -1290,67 +1766,63 @@ function createClient2(options) {
       })
     )
   });
-  const agentLoop = desktopHelpers({
+  const lifecycle = lifecycleHelpers({
     sessionsCreate: sessions.create,
     sessionsGet: sessions.get,
     commandsCreate: commands.create,
     commandsGet: commands.get,
     artifactBytes: artifacts.get,
-    stream: events.stream
+    iterate: (orgId, sessionId, opts) => events.iterate(orgId, sessionId, opts)
   });
   const jobs = {
-    /** `jobs.list`: newest first; `status: "dead"` is the dead-letter queue. */
-    list: (orgId, query, opts) => wrap(raw.GET("/v1/orgs/{org_id}/jobs", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
-    /** `jobs.retry`: put a dead job back to `pending`. */
-    retry: (orgId, jobId, opts) => wrap(
-      raw.POST("/v1/orgs/{org_id}/jobs/{job_id}/retry", {
-        params: { path: { org_id: orgId, job_id: jobId } },
-        ...init(opts)
-      })
-    )
+    /** `jobs.list`: one page, newest first; `status: "dead"` is the dead-letter queue. */
+    list: (orgId, query, opts) => call(raw.GET("/v1/orgs/{org_id}/jobs", { params: { path: { org_id: orgId }, query: wireQuery(query) }, ...init(opts) })),
+    /** Every matching job, newest first, page after page. */
+    listAll: (orgId, query, opts) => cursorPages((cursor) => jobs.list(orgId, { ...query, cursor }, opts)),
+    /** `jobs.retry`: put a dead job back to `pending` (409 `job_not_dead` otherwise). */
+    retry: (orgId, jobId, opts) => call(raw.POST("/v1/orgs/{org_id}/jobs/{job_id}/retry", { params: { path: { org_id: orgId, job_id: jobId } }, ...init(opts) }))
   };
   const permissions = {
     /** `permissions.list`: the permission catalog roles are made of (public: no credentials needed). */
-    list: (opts) => wrap(raw.GET("/v1/permissions", init(opts)))
+    list: (opts) => call(raw.GET("/v1/permissions", init(opts)))
   };
   const roles = {
-    /** `roles.list`: the four built-in roles, then the org's custom roles. */
-    list: (orgId, opts) => wrap(raw.GET("/v1/orgs/{org_id}/roles", { params: { path: { org_id: orgId } }, ...init(opts) })),
+    /** `roles.list`: the four built-in roles, then the org's custom roles (one response, not paged). */
+    list: (orgId, opts) => call(raw.GET("/v1/orgs/{org_id}/roles", { params: { path: { org_id: orgId } }, ...init(opts) })),
     /** `roles.get`: a built-in or custom role by name (`ETag` in `response.headers`). */
-    get: (orgId, role, opts) => wrap(raw.GET("/v1/orgs/{org_id}/roles/{role}", { params: { path: { org_id: orgId, role } }, ...init(opts) })),
-    /** `roles.create`: a custom role from catalog permissions the caller holds. */
-    create: (orgId, body, opts) => wrap(raw.POST("/v1/orgs/{org_id}/roles", { params: { path: { org_id: orgId } }, body, ...init(opts) })),
-    /** `roles.update`: replace a custom role's description and permissions; needs `ifMatch` (`"<version>"`, the `ETag` you read). */
-    update: (orgId, role, body, opts) => wrap(
+    get: (orgId, role, opts) => call(raw.GET("/v1/orgs/{org_id}/roles/{role}", { params: { path: { org_id: orgId, role } }, ...init(opts) })),
+    /** `roles.create`: a custom role from catalog permissions the caller holds (409 `role_name_taken`). */
+    create: (orgId, body, opts) => call(raw.POST("/v1/orgs/{org_id}/roles", { params: { path: { org_id: orgId } }, body: wire(body), ...init(opts) })),
+    /** `roles.update`: replace a custom role's description and permissions; needs `ifMatch` (`"<version>"`, the `ETag` you read; 412 when stale). */
+    update: (orgId, role, body, opts) => call(
       raw.PUT("/v1/orgs/{org_id}/roles/{role}", {
         params: { path: { org_id: orgId, role }, header: { "If-Match": opts.ifMatch } },
-        body,
+        body: wire(body),
         ...init(opts, { "If-Match": opts.ifMatch })
       })
     ),
     /** `roles.delete`: a custom role nobody holds (409 `role_in_use`, `role_read_only`). */
-    delete: (orgId, role, opts) => wrap(raw.DELETE("/v1/orgs/{org_id}/roles/{role}", { params: { path: { org_id: orgId, role } }, ...init(opts) }))
+    delete: (orgId, role, opts) => call(raw.DELETE("/v1/orgs/{org_id}/roles/{role}", { params: { path: { org_id: orgId, role } }, ...init(opts) }))
   };
   const apiKeys = {
     /** `api_keys.create`: `data.secret` (`ad_<prefix>_<secret>`) is shown only in this response. */
-    create: (orgId, body, opts) => wrap(raw.POST("/v1/orgs/{org_id}/api-keys", { params: { path: { org_id: orgId } }, body, ...init(opts) })),
-    /** `api_keys.list`: newest first, revoked and expired keys included, never the secrets. */
-    list: (orgId, query, opts) => wrap(raw.GET("/v1/orgs/{org_id}/api-keys", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
+    create: (orgId, body, opts) => call(raw.POST("/v1/orgs/{org_id}/api-keys", { params: { path: { org_id: orgId } }, body: wire(body), ...init(opts) })),
+    /** `api_keys.list`: one page, newest first, revoked and expired keys included, never the secrets. */
+    list: (orgId, query, opts) => call(raw.GET("/v1/orgs/{org_id}/api-keys", { params: { path: { org_id: orgId }, query: wireQuery(query) }, ...init(opts) })),
+    /** Every API key of the org, page after page. */
+    listAll: (orgId, query, opts) => cursorPages((cursor) => apiKeys.list(orgId, { ...query, cursor }, opts)),
     /** `api_keys.revoke`: every later request with the key answers 401. */
-    revoke: (orgId, keyId, opts) => wrap(
-      raw.DELETE("/v1/orgs/{org_id}/api-keys/{key_id}", {
-        params: { path: { org_id: orgId, key_id: keyId } },
-        ...init(opts)
-      })
-    )
+    revoke: (orgId, keyId, opts) => call(raw.DELETE("/v1/orgs/{org_id}/api-keys/{key_id}", { params: { path: { org_id: orgId, key_id: keyId } }, ...init(opts) }))
   };
   const invitations = {
     /** `invitations.create`: `data.token` and `data.accept_url` are shown only in this response (no email is sent). */
-    create: (orgId, body, opts) => wrap(raw.POST("/v1/orgs/{org_id}/invitations", { params: { path: { org_id: orgId } }, body, ...init(opts) })),
-    /** `invitations.list`: newest first, with each one's status. */
-    list: (orgId, query, opts) => wrap(raw.GET("/v1/orgs/{org_id}/invitations", { params: { path: { org_id: orgId }, query }, ...init(opts) })),
-    /** `invitations.revoke`: its token then answers 410 `invitation_revoked`. */
-    revoke: (orgId, invitationId, opts) => wrap(
+    create: (orgId, body, opts) => call(raw.POST("/v1/orgs/{org_id}/invitations", { params: { path: { org_id: orgId } }, body: wire(body), ...init(opts) })),
+    /** `invitations.list`: one page, newest first, with each one's status. */
+    list: (orgId, query, opts) => call(raw.GET("/v1/orgs/{org_id}/invitations", { params: { path: { org_id: orgId }, query: wireQuery(query) }, ...init(opts) })),
+    /** Every invitation of the org, page after page. */
+    listAll: (orgId, query, opts) => cursorPages((cursor) => invitations.list(orgId, { ...query, cursor }, opts)),
+    /** `invitations.revoke`: its token then answers 410 `invitation_revoked` (409 `invitation_used` once accepted). */
+    revoke: (orgId, invitationId, opts) => call(
       raw.DELETE("/v1/orgs/{org_id}/invitations/{invitation_id}", {
         params: { path: { org_id: orgId, invitation_id: invitationId } },
         ...init(opts)
@@ -1358,39 +1830,64 @@ function createClient2(options) {
     ),
     /**
      * `invitations.accept`: by the logged-in invitee (403 `invitation_email_mismatch` for another
-     * account); 410 `invitation_used` / `invitation_revoked` / `invitation_expired`.
+     * account, 403 `email_not_verified` before the address is verified); 410 `invitation_used` /
+     * `invitation_revoked` / `invitation_expired`.
      */
-    accept: (token, opts) => wrap(raw.POST("/v1/invitations/{token}/accept", { params: { path: { token } }, ...init(opts) }))
+    accept: (token, opts) => call(raw.POST("/v1/invitations/{token}/accept", { params: { path: { token } }, ...init(opts) }))
   };
   return {
-    /** The typed openapi-fetch client (`GET`/`POST`/… on spec paths), with the auth middleware. */
+    /** The typed openapi-fetch client (`GET`/`POST`/… on spec paths), with the auth middleware and retries. */
     raw,
+    /** Accounts and tokens: `signup`, `verifyEmail`, `login`, `refresh`, `logout`, single sign-on. */
     auth,
+    /** The caller's account. */
     me: me2,
+    /** Organizations, with `listAll`. */
     orgs: orgs2,
+    /** An org's members, with `listAll`. */
     members,
+    /** An org's audit log, with `listAll`. */
     audit,
+    /** An org's agents, with `listAll`. */
     agents,
-    /** Sessions, plus `createAndWait` (resolves once the desktop runs). */
-    sessions: { ...sessions, createAndWait: agentLoop.createAndWait },
+    /**
+     * Sessions, with `listAll`, `waitFor` (resolves once the session is in a status, driven by
+     * the event stream) and `createAndWait` (`create`, then `waitFor` `running`).
+     */
+    sessions: {
+      ...sessions,
+      waitFor: (orgId, sessionId, status, opts) => pending(lifecycle.waitFor(orgId, sessionId, status, opts)),
+      createAndWait: (orgId, body, opts) => pending(lifecycle.createAndWait(orgId, body, opts))
+    },
+    /** A session's event log: `append`, `list`, `listAll`, `iterate` (async iterator over the live stream), `stream` (callback), `streamOrg`. */
     events,
-    /** Commands, plus `run` (resolves with the finished command and its typed `result`). */
-    commands: { ...commands, run: agentLoop.run },
+    /** Commands typed per kind, with `listAll` and `run` (resolves with the finished command and its typed `result`). */
+    commands: {
+      ...commands,
+      run: (orgId, sessionId, command, opts) => pending(lifecycle.run(orgId, sessionId, command, opts))
+    },
+    /** A session's artifacts (screenshots), with `listAll`. */
     artifacts,
     /** Takes a screenshot and resolves with its PNG bytes, size and scale. */
-    screenshot: agentLoop.screenshot,
+    screenshot: (orgId, sessionId, opts) => pending(lifecycle.screenshot(orgId, sessionId, opts)),
     /** A session's live desktop: `ticket` (one-time, for the WebSocket) and `open` (the WebSocket itself, for noVNC). */
     desktop,
+    /** An org's background jobs, with `listAll`. */
     jobs,
+    /** The permission catalog. */
     permissions,
+    /** An org's roles. */
     roles,
+    /** An org's API keys, with `listAll`. */
     apiKeys,
+    /** An org's invitations, with `listAll`, and accepting one. */
     invitations,
-    /** Use these tokens from now on (e.g. restored from storage). */
-    setTokens: (tokens) => credentials.setTokens(tokens),
-    /** The tokens in use (they change when the client refreshes them). */
+    /** Stores these tokens (e.g. restored from your own storage) and uses them from now on. */
+    setTokens: (tokens) => credentials.write(tokens),
+    /** The tokens as this client last read or wrote them (the store may hold newer ones another tab wrote). */
     get tokens() {
-      return { accessToken: credentials.accessToken, refreshToken: credentials.refreshToken };
+      const t = credentials.cached;
+      return { accessToken: t?.access_token, refreshToken: t?.refresh_token };
     }
   };
 }
@@ -3250,17 +3747,17 @@ function inflateReset(strm) {
   return inflateResetKeep(strm);
 }
 function inflateReset2(strm, windowBits) {
-  var wrap2;
+  var wrap;
   var state;
   if (!strm || !strm.state) {
     return Z_STREAM_ERROR;
   }
   state = strm.state;
   if (windowBits < 0) {
-    wrap2 = 0;
+    wrap = 0;
     windowBits = -windowBits;
   } else {
-    wrap2 = (windowBits >> 4) + 1;
+    wrap = (windowBits >> 4) + 1;
     if (windowBits < 48) {
       windowBits &= 15;
     }
@@ -3271,7 +3768,7 @@ function inflateReset2(strm, windowBits) {
   if (state.window !== null && state.wbits !== windowBits) {
     state.window = null;
   }
-  state.wrap = wrap2;
+  state.wrap = wrap;
   state.wbits = windowBits;
   return inflateReset(strm);
 }
@@ -5644,15 +6141,15 @@ function deflateInit2(strm, level, method, windowBits, memLevel, strategy) {
   if (!strm) {
     return Z_STREAM_ERROR2;
   }
-  var wrap2 = 1;
+  var wrap = 1;
   if (level === Z_DEFAULT_COMPRESSION) {
     level = 6;
   }
   if (windowBits < 0) {
-    wrap2 = 0;
+    wrap = 0;
     windowBits = -windowBits;
   } else if (windowBits > 15) {
-    wrap2 = 2;
+    wrap = 2;
     windowBits -= 16;
   }
   if (memLevel < 1 || memLevel > MAX_MEM_LEVEL || method !== Z_DEFLATED2 || windowBits < 8 || windowBits > 15 || level < 0 || level > 9 || strategy < 0 || strategy > Z_FIXED2) {
@@ -5664,7 +6161,7 @@ function deflateInit2(strm, level, method, windowBits, memLevel, strategy) {
   var s = new DeflateState();
   strm.state = s;
   s.strm = strm;
-  s.wrap = wrap2;
+  s.wrap = wrap;
   s.gzhead = null;
   s.w_bits = windowBits;
   s.w_size = 1 << s.w_bits;
@@ -12815,17 +13312,17 @@ var H264Context = class {
     this._pendingFrames = [];
   }
   _handleFrame(frame) {
-    let pending = this._pendingFrames.shift();
-    if (pending === void 0) {
+    let pending2 = this._pendingFrames.shift();
+    if (pending2 === void 0) {
       throw new Error("Pending frame queue empty when receiving frame from decoder");
     }
-    if (pending.timestamp != frame.timestamp) {
-      throw new Error("Video frame timestamp mismatch. Expected " + frame.timestamp + " but but got " + pending.timestamp);
+    if (pending2.timestamp != frame.timestamp) {
+      throw new Error("Video frame timestamp mismatch. Expected " + frame.timestamp + " but but got " + pending2.timestamp);
     }
-    pending.frame = frame;
-    pending.ready = true;
-    pending.resolve();
-    if (!pending.keep) {
+    pending2.frame = frame;
+    pending2.ready = true;
+    pending2.resolve();
+    if (!pending2.keep) {
       frame.close();
     }
   }
@@ -12848,7 +13345,7 @@ var H264Context = class {
     });
   }
   _preparePendingFrame(timestamp) {
-    let pending = {
+    let pending2 = {
       timestamp,
       promise: null,
       resolve: null,
@@ -12856,11 +13353,11 @@ var H264Context = class {
       ready: false,
       keep: false
     };
-    pending.promise = new Promise((resolve) => {
-      pending.resolve = resolve;
+    pending2.promise = new Promise((resolve) => {
+      pending2.resolve = resolve;
     });
-    this._pendingFrames.push(pending);
-    return pending;
+    this._pendingFrames.push(pending2);
+    return pending2;
   }
   decode(payload) {
     let parser = new H264Parser(payload);

@@ -65,7 +65,7 @@ export function formatTime(iso: string | undefined): string {
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts: the SDK's own. */
-export { sleep } from "../../clients/typescript/src/sse.js";
+export { sleep } from "../../clients/typescript/src/index.js";
 
 /** Exponential backoff for reconnects: 250 ms, 500 ms, 1 s, 2 s, 4 s, then 5 s; `reset()` after a success. */
 export class Backoff {
