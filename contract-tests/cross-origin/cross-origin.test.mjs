@@ -1,10 +1,10 @@
 // The SDK in a browser page on another origin: Debian's headless Chromium (/usr/bin/chromium),
 // driven by playwright-core, loads the built @agentdesk/client (clients/typescript/dist, ES
-// modules, `openapi-fetch` mapped by an import map) from a page served on a second loopback
+// modules, `openapi-fetch` and `eventsource-parser` mapped by an import map) from a page served on a second loopback
 // port, and talks to a live `agentdesk serve` whose `cors_allowed_origins` lists that origin.
 // With an API key it creates an agent and a session, retries the create with the same
 // Idempotency-Key, appends events, follows the SSE stream through a dropped connection (the
-// reconnect sends Last-Event-ID) and reads the response headers CORS exposes. From a third
+// reconnect resumes with ?after_seq=) and reads the response headers CORS exposes. From a third
 // origin, not in the list, the same calls fail in the browser (TypeError) although the server
 // answered them. Run: `npm ci && npm test` (see README.md).
 
@@ -23,7 +23,7 @@ const WAIT_MS = 15_000; // bound on every single wait
 const CHROMIUM = process.env.AGENTDESK_CHROMIUM || '/usr/bin/chromium';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SDK_DIR = join(ROOT, 'clients/typescript');
-const SDK_DIST = join(SDK_DIR, 'dist');
+const SDK_DIST = join(SDK_DIR, 'dist', 'esm');
 const OUT_DIR = join(process.env.AGENTDESK_CONTRACT_OUT || '/tmp/agentdesk-contract', 'cross-origin');
 const FAILURE_SCREENSHOT = join(OUT_DIR, 'failure.png');
 const PASSWORD = 'correct horse battery staple';
@@ -56,7 +56,7 @@ let api; // { baseUrl, stop, logs } from journey/server.mjs
 let allowedSite; // the page origin in cors_allowed_origins
 let foreignSite; // a third origin, not in the list
 let browser;
-let openapiFetchFile;
+let vendorFiles; // { 'openapi-fetch.mjs': path, 'eventsource-parser.mjs': path }
 
 const headerSet = (value) =>
   (value ?? '')
@@ -65,12 +65,12 @@ const headerSet = (value) =>
     .filter(Boolean)
     .sort();
 
-/** Where the browser gets openapi-fetch: the ESM entry of the SDK's own dependency. */
-async function resolveOpenapiFetch() {
-  const dir = join(SDK_DIR, 'node_modules/openapi-fetch');
+/** Where the browser gets a dependency of the SDK: the ESM entry of the SDK's own copy. */
+async function resolveDependency(name) {
+  const dir = join(SDK_DIR, 'node_modules', name);
   const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'));
   const entry = pkg.exports?.['.']?.import ?? pkg.module ?? pkg.main;
-  assert.ok(entry, `openapi-fetch ${pkg.version}: no ES module entry in its package.json`);
+  assert.ok(entry, `${name} ${pkg.version}: no ES module entry in its package.json`);
   return join(dir, entry);
 }
 
@@ -79,10 +79,12 @@ const PAGE = `<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>Agentdesk SDK on another origin</title>
-<script type="importmap">{ "imports": { "openapi-fetch": "/vendor/openapi-fetch.mjs" } }</script>
+<script type="importmap">{ "imports": { "openapi-fetch": "/vendor/openapi-fetch.mjs", "eventsource-parser": "/vendor/eventsource-parser.mjs" } }</script>
 <script type="module">
   import * as sdk from "/sdk/index.js";
+  import { createParser } from "eventsource-parser";
   window.agentdesk = sdk;
+  window.createSseParser = createParser;
   document.body.dataset.sdk = "ready";
 </script>
 </head>
@@ -92,7 +94,7 @@ const PAGE = `<!doctype html>
 
 /**
  * A static site on 127.0.0.1 (a port of its own, so an origin of its own): `/` is the page
- * above, `/sdk/*.js` the built SDK, `/vendor/openapi-fetch.mjs` its one dependency.
+ * above, `/sdk/*.js` the built SDK (ES modules), `/vendor/*.mjs` its two dependencies.
  */
 async function startSite(name) {
   const served = [];
@@ -106,9 +108,8 @@ async function startSite(name) {
     try {
       if (path === '/') return send(200, 'text/html; charset=utf-8', PAGE);
       if (path === '/favicon.ico') return send(204, 'image/x-icon', '');
-      if (path === '/vendor/openapi-fetch.mjs') {
-        return send(200, 'text/javascript; charset=utf-8', await readFile(openapiFetchFile));
-      }
+      const vendor = path.startsWith('/vendor/') ? vendorFiles[path.slice('/vendor/'.length)] : undefined;
+      if (vendor) return send(200, 'text/javascript; charset=utf-8', await readFile(vendor));
       if (path.startsWith('/sdk/') && /\.js(\.map)?$/.test(path)) {
         const file = normalize(join(SDK_DIST, path.slice('/sdk/'.length)));
         if (file.startsWith(SDK_DIST + sep) && existsSync(file)) {
@@ -173,6 +174,7 @@ async function openSite(site) {
   await page.locator('body[data-sdk="ready"]').waitFor({ state: 'attached' });
   assert.ok(site.served.includes('/sdk/index.js'), `${site.name} served the SDK`);
   assert.ok(site.served.includes('/vendor/openapi-fetch.mjs'), `${site.name} served openapi-fetch`);
+  assert.ok(site.served.includes('/vendor/eventsource-parser.mjs'), `${site.name} served eventsource-parser`);
   return { page, log };
 }
 
@@ -206,7 +208,10 @@ before(async () => {
     existsSync(join(SDK_DIST, 'index.js')),
     `the SDK is not built: ${SDK_DIST}/index.js (cd clients/typescript && npm ci && npm run build)`,
   );
-  openapiFetchFile = await resolveOpenapiFetch();
+  vendorFiles = {
+    'openapi-fetch.mjs': await resolveDependency('openapi-fetch'),
+    'eventsource-parser.mjs': await resolveDependency('eventsource-parser'),
+  };
   await mkdir(OUT_DIR, { recursive: true });
   await rm(FAILURE_SCREENSHOT, { force: true });
 
@@ -283,7 +288,7 @@ test('the CORS policy over HTTP: allowed origin admitted, a foreign one ignored,
   assert.equal(foreignRead.headers.get('access-control-expose-headers'), null);
 });
 
-const ALLOWED_TITLE = 'the SDK from an allowed origin: API key, idempotent retry, exposed headers, SSE resumed with Last-Event-ID';
+const ALLOWED_TITLE = 'the SDK from an allowed origin: API key, idempotent retry, exposed headers, SSE resumed with ?after_seq=, Last-Event-ID by hand';
 test(ALLOWED_TITLE, { timeout: 120_000 }, async (t) => {
   const { page, log } = await openSite(allowedSite);
   await withDiagnostics(page, log, async () => {
@@ -367,7 +372,7 @@ test(ALLOWED_TITLE, { timeout: 120_000 }, async (t) => {
 
         // events.stream through a fetch that drops the first connection after two whole events
         // (plus a few bytes of the third), as a flaky network would: the SDK reconnects with
-        // Last-Event-ID, which the preflight must admit.
+        // ?after_seq= (the query: no header of its own to preflight).
         const streams = [];
         let dropped = false;
         const flakyFetch = async (request) => {
@@ -442,22 +447,23 @@ test(ALLOWED_TITLE, { timeout: 120_000 }, async (t) => {
         out.log = all;
 
         // A hand-made resume, as an app without the helper would do it (EventSource cannot send
-        // headers): fetch + ReadableStream reader + the SDK's SseParser, Last-Event-ID = last - 2.
+        // headers): fetch + ReadableStream reader + eventsource-parser, Last-Event-ID = last - 2
+        // (a header the preflight must admit).
         const from = all.at(-1).seq - 2;
         const res = await fetch(`${baseUrl}/v1/orgs/${org}/sessions/${sessionId}/events/stream`, {
           headers: { 'x-api-key': apiKey, 'last-event-id': String(from), accept: 'text/event-stream' },
           signal: deadline(),
         });
-        const parser = new window.agentdesk.SseParser(String(from));
+        const manual = [];
+        const parser = window.createSseParser({
+          onEvent: (m) => manual.push({ id: m.id, event: m.event, seq: JSON.parse(m.data).seq }),
+        });
         const decoder = new TextDecoder();
         const reader = res.body.getReader();
-        const manual = [];
         for (;;) {
           const { value, done } = await reader.read();
           if (done) break;
-          parser.feed(decoder.decode(value, { stream: true }), (m) =>
-            manual.push({ id: m.id, event: m.event, seq: JSON.parse(m.data).seq }),
-          );
+          parser.feed(decoder.decode(value, { stream: true }));
         }
         out.manual = { status: res.status, contentType: res.headers.get('content-type'), from, events: manual };
         return out;
@@ -484,13 +490,14 @@ test(ALLOWED_TITLE, { timeout: 120_000 }, async (t) => {
       'the retried create replays the first response, Idempotent-Replayed: true readable',
     );
 
-    // The stream: dropped once, resumed with Last-Event-ID, no gap, no duplicate, ended on the
+    // The stream: dropped once, resumed with ?after_seq=, no gap, no duplicate, ended on the
     // final status.
     const { stream, log: all } = r;
     assert.equal(stream.end.reason, 'final', JSON.stringify(stream.end));
     assert.ok(stream.streams.length >= 2, `the dropped stream reconnected: ${JSON.stringify(stream.streams)}`);
-    assert.equal(stream.streams[0].lastEventId, null, 'first connection: no Last-Event-ID');
-    assert.equal(stream.streams[1].lastEventId, '2', 'reconnect: Last-Event-ID of the last whole event');
+    assert.match(stream.streams[0].url, /\/events\/stream\?after_seq=0$/, 'first connection: from the start');
+    assert.match(stream.streams[1].url, /\/events\/stream\?after_seq=2$/, 'reconnect: after the last whole event');
+    assert.ok(stream.streams.every((x) => x.lastEventId === null), 'the SDK sends no Last-Event-ID');
     assert.deepEqual(stream.seqs, all.map((e) => e.seq), 'the stream delivered the log: no gap, no duplicate');
     assert.equal(stream.end.lastSeq, all.at(-1).seq);
     assert.equal(stream.last.kind, 'status');
@@ -540,7 +547,9 @@ test(FOREIGN_TITLE, { timeout: 60_000 }, async (t) => {
             return { ok: false, name: e?.name, message: e?.message };
           }
         };
-        const client = createClient({ baseUrl, apiKey });
+        // maxRetries: 0: a refused preflight is a network error to the page (TypeError), which
+        // the SDK would otherwise retry twice; this test counts one preflight per call.
+        const client = createClient({ baseUrl, apiKey, maxRetries: 0 });
         const opts = () => ({ signal: AbortSignal.timeout(waitMs) });
         const agent = { name: 'from a foreign origin', model: 'm', capabilities: [] };
         return {
