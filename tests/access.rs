@@ -366,12 +366,19 @@ async fn api_keys_lifecycle(app: TestApp) {
             .send()
             .await,
         app.get("/v1/me/export").cred(&bearer).send().await,
+        // The same key as `X-API-Key`: the same answer, not a 401 that reads like a dead key.
+        app.get("/v1/me").cred(&header).send().await,
+        app.get("/v1/orgs").cred(&header).send().await,
+        app.get("/v1/me/export").cred(&header).send().await,
     ] {
         assert_eq!(r.status, 403, "{}", r.text);
         r.assert_problem("user_token_required");
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("access token"),
+            "{}",
+            r.text
+        );
     }
-    // X-API-Key does not stand in for a user token on user operations.
-    app.get("/v1/me").cred(&header).expect(401).await;
 
     // Sessions created by a key record no user; the audit names the key.
     let agent = app.agent(&owner, &org, "Bot", &[]).await;

@@ -93,6 +93,36 @@ async fn spec_and_docs_are_served() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let json = app.get("/v1/openapi.json").expect(200).await;
     assert_eq!(json.body["info"]["version"], agentdesk::api::API_VERSION);
+    // Served as ordered for readers: tags by the getting-started flow, Bearer first.
+    assert_eq!(json.text, agentdesk::api::spec::json());
+    let tags: Vec<&str> = json.body["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tags[..5],
+        ["Auth", "Me", "Organizations", "Agents", "Sessions"]
+    );
+    let schemes = json.text.find("\"securitySchemes\"").unwrap();
+    assert!(
+        json.text[schemes..].find("\"BearerAuth\"") < json.text[schemes..].find("\"ApiKeyAuth\""),
+        "BearerAuth is not listed first"
+    );
+    // Every code the server can send is in the spec's closed list, with the routing ones.
+    let codes: Vec<&str> = json.body["components"]["schemas"]["ProblemCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let listed: Vec<&str> = agentdesk::error::ProblemCode::ALL
+        .iter()
+        .map(|(c, _)| c.as_str())
+        .collect();
+    assert_eq!(codes, listed);
+    assert!(codes.contains(&"route_not_found") && codes.contains(&"method_not_allowed"));
     assert!(json.body["components"]["securitySchemes"]["BearerAuth"].is_object());
     let yaml = app.get("/v1/openapi.yaml").expect(200).await;
     assert!(yaml.text.contains("operationId: orgs.create"));

@@ -112,6 +112,10 @@ async fn malformed_input_is_4xx(app: TestApp) {
         .expect(400)
         .await;
     assert_eq!(r.error_fields(), ["limit"]);
+    assert_eq!(
+        r.body["errors"][0]["message"],
+        "must be an integer from 1 to 200"
+    );
     let r = app
         .get("/v1/orgs?cursor=%%%")
         .token(&u.token)
@@ -124,6 +128,48 @@ async fn malformed_input_is_4xx(app: TestApp) {
         .expect(400)
         .await;
     assert_eq!(r.error_fields(), ["org_id"]);
+    // What a parameter must be, in its own terms, never the parser's type names.
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("parameter `org_id` must be a UUID"),
+        "{}",
+        r.text
+    );
+    let org = app.org(&u, "Parameters").await;
+    for (query, field, expected) in [
+        (
+            "audit-events?since=yesterday",
+            "since",
+            "must be an RFC 3339 date-time",
+        ),
+        (
+            "jobs?status=bogus",
+            "status",
+            "must be one of: pending, running, succeeded, dead",
+        ),
+        ("audit-events?actor_id=7", "actor_id", "must be a UUID"),
+    ] {
+        let r = app
+            .get(&format!("/v1/orgs/{org}/{query}"))
+            .token(&u.token)
+            .expect(400)
+            .await;
+        r.assert_problem("invalid_parameter");
+        assert_eq!(r.error_fields(), [field]);
+        let message = r.body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.starts_with(expected), "{}", r.text);
+        for internal in [
+            "parse \"",
+            "string_",
+            "optional_",
+            "integer_",
+            "occurred while",
+        ] {
+            assert!(!r.text.contains(internal), "{internal} leaked: {}", r.text);
+        }
+    }
     // Unknown routes and methods.
     app.get("/v1/nothing-here")
         .expect(404)

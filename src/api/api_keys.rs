@@ -74,7 +74,7 @@ pub struct ApiKeyCreatedOut {
 
 /// `api_keys.create` request.
 #[derive(Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct ApiKeyIn {
     /// Human label, 1–200 characters, not blank, no control characters.
     #[oai(validator(
@@ -260,5 +260,16 @@ impl ApiKeysApi {
         let ctx = client.audit().as_subject(&a.subject);
         api_keys::revoke(&state.db, &state.rbac, &state.api_keys, a, key_id.0, &ctx).await?;
         Ok(ApiKeyRevoked::NoContent)
+    }
+}
+
+/// A key for an agent runner, acting as `operator`.
+impl poem_openapi::types::Example for ApiKeyIn {
+    fn example() -> Self {
+        Self {
+            name: "invoice-clerk runner".into(),
+            role: "operator".into(),
+            expires_at: None,
+        }
     }
 }

@@ -75,7 +75,7 @@ pub struct LoginIn {
 
 /// A refresh token presented to `auth.refresh` or `auth.logout`.
 #[derive(Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct RefreshIn {
     /// The opaque refresh token from `auth.login` or the last `auth.refresh`.
     #[oai(validator(max_length = 128))]
@@ -395,6 +395,15 @@ impl poem_openapi::types::Example for LoginIn {
         Self {
             email: "ada.lovelace@example.com".into(),
             password: "analytical-engine-1843".into(),
+        }
+    }
+}
+
+/// The shape of a refresh token (paste the one `auth.login` returned).
+impl poem_openapi::types::Example for RefreshIn {
+    fn example() -> Self {
+        Self {
+            refresh_token: "paste the refresh_token of auth.login".into(),
         }
     }
 }

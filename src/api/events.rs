@@ -140,7 +140,7 @@ pub struct EventIn {
 
 /// `events.append` request.
 #[derive(Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct EventBatchIn {
     /// 1–500 events, appended in this order with consecutive seqs.
     #[oai(validator(min_items = 1, max_items = 500))]
@@ -520,5 +520,26 @@ impl EventsApi {
             Duration::from_secs(state.config.sse_heartbeat_s),
             |e: &SessionStatusEvent| ("status", format!("{}:{}", e.session_id, e.seq)),
         )))
+    }
+}
+
+/// Two events an agent runner might append: a note to the people watching and a diagnostic.
+impl poem_openapi::types::Example for EventBatchIn {
+    fn example() -> Self {
+        let object = |v: serde_json::Value| super::to_object(v);
+        Self {
+            events: vec![
+                EventIn {
+                    kind: ClientEventKind::Message,
+                    payload: object(serde_json::json!({ "text": "Opening the invoice inbox." })),
+                },
+                EventIn {
+                    kind: ClientEventKind::Log,
+                    payload: object(
+                        serde_json::json!({ "level": "info", "message": "3 unread invoices" }),
+                    ),
+                },
+            ],
+        }
     }
 }

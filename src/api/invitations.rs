@@ -79,7 +79,7 @@ pub struct InvitationCreatedOut {
 
 /// `invitations.create` request.
 #[derive(Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct InvitationIn {
     /// The invitee's email address; they accept while logged in with it, verified.
     /// Beyond the pattern, addresses that read like another are refused (422 naming the field):
@@ -352,5 +352,16 @@ impl InvitationsApi {
             role: done.role,
             joined_at: done.joined_at,
         })))
+    }
+}
+
+/// A colleague invited as `operator` for a week.
+impl poem_openapi::types::Example for InvitationIn {
+    fn example() -> Self {
+        Self {
+            email: "charles.babbage@example.com".into(),
+            role: "operator".into(),
+            expires_in_s: Some(604_800),
+        }
     }
 }

@@ -316,8 +316,9 @@ that happened.
 
 ## Getting started (in this page)
 
-1. **Register**: *Auth* → `POST /v1/auth/register` → *Try it out* → *Execute* (the example \
-body works; change the e-mail to your own). 201 returns the account.
+1. **Sign up**: *Auth* → `POST /v1/auth/signup` → *Try it out* → *Execute* (the example \
+body works; use your own e-mail to get the verification link). 202 returns the account; \
+logging in does not wait for the verification.
 2. **Log in**: `POST /v1/auth/login` with the same e-mail and password. Copy `access_token` \
 from the response.
 3. **Authorize**: the *Authorize* button (top right) → `BearerAuth` → paste the token (without \
@@ -326,7 +327,8 @@ from the response.
 4. **Create an organization**: *Organizations* → `POST /v1/orgs`. Copy its `id`: every \
 resource lives in one, and the next steps take it as `org_id`.
 5. **Define an agent**: *Agents* → `POST /v1/orgs/{org_id}/agents`. Copy its `id`.
-6. **Start a session**: *Sessions* → `POST /v1/orgs/{org_id}/sessions` with that `agent_id`. \
+6. **Start a session**: *Sessions* → `POST /v1/orgs/{org_id}/sessions`, with the agent's \
+`id` pasted as `agent_id` in the body. \
 It answers 202 with the session `pending`; follow it with `GET …/sessions/{session_id}` or \
 the event stream (*Events*) until it is `running`, then send it commands (*Commands*) and \
 watch its desktop (*Desktop*, or the web console at `/console/`).

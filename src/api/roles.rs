@@ -196,7 +196,7 @@ pub struct RoleList {
 
 /// `roles.create` request.
 #[derive(Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct RoleIn {
     /// Name, unique in the organization: 1–64 characters `[a-z0-9_-]` starting with a letter.
     /// A built-in role's name is taken (`409 role_name_taken`).
@@ -510,6 +510,17 @@ impl RolesApi {
         let ctx = client.audit().as_subject(&a.subject);
         roles::delete(&state.db, &state.rbac, a, &role.0, &ctx).await?;
         Ok(RoleDeleted::NoContent)
+    }
+}
+
+/// A role that may watch sessions and nothing else.
+impl poem_openapi::types::Example for RoleIn {
+    fn example() -> Self {
+        Self {
+            name: "auditor".into(),
+            description: Some("Watches sessions and reads the audit log.".into()),
+            permissions: vec![Permission::SessionsRead, Permission::AuditRead],
+        }
     }
 }
 

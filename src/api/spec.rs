@@ -40,8 +40,54 @@ static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
         .expect("poem-openapi writes a JSON document");
     reorder(&mut doc);
     add_event_payloads(&mut doc);
+    add_union_examples(&mut doc);
     doc
 });
+
+/// Request examples for bodies that are a `oneOf` union: Swagger UI drops the discriminator's
+/// value when it builds a sample from a `oneOf` branch, so these go on the media type.
+/// `(operationId, example)`; each parses as its operation's request type (tested).
+fn union_examples() -> Vec<(&'static str, serde_json::Value)> {
+    vec![(
+        "commands.create",
+        serde_json::json!({ "kind": "click", "args": { "x": 640, "y": 400, "button": "left" } }),
+    )]
+}
+
+/// Sets [`union_examples`] on their operations' JSON request bodies.
+fn add_union_examples(doc: &mut Value) {
+    let examples = union_examples();
+    let Some(Value::Mapping(paths)) = doc.get_mut("paths") else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_mapping_mut)
+        .flat_map(|m| m.values_mut())
+    {
+        let Some((_, example)) = examples
+            .iter()
+            .find(|(id, _)| op.get("operationId").and_then(Value::as_str) == Some(*id))
+        else {
+            continue;
+        };
+        let Some(Value::Mapping(content)) =
+            op.get_mut("requestBody").and_then(|b| b.get_mut("content"))
+        else {
+            continue;
+        };
+        for (media_type, media) in content.iter_mut() {
+            if let (Some(t), Value::Mapping(media)) = (media_type.as_str(), media)
+                && t.starts_with("application/json")
+            {
+                media.insert(
+                    Value::String("example".into()),
+                    serde_yaml::to_value(example).expect("JSON is YAML"),
+                );
+            }
+        }
+    }
+}
 
 /// The spec as JSON (`/v1/openapi.json`).
 pub fn json() -> String {
@@ -122,6 +168,24 @@ mod tests {
     }
 
     #[test]
+    fn union_examples_are_set_and_valid() {
+        use poem_openapi::types::ParseFromJSON;
+        for (id, example) in union_examples() {
+            let parsed = match id {
+                "commands.create" => {
+                    crate::api::commands::CommandIn::parse_from_json(Some(example.clone())).is_ok()
+                }
+                other => panic!("no request type known for {other}"),
+            };
+            assert!(parsed, "{id}: {example}");
+            assert!(
+                json().contains("\"kind\": \"click\""),
+                "{id}'s example is not in the document"
+            );
+        }
+    }
+
+    #[test]
     fn json_and_yaml_are_the_same_document_as_poem_openapi_writes_but_for_order() {
         let mut ours: serde_json::Value = serde_json::from_str(&json()).unwrap();
         let from_yaml: serde_json::Value = serde_yaml::from_str(&yaml()).unwrap();
@@ -134,6 +198,22 @@ mod tests {
                 schemas.remove(*name).is_some(),
                 "{name} is not in the document"
             );
+        }
+        for (id, _) in union_examples() {
+            let op = ours["paths"]
+                .as_object_mut()
+                .unwrap()
+                .values_mut()
+                .flat_map(|item| item.as_object_mut().unwrap().values_mut())
+                .find(|op| op["operationId"] == id)
+                .unwrap();
+            for media in op["requestBody"]["content"]
+                .as_object_mut()
+                .unwrap()
+                .values_mut()
+            {
+                assert!(media.as_object_mut().unwrap().remove("example").is_some());
+            }
         }
         for doc in [&mut ours, &mut poem] {
             doc["tags"]

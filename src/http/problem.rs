@@ -282,12 +282,7 @@ pub fn from_poem_error(err: poem::Error) -> Response {
             // A required `If-Match` that is missing: RFC 6585 §3.
             return AppError::if_match_required().into_response();
         }
-        return AppError::BadRequest {
-            code: ProblemCode::InvalidParameter,
-            detail: format!("parameter `{}` is invalid: {}", e.name, e.reason),
-            errors: vec![FieldError::new(e.name, e.reason.clone())],
-        }
-        .into_response();
+        return invalid_parameter(e.name, &e.reason);
     }
     if let Some(e) = err.downcast_ref::<ParsePathError>() {
         let name = e
@@ -297,12 +292,7 @@ pub fn from_poem_error(err: poem::Error) -> Response {
             .zip(current_request())
             .and_then(|(i, ctx)| ctx.contract.as_ref()?.path_param_name(&ctx.path, i))
             .unwrap_or_else(|| e.name.to_owned());
-        return AppError::BadRequest {
-            code: ProblemCode::InvalidParameter,
-            detail: format!("path parameter `{name}` is invalid: {}", e.reason),
-            errors: vec![FieldError::new(name, e.reason.clone())],
-        }
-        .into_response();
+        return invalid_parameter(&name, &e.reason);
     }
     if let Some(e) = err.downcast_ref::<ContentTypeError>() {
         return AppError::UnsupportedMediaType(format!(
@@ -370,6 +360,28 @@ pub fn from_poem_error(err: poem::Error) -> Response {
     };
     Problem::new(status, code, status.canonical_reason().unwrap_or("error"))
         .into_response_with(ProblemHeaders::default())
+}
+
+/// 400 `invalid_parameter` for the parameter `name` that poem-openapi could not parse: what it
+/// must be, in the field's terms, from the spec. The parser's `reason` (its internal type
+/// names) is logged at debug level, never sent.
+fn invalid_parameter(name: &str, reason: &str) -> Response {
+    tracing::debug!(parameter = name, reason, "parameter refused");
+    let message = current_request()
+        .and_then(|ctx| {
+            ctx.contract
+                .as_ref()?
+                .parameter_expectation(&ctx.path, name)
+        })
+        .unwrap_or_else(|| {
+            "has the wrong form (see the parameter's description in the spec)".into()
+        });
+    AppError::BadRequest {
+        code: ProblemCode::InvalidParameter,
+        detail: format!("parameter `{name}` {message}"),
+        errors: vec![FieldError::new(name, message)],
+    }
+    .into_response()
 }
 
 /// True when `resp` already carries a problem body.

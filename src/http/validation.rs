@@ -123,6 +123,73 @@ impl Contract {
             .map(str::to_owned)
     }
 
+    /// What the parameter `name` (path, query or header; headers case-insensitively) of the
+    /// route `path` falls on must be, in the field's terms ("must be a UUID", "must be an
+    /// RFC 3339 date-time …", "must be one of: …"), read from its schema in the spec. `None`
+    /// when the spec has no such parameter.
+    pub fn parameter_expectation(&self, path: &str, name: &str) -> Option<String> {
+        let paths = self.spec.get("paths")?.as_object()?;
+        let (_, item) = paths
+            .iter()
+            .filter(|(t, _)| template_matches(t, path))
+            .min_by_key(|(t, _)| t.matches('{').count())?;
+        let schema = item
+            .as_object()?
+            .values()
+            .filter_map(|op| op.get("parameters")?.as_array())
+            .flatten()
+            .find(|p| {
+                p.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })?
+            .get("schema")?;
+        Some(self.expectation(schema))
+    }
+
+    /// [`parameter_expectation`](Self::parameter_expectation) for one schema.
+    fn expectation(&self, schema: &Value) -> String {
+        let mut schema = self.resolve(schema);
+        if let Some([only]) = schema
+            .get("allOf")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+        {
+            schema = self.resolve(only);
+        }
+        let num = |k: &str| schema.get(k).and_then(Value::as_f64);
+        if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+            let list: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
+            return format!("must be one of: {}", list.join(", "));
+        }
+        match (
+            schema.get("type").and_then(Value::as_str),
+            schema.get("format").and_then(Value::as_str),
+        ) {
+            (Some("string"), Some("uuid")) => {
+                "must be a UUID, e.g. `0193a5c1-2f00-7000-8000-000000000001`".into()
+            }
+            (Some("string"), Some("date-time")) => {
+                "must be an RFC 3339 date-time, e.g. `2026-11-29T12:00:00Z`".into()
+            }
+            (Some("integer"), _) => match (num("minimum"), num("maximum")) {
+                (Some(min), Some(max)) => format!("must be an integer from {min} to {max}"),
+                (Some(min), None) => format!("must be an integer of at least {min}"),
+                _ if schema
+                    .get("format")
+                    .and_then(Value::as_str)
+                    .is_some_and(|f| f.starts_with('u')) =>
+                {
+                    "must be an integer of at least 0".into()
+                }
+                _ => "must be an integer".into(),
+            },
+            (Some("number"), _) => "must be a number".into(),
+            (Some("boolean"), _) => "must be `true` or `false`".into(),
+            _ => "has the wrong form (see the parameter's description in the spec)".into(),
+        }
+    }
+
     fn operation(&self, method: &str, path: &str) -> Option<&Value> {
         let method = method.to_ascii_lowercase();
         let paths = self.spec.get("paths")?.as_object()?;

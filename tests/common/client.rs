@@ -247,6 +247,10 @@ impl Resp {
             "not a problem: {self:?}"
         );
         assert_eq!(self.body["code"], code, "{}", self.text);
+        assert!(
+            code.parse::<agentdesk::error::ProblemCode>().is_ok(),
+            "`{code}` is not in the ProblemCode list the spec publishes"
+        );
         assert_eq!(self.body["status"], self.status, "{}", self.text);
         assert_eq!(self.body["type"], format!("urn:agentdesk:problem:{code}"));
         assert!(self.body["title"].is_string() && self.body["detail"].is_string());
