@@ -316,7 +316,7 @@ that happened.
 
 ## Getting started (in this page)
 
-1. **Sign up**: *Auth* → `POST /v1/auth/signup` → *Try it out* → *Execute* (the example \
+1. **Register**: *Auth* → `POST /v1/auth/signup` → *Try it out* → *Execute* (the example \
 body works; use your own e-mail to get the verification link). 202 returns the account; \
 logging in does not wait for the verification.
 2. **Log in**: `POST /v1/auth/login` with the same e-mail and password. Copy `access_token` \
