@@ -107,10 +107,13 @@ export interface StorageLike {
 
 /**
  * A store in Web Storage under `key` (default `"agentdesk.tokens"`), as JSON
- * `{ access_token, refresh_token }`. Over `localStorage` every tab of the origin shares it (and
- * the refresh lock, named after the key): one tab's refresh is every tab's, and a logout in one
- * tab logs all of them out. Over `sessionStorage`, one tab only. A value that is not such JSON
- * reads as logged out.
+ * `{ access_token, refresh_token }`: over `sessionStorage`, one login per tab. Over
+ * `localStorage` the tabs of the origin see each other's logins and logouts, but do not use it
+ * to share refreshes between tabs: Chromium propagates a `localStorage` write to the other tabs'
+ * processes asynchronously, so a tab that takes the refresh lock right after another tab
+ * released it can still read the spent pair, refresh it again, and trip the server's reuse
+ * detection (seen in about one run in ten of contract-tests/sdk-projects/tabs.test.mjs). For
+ * several tabs, use {@link indexedDbTokenStore}. A value that is not such JSON reads as logged out.
  */
 export function storageTokenStore(storage: StorageLike, key = "agentdesk.tokens"): TokenStore {
   return {
@@ -130,6 +133,80 @@ export function storageTokenStore(storage: StorageLike, key = "agentdesk.tokens"
       else storage.setItem(key, JSON.stringify({ access_token: tokens.access_token, refresh_token: tokens.refresh_token }));
     },
     lockName: `${DEFAULT_LOCK_NAME}:${key}`,
+  };
+}
+
+/** Options of {@link indexedDbTokenStore}. */
+export interface IndexedDbTokenStoreOptions {
+  /** The database's name (default `"agentdesk"`); it gets one object store, `tokens`. */
+  database?: string | undefined;
+  /** The record's key in it (default `"tokens"`): one per login you keep apart. */
+  key?: string | undefined;
+  /** The `IDBFactory` to use instead of `globalThis.indexedDB` (tests, workers). */
+  indexedDB?: IDBFactory | undefined;
+}
+
+/**
+ * A store in IndexedDB, shared by every tab and worker of the origin: the store for several
+ * tabs. IndexedDB transactions are consistent across tabs (a write committed before one tab
+ * releases the refresh lock is what the next holder reads), so exactly one tab refreshes per
+ * rotation and the others use its pair; a login or logout in one tab is every tab's. The
+ * refresh lock is named after the database and key. Every request reads the record (one
+ * short read-only transaction); fails with the `IDBRequest` error if IndexedDB is unavailable
+ * (e.g. some private modes).
+ */
+export function indexedDbTokenStore(options: IndexedDbTokenStoreOptions = {}): TokenStore {
+  const database = options.database ?? "agentdesk";
+  const key = options.key ?? "tokens";
+  const OBJECTS = "tokens";
+  let opening: Promise<IDBDatabase> | undefined;
+  const open = (): Promise<IDBDatabase> =>
+    (opening ??= new Promise<IDBDatabase>((resolve, reject) => {
+      const factory = options.indexedDB ?? globalThis.indexedDB;
+      if (factory === undefined) {
+        reject(new TypeError("indexedDbTokenStore: there is no indexedDB here; pass one as `indexedDB`, or use another store"));
+        return;
+      }
+      const request = factory.open(database, 1);
+      request.onupgradeneeded = () => void request.result.createObjectStore(OBJECTS);
+      request.onsuccess = () => {
+        const db = request.result;
+        db.onversionchange = () => {
+          db.close();
+          opening = undefined;
+        };
+        resolve(db);
+      };
+      request.onerror = () => {
+        opening = undefined;
+        reject(request.error);
+      };
+    }));
+  /** Runs one transaction; resolves with the request's result once the transaction completed (committed). */
+  const transact = async (mode: IDBTransactionMode, act: (objects: IDBObjectStore) => IDBRequest): Promise<unknown> => {
+    const db = await open();
+    return new Promise((resolve, reject) => {
+      const tx = db.transaction(OBJECTS, mode);
+      const request = act(tx.objectStore(OBJECTS));
+      tx.oncomplete = () => resolve(request.result);
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error);
+    });
+  };
+  return {
+    get: async () => {
+      const value = await transact("readonly", (objects) => objects.get(key));
+      if (typeof value !== "object" || value === null) return undefined;
+      const { access_token, refresh_token } = value as Record<string, unknown>;
+      if (typeof access_token !== "string") return undefined;
+      return typeof refresh_token === "string" ? { access_token, refresh_token } : { access_token };
+    },
+    set: async (tokens) => {
+      await transact("readwrite", (objects) =>
+        tokens === undefined ? objects.delete(key) : objects.put({ access_token: tokens.access_token, refresh_token: tokens.refresh_token }, key),
+      );
+    },
+    lockName: `${DEFAULT_LOCK_NAME}:indexeddb:${database}/${key}`,
   };
 }
 
@@ -158,8 +235,11 @@ export class Credentials {
     // No middleware and no retries on this one: a refresh never triggers another refresh, and
     // a refresh sent twice spends its token twice (the server then revokes the family).
     this.#refreshClient = createFetchClient<paths>({ baseUrl: init.baseUrl, fetch: init.fetch });
+    // A synchronous store fills `cached` at once; an asynchronous one when its first read lands
+    // (a failed read surfaces on the first request instead).
     const first = init.store.get();
-    if (!(first instanceof Promise)) this.#cached = first;
+    if (first instanceof Promise) first.then((t) => void (this.#cached ??= t), () => undefined);
+    else this.#cached = first;
   }
 
   /** The pair as this client last read or wrote it. */

@@ -22,10 +22,11 @@ export {
   DEFAULT_LOCK_NAME,
   defaultRefreshLock,
   inProcessRefreshLock,
+  indexedDbTokenStore,
   memoryTokenStore,
   storageTokenStore,
 } from "./auth.js";
-export type { OnTokenRefresh, RefreshLock, StorageLike, TokenOut, TokenPair, TokenStore } from "./auth.js";
+export type { IndexedDbTokenStoreOptions, OnTokenRefresh, RefreshLock, StorageLike, TokenOut, TokenPair, TokenStore } from "./auth.js";
 export {
   DEFAULT_MAX_RETRIES,
   RETRY_AFTER_MAX_MS,

@@ -5,6 +5,7 @@ import {
   isCommandAction,
   isCommandResult,
   storageTokenStore,
+  indexedDbTokenStore,
   type CommandOut,
   type EventOf,
   type Problem,
@@ -92,6 +93,7 @@ void main;
 async function v2(org: string, session: string, maybe: number | undefined, etag: string | null, env: string | undefined) {
   const c = createClient({ baseUrl: "http://x", apiKey: env, maxRetries: undefined, headers: undefined });
   createClient({ baseUrl: "http://x", tokenStore: storageTokenStore(localStorage) });
+  createClient({ baseUrl: "http://x", tokenStore: indexedDbTokenStore({ database: "app", key: undefined }) });
   // @ts-expect-error a token store and tokens are exclusive
   createClient({ baseUrl: "x", tokenStore: storageTokenStore(localStorage), accessToken: "t" });
   const created = await c.sessions.create(org, { agent_id: "a", timeout_s: maybe, metadata: undefined }, { idempotencyKey: undefined, signal: undefined });
