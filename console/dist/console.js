@@ -536,7 +536,8 @@ var Credentials = class {
     this.#onTokenRefresh = init.onTokenRefresh;
     this.#refreshClient = createClient({ baseUrl: init.baseUrl, fetch: init.fetch });
     const first = init.store.get();
-    if (!(first instanceof Promise)) this.#cached = first;
+    if (first instanceof Promise) first.then((t) => void (this.#cached ??= t), () => void 0);
+    else this.#cached = first;
   }
   /** The pair as this client last read or wrote it. */
   get cached() {
