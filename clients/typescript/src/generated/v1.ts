@@ -1382,6 +1382,10 @@ export interface components {
         /**
          * ApiKeyIn
          * @description `api_keys.create` request.
+         * @example {
+         *       "name": "invoice-clerk runner",
+         *       "role": "operator"
+         *     }
          */
         ApiKeyIn: {
             /** @description Human label, 1–200 characters, not blank, no control characters. */
@@ -2182,6 +2186,23 @@ export interface components {
         /**
          * EventBatchIn
          * @description `events.append` request.
+         * @example {
+         *       "events": [
+         *         {
+         *           "kind": "message",
+         *           "payload": {
+         *             "text": "Opening the invoice inbox."
+         *           }
+         *         },
+         *         {
+         *           "kind": "log",
+         *           "payload": {
+         *             "level": "info",
+         *             "message": "3 unread invoices"
+         *           }
+         *         }
+         *       ]
+         *     }
          */
         EventBatchIn: {
             /** @description 1–500 events, appended in this order with consecutive seqs. */
@@ -2370,6 +2391,11 @@ export interface components {
         /**
          * InvitationIn
          * @description `invitations.create` request.
+         * @example {
+         *       "email": "charles.babbage@example.com",
+         *       "expires_in_s": 604800,
+         *       "role": "operator"
+         *     }
          */
         InvitationIn: {
             /**
@@ -2948,6 +2974,9 @@ export interface components {
         /**
          * RefreshIn
          * @description A refresh token presented to `auth.refresh` or `auth.logout`.
+         * @example {
+         *       "refresh_token": "paste the refresh_token of auth.login"
+         *     }
          */
         RefreshIn: {
             /** @description The opaque refresh token from `auth.login` or the last `auth.refresh`. */
@@ -3004,6 +3033,14 @@ export interface components {
         /**
          * RoleIn
          * @description `roles.create` request.
+         * @example {
+         *       "description": "Watches sessions and reads the audit log.",
+         *       "name": "auditor",
+         *       "permissions": [
+         *         "sessions:read",
+         *         "audit:read"
+         *       ]
+         *     }
          */
         RoleIn: {
             /**
@@ -7615,6 +7652,16 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "args": {
+                 *         "button": "left",
+                 *         "x": 640,
+                 *         "y": 400
+                 *       },
+                 *       "kind": "click"
+                 *     }
+                 */
                 "application/json; charset=utf-8": components["schemas"]["CommandIn"];
             };
         };
