@@ -143,7 +143,16 @@ export interface IndexedDbTokenStoreOptions {
   /** The record's key in it (default `"tokens"`): one per login you keep apart. */
   key?: string | undefined;
   /** The `IDBFactory` to use instead of `globalThis.indexedDB` (tests, workers). */
-  indexedDB?: IDBFactory | undefined;
+  indexedDB?: IndexedDbFactoryLike | undefined;
+}
+
+/**
+ * An `IDBFactory` (`globalThis.indexedDB` in browsers), declared structurally so that the
+ * SDK's types compile in projects without the DOM library (Node).
+ */
+export interface IndexedDbFactoryLike {
+  /** `IDBFactory.open`. */
+  open(name: string, version?: number): unknown;
 }
 
 /**
@@ -162,7 +171,7 @@ export function indexedDbTokenStore(options: IndexedDbTokenStoreOptions = {}): T
   let opening: Promise<IDBDatabase> | undefined;
   const open = (): Promise<IDBDatabase> =>
     (opening ??= new Promise<IDBDatabase>((resolve, reject) => {
-      const factory = options.indexedDB ?? globalThis.indexedDB;
+      const factory = (options.indexedDB ?? globalThis.indexedDB) as IDBFactory | undefined;
       if (factory === undefined) {
         reject(new TypeError("indexedDbTokenStore: there is no indexedDB here; pass one as `indexedDB`, or use another store"));
         return;

@@ -26,7 +26,7 @@ export {
   memoryTokenStore,
   storageTokenStore,
 } from "./auth.js";
-export type { IndexedDbTokenStoreOptions, OnTokenRefresh, RefreshLock, StorageLike, TokenOut, TokenPair, TokenStore } from "./auth.js";
+export type { IndexedDbFactoryLike, IndexedDbTokenStoreOptions, OnTokenRefresh, RefreshLock, StorageLike, TokenOut, TokenPair, TokenStore } from "./auth.js";
 export {
   DEFAULT_MAX_RETRIES,
   RETRY_AFTER_MAX_MS,
