@@ -9,15 +9,18 @@ import createFetchClient, {
   defaultPathSerializer,
   removeTrailingSlash,
 } from "openapi-fetch";
-import {
-  Credentials,
-  type OnTokenRefresh,
-  type RefreshLock,
-  type TokenPair,
-  type TokenStore,
-  authMiddleware,
-  memoryTokenStore,
-} from "./auth.js";
+import { Credentials, type TokenPair, authMiddleware, memoryTokenStore } from "./auth.js";
+import type {
+  ClientOptions,
+  EventIterateOptions,
+  EventIterator,
+  EventListAllQuery,
+  EventPage,
+  EventStreamEnd,
+  EventStreamOptions,
+  OrgEventStreamEnd,
+  OrgEventStreamOptions,
+} from "./client-options.js";
 import { desktopViewer } from "./desktop.js";
 import { type SessionEvent, isFinalEvent, parseEvent } from "./events.js";
 import type { components, operations, paths } from "./generated/v1.js";
@@ -25,138 +28,13 @@ import { DEFAULT_MAX_RETRIES, type FetchLike, newIdempotencyKey, retryingFetch }
 import { type CreateAndWaitOptions, type RunOptions, type ScreenshotOptions, type WaitForOptions, lifecycleHelpers } from "./lifecycle.js";
 import type { CallOptions, IdempotentCallOptions, IfMatchCallOptions, RequiredIfMatchCallOptions } from "./options.js";
 import { type PageIterator, cursorPages, seqPages } from "./pagination.js";
-import { AgentdeskError, type Problem, type Result, type ResultPromise, pending, toProblem } from "./problem.js";
-import { type ReconnectOptions, type SseConnect, type SseEnd, sseMessages, toSseConnect } from "./sse.js";
+import { AgentdeskError, type Result, type ResultPromise, pending, toProblem } from "./problem.js";
+import { type SseConnect, type SseEnd, sseMessages, toSseConnect } from "./sse.js";
 import type { AuditEventList, AuditEventOut, CommandIn, CommandList, CommandOut, Loose, Query } from "./types.js";
 
 type S = components["schemas"];
 /** An operation's query parameters as sent. */
 type WireQuery<K extends keyof operations> = NonNullable<operations[K]["parameters"]["query"]>;
-
-/** Options of `createClient` that do not depend on how it authenticates. */
-export interface BaseClientOptions {
-  /**
-   * The server's root URL, e.g. `https://agentdesk.example.com` (or a path prefix it is served
-   * under): every path the client calls starts with `/v1`, so a `baseUrl` ending in `/v1` is
-   * refused at once with a `TypeError` saying what to pass instead.
-   */
-  baseUrl: string;
-  /** Called after this client rotated the tokens on a 401 (not when another tab did); persist them if you keep sessions yourself. */
-  onTokenRefresh?: OnTokenRefresh | undefined;
-  /** A `fetch` to use instead of `globalThis.fetch` (tests, proxies, instrumentation). */
-  fetch?: FetchLike | undefined;
-  /** Headers sent with every request (e.g. `X-Request-Id`). */
-  headers?: Record<string, string> | undefined;
-  /**
-   * How often a request that is safe to repeat is retried after a network error, 429, 502,
-   * 503 or 504 (default 2; 0 turns retries off). See the README's *Retries and idempotency*.
-   */
-  maxRetries?: number | undefined;
-  /**
-   * Serialises token refreshes between clients sharing a token store (default: the Web Locks
-   * API where present, else within this process); see {@link RefreshLock}.
-   */
-  refreshLock?: RefreshLock | undefined;
-}
-
-/**
- * Options of `createClient`: the base options, and at most one way to authenticate: tokens
- * (`accessToken`, optionally with its `refreshToken`), a shared `tokenStore`, or an `apiKey`.
- * With none, log in with `client.auth.login` (or use the public operations).
- */
-export type ClientOptions = BaseClientOptions &
-  (
-    | {
-        /** The JWT access token from `auth.login`, sent as `Authorization: Bearer …`. */
-        accessToken?: string | undefined;
-        /** The refresh token: rotated on a 401, then the call is replayed once. */
-        refreshToken?: string | undefined;
-        tokenStore?: undefined;
-        apiKey?: undefined;
-      }
-    | {
-        /**
-         * Where the tokens live, read before every request and written after a login, a
-         * refresh or a logout; share one between tabs (`storageTokenStore(localStorage)`) so
-         * they share one token family.
-         */
-        tokenStore: TokenStore;
-        accessToken?: undefined;
-        refreshToken?: undefined;
-        apiKey?: undefined;
-      }
-    | {
-        /** An API key `ad_<prefix>_<secret>` from `apiKeys.create`, sent as `X-API-Key` (org operations only); `undefined` means none. */
-        apiKey: string | undefined;
-        accessToken?: undefined;
-        refreshToken?: undefined;
-        tokenStore?: undefined;
-      }
-  );
-
-/** Options of `events.stream`. */
-export interface EventStreamOptions {
-  /** Called for each event, in `seq` order, awaited before the next one. */
-  onEvent: (event: SessionEvent) => void | Promise<void>;
-  /** Start after this seq (default 0: the whole log). */
-  afterSeq?: number | undefined;
-  /** Stops the stream; the promise then resolves with `reason: "aborted"`. */
-  signal?: AbortSignal | undefined;
-  /** Reconnect policy after a dropped connection. */
-  reconnect?: ReconnectOptions | undefined;
-}
-
-/** Options of `events.iterate`. */
-export interface EventIterateOptions {
-  /** Start after this seq (default 0: the whole log). */
-  afterSeq?: number | undefined;
-  /** Stops the iteration: the pending `next()` rejects with the signal's reason. */
-  signal?: AbortSignal | undefined;
-  /** Reconnect policy after a dropped connection. */
-  reconnect?: ReconnectOptions | undefined;
-}
-
-/**
- * A session's events as an async iterator (`for await`), in `seq` order; it finishes after
- * the session's final `status` event. `lastSeq` is the last seq delivered (resume from it).
- */
-export interface EventIterator extends AsyncIterableIterator<SessionEvent> {
-  /** The seq of the last event delivered (the `afterSeq` given until one is). */
-  readonly lastSeq: number;
-}
-
-/**
- * How `events.stream` finished: `final` (the session's final `status` event was delivered),
- * `ended` (the server had nothing more to send), `aborted`, or `problem` with the `error` a
- * (re)connect was answered with. `lastSeq` is the last event delivered (resume from it).
- */
-export type EventStreamEnd =
-  | { reason: "final" | "ended" | "aborted"; lastSeq: number; error?: undefined }
-  | { reason: "problem"; lastSeq: number; error: Problem };
-
-/** Options of `events.streamOrg`. */
-export interface OrgEventStreamOptions {
-  /** Called for each session status change. */
-  onEvent: (event: S["SessionStatusEvent"]) => void | Promise<void>;
-  /** Called before each reconnect: the stream is live only, so re-read `sessions.list`. */
-  onReconnect?: (() => void | Promise<void>) | undefined;
-  /** Stops the stream; the promise then resolves with `reason: "aborted"`. */
-  signal?: AbortSignal | undefined;
-  /** Reconnect policy after a dropped connection. */
-  reconnect?: ReconnectOptions | undefined;
-}
-
-/** How `events.streamOrg` finished: `ended`, `aborted`, or `problem` with the `error`. */
-export type OrgEventStreamEnd = { reason: "ended" | "aborted"; error?: undefined } | { reason: "problem"; error: Problem };
-
-/** A page of the session's log (`events.list`), typed per kind. */
-export interface EventPage extends Omit<S["EventPage"], "items"> {
-  /** Events with `seq > after_seq`, oldest first. */
-  items: SessionEvent[];
-}
-
-/** Query of `events.listAll`: `events.list`'s without the cursor (`after_seq` is where to start). */
-export type EventListAllQuery = Query<"events.list">;
 
 /** The success body type, `undefined` for operations that answer 204. */
 type Data<D> = [Exclude<D, undefined>] extends [never] ? undefined : Exclude<D, undefined>;

@@ -1,7 +1,7 @@
 // @agentdesk/client: the public surface.
 export { checkBaseUrl, createClient } from "./client.js";
+export type { AgentdeskClient } from "./client.js";
 export type {
-  AgentdeskClient,
   BaseClientOptions,
   ClientOptions,
   EventIterateOptions,
@@ -12,7 +12,7 @@ export type {
   EventStreamOptions,
   OrgEventStreamEnd,
   OrgEventStreamOptions,
-} from "./client.js";
+} from "./client-options.js";
 export type { CallOptions, IdempotentCallOptions, IfMatchCallOptions, RequiredIfMatchCallOptions } from "./options.js";
 export type { CreateAndWaitOptions, RunOptions, Screenshot, ScreenshotOptions, WaitForOptions } from "./lifecycle.js";
 export type { DesktopMode, DesktopOpenOptions, WebSocketConstructor } from "./desktop.js";
