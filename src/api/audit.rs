@@ -3,9 +3,10 @@
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
-    ApiResponse, Object, OpenApi,
+    ApiResponse, Enum, Object, OpenApi,
     param::{Path, Query},
     payload::Json,
+    types::ParseFromParameter,
 };
 use uuid::Uuid;
 
@@ -18,14 +19,76 @@ use crate::{
     state::AppState,
 };
 
+/// What kind of caller acted.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum AuditActorType {
+    /// A user (`id` is the user id).
+    User,
+    /// An API key (`id` is the key id).
+    ApiKey,
+    /// Not authenticated (registration, a failed login).
+    Anonymous,
+    /// An account erased by `me.delete`: `id` is a pseudonym, the same on all of its events.
+    ErasedUser,
+}
+
+/// What kind of thing was acted on.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum AuditTargetType {
+    /// A user account.
+    User,
+    /// An organization.
+    Organization,
+    /// A membership (`id` is the member's user id).
+    Membership,
+    /// An agent.
+    Agent,
+    /// A session.
+    Session,
+    /// A command (`id` is the session's for a refused command, which has none).
+    Command,
+    /// A background job.
+    Job,
+    /// A custom role.
+    Role,
+    /// An API key.
+    ApiKey,
+    /// An invitation.
+    Invitation,
+}
+
+/// How an audited attempt ended.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum AuditOutcome {
+    /// It happened.
+    Success,
+    /// It was refused or failed (a wrong password, a denied command).
+    Failure,
+}
+
+/// The API value of a stored audit column: the server writes only the names these enums list
+/// (tested), so `fallback` answers a row changed outside the server, logged as an error.
+fn stored<T: ParseFromParameter>(column: &str, value: &str, fallback: T) -> T {
+    T::parse_from_parameter(value).unwrap_or_else(|_| {
+        tracing::error!(
+            column,
+            value,
+            "an audit row holds a name the API does not list"
+        );
+        fallback
+    })
+}
+
 /// Who acted.
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct AuditActor {
-    /// `user`, `api_key`, `anonymous` (e.g. a failed login) or `erased_user` (an account
-    /// erased by `me.delete`; `id` is then a pseudonym, the same on all of its events).
+    /// What kind of caller.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: AuditActorType,
     /// The acting user's or API key's id, when known.
     pub id: Option<Uuid>,
 }
@@ -34,10 +97,9 @@ pub struct AuditActor {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct AuditTarget {
-    /// `user`, `organization`, `membership` (id = the member's user id), `agent`, `session`,
-    /// `command`, `job`, `role`, `api_key` or `invitation`.
+    /// What kind of thing.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: AuditTargetType,
     /// The target's id, when there is one.
     pub id: Option<String>,
 }
@@ -56,8 +118,8 @@ pub struct AuditEventOut {
     /// `role.created`, `role.updated`, `role.deleted`, `api_key.created`, `api_key.revoked`,
     /// `invitation.created`, `invitation.revoked`, `invitation.accepted`.
     pub action: String,
-    /// `success` or `failure`.
-    pub outcome: String,
+    /// How it ended.
+    pub outcome: AuditOutcome,
     /// Who acted.
     pub actor: AuditActor,
     /// What was acted on.
@@ -79,13 +141,13 @@ impl From<audit_event::Model> for AuditEventOut {
         Self {
             id: e.id,
             action: e.action,
-            outcome: e.outcome,
+            outcome: stored("outcome", &e.outcome, AuditOutcome::Failure),
             actor: AuditActor {
-                type_: e.actor_type,
+                type_: stored("actor_type", &e.actor_type, AuditActorType::Anonymous),
                 id: e.actor_id,
             },
             target: AuditTarget {
-                type_: e.target_type,
+                type_: stored("target_type", &e.target_type, AuditTargetType::Organization),
                 id: e.target_id,
             },
             ip: e.ip,
@@ -171,5 +233,27 @@ impl AuditApi {
             items: page.items.into_iter().map(Into::into).collect(),
             next_cursor: page.next_cursor,
         })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::types::ParseFromParameter;
+
+    use super::{AuditActorType, AuditTargetType};
+    use crate::domain::audit::{ActorType, ERASED_USER, target};
+
+    #[test]
+    fn every_stored_name_is_listed() {
+        for t in target::ALL {
+            assert!(AuditTargetType::parse_from_parameter(t).is_ok(), "{t}");
+        }
+        for a in [ActorType::Anonymous, ActorType::User, ActorType::ApiKey] {
+            assert!(
+                AuditActorType::parse_from_parameter(a.as_str()).is_ok(),
+                "{a:?}"
+            );
+        }
+        assert!(AuditActorType::parse_from_parameter(ERASED_USER).is_ok());
     }
 }

@@ -157,7 +157,13 @@ pub fn register(registry: &mut Registry) {
             ),
             (
                 "result",
-                nullable(CommandResult::schema_ref()),
+                // `anyOf`, not `allOf`: generators read `allOf` around a union with a
+                // discriminator as inheritance and drop its `kind`.
+                MetaSchemaRef::Inline(Box::new(MetaSchema {
+                    any_of: vec![CommandResult::schema_ref()],
+                    nullable: true,
+                    ..MetaSchema::ANY
+                })),
                 true,
                 "The built-in executor's typed outcome (as `CommandOut.result`); `null` for an external executor.",
             ),

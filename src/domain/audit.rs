@@ -108,6 +108,20 @@ pub mod target {
     pub const API_KEY: &str = "api_key";
     /// An invitation.
     pub const INVITATION: &str = "invitation";
+
+    /// Every target kind above (what the API's closed `AuditTarget.type` lists).
+    pub const ALL: &[&str] = &[
+        USER,
+        ORGANIZATION,
+        MEMBERSHIP,
+        AGENT,
+        SESSION,
+        COMMAND,
+        JOB,
+        ROLE,
+        API_KEY,
+        INVITATION,
+    ];
 }
 
 /// One event to record.

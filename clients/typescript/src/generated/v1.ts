@@ -1540,17 +1540,19 @@ export interface components {
          * @description Who acted.
          */
         AuditActor: {
-            /**
-             * @description `user`, `api_key`, `anonymous` (e.g. a failed login) or `erased_user` (an account
-             *     erased by `me.delete`; `id` is then a pseudonym, the same on all of its events).
-             */
-            type: string;
+            /** @description What kind of caller. */
+            type: components["schemas"]["AuditActorType"] & unknown;
             /**
              * Format: uuid
              * @description The acting user's or API key's id, when known.
              */
             id?: string;
         };
+        /**
+         * @description What kind of caller acted.
+         * @enum {string}
+         */
+        AuditActorType: "user" | "api_key" | "anonymous" | "erased_user";
         /**
          * AuditEventList
          * @description A page of audit events.
@@ -1581,8 +1583,8 @@ export interface components {
              *     `invitation.created`, `invitation.revoked`, `invitation.accepted`.
              */
             action: string;
-            /** @description `success` or `failure`. */
-            outcome: string;
+            /** @description How it ended. */
+            outcome: components["schemas"]["AuditOutcome"] & unknown;
             /** @description Who acted. */
             actor: components["schemas"]["AuditActor"] & unknown;
             /** @description What was acted on. */
@@ -1602,18 +1604,25 @@ export interface components {
             created_at: string;
         };
         /**
+         * @description How an audited attempt ended.
+         * @enum {string}
+         */
+        AuditOutcome: "success" | "failure";
+        /**
          * AuditTarget
          * @description What was acted on.
          */
         AuditTarget: {
-            /**
-             * @description `user`, `organization`, `membership` (id = the member's user id), `agent`, `session`,
-             *     `command`, `job`, `role`, `api_key` or `invitation`.
-             */
-            type: string;
+            /** @description What kind of thing. */
+            type: components["schemas"]["AuditTargetType"] & unknown;
             /** @description The target's id, when there is one. */
             id?: string;
         };
+        /**
+         * @description What kind of thing was acted on.
+         * @enum {string}
+         */
+        AuditTargetType: "user" | "organization" | "membership" | "agent" | "session" | "command" | "job" | "role" | "api_key" | "invitation";
         /**
          * @description An agent capability: what the agent may do on its desktop. Commands needing a capability
          *     the agent lacks are refused with 403 `capability_denied`.
@@ -3019,7 +3028,7 @@ export interface components {
             /** @description What an external executor reported, verbatim; `null` for the built-in executor. */
             output: unknown;
             /** @description The built-in executor's typed outcome (as `CommandOut.result`); `null` for an external executor. */
-            result: Omit<components["schemas"]["CommandResult"], "kind"> | null;
+            result: components["schemas"]["CommandResult"] | null;
             /** @description The error message when `failed`, else `null`. */
             error: string | null;
             /** @description Why it failed, as `CommandOut.error_code`, or `null`. */
