@@ -102,7 +102,7 @@ pub fn deprecations() -> Vec<crate::http::deprecation::Deprecation> {
 }
 
 /// API version in the spec's `info.version`.
-pub const API_VERSION: &str = "1.1.0";
+pub const API_VERSION: &str = "1.2.0";
 
 /// Operation tags (groups in Swagger UI and the SDK).
 #[derive(Tags)]
