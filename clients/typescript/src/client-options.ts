@@ -26,7 +26,9 @@ export interface BaseClientOptions {
   headers?: Record<string, string> | undefined;
   /**
    * How often a request that is safe to repeat is retried after a network error, 429, 502,
-   * 503 or 504 (default 2; 0 turns retries off). See the README's *Retries and idempotency*.
+   * 503 or 504 (default 2; 0 turns retries off): `GET`, `PUT`, `DELETE`, and the `POST`s that
+   * honour `Idempotency-Key`; a `DELETE` or a request with `If-Match` only after 429 and 503.
+   * See the README's *Retries and idempotency*.
    */
   maxRetries?: number | undefined;
   /**

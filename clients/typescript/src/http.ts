@@ -14,17 +14,57 @@ export const RETRY_AFTER_MAX_MS = 60_000;
 /** `maxRetries` when neither the client nor the call sets one (as Stripe's SDK). */
 export const DEFAULT_MAX_RETRIES = 2;
 
+/**
+ * The spec paths of the `POST` operations that honour `Idempotency-Key` (`agents.create`,
+ * `sessions.create`, `sessions.stop`, `events.append`, `commands.create`): the server replays
+ * the first answer for the same key and body, so these, sent with a key, are retried. Any other
+ * `POST` is never retried, with or without the header (the server ignores it there).
+ */
+export const IDEMPOTENT_POST_PATHS = [
+  "/v1/orgs/{org_id}/agents",
+  "/v1/orgs/{org_id}/sessions",
+  "/v1/orgs/{org_id}/sessions/{session_id}/stop",
+  "/v1/orgs/{org_id}/sessions/{session_id}/events",
+  "/v1/orgs/{org_id}/sessions/{session_id}/commands",
+] as const;
+
+const IDEMPOTENT_POST_URL = new RegExp(
+  `(?:${IDEMPOTENT_POST_PATHS.map((p) => p.replace(/\{[^}]+\}/g, "[^/]+")).join("|")})$`,
+);
+
 const IDEMPOTENT_METHODS = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
-const RETRYABLE_STATUSES = new Set([429, 502, 503, 504]);
 
 /**
- * Whether a request may be sent again after a lost or refused attempt: idempotent methods
- * (`GET`, `HEAD`, `OPTIONS`, `PUT`, `DELETE`), and any request carrying an `Idempotency-Key`
- * (the server replays the first answer for the same key and body). Never a `POST` or `PATCH`
- * without one: `auth.refresh` sent twice would spend a refresh token twice.
+ * The statuses a request that is safe to repeat is retried after (and an event stream
+ * reconnects after): 429, 502, 503, 504.
+ */
+export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
+/** The retryable statuses after which the server may still have acted (a gateway lost its reply). */
+const AMBIGUOUS_STATUSES: ReadonlySet<number> = new Set([502, 504]);
+
+/**
+ * Whether a request may be sent again after a refused attempt (429, 503): idempotent methods
+ * (`GET`, `HEAD`, `OPTIONS`, `PUT`, `DELETE`), and a `POST` to one of
+ * {@link IDEMPOTENT_POST_PATHS} carrying an `Idempotency-Key`. Never another `POST` (an
+ * `Idempotency-Key` there is ignored by the server: `orgs.create` or `auth.refresh` sent twice
+ * would act twice), nor a `PATCH`. See {@link isRetryableAfterAmbiguousFailure} for a lost reply.
  */
 export function isRetryable(request: Request): boolean {
-  return IDEMPOTENT_METHODS.has(request.method.toUpperCase()) || request.headers.has("idempotency-key");
+  const method = request.method.toUpperCase();
+  if (IDEMPOTENT_METHODS.has(method)) return true;
+  return method === "POST" && request.headers.has("idempotency-key") && IDEMPOTENT_POST_URL.test(new URL(request.url).pathname);
+}
+
+/**
+ * Whether a retryable request ({@link isRetryable}) may also be sent again after an ambiguous
+ * failure, where the server may have acted on it: a network error, a 502 or a 504. Not a
+ * `DELETE` (the repeat of a lost success would answer 404 `not_found`, or 401 after
+ * `me.delete`), nor a request carrying `If-Match` (it would answer 412 `precondition_failed`
+ * after a lost success): those are retried after 429 and 503 only, and an ambiguous failure is
+ * the call's result (re-read to find out what happened).
+ */
+export function isRetryableAfterAmbiguousFailure(request: Request): boolean {
+  return isRetryable(request) && request.method.toUpperCase() !== "DELETE" && !request.headers.has("if-match");
 }
 
 /**
@@ -47,29 +87,31 @@ export function backoffMs(attempt: number, random = Math.random): number {
 
 /**
  * Wraps `fetch` with retries: a retryable request ({@link isRetryable}) is sent again, up to
- * `maxRetries` times, after a network error (a rejected `fetch` that is not an abort), a 429,
- * 502, 503 or 504, or a 409 `idempotency_key_in_use` (the first request with that key is
- * still running). The wait is the response's `Retry-After` when it has one (a wait longer
- * than {@link RETRY_AFTER_MAX_MS} is not waited out: that response is the result), else
- * {@link backoffMs}. Aborting the request's signal ends the wait and rejects with its reason.
- * Once the retries are spent, the last response is the result, or the last network error
- * rejects.
+ * `maxRetries` times, after a 429 or 503, a 409 `idempotency_key_in_use` (the first request
+ * with that key is still running), and, unless it is a `DELETE` or carries `If-Match`
+ * ({@link isRetryableAfterAmbiguousFailure}), after a network error (a rejected `fetch` that is
+ * not an abort), a 502 or a 504. The wait is the response's `Retry-After` when it has one (a
+ * wait longer than {@link RETRY_AFTER_MAX_MS} is not waited out: that response is the result),
+ * else {@link backoffMs}. Aborting the request's signal ends the wait and rejects with its
+ * reason. Once the retries are spent, the last response is the result, or the last network
+ * error rejects.
  */
 export function retryingFetch(fetchImpl: FetchLike, maxRetries: number): FetchLike {
   return async (request) => {
     if (maxRetries <= 0 || !isRetryable(request)) return fetchImpl(request);
+    const afterAmbiguous = isRetryableAfterAmbiguousFailure(request);
     for (let attempt = 0; ; attempt++) {
       const last = attempt >= maxRetries;
       let response: Response;
       try {
         response = await fetchImpl(last ? request : request.clone());
       } catch (error) {
-        if (last || request.signal.aborted || isAbort(error)) throw error;
+        if (last || !afterAmbiguous || request.signal.aborted || isAbort(error)) throw error;
         await sleep(backoffMs(attempt + 1), request.signal);
         if (request.signal.aborted) throw request.signal.reason;
         continue;
       }
-      if (last || !(await shouldRetry(request, response))) return response;
+      if (last || !(await shouldRetry(request, response, afterAmbiguous))) return response;
       const asked = retryAfterMs(response);
       if (asked !== undefined && asked > RETRY_AFTER_MAX_MS) return response;
       await response.body?.cancel().catch(() => undefined);
@@ -79,8 +121,8 @@ export function retryingFetch(fetchImpl: FetchLike, maxRetries: number): FetchLi
   };
 }
 
-async function shouldRetry(request: Request, response: Response): Promise<boolean> {
-  if (RETRYABLE_STATUSES.has(response.status)) return true;
+async function shouldRetry(request: Request, response: Response, afterAmbiguous: boolean): Promise<boolean> {
+  if (RETRYABLE_STATUSES.has(response.status)) return afterAmbiguous || !AMBIGUOUS_STATUSES.has(response.status);
   if (response.status !== 409 || !request.headers.has("idempotency-key")) return false;
   try {
     const body: unknown = await response.clone().json();

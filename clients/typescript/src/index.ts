@@ -29,11 +29,13 @@ export {
 export type { IndexedDbFactoryLike, IndexedDbTokenStoreOptions, OnTokenRefresh, RefreshLock, StorageLike, TokenOut, TokenPair, TokenStore } from "./auth.js";
 export {
   DEFAULT_MAX_RETRIES,
+  IDEMPOTENT_POST_PATHS,
   RETRY_AFTER_MAX_MS,
   RETRY_INITIAL_DELAY_MS,
   RETRY_MAX_DELAY_MS,
   backoffMs,
   isRetryable,
+  isRetryableAfterAmbiguousFailure,
   newIdempotencyKey,
   retryAfterMs,
   sleep,

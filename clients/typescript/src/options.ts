@@ -8,7 +8,8 @@ export interface CallOptions {
   headers?: Record<string, string> | undefined;
   /**
    * Retries of this call after a network error, 429, 502, 503 or 504 (default: the client's
-   * `maxRetries`, 2 unless set); only requests that are safe to repeat are ever retried.
+   * `maxRetries`, 2 unless set); only requests that are safe to repeat are ever retried (a
+   * `DELETE` or a request with `If-Match` only after 429 and 503: see `isRetryable`).
    */
   maxRetries?: number | undefined;
 }

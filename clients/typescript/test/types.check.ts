@@ -6,8 +6,10 @@ import {
   isCommandResult,
   storageTokenStore,
   indexedDbTokenStore,
+  IDEMPOTENT_POST_PATHS,
   type CommandOut,
   type EventOf,
+  type paths,
   type Problem,
   type ProblemCode,
   type SessionEvent,
@@ -174,3 +176,19 @@ async function v2(org: string, session: string, maybe: number | undefined, etag:
   }
 }
 void v2;
+
+// The POSTs the transport retries are exactly the spec's operations that declare an
+// `Idempotency-Key` header: a new one in the spec fails here until IDEMPOTENT_POST_PATHS lists it.
+type IdempotentSpecPost = {
+  [P in keyof paths]: paths[P] extends { post: { parameters: { header?: infer H } } }
+    ? [NonNullable<H>] extends [never]
+      ? never
+      : "Idempotency-Key" extends keyof NonNullable<H>
+        ? P
+        : never
+    : never;
+}[keyof paths];
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+const idempotentPathsMatchSpec: Equal<(typeof IDEMPOTENT_POST_PATHS)[number], IdempotentSpecPost> = true;
+void idempotentPathsMatchSpec;
+
