@@ -97,7 +97,9 @@ export interface EventIterateOptions {
 
 /**
  * A session's events as an async iterator (`for await`), in `seq` order; it finishes after
- * the session's final `status` event. `lastSeq` is the last seq delivered (resume from it).
+ * the session's final `status` event, or when the server closed the stream twice in a row
+ * without an event (the session may then still be live: re-read it). `lastSeq` is the last seq
+ * delivered (resume from it).
  */
 export interface EventIterator extends AsyncIterableIterator<SessionEvent> {
   /** The seq of the last event delivered (the `afterSeq` given until one is). */
@@ -106,7 +108,9 @@ export interface EventIterator extends AsyncIterableIterator<SessionEvent> {
 
 /**
  * How `events.stream` finished: `final` (the session's final `status` event was delivered),
- * `ended` (the server had nothing more to send), `aborted`, or `problem` with the `error` a
+ * `ended` (the server closed the stream twice in a row without an event: usually nothing more
+ * to send, but the session may be live, e.g. behind a proxy that cuts long connections: re-read
+ * it, and stream again from `lastSeq`), `aborted`, or `problem` with the `error` a
  * (re)connect was answered with. `lastSeq` is the last event delivered (resume from it).
  */
 export type EventStreamEnd =

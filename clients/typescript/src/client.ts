@@ -440,9 +440,11 @@ export function createClient(options: ClientOptions) {
     /**
      * `events.stream` as an async iterator: the session's events after `afterSeq` (default 0),
      * typed per kind, in seq order, replaying the log and then following it live; it finishes
-     * after the session's final `status` event. A dropped connection is reopened with
-     * `?after_seq=<last seq delivered>` (no gap, no duplicate), backed off as `reconnect`
-     * says; once those retries are spent the last network error rejects. A refused
+     * after the session's final `status` event (or when the server closed the stream twice in
+     * a row without an event: the session may then still be live, re-read it). A dropped
+     * connection is reopened with `?after_seq=<last seq delivered>` (no gap, no duplicate),
+     * backed off as `reconnect` says (also after a 429, 502, 503 or 504, honouring
+     * `Retry-After`); once those retries are spent the last network error rejects. A refused
      * (re)connect throws an {@link AgentdeskError} (e.g. 404 `not_found`); aborting `signal`
      * rejects with its reason. Leaving the loop (`break`) closes the connection.
      */
@@ -472,7 +474,8 @@ export function createClient(options: ClientOptions) {
      * `events.stream` with a callback: calls `onEvent` per event (typed per kind) in seq order,
      * awaited before the next one, replaying from `afterSeq` and then following live; after a
      * dropped connection it resumes with `?after_seq=` (no gap, no duplicate). Resolves after
-     * the final `status` event (`final`), when the server has nothing more (`ended`), on abort,
+     * the final `status` event (`final`), when the server closed the stream twice in a row
+     * without an event (`ended`: the session may still be live, re-read it), on abort,
      * or with the problem a (re)connect was answered with (`problem`: never rejects for an HTTP
      * error). Once the reconnects are spent, the last network error rejects; so does an
      * exception thrown by `onEvent`.

@@ -13,6 +13,8 @@ export const RETRY_MAX_DELAY_MS = 8_000;
 export const RETRY_AFTER_MAX_MS = 60_000;
 /** `maxRetries` when neither the client nor the call sets one (as Stripe's SDK). */
 export const DEFAULT_MAX_RETRIES = 2;
+/** The longest delay `setTimeout` takes (2^31 − 1 ms, about 24.8 days); a longer one fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The spec paths of the `POST` operations that honour `Idempotency-Key` (`agents.create`,
@@ -153,12 +155,13 @@ export function newIdempotencyKey(): string {
 
 /**
  * Resolves after `ms` milliseconds, or at once when `signal` aborts (it never rejects: check
- * `signal.aborted` afterwards). Used by the helpers' backoffs; exported for apps (the console).
+ * `signal.aborted` afterwards). `Infinity` waits for the signal only; a finite wait longer than
+ * {@link MAX_TIMER_MS} is cut to it. Used by the helpers' backoffs; exported for apps (the console).
  */
 export function sleep(ms: number, signal?: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
     if (ms <= 0 || signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
+    const timer = ms === Infinity ? undefined : setTimeout(done, Math.min(ms, MAX_TIMER_MS));
     signal?.addEventListener("abort", done, { once: true });
     function done() {
       clearTimeout(timer);

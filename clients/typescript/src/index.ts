@@ -30,6 +30,7 @@ export type { IndexedDbFactoryLike, IndexedDbTokenStoreOptions, OnTokenRefresh, 
 export {
   DEFAULT_MAX_RETRIES,
   IDEMPOTENT_POST_PATHS,
+  MAX_TIMER_MS,
   RETRY_AFTER_MAX_MS,
   RETRY_INITIAL_DELAY_MS,
   RETRY_MAX_DELAY_MS,

@@ -2,29 +2,40 @@
 // event stream (no polling): wait until a session reaches a status, start one and wait until
 // its desktop runs, run a command and get its typed outcome, take a screenshot as PNG bytes.
 // Every failure is a `Problem` value, like the rest of the client.
-import { type SessionEvent, type SessionStatus, canReach, isCommandResult } from "./events.js";
+import { type SessionEvent, type SessionStatus, canReach, isCommandResult, isFinalStatus } from "./events.js";
 import type { components } from "./generated/v1.js";
+import { MAX_TIMER_MS, sleep } from "./http.js";
 import { AgentdeskError, type Problem, type Result, clientProblem } from "./problem.js";
-import type { CommandIn, CommandOut, Loose } from "./types.js";
+import type { CommandIn, CommandOut, CommandStatusName, Loose } from "./types.js";
 import type { CallOptions, IdempotentCallOptions } from "./options.js";
 
 type S = components["schemas"];
 
 /** Options of `sessions.waitFor`. */
 export interface WaitForOptions extends CallOptions {
-  /** Give up after this long (ms, default 60 000): resolves with a `timeout` problem. */
+  /**
+   * Give up after this long (ms, default 60 000): resolves with a `timeout` problem. `Infinity`
+   * waits without a limit (until `signal` aborts); a longer finite wait than `MAX_TIMER_MS`
+   * (about 24.8 days) is cut to it.
+   */
   timeoutMs?: number | undefined;
 }
 
 /** Options of `sessions.createAndWait`: `sessions.create`'s, and how long to wait for `running`. */
 export interface CreateAndWaitOptions extends IdempotentCallOptions {
-  /** Give up waiting after this long (ms, default 60 000): resolves with a `timeout` problem (the session may still start). */
+  /**
+   * Give up waiting after this long (ms, default 60 000): resolves with a `timeout` problem
+   * (the session may still start). `Infinity`: no limit; at most `MAX_TIMER_MS` otherwise.
+   */
   timeoutMs?: number | undefined;
 }
 
 /** Options of `commands.run`. */
 export interface RunOptions extends IdempotentCallOptions {
-  /** Give up waiting after this long (ms, default 120 000): resolves with a `timeout` problem (the command may still finish). */
+  /**
+   * Give up waiting after this long (ms, default 120 000): resolves with a `timeout` problem
+   * (the command may still finish). `Infinity`: no limit; at most `MAX_TIMER_MS` otherwise.
+   */
   timeoutMs?: number | undefined;
 }
 
@@ -62,14 +73,20 @@ export interface LifecycleDeps {
   iterate(orgId: string, sessionId: string, opts: { afterSeq: number; signal: AbortSignal }): AsyncIterable<SessionEvent>;
 }
 
-/** Aborts with the caller's signal or after `timeoutMs`; `timedOut()` says which. */
+/** A delay for `setTimeout`: at least 0, at most {@link MAX_TIMER_MS} (a longer one would fire at once). */
+const timerMs = (ms: number): number => Math.min(Math.max(0, ms), MAX_TIMER_MS);
+
+/** Aborts with the caller's signal or after `timeoutMs` (never when `Infinity`); `timedOut()` says which. */
 function deadline(timeoutMs: number, signal: AbortSignal | undefined) {
   const controller = new AbortController();
   let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort(new DOMException(`timed out after ${timeoutMs} ms`, "TimeoutError"));
-  }, timeoutMs);
+  const timer =
+    timeoutMs === Infinity
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          controller.abort(new DOMException(`timed out after ${timeoutMs} ms`, "TimeoutError"));
+        }, timerMs(timeoutMs));
   const onAbort = () => controller.abort(signal?.reason);
   if (signal?.aborted) onAbort();
   else signal?.addEventListener("abort", onAbort, { once: true });
@@ -90,6 +107,14 @@ function callOpts(opts: CallOptions, signal: AbortSignal): CallOptions {
 
 /** A problem with no response of its own carries the last one seen, else `Response.error()` (status 0). */
 const orNone = (response: Response | undefined): Response => response ?? Response.error();
+
+const FINAL_COMMAND_STATUSES: ReadonlySet<CommandStatusName> = new Set(["succeeded", "failed", "cancelled", "expired"]);
+
+/** The wait (ms) before re-reading after `n` re-reads in a row that found nothing new: 1 s, 2 s, 4 s, then 5 s. */
+const pollMs = (n: number): number => Math.min(1_000 * 2 ** n, 5_000);
+
+/** Why {@link LifecycleDeps.iterate} stopped being watched: `stop` said so, the wake-up timer fired, or the stream ended. */
+type Woke = { why: "event" | "timer" | "ended"; events: number };
 
 /** Builds the helpers over `deps` (see `createClient`). */
 export function lifecycleHelpers(deps: LifecycleDeps) {
@@ -117,6 +142,42 @@ export function lifecycleHelpers(deps: LifecycleDeps) {
     }
   }
 
+  /**
+   * Follows the session's events after `cursor.seq` (advanced past every event seen) until
+   * `stop(event)` is true, `wakeMs` passed (when given), or the stream ends (the final status
+   * event, or the server closed it twice in a row without an event: the session may still be
+   * live, e.g. behind a proxy that cuts long connections). Aborting `signal` rejects.
+   */
+  async function watch(
+    orgId: string,
+    sessionId: string,
+    cursor: { seq: number },
+    wakeMs: number | undefined,
+    signal: AbortSignal,
+    stop: (event: SessionEvent) => boolean,
+  ): Promise<Woke> {
+    const round = new AbortController();
+    const onAbort = () => round.abort(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    const timer = wakeMs === undefined ? undefined : setTimeout(() => round.abort(new DOMException("wake up", "AbortError")), timerMs(wakeMs));
+    let events = 0;
+    try {
+      for await (const event of deps.iterate(orgId, sessionId, { afterSeq: cursor.seq, signal: round.signal })) {
+        cursor.seq = event.seq;
+        events += 1;
+        if (stop(event)) return { why: "event", events };
+      }
+      return { why: "ended", events };
+    } catch (error) {
+      if (round.signal.aborted && !signal.aborted) return { why: "timer", events };
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
   function unreachable(session: S["SessionOut"], awaited: SessionStatus): Problem {
     const why = session.status_reason ? `: ${session.status_reason}` : "";
     return clientProblem(
@@ -130,11 +191,13 @@ export function lifecycleHelpers(deps: LifecycleDeps) {
   /**
    * Waits until the session is in `status` and resolves with it (read right after it got
    * there: it may have moved on since). Resolves at once when it already is. Driven by the
-   * session's event stream from its current `last_seq` (no polling). When the session reaches
-   * a status from which `status` can no longer follow (e.g. `failed`, or `stopped` while
-   * waiting for `running`): `code: "status_unreachable"` with `current_status` and the
-   * session's `status_reason` in `detail`; nothing within `timeoutMs` (default 60 000):
-   * `code: "timeout"`. Aborting `signal` rejects with its reason.
+   * session's event stream from its current `last_seq` (no polling); when the stream ends
+   * without the answer, the session is read again (and followed again, after a pause if the
+   * stream brought nothing). When the session reaches a status from which `status` can no
+   * longer follow (e.g. `failed`, or `stopped` while waiting for `running`):
+   * `code: "status_unreachable"` with `current_status` and the session's `status_reason` in
+   * `detail`; nothing within `timeoutMs` (default 60 000): `code: "timeout"`. Aborting
+   * `signal` rejects with its reason.
    */
   function waitFor(orgId: string, sessionId: string, status: SessionStatus, opts: WaitForOptions = {}): Promise<Result<S["SessionOut"]>> {
     let current: SessionStatus | undefined;
@@ -150,19 +213,23 @@ export function lifecycleHelpers(deps: LifecycleDeps) {
           return got;
         };
         let reached = false;
+        let quiet = 0;
         for (;;) {
           const got = await get();
           if (got.error) return got;
           // Once the log showed the status, the session as read now is the answer (it may have moved on).
           if (reached || got.data.status === status) return got;
           if (!canReach(got.data.status, status)) return { error: unreachable(got.data, status), response: got.response };
-          for await (const event of deps.iterate(orgId, sessionId, { afterSeq: got.data.last_seq, signal })) {
-            if (event.kind !== "status") continue;
+          const woke = await watch(orgId, sessionId, { seq: got.data.last_seq }, undefined, signal, (event) => {
+            if (event.kind !== "status") return false;
             current = event.payload.status;
             reached = current === status;
-            if (reached || !canReach(current, status)) break;
-          }
-          // Reached, unreachable, or the stream ended: the next read decides.
+            return reached || !canReach(current, status);
+          });
+          // Reached, unreachable, or the stream ended: the next read decides. A stream that
+          // ended without an event is not followed again at once.
+          if (woke.why === "ended" && woke.events === 0) await sleep(pollMs(quiet++), signal);
+          else quiet = 0;
         }
       },
     );
@@ -182,16 +249,34 @@ export function lifecycleHelpers(deps: LifecycleDeps) {
     return waitFor(orgId, created.data.id, "running", { signal: opts.signal, headers: opts.headers, maxRetries: opts.maxRetries, timeoutMs });
   }
 
+  /** The outcome of a command in a final status: its data when it succeeded, else `command_failed`. */
+  function outcome<K extends CommandOut["kind"]>(c: CommandOut, response: Response): Result<CommandOut<K>> {
+    if (c.status === "succeeded") return { data: c as CommandOut<K>, response };
+    const detail = c.error
+      ? `${c.error_code ?? c.status}: ${c.error}`
+      : c.status === "expired"
+        ? `expired: no executor claimed the command by its expires_at (${c.expires_at})`
+        : c.status === "cancelled"
+          ? "cancelled: the session was stopping, stopped or failed before the command finished"
+          : `the command is \`${c.status}\``;
+    return { error: clientProblem("command_failed", "The command failed", detail), response };
+  }
+
   /**
-   * `commands.create`, then waits on the event stream for its `result` event and resolves with
-   * the finished command, typed by its kind (`result` is the outcome of that kind, e.g.
-   * `stdout` for `shell`). A refused create resolves with its problem (e.g. 403
-   * `capability_denied`); a command that ends `failed`, `cancelled` or `expired` with
-   * `code: "command_failed"` (`detail`: `<error_code>: <error>`); nothing within `timeoutMs`
-   * (default 120 000) with `code: "timeout"` (the command may still finish).
+   * `commands.create`, then waits for the command to finish and resolves with the finished
+   * command, typed by its kind (`result` is the outcome of that kind, e.g. `stdout` for
+   * `shell`). Driven by the session's event stream: the command is read again on its `result`
+   * event, on every session `status` event (the server cancels open commands when the session
+   * winds down), at its `expires_at` while it is still `queued` (the server then expires it;
+   * neither that nor a cancellation writes an event), and when the stream ends (the session is
+   * read too: a stream can end while the session is live). A refused create resolves with its
+   * problem (e.g. 403 `capability_denied`); a command that ends `failed`, `cancelled` or
+   * `expired` with `code: "command_failed"` (`detail`: `<error_code>: <error>`, or
+   * `<status>: <why>`), as does a session that ended with the command still open; nothing
+   * within `timeoutMs` (default 120 000) with `code: "timeout"` (the command may still finish).
    */
   function run<C extends Loose<CommandIn>>(orgId: string, sessionId: string, command: C, opts: RunOptions = {}): Promise<Result<CommandOut<C["kind"]>>> {
-    let state = "queued";
+    let state: CommandStatusName = "queued";
     return bounded(
       opts.timeoutMs ?? 120_000,
       opts,
@@ -204,21 +289,52 @@ export function lifecycleHelpers(deps: LifecycleDeps) {
         seen(created.response);
         if (created.error) return created;
         const id = created.data.id;
-        for await (const event of deps.iterate(orgId, sessionId, { afterSeq: before.data.last_seq, signal })) {
-          if (isCommandResult(event) && event.payload.command_id === id) break;
+        let c = created.data;
+        let response = created.response;
+        const cursor = { seq: before.data.last_seq };
+        let sessionEnded = false;
+        let resultSeen = false;
+        let polls = 0;
+        let quiet = 0;
+        for (;;) {
+          state = c.status;
+          if (FINAL_COMMAND_STATUSES.has(c.status)) return outcome<C["kind"]>(c, response);
+          if (sessionEnded) {
+            const detail = `the session ended while the command was \`${c.status}\``;
+            return { error: clientProblem("command_failed", "The command failed", detail), response };
+          }
+          // A queued command expires at `expires_at` (once the server's reaper runs: re-read
+          // until it has); a result event for a command still open (should not be) is re-read too.
+          let wakeMs: number | undefined;
+          const left = c.status === "queued" ? Date.parse(c.expires_at) - Date.now() : NaN;
+          if (!Number.isNaN(left)) wakeMs = left > 0 ? left : pollMs(polls++);
+          else if (resultSeen) wakeMs = pollMs(polls++);
+          const woke = await watch(orgId, sessionId, cursor, wakeMs, signal, (event) => {
+            if (isCommandResult(event) && event.payload.command_id === id) {
+              resultSeen = true;
+              return true;
+            }
+            if (event.kind !== "status") return false;
+            if (isFinalStatus(event.payload.status)) sessionEnded = true;
+            return true;
+          });
+          if (woke.why === "ended") {
+            // The session first, then the command: a session that ended has cancelled it.
+            const session = await deps.sessionsGet(orgId, sessionId, callOpts(opts, signal));
+            seen(session.response);
+            if (session.error) return session;
+            if (isFinalStatus(session.data.status)) sessionEnded = true;
+          }
+          const got = await deps.commandsGet(orgId, sessionId, id, callOpts(opts, signal));
+          seen(got.response);
+          if (got.error) return got;
+          if (got.data.status !== c.status) polls = 0;
+          c = got.data;
+          response = got.response;
+          if (woke.why === "ended" && woke.events === 0 && !sessionEnded && !FINAL_COMMAND_STATUSES.has(c.status)) {
+            await sleep(pollMs(quiet++), signal); // the stream brought nothing: do not reconnect at once
+          } else if (woke.events > 0) quiet = 0;
         }
-        const finished = await deps.commandsGet(orgId, sessionId, id, callOpts(opts, signal));
-        if (finished.error) return finished;
-        const c = finished.data;
-        state = c.status;
-        if (c.status === "succeeded") return { data: c as CommandOut<C["kind"]>, response: finished.response };
-        const detail =
-          c.status === "queued" || c.status === "dispatched"
-            ? `the session ended while the command was \`${c.status}\``
-            : c.error
-              ? `${c.error_code ?? c.status}: ${c.error}`
-              : `the command is \`${c.status}\``;
-        return { error: clientProblem("command_failed", "The command failed", detail), response: finished.response };
       },
     );
   }

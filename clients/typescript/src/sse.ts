@@ -2,7 +2,7 @@
 // `X-API-Key`), parsed by `eventsource-parser`, with bounded, backed-off reconnects. Problems
 // a (re)connect is answered with are values; the caller decides where to resume.
 import { type EventSourceMessage, createParser } from "eventsource-parser";
-import { sleep } from "./http.js";
+import { RETRYABLE_STATUSES, retryAfterMs, sleep } from "./http.js";
 import { type Problem, toProblem } from "./problem.js";
 
 /** One server-sent event as `eventsource-parser` gives it: `id`, `event` (absent: `message`) and `data`. */
@@ -25,7 +25,8 @@ export type SseConnect =
 
 /**
  * Why a stream finished. `ended`: the server closed it twice in a row without sending an event
- * (nothing more to send); `aborted`: the caller's signal fired; `problem`: a (re)connect was
+ * (usually nothing more to send, but a proxy that cuts long quiet connections, or a server
+ * restart, looks the same: a session can still be live); `aborted`: the caller's signal fired; `problem`: a (re)connect was
  * answered with `error` (the `response` that carried it is there too).
  */
 export type SseEnd =
@@ -39,7 +40,9 @@ export type SseEnd =
  * `for await`): the connection is cancelled. A connection that drops (network error, or a
  * clean end after messages) is reopened by calling `connect` again, which resumes where the
  * caller says; failures in a row are bounded by `maxRetries` and backed off exponentially
- * (a 429 or 503 waits its `Retry-After`), then the last network error is thrown.
+ * (a 429, 502, 503 or 504 is retried too, waiting its `Retry-After`, in seconds or as an HTTP
+ * date, up to `maxDelayMs`), then the last network error is thrown, or the last refusal is the
+ * result.
  */
 export async function* sseMessages(args: {
   connect: (signal: AbortSignal | undefined) => Promise<SseConnect>;
@@ -70,11 +73,10 @@ export async function* sseMessages(args: {
     try {
       const connection = await args.connect(signal);
       if (connection.problem) {
-        const { status } = connection.problem;
-        if ((status === 429 || status === 503) && failures < maxRetries) {
+        if (RETRYABLE_STATUSES.has(connection.response.status) && failures < maxRetries) {
           failures += 1;
-          const after = Number(connection.response.headers.get("retry-after"));
-          await sleep(after > 0 ? Math.min(after * 1000, maxDelay) : backoff(), signal);
+          const after = retryAfterMs(connection.response);
+          await sleep(after !== undefined && after > 0 ? Math.min(after, maxDelay) : backoff(), signal);
           continue;
         }
         return { reason: "problem", error: connection.problem, response: connection.response };

@@ -7,6 +7,7 @@ import {
   storageTokenStore,
   indexedDbTokenStore,
   IDEMPOTENT_POST_PATHS,
+  type AgentdeskClient,
   type CommandOut,
   type EventOf,
   type paths,
@@ -192,3 +193,10 @@ type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ?
 const idempotentPathsMatchSpec: Equal<(typeof IDEMPOTENT_POST_PATHS)[number], IdempotentSpecPost> = true;
 void idempotentPathsMatchSpec;
 
+
+// timeoutMs: Infinity waits without a limit.
+async function unbounded(c: AgentdeskClient, org: string) {
+  const waited = await c.sessions.waitFor(org, "s", "running", { timeoutMs: Infinity });
+  void waited;
+}
+void unbounded;
