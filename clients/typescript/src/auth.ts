@@ -1,9 +1,11 @@
 // Credentials, where tokens live (`TokenStore`), the auth middleware, and the token refresh:
 // single-flight per client and serialised across tabs (Web Locks), re-reading the shared store
-// once the lock is held so a second tab uses the pair the first one already rotated.
+// once the lock is held so a second tab uses the pair the first one already rotated. Manual
+// refreshes (`auth.refresh`) and logouts take the same lock.
 import createFetchClient, { type Middleware } from "openapi-fetch";
 import type { components, paths } from "./generated/v1.js";
 import type { FetchLike } from "./http.js";
+import { type Problem, type Result, toProblem } from "./problem.js";
 
 /** A token pair as `auth.login`, `auth.refresh` and `auth.oidcExchange` return it. */
 export type TokenOut = components["schemas"]["TokenOut"];
@@ -16,14 +18,40 @@ export interface TokenPair {
   refresh_token?: string | undefined;
 }
 
-/** Called after this client rotated the tokens (not when another tab did); `tokens` is the new pair. */
+/**
+ * Called after this client rotated the tokens (on a 401 or by `auth.refresh`; not when another
+ * tab did); `tokens` is the new pair, already in the token store. It runs after the refresh
+ * lock is released, and is awaited before the calls waiting for the refresh go on; if it throws
+ * (or rejects), the error is reported with `console.error` and the calls go on all the same.
+ */
 export type OnTokenRefresh = (tokens: TokenOut) => void | Promise<void>;
+
+/** What {@link OnLogout} is told. */
+export interface LogoutInfo {
+  /**
+   * Why the client forgot its tokens: `refresh_refused`, the server refused the stored refresh
+   * token (401 `invalid_refresh_token`: spent, expired or revoked, e.g. by a logout elsewhere).
+   */
+  reason: "refresh_refused";
+  /** The problem the refresh was answered with. */
+  problem: Problem;
+}
+
+/**
+ * Called when this client forgot both tokens by itself (cleared them in the token store, so
+ * every tab sharing it is logged out) because the server refused its refresh token: log in
+ * again. Not called for `auth.logout`, `me.logoutAll`, `me.delete` or a password change, whose
+ * results say so, nor in the other tabs. Runs after the refresh lock is released; if it throws,
+ * the error is reported with `console.error`.
+ */
+export type OnLogout = (info: LogoutInfo) => void | Promise<void>;
 
 /**
  * Where a client keeps its tokens. The client reads it before every request and after taking
  * the refresh lock, and writes it after a login, a refresh or a logout, so clients in several
- * tabs (or workers) that share one store (e.g. {@link storageTokenStore} over `localStorage`)
- * share one token family. Synchronous or asynchronous.
+ * tabs (or workers) that share one store share one token family: {@link indexedDbTokenStore}
+ * is the one for that (a store shared by tabs must be consistent across them, which
+ * `localStorage` is not: see {@link storageTokenStore}). Synchronous or asynchronous.
  */
 export interface TokenStore {
   /** The current pair, or `undefined` when logged out. */
@@ -219,31 +247,41 @@ export function indexedDbTokenStore(options: IndexedDbTokenStoreOptions = {}): T
   };
 }
 
+/** A refresh request that was sent: its result, and whether the refused token was cleared from the store. */
+type Sent = { sent: true; result: Result<TokenOut>; loggedOut: boolean };
+/** What one refresh attempt came to: {@link Sent}, or no request (`rotated`: the store already had a newer pair). */
+type Attempt = Sent | { sent: false; rotated: boolean };
+
 /** Where the auth middleware and the SSE helper get credentials from. */
 export class Credentials {
   readonly apiKey: string | undefined;
   #cached: TokenPair | undefined;
-  #inflight: Promise<boolean> | undefined;
+  #inflight: Promise<Attempt> | undefined;
   readonly #store: TokenStore;
   readonly #lock: RefreshLock;
   readonly #refreshClient;
   readonly #onTokenRefresh: OnTokenRefresh | undefined;
+  readonly #onLogout: OnLogout | undefined;
 
   constructor(init: {
     baseUrl: string;
     fetch: FetchLike;
     store: TokenStore;
     apiKey?: string | undefined;
+    headers?: Record<string, string> | undefined;
     refreshLock?: RefreshLock | undefined;
     onTokenRefresh?: OnTokenRefresh | undefined;
+    onLogout?: OnLogout | undefined;
   }) {
     this.apiKey = init.apiKey;
     this.#store = init.store;
     this.#lock = init.refreshLock ?? defaultRefreshLock;
     this.#onTokenRefresh = init.onTokenRefresh;
+    this.#onLogout = init.onLogout;
     // No middleware and no retries on this one: a refresh never triggers another refresh, and
-    // a refresh sent twice spends its token twice (the server then revokes the family).
-    this.#refreshClient = createFetchClient<paths>({ baseUrl: init.baseUrl, fetch: init.fetch });
+    // a refresh sent twice spends its token twice (the server then revokes the family). The
+    // client's own headers (e.g. `X-Request-Id`) go with it.
+    this.#refreshClient = createFetchClient<paths>({ baseUrl: init.baseUrl, fetch: init.fetch, ...(init.headers ? { headers: init.headers } : {}) });
     // A synchronous store fills `cached` at once; an asynchronous one when its first read lands
     // (a failed read surfaces on the first request instead).
     const first = init.store.get();
@@ -279,40 +317,134 @@ export class Credentials {
     return this.apiKey === undefined;
   }
 
-  /**
-   * After a 401 for a request sent with `usedToken`: true when a newer access token is now in
-   * the store (rotated by this call, by a concurrent call of this client, or by another tab),
-   * false when there is none and none could be had. Concurrent callers of this client share one
-   * attempt; attempts of clients sharing the store are serialised by the refresh lock, and
-   * whoever gets the lock re-reads the store first. Network failures reject.
-   */
-  refreshAfter(usedToken: string | undefined): Promise<boolean> {
-    if (!this.mayRefresh) return Promise.resolve(false);
-    this.#inflight ??= this.#lock(this.#store.lockName ?? DEFAULT_LOCK_NAME, () => this.#refreshLocked(usedToken)).finally(() => {
-      this.#inflight = undefined;
-    });
-    return this.#inflight;
+  get #lockName(): string {
+    return this.#store.lockName ?? DEFAULT_LOCK_NAME;
   }
 
-  async #refreshLocked(usedToken: string | undefined): Promise<boolean> {
-    const now = await this.current();
-    if (now && now.access_token !== usedToken) return true; // someone else rotated: use theirs
-    const refreshToken = now?.refresh_token;
-    if (refreshToken === undefined) return false;
-    const { data, response } = await this.#refreshClient.POST("/v1/auth/refresh", {
-      body: { refresh_token: refreshToken },
-    });
-    if (!data) {
-      // A refused refresh token is dead (spent, expired or revoked): stop presenting it.
-      if (response.status === 401) {
-        const latest = await this.current();
-        if (latest?.refresh_token === refreshToken) await this.write({ access_token: latest.access_token });
-      }
-      return false;
+  /**
+   * After a 401 for a request sent with `usedToken`: true when a newer access token is now in
+   * the store (rotated by this call, by a concurrent call or `auth.refresh` of this client, or
+   * by another tab), false when there is none and none could be had. Concurrent callers of this
+   * client share one attempt; attempts of clients sharing the store are serialised by the
+   * refresh lock, and whoever gets the lock re-reads the store first. Network failures reject.
+   */
+  async refreshAfter(usedToken: string | undefined): Promise<boolean> {
+    if (!this.mayRefresh) return false;
+    const attempt = await (this.#inflight ?? this.#fly(() => this.#refreshAfterLocked(usedToken), true));
+    return attempt.sent ? attempt.result.data !== undefined : attempt.rotated;
+  }
+
+  /**
+   * Rotates the refresh token now (`auth.refresh`) and stores the new pair, under the same lock
+   * and single flight as {@link refreshAfter}: a refresh of this client already under way is
+   * joined (its result is this one's), and the token presented is the one in the store once
+   * the lock is held, so a concurrent refresh here or in another tab never makes this one
+   * present a spent token. `refreshToken` rotates another token instead (not the stored one:
+   * that one is always read under the lock); a refused one is cleared only if it is the
+   * stored one. `headers` go with the request this call sends (not with one it joins).
+   * Network failures reject.
+   */
+  async refreshNow(refreshToken?: string | undefined, headers?: Record<string, string> | undefined): Promise<Result<TokenOut>> {
+    if (refreshToken !== undefined && refreshToken !== this.#cached?.refresh_token) {
+      return (await this.#fly(() => this.#send(refreshToken, headers), false)).result;
     }
-    await this.write(data);
-    await this.#onTokenRefresh?.(data);
-    return true;
+    // Join this client's refresh under way, if any; one that sent nothing (another tab had
+    // rotated) is not a rotation: wait for it, then rotate.
+    for (let flight = this.#inflight; flight !== undefined; flight = this.#inflight) {
+      const attempt = await flight;
+      if (attempt.sent) return attempt.result;
+    }
+    const attempt = await this.#fly(async () => this.#send((await this.current())?.refresh_token, headers), true);
+    return attempt.result;
+  }
+
+  /**
+   * `auth.logout` under the refresh lock: `send` revokes `refreshToken` (default: the stored
+   * one, read under the lock, so no concurrent refresh rotates it under the logout), and a
+   * success forgets the tokens if the revoked one is the stored one.
+   */
+  async logout<R extends { error?: unknown }>(refreshToken: string | undefined, send: (refreshToken: string) => Promise<R>): Promise<R> {
+    return this.#lock(this.#lockName, async () => {
+      const stored = (await this.current())?.refresh_token;
+      const token = refreshToken ?? stored ?? "";
+      const result = await send(token);
+      if (!result.error && token === stored) await this.write(undefined);
+      return result;
+    });
+  }
+
+  /**
+   * Runs one attempt under the lock, then (the lock released) tells `onTokenRefresh` or
+   * `onLogout`; `shared`: the attempt is this client's flight, which later callers join until
+   * the lock is released (not while the callbacks run: one that makes a call needing a refresh,
+   * or calls `auth.refresh`, starts a new one instead of waiting for itself).
+   */
+  #fly<A extends Attempt>(run: () => Promise<A>, shared: boolean): Promise<A> {
+    const locked = this.#lock(this.#lockName, run);
+    const flight: Promise<A> = (async () => {
+      const attempt = await locked.finally(() => {
+        if (this.#inflight === flight) this.#inflight = undefined;
+      });
+      if (attempt.sent) await this.#notify(attempt);
+      return attempt;
+    })();
+    if (shared) this.#inflight = flight;
+    return flight;
+  }
+
+  /**
+   * The refresh after a 401 for `usedToken`, lock held: nothing is sent when the store already
+   * has another access token (someone rotated: use theirs) or no refresh token.
+   */
+  async #refreshAfterLocked(usedToken: string | undefined): Promise<Attempt> {
+    const now = await this.current();
+    if (now && now.access_token !== usedToken) return { sent: false, rotated: true };
+    if (now?.refresh_token === undefined) return { sent: false, rotated: false };
+    return this.#send(now.refresh_token, undefined);
+  }
+
+  /**
+   * Presents `refreshToken` (lock held) and stores the new pair. A refused one (401) is dead
+   * (spent, expired or revoked), and so is the login it belonged to: both tokens are forgotten,
+   * unless the store moved on meanwhile (a new login). Without a token the server's answer to
+   * an empty one is the result.
+   */
+  async #send(refreshToken: string | undefined, headers: Record<string, string> | undefined): Promise<Sent> {
+    const { data, error, response } = await this.#refreshClient.POST("/v1/auth/refresh", {
+      body: { refresh_token: refreshToken ?? "" },
+      ...(headers ? { headers } : {}),
+    });
+    if (response.ok && data) {
+      await this.write(data);
+      return { sent: true, result: { data, response }, loggedOut: false };
+    }
+    let loggedOut = false;
+    if (response.status === 401 && refreshToken !== undefined) {
+      const latest = await this.current();
+      if (latest?.refresh_token === refreshToken) {
+        await this.write(undefined);
+        loggedOut = true;
+      }
+    }
+    return { sent: true, result: { error: toProblem(error, response), response }, loggedOut };
+  }
+
+  /** `onTokenRefresh` or `onLogout` for a sent attempt; what they throw is reported, never thrown. */
+  async #notify(attempt: { result: Result<TokenOut>; loggedOut: boolean }): Promise<void> {
+    const { data, error } = attempt.result;
+    if (data) {
+      try {
+        await this.#onTokenRefresh?.(data);
+      } catch (thrown) {
+        console.error("@agentdesk/client: onTokenRefresh threw (the tokens were rotated and stored all the same):", thrown);
+      }
+    } else if (error && attempt.loggedOut) {
+      try {
+        await this.#onLogout?.({ reason: "refresh_refused", problem: error });
+      } catch (thrown) {
+        console.error("@agentdesk/client: onLogout threw:", thrown);
+      }
+    }
   }
 
   /** Writes a pair (or forgets it) in the store. */

@@ -1,6 +1,6 @@
 // The options and result types of `createClient` and its event-stream helpers (the helpers
 // themselves are in client.ts).
-import type { OnTokenRefresh, RefreshLock, TokenStore } from "./auth.js";
+import type { OnLogout, OnTokenRefresh, RefreshLock, TokenStore } from "./auth.js";
 import type { SessionEvent } from "./events.js";
 import type { components } from "./generated/v1.js";
 import type { FetchLike } from "./http.js";
@@ -18,8 +18,17 @@ export interface BaseClientOptions {
    * refused at once with a `TypeError` saying what to pass instead.
    */
   baseUrl: string;
-  /** Called after this client rotated the tokens on a 401 (not when another tab did); persist them if you keep sessions yourself. */
+  /**
+   * Called after this client rotated the tokens, on a 401 or by `auth.refresh` (not when another
+   * tab did); persist them if you keep them yourself. What it throws is reported with
+   * `console.error`, never failing the call; see {@link OnTokenRefresh}.
+   */
   onTokenRefresh?: OnTokenRefresh | undefined;
+  /**
+   * Called when the server refused this client's refresh token and the client forgot both
+   * tokens (in its token store, so in every tab sharing it): show the login. See {@link OnLogout}.
+   */
+  onLogout?: OnLogout | undefined;
   /** A `fetch` to use instead of `globalThis.fetch` (tests, proxies, instrumentation). */
   fetch?: FetchLike | undefined;
   /** Headers sent with every request (e.g. `X-Request-Id`). */
@@ -56,8 +65,9 @@ export type ClientOptions = BaseClientOptions &
     | {
         /**
          * Where the tokens live, read before every request and written after a login, a
-         * refresh or a logout; share one between tabs (`storageTokenStore(localStorage)`) so
-         * they share one token family.
+         * refresh or a logout. For several tabs sharing one login, use `indexedDbTokenStore()`
+         * (consistent across tabs; `storageTokenStore(localStorage)` is not, and can get tabs
+         * logged out: see `storageTokenStore`).
          */
         tokenStore: TokenStore;
         accessToken?: undefined;

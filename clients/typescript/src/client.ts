@@ -56,6 +56,22 @@ function callAs<T>(outcome: Promise<{ data?: unknown; error?: unknown; response:
   return pending(settle<T>(outcome));
 }
 
+/**
+ * What `start()` resolves to, or a rejection with the signal's reason as soon as `signal` aborts
+ * (not started if it already has). Once started, the work goes on: used where cutting it short
+ * would lose something, e.g. a refreshed pair.
+ */
+function untilAborted<T>(start: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return start();
+  if (signal.aborted) return Promise.reject(signal.reason);
+  const outcome = start();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    outcome.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 /** Input types accept `undefined` for absent fields; the wire types do not mention it. JSON drops them. */
 const wire = <T>(value: Loose<T>): T => value as T;
 /** `wire` for an optional query (all of whose fields are optional). */
@@ -95,8 +111,10 @@ export function createClient(options: ClientOptions) {
     fetch: fetchImpl,
     store,
     apiKey: options.apiKey,
+    headers: options.headers,
     refreshLock: options.refreshLock,
     onTokenRefresh: options.onTokenRefresh,
+    onLogout: options.onLogout,
   });
   const raw: FetchClient<paths> = createFetchClient<paths>({
     baseUrl,
@@ -149,28 +167,28 @@ export function createClient(options: ClientOptions) {
         })(),
       ),
     /**
-     * `auth.refresh`: rotate the refresh token now (default: the stored one) and store the new
-     * pair. Normally not needed: a 401 refreshes by itself, serialised across tabs.
+     * `auth.refresh`: rotate the refresh token now and store the new pair (normally not needed:
+     * a 401 refreshes by itself). It runs under the same refresh lock as those, with the token
+     * in the store once the lock is held, so it never presents a token a concurrent refresh (in
+     * this client or another tab) just spent; a refresh of this client already under way is
+     * joined instead of sending a second one. `onTokenRefresh` is called; a refused refresh
+     * token (401 `invalid_refresh_token`) makes the client forget both tokens and call
+     * `onLogout`. `body.refresh_token` rotates another token than the stored one. Never
+     * retried (`maxRetries` does not apply); `signal` stops the wait, not the refresh itself
+     * (its new pair is still stored: a refresh cut short would lose it).
      */
     refresh: (body?: Loose<S["RefreshIn"]>, opts?: CallOptions): ResultPromise<S["TokenOut"]> =>
-      pending(
-        (async () => {
-          const refresh_token = body?.refresh_token ?? (await credentials.current())?.refresh_token ?? "";
-          const result = await settle<S["TokenOut"]>(raw.POST("/v1/auth/refresh", { body: { refresh_token }, ...init(opts) }));
-          if (result.data) await credentials.write(result.data);
-          return result;
-        })(),
-      ),
-    /** `auth.logout`: revoke the refresh token's family (default: the stored one's) and forget the tokens (in every tab sharing the store). */
+      pending(untilAborted(() => credentials.refreshNow(body?.refresh_token, opts?.headers), opts?.signal)),
+    /**
+     * `auth.logout`: revoke the refresh token's family (default: the stored one's, read under
+     * the refresh lock, so a concurrent refresh cannot rotate it meanwhile) and forget the
+     * tokens (in every tab sharing the store).
+     */
     logout: (body?: Loose<S["RefreshIn"]>, opts?: CallOptions): ResultPromise<undefined> =>
       pending(
-        (async () => {
-          const stored = (await credentials.current())?.refresh_token;
-          const refresh_token = body?.refresh_token ?? stored ?? "";
-          const result = await settle<undefined>(raw.POST("/v1/auth/logout", { body: { refresh_token }, ...init(opts) }));
-          if (!result.error && refresh_token === stored) await credentials.clear();
-          return result;
-        })(),
+        credentials.logout(body?.refresh_token, (refresh_token) =>
+          settle<undefined>(raw.POST("/v1/auth/logout", { body: { refresh_token }, ...init(opts) })),
+        ),
       ),
     /**
      * `auth.oidc_authorize`: the URL to send the browser to (a navigation, not a fetch: it answers

@@ -26,7 +26,18 @@ export {
   memoryTokenStore,
   storageTokenStore,
 } from "./auth.js";
-export type { IndexedDbFactoryLike, IndexedDbTokenStoreOptions, OnTokenRefresh, RefreshLock, StorageLike, TokenOut, TokenPair, TokenStore } from "./auth.js";
+export type {
+  IndexedDbFactoryLike,
+  IndexedDbTokenStoreOptions,
+  LogoutInfo,
+  OnLogout,
+  OnTokenRefresh,
+  RefreshLock,
+  StorageLike,
+  TokenOut,
+  TokenPair,
+  TokenStore,
+} from "./auth.js";
 export {
   DEFAULT_MAX_RETRIES,
   IDEMPOTENT_POST_PATHS,

@@ -10,6 +10,7 @@ import {
   type AgentdeskClient,
   type CommandOut,
   type EventOf,
+  type LogoutInfo,
   type paths,
   type Problem,
   type ProblemCode,
@@ -200,3 +201,11 @@ async function unbounded(c: AgentdeskClient, org: string) {
   void waited;
 }
 void unbounded;
+
+// onLogout is told why, with the problem; onTokenRefresh may be async.
+createClient({
+  baseUrl: "http://x",
+  tokenStore: indexedDbTokenStore(),
+  onTokenRefresh: async (t) => void t.refresh_token,
+  onLogout: (info: LogoutInfo) => console.log(info.reason === "refresh_refused", info.problem.code),
+});
