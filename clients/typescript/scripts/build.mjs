@@ -76,4 +76,22 @@ for (const file of (await files(ESM)).filter((f) => f.endsWith(".d.ts"))) {
   await writeFile(target, cts);
   declarations += 1;
 }
+// Every package an emitted declaration names must be a dependency: a type inferred through a
+// transitive package (openapi-fetch's openapi-typescript-helpers, say) would not resolve in a
+// project whose installer does not hoist it (pnpm), or once openapi-fetch stops depending on it.
+const allowed = new Set(Object.keys({ ...pkg.dependencies, ...pkg.peerDependencies }));
+const strays = [];
+for (const [dir, suffix] of [[ESM, ".d.ts"], [CJS, ".d.cts"]]) {
+  for (const file of (await files(dir)).filter((f) => f.endsWith(suffix))) {
+    const text = await readFile(join(dir, file), "utf8");
+    for (const m of text.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|\bimport\s+|reference\s+types=)["']([^"'.][^"']*)["']/g)) {
+      const spec = m[1];
+      const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0];
+      if (!allowed.has(name)) strays.push(`${relative(HERE, join(dir, file))}: "${spec}"`);
+    }
+  }
+}
+if (strays.length) {
+  throw new Error(`emitted declarations import packages that are not dependencies (give the helper an explicit type):\n  ${strays.join("\n  ")}`);
+}
 console.log(`built ${relative(HERE, ESM)}/ (tsc) and ${relative(HERE, CJS)}/index.cjs (esbuild) with ${declarations} .d.cts files`);

@@ -305,8 +305,8 @@ export function createClient(options: ClientOptions) {
      *
      * @deprecated Since 2026-11-29, sunset 2027-06-01: use `invitations.create`.
      */
-    add: (orgId: string, body: Loose<S["MemberIn"]>, opts?: CallOptions) =>
-      call(raw.POST("/v1/orgs/{org_id}/members", { params: { path: { org_id: orgId } }, body: wire<S["MemberIn"]>(body), ...init(opts) })),
+    add: (orgId: string, body: Loose<S["MemberIn"]>, opts?: CallOptions): ResultPromise<S["InvitationCreatedOut"] | S["MemberOut"]> =>
+      callAs<S["InvitationCreatedOut"] | S["MemberOut"]>(raw.POST("/v1/orgs/{org_id}/members", { params: { path: { org_id: orgId } }, body: wire<S["MemberIn"]>(body), ...init(opts) })),
     /** `members.update`: change a member's role. */
     update: (orgId: string, userId: string, body: Loose<S["MemberRoleIn"]>, opts?: CallOptions) =>
       call(

@@ -10,7 +10,10 @@ import {
   type AgentdeskClient,
   type CommandOut,
   type EventOf,
+  type InvitationCreatedOut,
   type LogoutInfo,
+  type MemberOut,
+  type Result,
   type paths,
   type Problem,
   type ProblemCode,
@@ -194,13 +197,12 @@ type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ?
 const idempotentPathsMatchSpec: Equal<(typeof IDEMPOTENT_POST_PATHS)[number], IdempotentSpecPost> = true;
 void idempotentPathsMatchSpec;
 
-
-// timeoutMs: Infinity waits without a limit.
-async function unbounded(c: AgentdeskClient, org: string) {
-  const waited = await c.sessions.waitFor(org, "s", "running", { timeoutMs: Infinity });
-  void waited;
+// members.add (deprecated) has an explicit type: no import of a package that is not a dependency.
+async function membersAddType(c: AgentdeskClient, org: string) {
+  const added: Result<InvitationCreatedOut | MemberOut> = await c.members.add(org, { email: "b@example.com", role: "viewer" });
+  void added;
 }
-void unbounded;
+void membersAddType;
 
 // onLogout is told why, with the problem; onTokenRefresh may be async.
 createClient({
@@ -209,3 +211,10 @@ createClient({
   onTokenRefresh: async (t) => void t.refresh_token,
   onLogout: (info: LogoutInfo) => console.log(info.reason === "refresh_refused", info.problem.code),
 });
+
+// timeoutMs: Infinity waits without a limit.
+async function unbounded(c: AgentdeskClient, org: string) {
+  const waited = await c.sessions.waitFor(org, "s", "running", { timeoutMs: Infinity });
+  void waited;
+}
+void unbounded;
