@@ -491,6 +491,73 @@ function removeTrailingSlash(url) {
   return url;
 }
 
+// ../clients/typescript/src/problem.ts
+var BRAND = /* @__PURE__ */ Symbol.for("@agentdesk/client.AgentdeskError");
+var AgentdeskError = class extends Error {
+  /** The problem as the server sent it (or as this client made it up, see {@link ClientProblemCode}). */
+  problem;
+  /** `problem.code`: switch on it. */
+  code;
+  /** `problem.status`: the HTTP status (0 for a client-made problem without a response). */
+  status;
+  /** The request's `X-Request-Id` (quote it to support), when the server sent one. */
+  requestId;
+  /** The response that carried the problem, when there was one. */
+  response;
+  /** Wraps `problem`; `message` is `<code>: <detail>`. */
+  constructor(problem, response) {
+    super(`${problem.code}: ${problem.detail}`);
+    this.name = "AgentdeskError";
+    this.problem = problem;
+    this.code = problem.code;
+    this.status = problem.status;
+    this.requestId = problem.request_id ?? response?.headers.get("x-request-id") ?? void 0;
+    this.response = response;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+  /** True for any `AgentdeskError`, whichever build (ESM or CommonJS) of the SDK made it. */
+  static [Symbol.hasInstance](value) {
+    return typeof value === "object" && value !== null && value[BRAND] === true;
+  }
+};
+function unwrap(result) {
+  if (result.error) throw new AgentdeskError(result.error, result.response);
+  return result.data;
+}
+function pending(promise) {
+  return Object.assign(promise, { unwrap: () => promise.then(unwrap) });
+}
+function isProblem(value) {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value;
+  return typeof v["type"] === "string" && typeof v["title"] === "string" && typeof v["status"] === "number" && typeof v["detail"] === "string" && typeof v["code"] === "string";
+}
+function toProblem(body, response) {
+  if (isProblem(body)) return body;
+  const detail = typeof body === "string" && body.length > 0 ? body.slice(0, 2e3) : `HTTP ${response.status} without a problem body`;
+  const url = safePath(response.url);
+  const requestId = response.headers.get("x-request-id");
+  return {
+    type: "about:blank",
+    title: response.statusText || `HTTP ${response.status}`,
+    status: response.status,
+    detail,
+    code: "unexpected_response",
+    ...url ? { instance: url } : {},
+    ...requestId ? { request_id: requestId } : {}
+  };
+}
+function clientProblem(code, title, detail, extra = {}) {
+  return { type: `urn:agentdesk:problem:${code}`, title, status: 0, detail, code, ...extra };
+}
+function safePath(url) {
+  try {
+    return url ? new URL(url).pathname : void 0;
+  } catch {
+    return void 0;
+  }
+}
+
 // ../clients/typescript/src/auth.ts
 var localLocks = /* @__PURE__ */ new Map();
 var inProcessRefreshLock = async (name, fn) => {
@@ -529,12 +596,14 @@ var Credentials = class {
   #lock;
   #refreshClient;
   #onTokenRefresh;
+  #onLogout;
   constructor(init) {
     this.apiKey = init.apiKey;
     this.#store = init.store;
     this.#lock = init.refreshLock ?? defaultRefreshLock;
     this.#onTokenRefresh = init.onTokenRefresh;
-    this.#refreshClient = createClient({ baseUrl: init.baseUrl, fetch: init.fetch });
+    this.#onLogout = init.onLogout;
+    this.#refreshClient = createClient({ baseUrl: init.baseUrl, fetch: init.fetch, ...init.headers ? { headers: init.headers } : {} });
     const first = init.store.get();
     if (first instanceof Promise) first.then((t) => void (this.#cached ??= t), () => void 0);
     else this.#cached = first;
@@ -563,38 +632,125 @@ var Credentials = class {
   get mayRefresh() {
     return this.apiKey === void 0;
   }
+  get #lockName() {
+    return this.#store.lockName ?? DEFAULT_LOCK_NAME;
+  }
   /**
    * After a 401 for a request sent with `usedToken`: true when a newer access token is now in
-   * the store (rotated by this call, by a concurrent call of this client, or by another tab),
-   * false when there is none and none could be had. Concurrent callers of this client share one
-   * attempt; attempts of clients sharing the store are serialised by the refresh lock, and
-   * whoever gets the lock re-reads the store first. Network failures reject.
+   * the store (rotated by this call, by a concurrent call or `auth.refresh` of this client, or
+   * by another tab), false when there is none and none could be had. Concurrent callers of this
+   * client share one attempt; attempts of clients sharing the store are serialised by the
+   * refresh lock, and whoever gets the lock re-reads the store first. Network failures reject.
    */
-  refreshAfter(usedToken) {
-    if (!this.mayRefresh) return Promise.resolve(false);
-    this.#inflight ??= this.#lock(this.#store.lockName ?? DEFAULT_LOCK_NAME, () => this.#refreshLocked(usedToken)).finally(() => {
-      this.#inflight = void 0;
-    });
-    return this.#inflight;
+  async refreshAfter(usedToken) {
+    if (!this.mayRefresh) return false;
+    const attempt = await (this.#inflight ?? this.#fly(() => this.#refreshAfterLocked(usedToken), true));
+    return attempt.sent ? attempt.result.data !== void 0 : attempt.rotated;
   }
-  async #refreshLocked(usedToken) {
-    const now = await this.current();
-    if (now && now.access_token !== usedToken) return true;
-    const refreshToken = now?.refresh_token;
-    if (refreshToken === void 0) return false;
-    const { data, response } = await this.#refreshClient.POST("/v1/auth/refresh", {
-      body: { refresh_token: refreshToken }
-    });
-    if (!data) {
-      if (response.status === 401) {
-        const latest = await this.current();
-        if (latest?.refresh_token === refreshToken) await this.write({ access_token: latest.access_token });
-      }
-      return false;
+  /**
+   * Rotates the refresh token now (`auth.refresh`) and stores the new pair, under the same lock
+   * and single flight as {@link refreshAfter}: a refresh of this client already under way is
+   * joined (its result is this one's), and the token presented is the one in the store once
+   * the lock is held, so a concurrent refresh here or in another tab never makes this one
+   * present a spent token. `refreshToken` rotates another token instead (not the stored one:
+   * that one is always read under the lock); a refused one is cleared only if it is the
+   * stored one. `headers` go with the request this call sends (not with one it joins).
+   * Network failures reject.
+   */
+  async refreshNow(refreshToken, headers) {
+    if (refreshToken !== void 0 && refreshToken !== this.#cached?.refresh_token) {
+      return (await this.#fly(() => this.#send(refreshToken, headers), false)).result;
     }
-    await this.write(data);
-    await this.#onTokenRefresh?.(data);
-    return true;
+    for (let flight = this.#inflight; flight !== void 0; flight = this.#inflight) {
+      const attempt2 = await flight;
+      if (attempt2.sent) return attempt2.result;
+    }
+    const attempt = await this.#fly(async () => this.#send((await this.current())?.refresh_token, headers), true);
+    return attempt.result;
+  }
+  /**
+   * `auth.logout` under the refresh lock: `send` revokes `refreshToken` (default: the stored
+   * one, read under the lock, so no concurrent refresh rotates it under the logout), and a
+   * success forgets the tokens if the revoked one is the stored one.
+   */
+  async logout(refreshToken, send) {
+    return this.#lock(this.#lockName, async () => {
+      const stored = (await this.current())?.refresh_token;
+      const token = refreshToken ?? stored ?? "";
+      const result = await send(token);
+      if (!result.error && token === stored) await this.write(void 0);
+      return result;
+    });
+  }
+  /**
+   * Runs one attempt under the lock, then (the lock released) tells `onTokenRefresh` or
+   * `onLogout`; `shared`: the attempt is this client's flight, which later callers join until
+   * the lock is released (not while the callbacks run: one that makes a call needing a refresh,
+   * or calls `auth.refresh`, starts a new one instead of waiting for itself).
+   */
+  #fly(run, shared) {
+    const locked = this.#lock(this.#lockName, run);
+    const flight = (async () => {
+      const attempt = await locked.finally(() => {
+        if (this.#inflight === flight) this.#inflight = void 0;
+      });
+      if (attempt.sent) await this.#notify(attempt);
+      return attempt;
+    })();
+    if (shared) this.#inflight = flight;
+    return flight;
+  }
+  /**
+   * The refresh after a 401 for `usedToken`, lock held: nothing is sent when the store already
+   * has another access token (someone rotated: use theirs) or no refresh token.
+   */
+  async #refreshAfterLocked(usedToken) {
+    const now = await this.current();
+    if (now && now.access_token !== usedToken) return { sent: false, rotated: true };
+    if (now?.refresh_token === void 0) return { sent: false, rotated: false };
+    return this.#send(now.refresh_token, void 0);
+  }
+  /**
+   * Presents `refreshToken` (lock held) and stores the new pair. A refused one (401) is dead
+   * (spent, expired or revoked), and so is the login it belonged to: both tokens are forgotten,
+   * unless the store moved on meanwhile (a new login). Without a token the server's answer to
+   * an empty one is the result.
+   */
+  async #send(refreshToken, headers) {
+    const { data, error, response } = await this.#refreshClient.POST("/v1/auth/refresh", {
+      body: { refresh_token: refreshToken ?? "" },
+      ...headers ? { headers } : {}
+    });
+    if (response.ok && data) {
+      await this.write(data);
+      return { sent: true, result: { data, response }, loggedOut: false };
+    }
+    let loggedOut2 = false;
+    if (response.status === 401 && refreshToken !== void 0) {
+      const latest = await this.current();
+      if (latest?.refresh_token === refreshToken) {
+        await this.write(void 0);
+        loggedOut2 = true;
+      }
+    }
+    return { sent: true, result: { error: toProblem(error, response), response }, loggedOut: loggedOut2 };
+  }
+  /** `onTokenRefresh` or `onLogout` for a sent attempt; what they throw is reported, never thrown. */
+  async #notify(attempt) {
+    const { data, error } = attempt.result;
+    if (data) {
+      try {
+        await this.#onTokenRefresh?.(data);
+      } catch (thrown) {
+        console.error("@agentdesk/client: onTokenRefresh threw (the tokens were rotated and stored all the same):", thrown);
+      }
+    } else if (error && attempt.loggedOut) {
+      try {
+        await this.#onLogout?.({ reason: "refresh_refused", problem: error });
+      } catch (thrown) {
+        console.error("@agentdesk/client: onLogout threw:", thrown);
+      }
+    }
   }
   /** Writes a pair (or forgets it) in the store. */
   async write(tokens) {
@@ -699,10 +855,27 @@ var RETRY_INITIAL_DELAY_MS = 500;
 var RETRY_MAX_DELAY_MS = 8e3;
 var RETRY_AFTER_MAX_MS = 6e4;
 var DEFAULT_MAX_RETRIES = 2;
+var MAX_TIMER_MS = 2 ** 31 - 1;
+var IDEMPOTENT_POST_PATHS = [
+  "/v1/orgs/{org_id}/agents",
+  "/v1/orgs/{org_id}/sessions",
+  "/v1/orgs/{org_id}/sessions/{session_id}/stop",
+  "/v1/orgs/{org_id}/sessions/{session_id}/events",
+  "/v1/orgs/{org_id}/sessions/{session_id}/commands"
+];
+var IDEMPOTENT_POST_URL = new RegExp(
+  `(?:${IDEMPOTENT_POST_PATHS.map((p) => p.replace(/\{[^}]+\}/g, "[^/]+")).join("|")})$`
+);
 var IDEMPOTENT_METHODS = /* @__PURE__ */ new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 var RETRYABLE_STATUSES = /* @__PURE__ */ new Set([429, 502, 503, 504]);
+var AMBIGUOUS_STATUSES = /* @__PURE__ */ new Set([502, 504]);
 function isRetryable(request) {
-  return IDEMPOTENT_METHODS.has(request.method.toUpperCase()) || request.headers.has("idempotency-key");
+  const method = request.method.toUpperCase();
+  if (IDEMPOTENT_METHODS.has(method)) return true;
+  return method === "POST" && request.headers.has("idempotency-key") && IDEMPOTENT_POST_URL.test(new URL(request.url).pathname);
+}
+function isRetryableAfterAmbiguousFailure(request) {
+  return isRetryable(request) && request.method.toUpperCase() !== "DELETE" && !request.headers.has("if-match");
 }
 function retryAfterMs(response, now = Date.now()) {
   const value = response.headers.get("retry-after")?.trim();
@@ -718,18 +891,19 @@ function backoffMs(attempt, random = Math.random) {
 function retryingFetch(fetchImpl, maxRetries) {
   return async (request) => {
     if (maxRetries <= 0 || !isRetryable(request)) return fetchImpl(request);
+    const afterAmbiguous = isRetryableAfterAmbiguousFailure(request);
     for (let attempt = 0; ; attempt++) {
       const last = attempt >= maxRetries;
       let response;
       try {
         response = await fetchImpl(last ? request : request.clone());
       } catch (error) {
-        if (last || request.signal.aborted || isAbort(error)) throw error;
+        if (last || !afterAmbiguous || request.signal.aborted || isAbort(error)) throw error;
         await sleep(backoffMs(attempt + 1), request.signal);
         if (request.signal.aborted) throw request.signal.reason;
         continue;
       }
-      if (last || !await shouldRetry(request, response)) return response;
+      if (last || !await shouldRetry(request, response, afterAmbiguous)) return response;
       const asked = retryAfterMs(response);
       if (asked !== void 0 && asked > RETRY_AFTER_MAX_MS) return response;
       await response.body?.cancel().catch(() => void 0);
@@ -738,8 +912,8 @@ function retryingFetch(fetchImpl, maxRetries) {
     }
   };
 }
-async function shouldRetry(request, response) {
-  if (RETRYABLE_STATUSES.has(response.status)) return true;
+async function shouldRetry(request, response, afterAmbiguous) {
+  if (RETRYABLE_STATUSES.has(response.status)) return afterAmbiguous || !AMBIGUOUS_STATUSES.has(response.status);
   if (response.status !== 409 || !request.headers.has("idempotency-key")) return false;
   try {
     const body = await response.clone().json();
@@ -763,7 +937,7 @@ function newIdempotencyKey() {
 function sleep(ms, signal) {
   return new Promise((resolve) => {
     if (ms <= 0 || signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
+    const timer = ms === Infinity ? void 0 : setTimeout(done, Math.min(ms, MAX_TIMER_MS));
     signal?.addEventListener("abort", done, { once: true });
     function done() {
       clearTimeout(timer);
@@ -773,81 +947,15 @@ function sleep(ms, signal) {
   });
 }
 
-// ../clients/typescript/src/problem.ts
-var BRAND = /* @__PURE__ */ Symbol.for("@agentdesk/client.AgentdeskError");
-var AgentdeskError = class extends Error {
-  /** The problem as the server sent it (or as this client made it up, see {@link ClientProblemCode}). */
-  problem;
-  /** `problem.code`: switch on it. */
-  code;
-  /** `problem.status`: the HTTP status (0 for a client-made problem without a response). */
-  status;
-  /** The request's `X-Request-Id` (quote it to support), when the server sent one. */
-  requestId;
-  /** The response that carried the problem, when there was one. */
-  response;
-  /** Wraps `problem`; `message` is `<code>: <detail>`. */
-  constructor(problem, response) {
-    super(`${problem.code}: ${problem.detail}`);
-    this.name = "AgentdeskError";
-    this.problem = problem;
-    this.code = problem.code;
-    this.status = problem.status;
-    this.requestId = problem.request_id ?? response?.headers.get("x-request-id") ?? void 0;
-    this.response = response;
-    Object.defineProperty(this, BRAND, { value: true });
-  }
-  /** True for any `AgentdeskError`, whichever build (ESM or CommonJS) of the SDK made it. */
-  static [Symbol.hasInstance](value) {
-    return typeof value === "object" && value !== null && value[BRAND] === true;
-  }
-};
-function unwrap(result) {
-  if (result.error) throw new AgentdeskError(result.error, result.response);
-  return result.data;
-}
-function pending(promise) {
-  return Object.assign(promise, { unwrap: () => promise.then(unwrap) });
-}
-function isProblem(value) {
-  if (typeof value !== "object" || value === null) return false;
-  const v = value;
-  return typeof v["type"] === "string" && typeof v["title"] === "string" && typeof v["status"] === "number" && typeof v["detail"] === "string" && typeof v["code"] === "string";
-}
-function toProblem(body, response) {
-  if (isProblem(body)) return body;
-  const detail = typeof body === "string" && body.length > 0 ? body.slice(0, 2e3) : `HTTP ${response.status} without a problem body`;
-  const url = safePath(response.url);
-  const requestId = response.headers.get("x-request-id");
-  return {
-    type: "about:blank",
-    title: response.statusText || `HTTP ${response.status}`,
-    status: response.status,
-    detail,
-    code: "unexpected_response",
-    ...url ? { instance: url } : {},
-    ...requestId ? { request_id: requestId } : {}
-  };
-}
-function clientProblem(code, title, detail, extra = {}) {
-  return { type: `urn:agentdesk:problem:${code}`, title, status: 0, detail, code, ...extra };
-}
-function safePath(url) {
-  try {
-    return url ? new URL(url).pathname : void 0;
-  } catch {
-    return void 0;
-  }
-}
-
 // ../clients/typescript/src/lifecycle.ts
+var timerMs = (ms) => Math.min(Math.max(0, ms), MAX_TIMER_MS);
 function deadline(timeoutMs, signal) {
   const controller = new AbortController();
   let timedOut = false;
-  const timer = setTimeout(() => {
+  const timer = timeoutMs === Infinity ? void 0 : setTimeout(() => {
     timedOut = true;
     controller.abort(new DOMException(`timed out after ${timeoutMs} ms`, "TimeoutError"));
-  }, timeoutMs);
+  }, timerMs(timeoutMs));
   const onAbort = () => controller.abort(signal?.reason);
   if (signal?.aborted) onAbort();
   else signal?.addEventListener("abort", onAbort, { once: true });
@@ -864,6 +972,8 @@ function callOpts(opts, signal) {
   return { signal, headers: opts.headers, maxRetries: opts.maxRetries };
 }
 var orNone = (response) => response ?? Response.error();
+var FINAL_COMMAND_STATUSES = /* @__PURE__ */ new Set(["succeeded", "failed", "cancelled", "expired"]);
+var pollMs = (n) => Math.min(1e3 * 2 ** n, 5e3);
 function lifecycleHelpers(deps) {
   async function bounded(timeoutMs, opts, what, body) {
     const d2 = deadline(timeoutMs, opts.signal);
@@ -880,6 +990,28 @@ function lifecycleHelpers(deps) {
       throw error;
     } finally {
       d2.done();
+    }
+  }
+  async function watch(orgId, sessionId, cursor, wakeMs, signal, stop) {
+    const round = new AbortController();
+    const onAbort = () => round.abort(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    const timer = wakeMs === void 0 ? void 0 : setTimeout(() => round.abort(new DOMException("wake up", "AbortError")), timerMs(wakeMs));
+    let events = 0;
+    try {
+      for await (const event of deps.iterate(orgId, sessionId, { afterSeq: cursor.seq, signal: round.signal })) {
+        cursor.seq = event.seq;
+        events += 1;
+        if (stop(event)) return { why: "event", events };
+      }
+      return { why: "ended", events };
+    } catch (error) {
+      if (round.signal.aborted && !signal.aborted) return { why: "timer", events };
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
     }
   }
   function unreachable(session, awaited) {
@@ -905,17 +1037,20 @@ function lifecycleHelpers(deps) {
           return got;
         };
         let reached = false;
+        let quiet = 0;
         for (; ; ) {
           const got = await get();
           if (got.error) return got;
           if (reached || got.data.status === status) return got;
           if (!canReach(got.data.status, status)) return { error: unreachable(got.data, status), response: got.response };
-          for await (const event of deps.iterate(orgId, sessionId, { afterSeq: got.data.last_seq, signal })) {
-            if (event.kind !== "status") continue;
+          const woke = await watch(orgId, sessionId, { seq: got.data.last_seq }, void 0, signal, (event) => {
+            if (event.kind !== "status") return false;
             current = event.payload.status;
             reached = current === status;
-            if (reached || !canReach(current, status)) break;
-          }
+            return reached || !canReach(current, status);
+          });
+          if (woke.why === "ended" && woke.events === 0) await sleep(pollMs(quiet++), signal);
+          else quiet = 0;
         }
       }
     );
@@ -926,6 +1061,11 @@ function lifecycleHelpers(deps) {
     if (created.error) return created;
     const timeoutMs = Math.max(0, (opts.timeoutMs ?? 6e4) - (Date.now() - started));
     return waitFor(orgId, created.data.id, "running", { signal: opts.signal, headers: opts.headers, maxRetries: opts.maxRetries, timeoutMs });
+  }
+  function outcome(c2, response) {
+    if (c2.status === "succeeded") return { data: c2, response };
+    const detail = c2.error ? `${c2.error_code ?? c2.status}: ${c2.error}` : c2.status === "expired" ? `expired: no executor claimed the command by its expires_at (${c2.expires_at})` : c2.status === "cancelled" ? "cancelled: the session was stopping, stopped or failed before the command finished" : `the command is \`${c2.status}\``;
+    return { error: clientProblem("command_failed", "The command failed", detail), response };
   }
   function run(orgId, sessionId, command, opts = {}) {
     let state = "queued";
@@ -941,16 +1081,49 @@ function lifecycleHelpers(deps) {
         seen(created.response);
         if (created.error) return created;
         const id = created.data.id;
-        for await (const event of deps.iterate(orgId, sessionId, { afterSeq: before.data.last_seq, signal })) {
-          if (isCommandResult(event) && event.payload.command_id === id) break;
+        let c2 = created.data;
+        let response = created.response;
+        const cursor = { seq: before.data.last_seq };
+        let sessionEnded = false;
+        let resultSeen = false;
+        let polls = 0;
+        let quiet = 0;
+        for (; ; ) {
+          state = c2.status;
+          if (FINAL_COMMAND_STATUSES.has(c2.status)) return outcome(c2, response);
+          if (sessionEnded) {
+            const detail = `the session ended while the command was \`${c2.status}\``;
+            return { error: clientProblem("command_failed", "The command failed", detail), response };
+          }
+          let wakeMs;
+          const left = c2.status === "queued" ? Date.parse(c2.expires_at) - Date.now() : NaN;
+          if (!Number.isNaN(left)) wakeMs = left > 0 ? left : pollMs(polls++);
+          else if (resultSeen) wakeMs = pollMs(polls++);
+          const woke = await watch(orgId, sessionId, cursor, wakeMs, signal, (event) => {
+            if (isCommandResult(event) && event.payload.command_id === id) {
+              resultSeen = true;
+              return true;
+            }
+            if (event.kind !== "status") return false;
+            if (isFinalStatus(event.payload.status)) sessionEnded = true;
+            return true;
+          });
+          if (woke.why === "ended") {
+            const session = await deps.sessionsGet(orgId, sessionId, callOpts(opts, signal));
+            seen(session.response);
+            if (session.error) return session;
+            if (isFinalStatus(session.data.status)) sessionEnded = true;
+          }
+          const got = await deps.commandsGet(orgId, sessionId, id, callOpts(opts, signal));
+          seen(got.response);
+          if (got.error) return got;
+          if (got.data.status !== c2.status) polls = 0;
+          c2 = got.data;
+          response = got.response;
+          if (woke.why === "ended" && woke.events === 0 && !sessionEnded && !FINAL_COMMAND_STATUSES.has(c2.status)) {
+            await sleep(pollMs(quiet++), signal);
+          } else if (woke.events > 0) quiet = 0;
         }
-        const finished = await deps.commandsGet(orgId, sessionId, id, callOpts(opts, signal));
-        if (finished.error) return finished;
-        const c2 = finished.data;
-        state = c2.status;
-        if (c2.status === "succeeded") return { data: c2, response: finished.response };
-        const detail = c2.status === "queued" || c2.status === "dispatched" ? `the session ended while the command was \`${c2.status}\`` : c2.error ? `${c2.error_code ?? c2.status}: ${c2.error}` : `the command is \`${c2.status}\``;
-        return { error: clientProblem("command_failed", "The command failed", detail), response: finished.response };
       }
     );
   }
@@ -1214,11 +1387,10 @@ async function* sseMessages(args) {
     try {
       const connection = await args.connect(signal);
       if (connection.problem) {
-        const { status } = connection.problem;
-        if ((status === 429 || status === 503) && failures < maxRetries) {
+        if (RETRYABLE_STATUSES.has(connection.response.status) && failures < maxRetries) {
           failures += 1;
-          const after = Number(connection.response.headers.get("retry-after"));
-          await sleep(after > 0 ? Math.min(after * 1e3, maxDelay) : backoff(), signal);
+          const after = retryAfterMs(connection.response);
+          await sleep(after !== void 0 && after > 0 ? Math.min(after, maxDelay) : backoff(), signal);
           continue;
         }
         return { reason: "problem", error: connection.problem, response: connection.response };
@@ -1290,6 +1462,16 @@ function call(outcome) {
 function callAs(outcome) {
   return pending(settle(outcome));
 }
+function untilAborted(start, signal) {
+  if (!signal) return start();
+  if (signal.aborted) return Promise.reject(signal.reason);
+  const outcome = start();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    outcome.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
 var wire = (value) => value;
 var wireQuery = (value) => value ?? {};
 function checkBaseUrl(baseUrl) {
@@ -1314,8 +1496,10 @@ function createClient2(options) {
     fetch: fetchImpl,
     store,
     apiKey: options.apiKey,
+    headers: options.headers,
     refreshLock: options.refreshLock,
-    onTokenRefresh: options.onTokenRefresh
+    onTokenRefresh: options.onTokenRefresh,
+    onLogout: options.onLogout
   });
   const raw = createClient({
     baseUrl,
@@ -1362,26 +1546,27 @@ function createClient2(options) {
       })()
     ),
     /**
-     * `auth.refresh`: rotate the refresh token now (default: the stored one) and store the new
-     * pair. Normally not needed: a 401 refreshes by itself, serialised across tabs.
+     * `auth.refresh`: rotate the refresh token now and store the new pair (normally not needed:
+     * a 401 refreshes by itself). It runs under the same refresh lock as those, with the token
+     * in the store once the lock is held, so it never presents a token a concurrent refresh (in
+     * this client or another tab) just spent; a refresh of this client already under way is
+     * joined instead of sending a second one. `onTokenRefresh` is called; a refused refresh
+     * token (401 `invalid_refresh_token`) makes the client forget both tokens and call
+     * `onLogout`. `body.refresh_token` rotates another token than the stored one. Never
+     * retried (`maxRetries` does not apply); `signal` stops the wait, not the refresh itself
+     * (its new pair is still stored: a refresh cut short would lose it).
      */
-    refresh: (body, opts) => pending(
-      (async () => {
-        const refresh_token = body?.refresh_token ?? (await credentials.current())?.refresh_token ?? "";
-        const result = await settle(raw.POST("/v1/auth/refresh", { body: { refresh_token }, ...init(opts) }));
-        if (result.data) await credentials.write(result.data);
-        return result;
-      })()
-    ),
-    /** `auth.logout`: revoke the refresh token's family (default: the stored one's) and forget the tokens (in every tab sharing the store). */
+    refresh: (body, opts) => pending(untilAborted(() => credentials.refreshNow(body?.refresh_token, opts?.headers), opts?.signal)),
+    /**
+     * `auth.logout`: revoke the refresh token's family (default: the stored one's, read under
+     * the refresh lock, so a concurrent refresh cannot rotate it meanwhile) and forget the
+     * tokens (in every tab sharing the store).
+     */
     logout: (body, opts) => pending(
-      (async () => {
-        const stored = (await credentials.current())?.refresh_token;
-        const refresh_token = body?.refresh_token ?? stored ?? "";
-        const result = await settle(raw.POST("/v1/auth/logout", { body: { refresh_token }, ...init(opts) }));
-        if (!result.error && refresh_token === stored) await credentials.clear();
-        return result;
-      })()
+      credentials.logout(
+        body?.refresh_token,
+        (refresh_token) => settle(raw.POST("/v1/auth/logout", { body: { refresh_token }, ...init(opts) }))
+      )
     ),
     /**
      * `auth.oidc_authorize`: the URL to send the browser to (a navigation, not a fetch: it answers
@@ -1482,7 +1667,7 @@ function createClient2(options) {
      *
      * @deprecated Since 2026-11-29, sunset 2027-06-01: use `invitations.create`.
      */
-    add: (orgId, body, opts) => call(raw.POST("/v1/orgs/{org_id}/members", { params: { path: { org_id: orgId } }, body: wire(body), ...init(opts) })),
+    add: (orgId, body, opts) => callAs(raw.POST("/v1/orgs/{org_id}/members", { params: { path: { org_id: orgId } }, body: wire(body), ...init(opts) })),
     /** `members.update`: change a member's role. */
     update: (orgId, userId, body, opts) => call(
       raw.PUT("/v1/orgs/{org_id}/members/{user_id}", {
@@ -1601,9 +1786,11 @@ function createClient2(options) {
     /**
      * `events.stream` as an async iterator: the session's events after `afterSeq` (default 0),
      * typed per kind, in seq order, replaying the log and then following it live; it finishes
-     * after the session's final `status` event. A dropped connection is reopened with
-     * `?after_seq=<last seq delivered>` (no gap, no duplicate), backed off as `reconnect`
-     * says; once those retries are spent the last network error rejects. A refused
+     * after the session's final `status` event (or when the server closed the stream twice in
+     * a row without an event: the session may then still be live, re-read it). A dropped
+     * connection is reopened with `?after_seq=<last seq delivered>` (no gap, no duplicate),
+     * backed off as `reconnect` says (also after a 429, 502, 503 or 504, honouring
+     * `Retry-After`); once those retries are spent the last network error rejects. A refused
      * (re)connect throws an {@link AgentdeskError} (e.g. 404 `not_found`); aborting `signal`
      * rejects with its reason. Leaving the loop (`break`) closes the connection.
      */
@@ -1633,7 +1820,8 @@ function createClient2(options) {
      * `events.stream` with a callback: calls `onEvent` per event (typed per kind) in seq order,
      * awaited before the next one, replaying from `afterSeq` and then following live; after a
      * dropped connection it resumes with `?after_seq=` (no gap, no duplicate). Resolves after
-     * the final `status` event (`final`), when the server has nothing more (`ended`), on abort,
+     * the final `status` event (`final`), when the server closed the stream twice in a row
+     * without an event (`ended`: the session may still be live, re-read it), on abort,
      * or with the problem a (re)connect was answered with (`problem`: never rejects for an HTTP
      * error). Once the reconnects are spent, the last network error rejects; so does an
      * exception thrown by `onEvent`.
