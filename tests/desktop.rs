@@ -358,6 +358,34 @@ async fn builtin_executor_drives_the_desktop(backend: Backend) {
     assert_eq!(c["error_code"], "timeout", "{c}");
     assert_eq!(c["result"]["stdout"], "started\n");
     assert!(started.elapsed() < Duration::from_secs(10));
+    // Killed, so no exit status: left out (the spec's `exit_code` is optional, not nullable),
+    // in the command and in its `result` event alike.
+    assert!(c["result"].get("exit_code").is_none(), "{c}");
+    let events = desk
+        .app
+        .get(&format!(
+            "/v1/orgs/{}/sessions/{}/events?kind=result&limit=200",
+            desk.org, desk.session
+        ))
+        .token(&desk.user.token)
+        .expect(200)
+        .await
+        .body;
+    let result = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["payload"]["command_id"] == c["id"])
+        .expect("the killed command's result event")
+        .clone();
+    assert_eq!(
+        result["payload"]["result"]["stdout"], "started\n",
+        "{result}"
+    );
+    assert!(
+        result["payload"]["result"].get("exit_code").is_none(),
+        "{result}"
+    );
     let c = desk
         .run(
             "shell",

@@ -25,6 +25,7 @@ pub struct ScreenshotOutput {
 
 /// `shell`: what the command printed and how it exited.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ShellOutput {
     /// Exit status; absent when it was killed (at its timeout).
     pub exit_code: Option<i32>,

@@ -279,13 +279,16 @@ async fn shell(ctx: &JobContext, s: &session::Model, args: &Value) -> Outcome {
             )
         }
         Ok(out) => {
-            let output = json!({
+            let mut output = json!({
                 "kind": "shell",
-                "exit_code": out.exit_code,
                 "stdout": out.stdout,
                 "stderr": out.stderr,
                 "truncated": out.truncated,
             });
+            // Absent, not `null`, when it was killed: the spec's `exit_code` is optional.
+            if let (Some(code), Some(fields)) = (out.exit_code, output.as_object_mut()) {
+                fields.insert("exit_code".into(), json!(code));
+            }
             if out.timed_out {
                 Outcome {
                     result: Some(output),
