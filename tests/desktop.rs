@@ -32,6 +32,22 @@ impl Desk<'_> {
         format!("/v1/orgs/{}/sessions/{}/commands", self.org, self.session)
     }
 
+    /// The session's events (`events.list`, 200 at most), of `kind` when given.
+    pub(crate) async fn events(&self, kind: Option<&str>) -> Vec<Value> {
+        let filter = kind.map(|k| format!("&kind={k}")).unwrap_or_default();
+        let page = self
+            .app
+            .get(&format!(
+                "/v1/orgs/{}/sessions/{}/events?limit=200{filter}",
+                self.org, self.session
+            ))
+            .token(&self.user.token)
+            .expect(200)
+            .await
+            .body;
+        page["items"].as_array().unwrap().clone()
+    }
+
     /// Sends a command; returns the 202 body, or the whole response for other statuses.
     pub(crate) async fn send(&self, kind: &str, args: Value, status: u16) -> Value {
         self.app
@@ -266,22 +282,12 @@ async fn builtin_executor_drives_the_desktop(backend: Backend) {
     // The root window is red where no window covers it (the xterm sits at the top left).
     assert_eq!(img.get_pixel(W - 5, H - 5).0, [255, 0, 0]);
     // A `screenshot` event references the artifact; no image bytes in the log.
-    let events = app
-        .get(&format!(
-            "/v1/orgs/{}/sessions/{}/events?limit=200",
-            desk.org, desk.session
-        ))
-        .token(&desk.user.token)
-        .expect(200)
+    let shot = desk
+        .events(Some("screenshot"))
         .await
-        .body;
-    let shot = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "screenshot")
-        .expect("a screenshot event")
-        .clone();
+        .into_iter()
+        .next()
+        .expect("a screenshot event");
     assert_eq!(shot["payload"]["artifact_id"], out["artifact_id"]);
 
     // A downscaled screenshot has the asked size and says its scale.
@@ -361,23 +367,12 @@ async fn builtin_executor_drives_the_desktop(backend: Backend) {
     // Killed, so no exit status: left out (the spec's `exit_code` is optional, not nullable),
     // in the command and in its `result` event alike.
     assert!(c["result"].get("exit_code").is_none(), "{c}");
-    let events = desk
-        .app
-        .get(&format!(
-            "/v1/orgs/{}/sessions/{}/events?kind=result&limit=200",
-            desk.org, desk.session
-        ))
-        .token(&desk.user.token)
-        .expect(200)
+    let result = desk
+        .events(Some("result"))
         .await
-        .body;
-    let result = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
+        .into_iter()
         .find(|e| e["payload"]["command_id"] == c["id"])
-        .expect("the killed command's result event")
-        .clone();
+        .expect("the killed command's result event");
     assert_eq!(
         result["payload"]["result"]["stdout"], "started\n",
         "{result}"

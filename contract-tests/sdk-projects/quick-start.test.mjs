@@ -10,13 +10,13 @@ import assert from "node:assert/strict";
 import { execFile as execFileCb } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:http";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import * as esbuild from "esbuild";
 import { chromium } from "playwright-core";
 import { serverBinary, startServer } from "../journey/server.mjs";
+import { serveOnLoopback } from "./site.mjs";
 
 const execFile = promisify(execFileCb);
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -192,7 +192,7 @@ for (const kind of ["cjs", "esm"]) {
 
 /** A static site on its own loopback port: the browser project's page and bundle. */
 async function startSite() {
-  const server = createServer(async (req, res) => {
+  return serveOnLoopback(async (req, res) => {
     const path = new URL(req.url, "http://site").pathname;
     if (path === "/favicon.ico") {
       res.writeHead(204).end();
@@ -206,18 +206,6 @@ async function startSite() {
     res.writeHead(200, { "content-type": file.endsWith(".js") ? "text/javascript; charset=utf-8" : "text/html; charset=utf-8", "cache-control": "no-store" });
     res.end(await readFile(join(WORK, "site", file)));
   });
-  await new Promise((r, j) => {
-    server.once("error", j);
-    server.listen(0, "127.0.0.1", r);
-  });
-  return {
-    origin: `http://127.0.0.1:${server.address().port}`,
-    close: () =>
-      new Promise((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
 }
 
 test("a browser bundle (esbuild) runs the README's quick start in Chromium, from another origin", { timeout: 4 * RUN_MS }, async (t) => {

@@ -10,11 +10,11 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { createServer } from "node:http";
 import { dirname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { serverBinary, startServer } from "../journey/server.mjs";
+import { serveOnLoopback } from "./site.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SDK_DIST = join(resolve(HERE, "../.."), "clients/typescript/dist/esm");
@@ -46,7 +46,7 @@ async function entry(name) {
 
 async function startSite() {
   const vendor = { "openapi-fetch.mjs": await entry("openapi-fetch"), "eventsource-parser.mjs": await entry("eventsource-parser") };
-  const server = createServer(async (req, res) => {
+  return serveOnLoopback(async (req, res) => {
     const path = new URL(req.url, "http://site").pathname;
     const send = (status, type, body) => res.writeHead(status, { "content-type": type, "cache-control": "no-store" }).end(body);
     if (path === "/") return send(200, "text/html; charset=utf-8", PAGE);
@@ -56,18 +56,6 @@ async function startSite() {
     if (path.startsWith("/sdk/") && file.startsWith(SDK_DIST + sep) && existsSync(file)) return send(200, "text/javascript", await readFile(file));
     send(404, "text/plain", "not found");
   });
-  await new Promise((r, j) => {
-    server.once("error", j);
-    server.listen(0, "127.0.0.1", r);
-  });
-  return {
-    origin: `http://127.0.0.1:${server.address().port}`,
-    close: () =>
-      new Promise((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
 }
 
 before(async () => {

@@ -7,13 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createClient, inProcessRefreshLock, memoryTokenStore } from "../dist/esm/index.js";
 
-const BASE = "http://agentdesk.test";
-const problemBody = (status, code) => ({ type: `urn:agentdesk:problem:${code}`, title: "T", status, detail: `d-${code}`, code });
-const json = (status, body, headers = {}) =>
-  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
-const problem = (status, code, headers = {}) =>
-  new Response(JSON.stringify(problemBody(status, code)), { status, headers: { "content-type": "application/problem+json", ...headers } });
-const tokens = (n) => ({ access_token: `access-${n}`, token_type: "Bearer", expires_in: 900, refresh_token: `refresh-${n}`, refresh_expires_in: 86400 });
+import { BASE, json, problem, tokens } from "./fake-http.mjs";
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**

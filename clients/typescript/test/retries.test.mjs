@@ -6,12 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { IDEMPOTENT_POST_PATHS, createClient, isRetryable, isRetryableAfterAmbiguousFailure } from "../dist/esm/index.js";
 
-const BASE = "http://agentdesk.test";
-const problemBody = (status, code) => ({ type: `urn:agentdesk:problem:${code}`, title: "T", status, detail: `d-${code}`, code });
-const json = (status, body, headers = {}) =>
-  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
-const problem = (status, code, headers = {}) =>
-  new Response(JSON.stringify(problemBody(status, code)), { status, headers: { "content-type": "application/problem+json", ...headers } });
+import { BASE, problem } from "./fake-http.mjs";
 
 /** A fetch answering `reply(n)` (n: the 0-based call count; a thrown error is a network error), counting calls. */
 function counting(reply) {

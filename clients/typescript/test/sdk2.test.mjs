@@ -15,13 +15,7 @@ import {
   unwrap,
 } from "../dist/esm/index.js";
 
-const BASE = "http://agentdesk.test";
-const problemBody = (status, code, extra = {}) => ({ type: `urn:agentdesk:problem:${code}`, title: "T", status, detail: `d-${code}`, code, ...extra });
-const json = (status, body, headers = {}) =>
-  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
-const problem = (status, code, headers = {}, extra = {}) =>
-  new Response(JSON.stringify(problemBody(status, code, extra)), { status, headers: { "content-type": "application/problem+json", ...headers } });
-const tokens = (n) => ({ access_token: `access-${n}`, token_type: "Bearer", expires_in: 900, refresh_token: `refresh-${n}`, refresh_expires_in: 86400 });
+import { BASE, problemBody, json, problem, tokens } from "./fake-http.mjs";
 
 /** A fetch answering from `handler(req, n)` (n: 0-based call count), recording method, path, headers and body. */
 function scripted(handler) {

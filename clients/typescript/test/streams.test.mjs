@@ -6,12 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createClient, sleep } from "../dist/esm/index.js";
 
-const BASE = "http://agentdesk.test";
-const problemBody = (status, code) => ({ type: `urn:agentdesk:problem:${code}`, title: "T", status, detail: `d-${code}`, code });
-const json = (status, body, headers = {}) =>
-  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
-const problem = (status, code, headers = {}) =>
-  new Response(JSON.stringify(problemBody(status, code)), { status, headers: { "content-type": "application/problem+json", ...headers } });
+import { BASE, json, problem } from "./fake-http.mjs";
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const encoder = new TextEncoder();
