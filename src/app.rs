@@ -6,7 +6,6 @@
 //! (the spec), `/docs/` (Swagger UI), `/console/` (the web console), `/healthz` (process alive), `/readyz` (database
 //! reachable, else 503), `/metrics` (Prometheus text).
 
-use crate::error::ProblemCode;
 use std::{sync::Arc, time::Duration};
 
 use migration::MigratorTrait;
@@ -22,7 +21,7 @@ use crate::{
     config::Config,
     domain::{self, sessions},
     entity::SessionId,
-    error::AppError,
+    error::{AppError, ProblemCode},
     http::{
         console, deprecation::Deprecations, docs, idempotency::Idempotency, metrics, middleware,
         principal::ResolvePrincipal, ratelimit::Limiters, validation::Contract,
@@ -193,8 +192,9 @@ fn spec_endpoint(content_type: &'static str, body: String) -> impl Endpoint {
 /// node's rate limiters (the edge counts per IP; `auth.login` and `me.update` per account).
 pub fn routes(state: AppState, limiters: Arc<Limiters>) -> impl Endpoint {
     let api = api::service();
+    // The document as served: one spec for the clients and for the request path.
     let contract =
-        Arc::new(Contract::new(&api.spec()).expect("poem-openapi generates a JSON spec"));
+        Arc::new(Contract::new(&api::spec::json()).expect("api::spec writes a JSON document"));
     let spec_json = spec_endpoint("application/json", api::spec::json());
     let spec_yaml = spec_endpoint("application/yaml", api::spec::yaml());
     let config = state.config.clone();

@@ -2,7 +2,6 @@
 //! desktop — created by people or orchestrators, claimed and answered by the executor that
 //! runs beside the desktop.
 
-use crate::error::ProblemCode;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,7 +22,7 @@ use crate::{
         page::PageRequest,
     },
     entity::{CommandId, SessionId, command},
-    error::{AppError, FieldError},
+    error::{AppError, FieldError, ProblemCode},
     http::middleware::ClientInfo,
     state::AppState,
 };

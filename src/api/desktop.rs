@@ -7,7 +7,6 @@
 //! `agentdesk.ticket.<ticket>` (as Kubernetes passes bearer tokens to WebSockets) or as
 //! `?ticket=`, spent on first use. Every refusal happens before the upgrade, as a problem.
 
-use crate::error::ProblemCode;
 use chrono::{DateTime, Utc};
 use poem::{
     FromRequest, IntoResponse, Request, Response,
@@ -35,7 +34,7 @@ use crate::{
         viewers::{self, Mode, Viewer, ViewerEnd},
     },
     entity::SessionId,
-    error::AppError,
+    error::{AppError, ProblemCode},
     http::middleware::ClientInfo,
     realtime::relay::{self, MAX_VIEWER_MESSAGE, RelayOptions},
     state::AppState,

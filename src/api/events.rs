@@ -2,7 +2,6 @@
 //! log, and follow it live over SSE; `/v1/orgs/{org_id}/events/stream`: status changes of
 //! every session of the org, for dashboards.
 
-use crate::error::ProblemCode;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -25,7 +24,7 @@ use crate::{
         sessions::{self, Status},
     },
     entity::{SessionId, session_event},
-    error::{AppError, FieldError},
+    error::{AppError, FieldError, ProblemCode},
     realtime::sse,
     state::AppState,
 };

@@ -25,7 +25,6 @@ pub mod roles;
 pub mod sessions;
 pub mod spec;
 
-use crate::error::ProblemCode;
 use poem::Request;
 use poem_openapi::{
     OpenApiService, SecurityScheme, Tags,
@@ -36,7 +35,7 @@ use uuid::Uuid;
 use crate::{
     auth::{Subject, principal::Principal},
     domain::orgs::{Access, authorize},
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, ProblemCode},
     state::AppState,
 };
 

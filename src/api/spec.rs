@@ -1,9 +1,14 @@
-//! The v1 document as served and committed: poem-openapi's output with its two
-//! alphabetical orders replaced by a reader's. Swagger UI shows tag sections in the order of
-//! the top-level `tags` array and the *Authorize* dialog's schemes in the order of
-//! `components.securitySchemes`; poem-openapi sorts both by name. Reordering changes no
-//! schema, operation or reference, so it is invisible to the breaking-change gate and to
-//! generated clients.
+//! The v1 document as served and committed: poem-openapi's output with three changes.
+//!
+//! - Its two alphabetical orders are replaced by a reader's: Swagger UI shows tag sections in
+//!   the order of the top-level `tags` array and the *Authorize* dialog's schemes in the order
+//!   of `components.securitySchemes`, which poem-openapi sorts by name. Order changes no
+//!   schema, operation or reference.
+//! - The event payload schemas (`event_payloads`), which no operation references, are added
+//!   to `components.schemas` (poem-openapi drops unreferenced schemas).
+//! - Request examples for `oneOf` bodies go on the media type ([`union_examples`]).
+//!
+//! A unit test checks the document is poem-openapi's but for these.
 
 use std::sync::LazyLock;
 
@@ -109,9 +114,7 @@ fn reorder(doc: &mut Value) {
         .get_mut("components")
         .and_then(|c| c.get_mut("securitySchemes"))
     {
-        let mut entries: Vec<(Value, Value)> = std::mem::take(schemes).into_iter().collect();
-        entries.sort_by_key(|(k, _)| rank(SCHEME_ORDER, k.as_str()));
-        *schemes = entries.into_iter().collect::<Mapping>();
+        sort_keys(schemes, |k| rank(SCHEME_ORDER, Some(k)));
     }
 }
 
@@ -128,9 +131,14 @@ fn add_event_payloads(doc: &mut Value) {
         let schema = serde_yaml::to_value(&registry.schemas[*name]).expect("serializable");
         schemas.insert(Value::String((*name).to_owned()), schema);
     }
-    let mut entries: Vec<(Value, Value)> = std::mem::take(schemas).into_iter().collect();
-    entries.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
-    *schemas = entries.into_iter().collect();
+    sort_keys(schemas, str::to_owned);
+}
+
+/// Reorders `map` by `key` of its (string) keys; the sort is stable.
+fn sort_keys<K: Ord>(map: &mut Mapping, key: impl Fn(&str) -> K) {
+    let mut entries: Vec<(Value, Value)> = std::mem::take(map).into_iter().collect();
+    entries.sort_by_key(|(k, _)| key(k.as_str().unwrap_or_default()));
+    *map = entries.into_iter().collect();
 }
 
 fn rank(order: &[&str], name: Option<&str>) -> usize {

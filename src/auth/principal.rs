@@ -12,7 +12,6 @@
 //! Authorization (what the subject may do in an org) is not decided here: see
 //! `domain::orgs::authorize` and [`crate::auth::rbac`].
 
-use crate::error::ProblemCode;
 use std::sync::Arc;
 
 use sea_orm::{DatabaseConnection, EntityTrait};
@@ -21,7 +20,7 @@ use uuid::Uuid;
 use crate::{
     auth::{Subject, api_keys::KeyCache, secrets, tokens::Keyring},
     entity::user,
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, ProblemCode},
 };
 
 /// A credential as presented, before verification. Never logged.

@@ -1,7 +1,6 @@
 //! Accounts: registration, login, refresh-token rotation with reuse detection (RFC 9700
 //! §4.14), logout, and the caller's profile.
 
-use crate::error::ProblemCode;
 use chrono::{Duration, Utc};
 use sea_orm::{
     ActiveModelTrait,
@@ -24,7 +23,7 @@ use crate::{
         tokens,
     },
     entity::{audit_event, identity, invitation, membership, organization, refresh_token, user},
-    error::{AppError, AppResult, FieldError},
+    error::{AppError, AppResult, FieldError, ProblemCode},
     mail::Mailer,
 };
 

@@ -6,7 +6,6 @@
 //! of truth. Updates need the version the caller read (`If-Match`), so two editors cannot
 //! silently overwrite each other.
 
-use crate::error::ProblemCode;
 use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
@@ -24,7 +23,7 @@ use super::{
 use crate::{
     auth::rbac::{self, Rbac},
     entity::{Tenant, agent},
-    error::{AppError, AppResult, FieldError},
+    error::{AppError, AppResult, FieldError, ProblemCode},
 };
 
 /// Longest name, description, model and instructions (characters).

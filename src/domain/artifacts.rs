@@ -16,7 +16,6 @@
 //! artifact is 404. Org deletion removes the org's artifacts and blobs ([`delete_in_org`],
 //! then [`delete_blobs`] after commit).
 
-use crate::error::ProblemCode;
 use bytes::Bytes;
 use chrono::Utc;
 use futures_util::{StreamExt, stream};
@@ -38,7 +37,7 @@ use crate::{
         CommandId, OrgId, SessionId, Tenant,
         artifact::{self, Storage},
     },
-    error::{AppError, AppResult, FieldError},
+    error::{AppError, AppResult, FieldError, ProblemCode},
 };
 
 pub use crate::entity::artifact::Kind as ArtifactKind;

@@ -8,7 +8,6 @@
 //! 403 `capability_denied`, audited, and never queued. Accepted commands also appear in the
 //! event log as `action` events, and results as `result` events.
 
-use crate::error::ProblemCode;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -29,7 +28,7 @@ use crate::{
     auth::rbac::{self, Rbac},
     config::Config,
     entity::{CommandId, OrgId, SessionId, Tenant, command, session},
-    error::{AppError, AppResult, FieldError},
+    error::{AppError, AppResult, FieldError, ProblemCode},
     realtime::bus::{Bus, BusMessage, Outbox},
 };
 

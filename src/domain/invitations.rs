@@ -8,7 +8,6 @@
 //! invitation never grants more than its inviter may grant NOW: it is revoked when the
 //! inviter loses rights (`domain::grants`), and re-checked on acceptance.
 
-use crate::error::ProblemCode;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
@@ -32,7 +31,7 @@ use crate::{
         secrets,
     },
     entity::{Tenant, invitation, membership, user},
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, ProblemCode},
 };
 
 /// Default lifetime of an invitation (s): 7 days.

@@ -5,7 +5,6 @@
 //! nothing about orgs' rules. Re-driving a dead job commits through the bus's outbox like
 //! every other writer, so on PostgreSQL the `NOTIFY` wakes a worker on any node at once.
 
-use crate::error::ProblemCode;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, QueryFilter, QueryOrder, QuerySelect,
@@ -20,7 +19,7 @@ use super::{
 };
 use crate::{
     entity::{Tenant, job},
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, ProblemCode},
     jobs::{Registry, queue::JobStatus},
     realtime::bus::{Bus, Outbox},
 };

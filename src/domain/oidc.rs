@@ -37,7 +37,6 @@
 //! verification) is [`crate::auth::oidc`]'s; this module keeps the flow's records and the
 //! account rules.
 
-use crate::error::ProblemCode;
 use std::collections::HashMap;
 
 use chrono::Utc;
@@ -63,7 +62,7 @@ use crate::{
     },
     config::{Config, OidcProviderConfig},
     entity::{identity, user},
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, ProblemCode},
 };
 
 /// `auth_tickets.kind` of an OIDC `state` record.

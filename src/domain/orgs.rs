@@ -7,7 +7,6 @@
 //! which takes a row lock on PostgreSQL and the write lock on SQLite), so the "an org always
 //! keeps an owner" check cannot race.
 
-use crate::error::ProblemCode;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait,
@@ -32,7 +31,7 @@ use crate::{
     },
     blob::BlobStore,
     entity::{Tenant, api_key, membership, organization, role as role_entity, user},
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, ProblemCode},
 };
 
 /// Longest organization name, in characters.

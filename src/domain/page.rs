@@ -3,11 +3,10 @@
 //! returned. Ids are UUIDv7, so id order is creation order and the cursor is stable under
 //! concurrent inserts.
 
-use crate::error::ProblemCode;
 use base64::Engine;
 use uuid::Uuid;
 
-use crate::error::{AppError, FieldError};
+use crate::error::{AppError, FieldError, ProblemCode};
 
 /// Default page size.
 pub const DEFAULT_LIMIT: u32 = 50;

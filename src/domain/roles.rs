@@ -8,7 +8,6 @@
 //! a role that holds one (403). A role in use (by a member, a live key or a pending
 //! invitation) cannot be deleted (409 `role_in_use`).
 
-use crate::error::ProblemCode;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
@@ -29,7 +28,7 @@ use crate::{
         rbac::{self, Rbac, Role},
     },
     entity::{Tenant, api_key, invitation, membership, role},
-    error::{AppError, AppResult, FieldError},
+    error::{AppError, AppResult, FieldError, ProblemCode},
 };
 
 /// Most custom roles per org.

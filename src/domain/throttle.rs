@@ -7,7 +7,6 @@
 //! Counters live in the database, so every node sees them (OWASP Authentication Cheat Sheet,
 //! "Login Throttling").
 
-use crate::error::ProblemCode;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveValue::Set,
@@ -19,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     auth::tokens::hex,
     entity::login_failure,
-    error::{AppError, AppResult, RateLimited},
+    error::{AppError, AppResult, ProblemCode, RateLimited},
 };
 
 /// The throttling policy (config `login_throttle_*`).

@@ -12,7 +12,6 @@
 //! new one). Sending goes through the node's [`Mailer`]; a failure to send is logged and does
 //! not undo what asked for the mail.
 
-use crate::error::ProblemCode;
 use chrono::Utc;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
@@ -26,7 +25,7 @@ use super::{
 use crate::{
     config::Config,
     entity::user,
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, ProblemCode},
     mail::{Mailer, Message},
 };
 

@@ -19,7 +19,6 @@
 //!
 //! Not here: the WebSocket and the RFB relay (`realtime::relay`), the HTTP contract.
 
-use crate::error::ProblemCode;
 use chrono::{DateTime, Utc};
 use sea_orm::EntityTrait;
 use serde::{Deserialize, Serialize};
@@ -38,7 +37,7 @@ use crate::{
         rbac::{self, Rbac},
     },
     entity::{OrgId, SessionId, session, user},
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, ProblemCode},
 };
 
 /// The ticket kind: `auth_tickets.kind = "desktop"`, secrets `dtk_…`.

@@ -27,7 +27,6 @@
 //! crashed node is taken over after twice `request_timeout_s`. Storage is
 //! `domain::idempotency`.
 
-use crate::error::ProblemCode;
 use std::{cell::RefCell, sync::Arc};
 
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, http::StatusCode};
@@ -42,7 +41,7 @@ use crate::{
         orgs,
     },
     entity::idempotency_key,
-    error::{AppError, FieldError},
+    error::{AppError, FieldError, ProblemCode},
 };
 
 tokio::task_local! {

@@ -10,7 +10,6 @@
 //! 4. **body limit**: `body_limit_bytes`, by `Content-Length` or while reading a chunked body.
 //! 5. **timeout**: `request_timeout_s`, then 503 `request_timeout`.
 
-use crate::error::ProblemCode;
 use std::{
     net::{IpAddr, SocketAddr},
     sync::Arc,
@@ -29,7 +28,11 @@ use super::{
     ratelimit::Limiters,
     validation::Contract,
 };
-use crate::{config::Config, domain::audit::AuditCtx, error::AppError};
+use crate::{
+    config::Config,
+    domain::audit::AuditCtx,
+    error::{AppError, ProblemCode},
+};
 
 /// Request header carrying the request id (also echoed on the response).
 pub const REQUEST_ID: &str = "x-request-id";

@@ -6,7 +6,6 @@
 //! 429 `rate_limited` problem with `Retry-After` (s). Stale keys are dropped every minute by
 //! [`Limiters::retain_recent`].
 
-use crate::error::ProblemCode;
 use std::{net::IpAddr, num::NonZeroU32, time::Duration};
 
 use governor::{
@@ -19,7 +18,7 @@ use poem::{Response, http::HeaderValue};
 
 use crate::{
     config::Config,
-    error::{AppError, RateLimited},
+    error::{AppError, ProblemCode, RateLimited},
 };
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;

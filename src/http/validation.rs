@@ -7,12 +7,11 @@
 //! `errors: [{field, message}]` naming every field at fault (missing, wrong type, unknown
 //! enum value, too long). [`diagnose`] is the fallback when poem-openapi still refuses a body.
 
-use crate::error::ProblemCode;
 use std::sync::LazyLock;
 
 use serde_json::Value;
 
-use crate::error::{AppError, FieldError};
+use crate::error::{AppError, FieldError, ProblemCode};
 
 /// The contract as the request path reads it: the generated OpenAPI document (JSON), built
 /// once at start-up from the API's spec and handed to the middlewares that need it (the body
@@ -93,29 +92,30 @@ impl Contract {
         })
     }
 
-    /// The methods the spec declares for the route `path` falls on, upper case (for `Allow` on
-    /// a 405, RFC 9110 §10.2.1).
-    pub fn allowed_methods(&self, path: &str) -> Vec<String> {
-        let Some(paths) = self.spec.get("paths").and_then(Value::as_object) else {
-            return Vec::new();
-        };
-        paths
+    /// The path template `path` falls on and its path item: a literal segment beats a
+    /// template segment (`/v1/me` over `/v1/{x}`).
+    fn route(&self, path: &str) -> Option<(&String, &serde_json::Map<String, Value>)> {
+        self.spec
+            .get("paths")?
+            .as_object()?
             .iter()
             .filter(|(t, _)| template_matches(t, path))
             .min_by_key(|(t, _)| t.matches('{').count())
-            .and_then(|(_, item)| item.as_object())
-            .map(|ops| ops.keys().map(|m| m.to_uppercase()).collect())
+            .and_then(|(t, item)| Some((t, item.as_object()?)))
+    }
+
+    /// The methods the spec declares for the route `path` falls on, upper case (for `Allow` on
+    /// a 405, RFC 9110 §10.2.1).
+    pub fn allowed_methods(&self, path: &str) -> Vec<String> {
+        self.route(path)
+            .map(|(_, ops)| ops.keys().map(|m| m.to_uppercase()).collect())
             .unwrap_or_default()
     }
 
     /// The spec name of the `index`-th path parameter of the route `path` falls on (poem-openapi
     /// reports path parameters as `param0`, `param1`, …).
     pub fn path_param_name(&self, path: &str, index: usize) -> Option<String> {
-        let paths = self.spec.get("paths")?.as_object()?;
-        let template = paths
-            .keys()
-            .filter(|t| template_matches(t, path))
-            .min_by_key(|t| t.matches('{').count())?;
+        let (template, _) = self.route(path)?;
         template
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
@@ -128,13 +128,8 @@ impl Contract {
     /// RFC 3339 date-time …", "must be one of: …"), read from its schema in the spec. `None`
     /// when the spec has no such parameter.
     pub fn parameter_expectation(&self, path: &str, name: &str) -> Option<String> {
-        let paths = self.spec.get("paths")?.as_object()?;
-        let (_, item) = paths
-            .iter()
-            .filter(|(t, _)| template_matches(t, path))
-            .min_by_key(|(t, _)| t.matches('{').count())?;
+        let (_, item) = self.route(path)?;
         let schema = item
-            .as_object()?
             .values()
             .filter_map(|op| op.get("parameters")?.as_array())
             .flatten()

@@ -7,7 +7,6 @@
 //! events), appends the `status` event, cancels open commands when the session winds down,
 //! and enqueues the follow-up jobs — all or nothing, committed with its outbox.
 
-use crate::error::ProblemCode;
 use chrono::Utc;
 use sea_orm::{
     ActiveValue::Set,
@@ -30,7 +29,7 @@ use crate::{
         orgs,
     },
     entity::{OrgId, SessionId, Tenant, agent, api_key, session, session_event},
-    error::{AppError, AppResult, RateLimited},
+    error::{AppError, AppResult, ProblemCode, RateLimited},
     jobs::queue::{self, NewJob},
     realtime::bus::{Bus, BusEvent, Outbox},
     runtime::Desktop,

@@ -8,10 +8,12 @@
 //! pending | provisioning | running | stopping → failed   (with status_reason)
 //! ```
 
-use crate::error::ProblemCode;
 use chrono::{DateTime, Utc};
 
-use crate::{entity::session, error::AppError};
+use crate::{
+    entity::session,
+    error::{AppError, ProblemCode},
+};
 
 pub use crate::entity::session::Status;
 
