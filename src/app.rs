@@ -17,7 +17,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::{
     api,
-    auth::{api_keys::KeyCache, rbac::Rbac, tokens::Keyring},
+    auth::{cache::AuthCache, rbac::Rbac, tokens::Keyring},
     config::Config,
     domain::{self, sessions},
     entity::SessionId,
@@ -46,6 +46,9 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let mut opts = ConnectOptions::new(url);
     opts.max_connections(config.db_max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        // Ping only connections idle long enough to have been dropped (a proxy, a restart):
+        // a ping on every checkout doubled the round trips of a one-query request.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o| {
             use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -54,7 +57,10 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
         });
-    Ok(Database::connect(opts).await?)
+    let mut db = Database::connect(opts).await?;
+    // Counts each request's statements (the log line, `Server-Timing`).
+    db.set_metric_callback(crate::http::timing::on_statement);
+    Ok(db)
 }
 
 /// The file of a `sqlite:` URL (`sqlite://path?…`, `sqlite:path`), unless in memory.
@@ -96,10 +102,16 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     if config.migrate_on_start {
         migration::Migrator::up(&db, None).await?;
     }
-    let rbac = Rbac::load(&db).await?;
+    let backend = db.get_database_backend();
+    // On PostgreSQL the cache is used only while the bus listener is up (it says so).
+    let auth_cache = Arc::new(AuthCache::new(
+        Duration::from_secs(config.auth_cache_ttl_s),
+        backend != sea_orm::DbBackend::Postgres,
+    ));
+    let rbac = Rbac::load(&db, auth_cache.clone()).await?;
     let keyring = Arc::new(Keyring::from_config(&config)?);
     metrics::install();
-    let bus = Bus::new(db.get_database_backend());
+    let bus = Bus::new(backend, auth_cache.clone());
     let feeds = Feeds::new(db.clone(), bus.clone());
     let runtime = crate::runtime::from_config(&config).await?;
     let blobs = crate::blob::from_config(&config, &db).await?;
@@ -110,9 +122,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         sealer: Arc::new(crate::auth::seal::Sealer::from_config(&config)?),
         session_tasks: crate::jobs::SessionTasks::default(),
         viewers: Default::default(),
-        api_keys: Arc::new(KeyCache::new(Duration::from_secs(
-            config.api_key_cache_ttl_s,
-        ))),
+        appenders: domain::appender::Appenders::new(db.clone(), bus.clone()),
+        auth_cache,
         db,
         rbac,
         keyring,

@@ -1,6 +1,6 @@
 //! [`AppState`]: what the request handlers of one node share — the database, the enforcer,
 //! the token keys, the bus and feeds, the desktop runtime, the blob store, the SSO client, the
-//! API-key cache, the mail sender and the configuration. A leaf: it names no layer above it (no `api`, `app`, `http`);
+//! auth cache, the mail sender and the configuration. A leaf: it names no layer above it (no `api`, `app`, `http`);
 //! middlewares get what they need when they are built, and background work gets the narrow
 //! [`JobContext`] ([`AppState::jobs`]), not this.
 
@@ -9,12 +9,10 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    auth::{
-        api_keys::KeyCache, principal::Authenticator, rbac::Rbac, seal::Sealer, tokens::Keyring,
-    },
+    auth::{cache::AuthCache, principal::Authenticator, rbac::Rbac, seal::Sealer, tokens::Keyring},
     blob::BlobStore,
     config::Config,
-    domain::oidc::Oidc,
+    domain::{appender::Appenders, oidc::Oidc},
     jobs::{JobContext, SessionTasks},
     mail::Mailer,
     realtime::{bus::Bus, feed::Feeds, relay::ViewerSlots},
@@ -44,14 +42,17 @@ pub struct AppState {
     pub blobs: Arc<dyn BlobStore>,
     /// The OpenID Connect providers for single sign-on.
     pub oidc: Arc<Oidc>,
-    /// Verified API keys, per node (revocation evicts).
-    pub api_keys: Arc<KeyCache>,
+    /// What authenticated requests read (accounts, memberships, orgs, roles, API keys,
+    /// decisions), per node, invalidated through the bus ([`crate::auth::cache`]).
+    pub auth_cache: Arc<AuthCache>,
     /// Mail to account owners (verification links, sign-up notices).
     pub mailer: Arc<dyn Mailer>,
     /// Seals and opens secrets at rest (the desktops' VNC passwords).
     pub sealer: Arc<Sealer>,
     /// The node's long-running per-session tasks (built-in executors).
     pub session_tasks: SessionTasks,
+    /// The node's event appenders, one per session with work (group commit).
+    pub appenders: Appenders,
     /// The node's desktop viewers per session (the `desktop_viewers_per_session` cap).
     pub viewers: ViewerSlots,
 }
@@ -72,6 +73,10 @@ impl AppState {
 
     /// The node's credential verifier (for the principal middleware).
     pub fn authenticator(&self) -> Authenticator {
-        Authenticator::new(self.db.clone(), self.keyring.clone(), self.api_keys.clone())
+        Authenticator::new(
+            self.db.clone(),
+            self.keyring.clone(),
+            self.auth_cache.clone(),
+        )
     }
 }

@@ -16,6 +16,7 @@ mod oidc;
 mod orgs;
 mod platform;
 mod quotas;
+mod reads;
 mod relay;
 mod request_path;
 mod sessions;

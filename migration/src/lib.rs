@@ -13,6 +13,7 @@ mod m20261121_000003_access;
 mod m20261129_000004_trust;
 mod m20261129_000005_desktop;
 mod m20261129_000006_artifacts;
+mod m20261129_000007_auth_notify;
 
 /// Adds each `(table, column)`, one `ALTER TABLE` each (SQLite adds one column per
 /// statement).
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_trust::Migration),
             Box::new(m20261129_000005_desktop::Migration),
             Box::new(m20261129_000006_artifacts::Migration),
+            Box::new(m20261129_000007_auth_notify::Migration),
         ]
     }
 }

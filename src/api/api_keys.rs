@@ -237,8 +237,8 @@ impl ApiKeysApi {
     ///
     /// Needs `api_keys:write`, and every permission of the key's role (`members:owner` for
     /// an `owner` key): `403 permission_denied` names the first one the caller lacks. A key
-    /// may always revoke itself. Every later request with the key answers 401 (at once on the
-    /// node that revoked it, within `api_key_cache_ttl_s` on other nodes); the keys and
+    /// may always revoke itself. Every later request with the key answers 401, on every node
+    /// (each node's cache hears of the revocation through the event bus); the keys and
     /// pending invitations it made are revoked with it. Revoking a revoked key succeeds.
     /// Audited as `api_key.revoked`.
     #[oai(
@@ -258,7 +258,7 @@ impl ApiKeysApi {
     ) -> Result<ApiKeyRevoked, ApiKeyReadErrors> {
         let a = access(&state, &auth, org_id.0, rbac::API_KEYS_WRITE).await?;
         let ctx = client.audit().as_subject(&a.subject);
-        api_keys::revoke(&state.db, &state.rbac, &state.api_keys, a, key_id.0, &ctx).await?;
+        api_keys::revoke(&state.db, &state.rbac, &state.auth_cache, a, key_id.0, &ctx).await?;
         Ok(ApiKeyRevoked::NoContent)
     }
 }

@@ -350,6 +350,7 @@ impl AuthApi {
     ) -> Result<TokenResponse, LoginErrors> {
         let pair = accounts::refresh(
             &state.db,
+            &state.auth_cache,
             &state.keyring,
             state.config.refresh_token_ttl_s,
             &body.refresh_token,
@@ -373,7 +374,7 @@ impl AuthApi {
         state: Data<&AppState>,
         body: Json<RefreshIn>,
     ) -> Result<LogoutResponse, LogoutErrors> {
-        accounts::logout(&state.db, &body.refresh_token).await?;
+        accounts::logout(&state.db, &state.auth_cache, &body.refresh_token).await?;
         Ok(LogoutResponse::NoContent)
     }
 }

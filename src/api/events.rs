@@ -193,7 +193,7 @@ pub enum SessionStream {
     /// `text/event-stream`: `id:` = seq, `event:` = kind, `data:` = the event as JSON; a `:`
     /// heartbeat comment every `sse_heartbeat_s`; ends after the final `status` event.
     #[oai(status = 200)]
-    Ok(EventStream<BoxStream<'static, EventOut>>),
+    Ok(sse::EncodedEventStream<EventOut>),
 }
 
 /// The org's live status stream.
@@ -271,6 +271,14 @@ fn still_allowed(
     }
 }
 
+/// An event's SSE frame on `events.stream`: `id:` = seq, `event:` = kind, `data:` = the
+/// [`EventOut`] (written once per node for all subscribers, [`crate::realtime::feed`]).
+fn encode_event(e: &session_event::Model, out: &mut Vec<u8>) {
+    let kind = e.kind;
+    let seq = e.seq.to_string();
+    sse::write_frame(out, &seq, kind.as_str(), &EventOut::from(e.clone()));
+}
+
 /// The org stream's item for a `status` event row; `None` when its payload is not a status
 /// change.
 fn status_event(row: session_event::Model) -> Option<SessionStatusEvent> {
@@ -341,8 +349,7 @@ impl EventsApi {
             })
             .collect();
         let (first_seq, last_seq) = events::append(
-            &state.db,
-            &state.bus,
+            &state.appenders,
             state.config.event_payload_max_bytes,
             a.org(),
             SessionId(session_id.0),
@@ -465,7 +472,7 @@ impl EventsApi {
         }
         let s = sessions::get(&state.db, a.org(), SessionId(session_id.0)).await?;
         let done = s.status.is_final() && after >= s.last_seq;
-        let stream = if done {
+        let frames = if done {
             futures_util::stream::empty().boxed()
         } else {
             let follower = state
@@ -475,15 +482,14 @@ impl EventsApi {
                 .map_err(AppError::from)?;
             sse::follow_session(
                 follower,
+                encode_event,
                 events::is_final_status,
-                EventOut::from,
                 still_allowed(&state, &a.subject, a.org_id),
             )
         };
-        Ok(SessionStream::Ok(sse::event_stream(
-            stream,
+        Ok(SessionStream::Ok(sse::EncodedEventStream::new(
+            frames,
             Duration::from_secs(state.config.sse_heartbeat_s),
-            |e: &EventOut| (events::EventKind::from(e.kind).as_str(), e.seq.to_string()),
         )))
     }
 

@@ -229,7 +229,7 @@ impl MeApi {
     ) -> Result<MeNoContent, MeGetErrors> {
         let user_id = auth.user()?;
         accounts::me(&state.db, user_id).await?;
-        accounts::logout_all(&state.db, user_id, &client.audit()).await?;
+        accounts::logout_all(&state.db, &state.auth_cache, user_id, &client.audit()).await?;
         Ok(MeNoContent::NoContent)
     }
 
@@ -288,7 +288,7 @@ impl MeApi {
         accounts::erase(
             &state.db,
             &state.rbac,
-            &state.api_keys,
+            &state.auth_cache,
             auth.user()?,
             &client.audit(),
         )
@@ -322,7 +322,14 @@ impl MeApi {
             new_password: b.new_password,
             current_password: b.current_password,
         };
-        let user = accounts::update_me(&state.db, auth.user()?, change, &client.audit()).await?;
+        let user = accounts::update_me(
+            &state.db,
+            &state.auth_cache,
+            auth.user()?,
+            change,
+            &client.audit(),
+        )
+        .await?;
         Ok(MeResponse::Ok(Json(user.into())))
     }
 
@@ -351,7 +358,7 @@ impl MeApi {
         orgs::leave(
             &state.db,
             &state.rbac,
-            &state.api_keys,
+            &state.auth_cache,
             user,
             org_id.0,
             &client.audit(),

@@ -266,7 +266,7 @@ impl MembersApi {
         let member = orgs::update_member(
             &state.db,
             &state.rbac,
-            &state.api_keys,
+            &state.auth_cache,
             access,
             user_id.0,
             &body.role,
@@ -303,7 +303,7 @@ impl MembersApi {
         orgs::remove_member(
             &state.db,
             &state.rbac,
-            &state.api_keys,
+            &state.auth_cache,
             access,
             user_id.0,
             &ctx,

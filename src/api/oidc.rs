@@ -263,7 +263,7 @@ impl OidcApi {
         };
         let caches = NodeCaches {
             rbac: &state.rbac,
-            api_keys: &state.api_keys,
+            auth: &state.auth_cache,
         };
         let cleared = browser_cookie("", 0, secure_cookies(&state));
         match state

@@ -275,7 +275,15 @@ impl OrgsApi {
         let access = access(&state, &auth, org_id.0, rbac::ORGS_WRITE).await?;
         let version = parse_if_match(if_match.0.as_deref());
         let ctx = client.audit().as_subject(&access.subject);
-        let org = orgs::update(&state.db, org_id.0, body.name.as_deref(), version, &ctx).await?;
+        let org = orgs::update(
+            &state.db,
+            &state.auth_cache,
+            org_id.0,
+            body.name.as_deref(),
+            version,
+            &ctx,
+        )
+        .await?;
         let tag = etag(org.version);
         Ok(OrgResponse::Ok(Json(OrgOut::new(org, access.role)), tag))
     }

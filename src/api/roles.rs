@@ -473,7 +473,7 @@ impl RolesApi {
         let view = roles::update(
             &state.db,
             &state.rbac,
-            &state.api_keys,
+            &state.auth_cache,
             a,
             &role.0,
             b.description.as_deref().unwrap_or(""),

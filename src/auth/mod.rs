@@ -4,6 +4,7 @@
 //! Nothing here knows about orgs' business rules; `domain/` calls in.
 
 pub mod api_keys;
+pub mod cache;
 pub mod oidc;
 pub mod password;
 pub mod principal;
@@ -45,6 +46,14 @@ impl Subject {
         match self {
             Subject::User(_) => None,
             Subject::ApiKey { id, .. } => Some(*id),
+        }
+    }
+
+    /// The org an API key is bound to (`None` for a user).
+    pub fn org_id(&self) -> Option<Uuid> {
+        match self {
+            Subject::User(_) => None,
+            Subject::ApiKey { org_id, .. } => Some(*org_id),
         }
     }
 

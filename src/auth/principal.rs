@@ -4,7 +4,7 @@
 //! * [`Credential`]: what was presented — `Authorization: Bearer <access JWT | ad_… key>`
 //!   (RFC 6750 §2.1) or `X-API-Key: ad_…`; `Authorization` wins when both are sent.
 //! * [`Authenticator::resolve`]: verifies it (the JWT's signature and claims, or the API key
-//!   through the per-node cache) into a [`Subject`].
+//!   through the node's [`AuthCache`]) into a [`Subject`].
 //! * [`Principal`]: the outcome, which the request-path middleware stores in the request for
 //!   everything after it (the operation's security extractor, idempotency, audit). Nothing
 //!   after that middleware verifies a credential again.
@@ -18,7 +18,12 @@ use sea_orm::{DatabaseConnection, EntityTrait};
 use uuid::Uuid;
 
 use crate::{
-    auth::{Subject, api_keys::KeyCache, secrets, tokens::Keyring},
+    auth::{
+        Subject,
+        cache::{AccountState, AuthCache, VerifiedToken},
+        secrets,
+        tokens::Keyring,
+    },
     entity::user,
     error::{AppError, AppResult, ProblemCode},
 };
@@ -82,14 +87,14 @@ pub const REFUSED_DETAIL: &str =
 pub struct Authenticator {
     db: DatabaseConnection,
     keyring: Arc<Keyring>,
-    keys: Arc<KeyCache>,
+    cache: Arc<AuthCache>,
 }
 
 impl Authenticator {
-    /// An authenticator over the access-token keys, the database (API key rows) and the
-    /// node's cache of verified API keys.
-    pub fn new(db: DatabaseConnection, keyring: Arc<Keyring>, keys: Arc<KeyCache>) -> Self {
-        Self { db, keyring, keys }
+    /// An authenticator over the access-token keys, the database (accounts, API key rows)
+    /// and the node's [`AuthCache`].
+    pub fn new(db: DatabaseConnection, keyring: Arc<Keyring>, cache: Arc<AuthCache>) -> Self {
+        Self { db, keyring, cache }
     }
 
     /// Verifies `credential`. Errors: 401 `invalid_token` (malformed, expired, wrong issuer
@@ -100,31 +105,61 @@ impl Authenticator {
             Credential::ApiKey(key) => key,
             Credential::Bearer(token) if secrets::looks_like_api_key(token) => token,
             Credential::Bearer(token) => {
-                let claims = self.keyring.verify(token)?;
-                let user_id = Uuid::parse_str(&claims.sub)
-                    .map_err(|_| AppError::invalid_token("bad subject"))?;
-                return self.current_user(user_id, claims.generation).await;
+                let verified = match self.cache.token(token) {
+                    Some(v) => v,
+                    None => {
+                        let claims = self.keyring.verify(token)?;
+                        let v = VerifiedToken {
+                            user_id: Uuid::parse_str(&claims.sub)
+                                .map_err(|_| AppError::invalid_token("bad subject"))?,
+                            generation: claims.generation,
+                            expires_at: claims.exp,
+                        };
+                        self.cache.put_token(token, v);
+                        v
+                    }
+                };
+                return self.current_user(verified.user_id, verified.generation).await;
             }
         };
-        super::api_keys::authenticate(&self.db, &self.keys, key).await
+        super::api_keys::authenticate(&self.db, &self.cache, key).await
     }
 
     /// The account behind a verified access token, when the token is still current: the
     /// account exists, is neither disabled nor erased, and its access-token generation is
     /// still the token's `gen` (logout, logout-all, password change, refresh-token reuse and
-    /// the SSO takeover guard move it on). One primary-key read; every node sees a revocation
-    /// at once. Errors: 401 `invalid_token`.
+    /// the SSO takeover guard move it on). From the node's cache, else one primary-key read;
+    /// a change on any node invalidates the cached state through the bus. Errors: 401
+    /// `invalid_token`.
     async fn current_user(&self, user_id: Uuid, generation: i64) -> AppResult<Subject> {
-        let account = user::Entity::find_by_id(user_id).one(&self.db).await?;
-        match account {
-            Some(u) if u.disabled_at.is_some() || u.deleted_at.is_some() => {
+        let state = match self.cache.account(user_id) {
+            Some(state) => state,
+            None => {
+                let fill = self.cache.begin();
+                let state = match user::Entity::find_by_id(user_id).one(&self.db).await? {
+                    None => AccountState::Missing,
+                    Some(u) if u.disabled_at.is_some() || u.deleted_at.is_some() => {
+                        AccountState::Closed
+                    }
+                    Some(u) => AccountState::Open {
+                        token_generation: u.token_generation,
+                    },
+                };
+                self.cache.put_account(fill, user_id, state);
+                state
+            }
+        };
+        match state {
+            AccountState::Closed => {
                 Err(AppError::invalid_token("the account is disabled or erased"))
             }
-            Some(u) if u.token_generation == generation => Ok(Subject::User(user_id)),
-            Some(_) => Err(AppError::invalid_token(
+            AccountState::Open { token_generation } if token_generation == generation => {
+                Ok(Subject::User(user_id))
+            }
+            AccountState::Open { .. } => Err(AppError::invalid_token(
                 "the access token was revoked (logout, password change or token reuse)",
             )),
-            None => Err(AppError::invalid_token("no such account")),
+            AccountState::Missing => Err(AppError::invalid_token("no such account")),
         }
     }
 

@@ -117,6 +117,10 @@ pub struct Config {
     /// `Strict-Transport-Security` max-age (s); 0 sends no HSTS header. Set when TLS is
     /// terminated in front of Agentdesk.
     pub hsts_max_age_s: u64,
+    /// Send each response's database work as a W3C `Server-Timing` header
+    /// (`db;dur=<ms>;desc="<n> statements"`). Off by default: it tells callers how much
+    /// database work a request did.
+    pub server_timing: bool,
     /// Take the client IP from the right-most `X-Forwarded-For` entry (the one the proxy in
     /// front appended). Only turn on behind a proxy that sets it.
     pub trust_forwarded_for: bool,
@@ -248,9 +252,12 @@ pub struct Config {
     pub login_throttle_max_delay_s: u64,
     /// Login throttling: failures older than this (s) are forgotten.
     pub login_throttle_window_s: u64,
-    /// How long (s) a node trusts an API key it verified before reading it again; a key
-    /// revoked on another node is refused here within this time (0: no caching).
-    pub api_key_cache_ttl_s: u64,
+    /// Longest time (s) a node serves an entry of its auth cache (accounts' token state,
+    /// memberships, orgs, custom roles, verified API keys, decisions) without reading it
+    /// again. A backstop only: changes invalidate entries on every node through the bus at
+    /// once. 0: no caching. `api_key_cache_ttl_s` is accepted as its former name.
+    #[serde(alias = "api_key_cache_ttl_s")]
+    pub auth_cache_ttl_s: u64,
     /// How mail to account owners is sent: `log` (default, development) or `dir`.
     pub mail_sender: MailSenderKind,
     /// `dir` sender: the directory messages are written to. Empty: `<data_dir>/mail`.
@@ -333,6 +340,7 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             cors_allowed_origins: Vec::new(),
             hsts_max_age_s: 0,
+            server_timing: false,
             trust_forwarded_for: false,
             registration_open: true,
             jwt_issuer: "agentdesk".into(),
@@ -387,7 +395,7 @@ impl Default for Config {
             login_throttle_base_delay_s: 1,
             login_throttle_max_delay_s: 900,
             login_throttle_window_s: 900,
-            api_key_cache_ttl_s: 10,
+            auth_cache_ttl_s: 60,
             mail_sender: MailSenderKind::Log,
             mail_dir: String::new(),
             email_verification_ttl_s: 24 * 3600,

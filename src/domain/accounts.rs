@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     auth::{
-        api_keys::KeyCache,
+        cache::{AuthCache, Invalidation},
         password,
         rbac::{self, Rbac, Role},
         tokens,
@@ -373,6 +373,7 @@ async fn revoke_family(db: &impl ConnectionTrait, family_id: Uuid) -> AppResult<
 #[tracing::instrument(skip_all)]
 pub async fn refresh(
     db: &DatabaseConnection,
+    cache: &AuthCache,
     keyring: &tokens::Keyring,
     refresh_ttl_s: u64,
     token: &str,
@@ -418,6 +419,7 @@ pub async fn refresh(
             );
             audit::record(&tx, ctx, event).await?;
             tx.commit().await?;
+            cache.invalidate(Invalidation::User(row.user_id));
             tracing::warn!(family_id = %row.family_id, "refresh token reuse: family revoked");
         }
         return Err(invalid_refresh());
@@ -436,7 +438,7 @@ pub async fn refresh(
 
 /// Revokes the family of `token`. Unknown or already revoked tokens succeed too (logout is
 /// idempotent and reveals nothing).
-pub async fn logout(db: &DatabaseConnection, token: &str) -> AppResult<()> {
+pub async fn logout(db: &DatabaseConnection, cache: &AuthCache, token: &str) -> AppResult<()> {
     let hash = tokens::hash_refresh_token(token);
     if let Some(row) = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(hash))
@@ -448,6 +450,7 @@ pub async fn logout(db: &DatabaseConnection, token: &str) -> AppResult<()> {
         revoke_family(&tx, row.family_id).await?;
         end_access_tokens(&tx, row.user_id).await?;
         tx.commit().await?;
+        cache.invalidate(Invalidation::User(row.user_id));
     }
     Ok(())
 }
@@ -479,6 +482,7 @@ pub struct MeUpdate {
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
 pub async fn update_me(
     db: &DatabaseConnection,
+    cache: &AuthCache,
     user_id: Uuid,
     change: MeUpdate,
     ctx: &AuditCtx,
@@ -534,13 +538,19 @@ pub async fn update_me(
         audit::record(&tx, &ctx.as_actor(user_id), event).await?;
     }
     tx.commit().await?;
+    cache.invalidate(Invalidation::User(user_id));
     Ok(updated)
 }
 
 /// Revokes every refresh token of the account (all devices, all logins) and ends every access
 /// token at once ([`end_access_tokens`]), audited as `auth.logout_all`. Returns how many
 /// refresh tokens were revoked.
-pub async fn logout_all(db: &DatabaseConnection, user_id: Uuid, ctx: &AuditCtx) -> AppResult<u64> {
+pub async fn logout_all(
+    db: &DatabaseConnection,
+    cache: &AuthCache,
+    user_id: Uuid,
+    ctx: &AuditCtx,
+) -> AppResult<u64> {
     let tx = db.begin().await?;
     lock_user(&tx, user_id).await?;
     let revoked = refresh_token::Entity::update_many()
@@ -559,6 +569,7 @@ pub async fn logout_all(db: &DatabaseConnection, user_id: Uuid, ctx: &AuditCtx) 
     );
     audit::record(&tx, &ctx.as_actor(user_id), event).await?;
     tx.commit().await?;
+    cache.invalidate(Invalidation::User(user_id));
     Ok(revoked)
 }
 
@@ -623,7 +634,7 @@ pub async fn export(db: &DatabaseConnection, user_id: Uuid) -> AppResult<Export>
 pub async fn erase(
     db: &DatabaseConnection,
     rbac: &Rbac,
-    cache: &KeyCache,
+    cache: &AuthCache,
     user_id: Uuid,
     ctx: &AuditCtx,
 ) -> AppResult<Uuid> {
@@ -738,6 +749,7 @@ pub async fn erase(
     );
     audit::record(&tx, &erased_ctx, event).await?;
     tx.commit().await?;
+    cache.invalidate(Invalidation::User(user_id));
     rbac.apply(changes).await;
     enforced.apply(rbac, cache).await;
     Ok(pseudonym)

@@ -171,8 +171,8 @@ pub async fn list(
     Ok(page.finish(rows, |k| k.id))
 }
 
-/// Revokes a key: every later request with it answers 401 (on other nodes once their cache
-/// entry lapses, within `api_key_cache_ttl_s`). The caller must hold every permission of the
+/// Revokes a key: every later request with it answers 401, on every node (the auth caches
+/// hear of it through the bus). The caller must hold every permission of the
 /// key's role, and `members:owner` for an `owner` key (checked under the org lock with the
 /// caller's current role); a key may always revoke itself. Revoking a revoked key succeeds
 /// and changes nothing. In the same transaction, the keys and pending invitations the
@@ -183,7 +183,7 @@ pub async fn list(
 pub async fn revoke(
     db: &DatabaseConnection,
     rbac: &Rbac,
-    cache: &crate::auth::api_keys::KeyCache,
+    cache: &crate::auth::cache::AuthCache,
     access: Access,
     key_id: Uuid,
     ctx: &AuditCtx,
@@ -205,7 +205,7 @@ pub async fn revoke(
     let change = revoke_in_tx(&tx, &key, ctx, Utc::now(), details).await?;
     let enforced = grants::enforce(&tx, access.org_id, ctx, "api_key.revoked").await?;
     tx.commit().await?;
-    cache.evict(key_id);
+    cache.invalidate(crate::auth::cache::Invalidation::Key(key_id));
     rbac.apply(vec![change]).await;
     enforced.apply(rbac, cache).await;
     Ok(())

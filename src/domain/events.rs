@@ -4,20 +4,25 @@
 //! which locks the session row until the transaction commits: concurrent appenders to one
 //! session queue on that lock, so seq order is commit order and no seq is skipped (a
 //! rolled-back append gives its seqs back with the row). Appends to different sessions do
-//! not contend. Readers page with `after_seq`.
+//! not contend. Client batches go through the session's appender, which commits the batches
+//! waiting for a session in one transaction ([`super::appender`]). Readers page with
+//! `after_seq`.
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde_json::Value;
 
-use super::sessions::{self, Status};
+use super::{
+    appender::Appenders,
+    sessions::{self, Status},
+};
 use crate::{
     entity::{OrgId, SessionId, session_event},
     error::{AppError, AppResult, FieldError},
-    realtime::bus::{Bus, BusEvent, Outbox},
+    realtime::bus::{BusEvent, Outbox},
 };
 
 /// Most events per `events.append` call.
@@ -69,7 +74,7 @@ pub fn validate_batch(events: &[NewEvent], payload_max: u64) -> AppResult<()> {
                 format!("events[{i}].payload"),
                 "must be a JSON object",
             ));
-        } else if e.payload.to_string().len() as u64 > payload_max {
+        } else if json_len(&e.payload) as u64 > payload_max {
             errors.push(FieldError::new(
                 format!("events[{i}].payload"),
                 format!("must be at most {payload_max} bytes as JSON"),
@@ -98,14 +103,36 @@ pub async fn append_in_tx(
         return Err(sessions::not_live(s.status));
     };
     let first = last - n + 1;
+    insert_events(tx, org_id, session_id, first, events).await?;
+    outbox.events.push(BusEvent {
+        org_id: org_id.0,
+        session_id: session_id.0,
+        seq: last,
+        status: false,
+    });
+    Ok((first, last))
+}
+
+/// Target size of one INSERT statement's rows (bytes of payload JSON plus overhead).
+const INSERT_CHUNK_BYTES: usize = 12 * 1024;
+
+/// Inserts `events` as seqs `first..` of the session, in multi-row INSERTs of about
+/// [`INSERT_CHUNK_BYTES`] each. Not one statement for the lot: sqlx 0.9.0 leaves Nagle's
+/// algorithm on (upstream transact-rs/sqlx#4335), and behind TLS each 16 KiB record is its own
+/// write, so a statement longer than one record waits ~40 ms for the server's delayed ACK per
+/// extra record. Statements that fit one record do not (measured: README, "Benchmarks").
+pub(crate) async fn insert_events(
+    tx: &impl ConnectionTrait,
+    org_id: OrgId,
+    session_id: SessionId,
+    first: i64,
+    events: impl IntoIterator<Item = NewEvent>,
+) -> AppResult<()> {
     let now = Utc::now();
-    // One INSERT per ~12 KiB of rows: sqlx 0.9.0 leaves Nagle's algorithm on (upstream
-    // transact-rs/sqlx#4335), so a statement written in two TCP segments waits ~40 ms for the
-    // server's delayed ACK. Statements that fit one segment do not.
     let mut chunk = Vec::new();
     let mut chunk_bytes = 0;
     for (i, e) in events.into_iter().enumerate() {
-        let size = e.payload.to_string().len() + 96;
+        let size = json_len(&e.payload) + 96;
         if !chunk.is_empty() && chunk_bytes + size > INSERT_CHUNK_BYTES {
             insert_rows(tx, std::mem::take(&mut chunk)).await?;
             chunk_bytes = 0;
@@ -120,18 +147,25 @@ pub async fn append_in_tx(
             created_at: Set(now),
         });
     }
-    insert_rows(tx, chunk).await?;
-    outbox.events.push(BusEvent {
-        org_id: org_id.0,
-        session_id: session_id.0,
-        seq: last,
-        status: false,
-    });
-    Ok((first, last))
+    insert_rows(tx, chunk).await
 }
 
-/// Target size of one INSERT statement's rows (bytes of payload JSON plus overhead).
-const INSERT_CHUNK_BYTES: usize = 12 * 1024;
+/// The length of `v` as compact JSON (bytes), without building the string.
+pub(crate) fn json_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
 
 async fn insert_rows(
     tx: &impl ConnectionTrait,
@@ -145,23 +179,20 @@ async fn insert_rows(
     Ok(())
 }
 
-/// Validates and appends a client batch in its own transaction, then publishes it.
-/// Errors: as [`validate_batch`] and [`append_in_tx`].
+/// Validates a client batch and appends it through the session's appender on this node,
+/// which commits it together with the other batches waiting for the session (group commit,
+/// [`super::appender`]) and publishes it. Errors: as [`validate_batch`]; 404; 409
+/// `session_not_live`.
 #[tracing::instrument(name = "events.append", skip_all, fields(org_id = %org_id, session_id = %session_id, events = events.len()))]
 pub async fn append(
-    db: &DatabaseConnection,
-    bus: &Bus,
+    appenders: &Appenders,
     payload_max: u64,
     org_id: OrgId,
     session_id: SessionId,
     events: Vec<NewEvent>,
 ) -> AppResult<(i64, i64)> {
     validate_batch(&events, payload_max)?;
-    let tx = super::begin_write(db).await?;
-    let mut outbox = Outbox::default();
-    let seqs = append_in_tx(&tx, org_id, session_id, events, &mut outbox).await?;
-    bus.commit(tx, outbox).await?;
-    Ok(seqs)
+    appenders.append(org_id, session_id, events).await
 }
 
 /// A page of a session's log: events with `seq > after_seq`, oldest first, at most `limit`,

@@ -28,9 +28,8 @@
 //! it is revoked by the org's next [`enforce`].
 //!
 //! After the commit the caller applies the returned [`Enforced`]: the casbin rules of the
-//! revoked keys leave the in-memory enforcer and their verifications leave this node's key
-//! cache (other nodes stop accepting them within `api_key_cache_ttl_s`, as for
-//! `api_keys.revoke`).
+//! revoked keys leave the in-memory enforcer and their verifications leave this node's auth
+//! cache (other nodes hear of them through the bus, as for `api_keys.revoke`).
 
 use std::collections::HashMap;
 
@@ -42,7 +41,7 @@ use uuid::Uuid;
 use super::{audit::AuditCtx, orgs};
 use crate::{
     auth::{
-        api_keys::KeyCache,
+        cache::{AuthCache, Invalidation},
         rbac::{self, Rbac, Role, RuleChange},
     },
     entity::{Tenant, api_key, invitation, membership},
@@ -74,9 +73,9 @@ impl Enforced {
 
     /// Applies the revocations to this node after the commit: evicts the keys from `cache`
     /// and removes their rules from the in-memory enforcer.
-    pub(crate) async fn apply(self, rbac: &Rbac, cache: &KeyCache) {
+    pub(crate) async fn apply(self, rbac: &Rbac, cache: &AuthCache) {
         for id in &self.revoked_keys {
-            cache.evict(*id);
+            cache.invalidate(Invalidation::Key(*id));
         }
         if !self.changes.is_empty() {
             rbac.apply(self.changes).await;

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod agents;
 pub mod api_keys;
+pub mod appender;
 pub mod artifacts;
 pub mod audit;
 pub mod commands;

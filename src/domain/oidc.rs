@@ -55,7 +55,7 @@ use super::{
 };
 use crate::{
     auth::{
-        api_keys::KeyCache,
+        cache::{AuthCache, Invalidation},
         oidc::{self as protocol, IdClaims},
         rbac::Rbac,
         secrets, tokens,
@@ -127,8 +127,8 @@ pub struct CallbackIn<'a> {
 pub struct NodeCaches<'a> {
     /// The casbin enforcer (revoked keys' rules).
     pub rbac: &'a Rbac,
-    /// The verified API key cache (revoked keys are evicted).
-    pub api_keys: &'a KeyCache,
+    /// The node's auth cache (the account's tokens and revoked keys are invalidated).
+    pub auth: &'a AuthCache,
 }
 
 /// The configured providers' protocol clients ([`crate::auth::oidc`]) and the login rules.
@@ -315,8 +315,10 @@ impl Oidc {
         let claims = p.exchange(code, &data.pkce_verifier, &data.nonce).await?;
         let (user_id, handed_over) = link_or_create(db, name, p.config(), &claims, ctx).await?;
         if let Some(h) = handed_over {
+            // The guard ended the account's access tokens.
+            caches.auth.invalidate(Invalidation::User(user_id));
             for key_id in &h.api_keys_revoked {
-                caches.api_keys.evict(*key_id);
+                caches.auth.invalidate(Invalidation::Key(*key_id));
             }
             caches.rbac.apply(h.rule_changes).await;
         }

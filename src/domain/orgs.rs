@@ -26,7 +26,7 @@ use super::{
 use crate::{
     auth::{
         Subject,
-        api_keys::KeyCache,
+        cache::{AuthCache, Invalidation},
         rbac::{self, Rbac, Role},
     },
     blob::BlobStore,
@@ -63,10 +63,79 @@ impl Access {
     }
 }
 
-/// Checks that `subject` acts in `org_id` (a member, or an API key of that org) with a role
-/// that holds `permission`. Errors: 404 `not_found` for non-members, keys of other orgs and
-/// unknown orgs; 403 `permission_denied` naming the permission.
+/// The request path's authorization: checks that `subject` acts in `org_id` (a member, or an
+/// API key of that org) with a role that holds `permission`, from the node's
+/// [`AuthCache`](crate::auth::cache::AuthCache) when it holds the membership, the org row and
+/// the decision (changes invalidate them on every node through the bus), else from the
+/// database as [`authorize_uncached`] does, filling the cache. Errors: as
+/// [`authorize_uncached`].
 pub async fn authorize(
+    db: &impl ConnectionTrait,
+    rbac: &Rbac,
+    subject: &Subject,
+    org_id: Uuid,
+    permission: &str,
+) -> AppResult<Access> {
+    let cache = rbac.cache();
+    let fill = cache.begin();
+    let (role, mut org) = match subject {
+        Subject::User(user_id) => match cache.member(org_id, *user_id) {
+            Some(Some(role)) => (role, cache.org(org_id)),
+            Some(None) => return Err(AppError::NotFound("organization")),
+            None => {
+                let found = membership::Entity::find_by_id((org_id, *user_id))
+                    .find_also_related(organization::Entity)
+                    .one(db)
+                    .await?;
+                let Some((m, Some(org))) = found else {
+                    cache.put_member(fill, org_id, *user_id, None);
+                    return Err(AppError::NotFound("organization"));
+                };
+                cache.put_member(fill, org_id, *user_id, Some(m.role.clone()));
+                cache.put_org(fill, org.clone());
+                (m.role, Some(org))
+            }
+        },
+        Subject::ApiKey {
+            org_id: key_org,
+            role,
+            ..
+        } => {
+            if *key_org != org_id {
+                return Err(AppError::NotFound("organization"));
+            }
+            (role.clone(), cache.org(org_id))
+        }
+    };
+    if org.is_none() {
+        let read = get(db, org_id).await?;
+        cache.put_org(fill, read.clone());
+        org = Some(read);
+    }
+    let allowed = match cache.decision(org_id, &role, permission) {
+        Some(allowed) => allowed,
+        None => {
+            let allowed = role_allows(db, rbac, org_id, &role, permission).await?;
+            cache.put_decision(fill, org_id, &role, permission, allowed);
+            allowed
+        }
+    };
+    if !allowed {
+        return Err(AppError::permission_denied(permission));
+    }
+    Ok(Access {
+        org: org.ok_or(AppError::NotFound("organization"))?,
+        org_id,
+        subject: subject.clone(),
+        role,
+    })
+}
+
+/// Checks that `subject` acts in `org_id` (a member, or an API key of that org) with a role
+/// that holds `permission`, reading the membership and the org in `db` (for decisions made in
+/// a transaction, under a lock). Errors: 404 `not_found` for non-members, keys of other orgs
+/// and unknown orgs; 403 `permission_denied` naming the permission.
+pub async fn authorize_uncached(
     db: &impl ConnectionTrait,
     rbac: &Rbac,
     subject: &Subject,
@@ -328,6 +397,7 @@ pub async fn get(db: &impl ConnectionTrait, org_id: Uuid) -> AppResult<organizat
 /// 412. Errors: 422 `name`, 404, 412.
 pub async fn update(
     db: &DatabaseConnection,
+    cache: &AuthCache,
     org_id: Uuid,
     name: Option<&str>,
     if_match: Option<i64>,
@@ -366,6 +436,7 @@ pub async fn update(
     };
     audit::record(&tx, ctx, event).await?;
     tx.commit().await?;
+    cache.invalidate(Invalidation::Org(org_id));
     Ok(org)
 }
 
@@ -489,9 +560,10 @@ pub(crate) async fn lock_and_reauthorize(
     authorize_fresh(db, rbac, &access.subject, access.org_id, permission).await
 }
 
-/// [`authorize`], re-checking first that an API key is still neither revoked nor expired
-/// (for decisions made long after the request authenticated: under a lock, or when a live
-/// stream re-checks its caller). Errors: as [`authorize`]; 401 for a key gone bad.
+/// [`authorize_uncached`], re-checking first that an API key is still neither revoked nor
+/// expired (for decisions made long after the request authenticated: under a lock, or when a
+/// live stream re-checks its caller). Errors: as [`authorize_uncached`]; 401 for a key gone
+/// bad.
 pub async fn authorize_fresh(
     db: &impl ConnectionTrait,
     rbac: &Rbac,
@@ -511,7 +583,7 @@ pub async fn authorize_fresh(
             ));
         }
     }
-    authorize(db, rbac, subject, org_id, permission).await
+    authorize_uncached(db, rbac, subject, org_id, permission).await
 }
 
 async fn require_owner_rights(
@@ -572,7 +644,7 @@ async fn find_member(db: &impl ConnectionTrait, org_id: Uuid, user_id: Uuid) -> 
 pub async fn update_member(
     db: &DatabaseConnection,
     rbac: &Rbac,
-    cache: &KeyCache,
+    cache: &AuthCache,
     access: Access,
     user_id: Uuid,
     role: &str,
@@ -622,7 +694,7 @@ pub async fn update_member(
 pub async fn remove_member(
     db: &DatabaseConnection,
     rbac: &Rbac,
-    cache: &KeyCache,
+    cache: &AuthCache,
     access: Access,
     user_id: Uuid,
     ctx: &AuditCtx,
@@ -664,7 +736,7 @@ pub async fn remove_member(
 pub async fn leave(
     db: &DatabaseConnection,
     rbac: &Rbac,
-    cache: &KeyCache,
+    cache: &AuthCache,
     user_id: Uuid,
     org_id: Uuid,
     ctx: &AuditCtx,

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     auth::{
-        api_keys::KeyCache,
+        cache::AuthCache,
         rbac::{self, Rbac, Role},
     },
     entity::{Tenant, api_key, invitation, membership, role},
@@ -265,7 +265,7 @@ pub async fn create(
 pub async fn update(
     db: &DatabaseConnection,
     rbac: &Rbac,
-    cache: &KeyCache,
+    cache: &AuthCache,
     access: Access,
     name: &str,
     description: &str,

@@ -15,8 +15,8 @@
 //!   every pending one-time SSO login code of the account;
 //! * every API key the user created in any org, and every key those keys created (a key may
 //!   create keys), revoked with their casbin rules and audited in their org as
-//!   `api_key.revoked` with `reason: account_takeover_guard`; the caller evicts them from the
-//!   node's key cache after commit (other nodes drop them within `api_key_cache_ttl_s`);
+//!   `api_key.revoked` with `reason: account_takeover_guard`; the caller invalidates them in
+//!   the node's auth cache after commit (other nodes hear of them through the bus);
 //! * the pending invitations the user or those keys sent (revoked, audited
 //!   `invitation.revoked`);
 //! * every identity already linked to the account (deleted): no provider ever vouched for an

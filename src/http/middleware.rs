@@ -281,24 +281,27 @@ async fn edge<E: Endpoint>(
         contract: Some(contract),
         api_key_header: req.headers().contains_key("x-api-key"),
     };
-    let (mut resp, route) = with_request_context(ctx, async {
-        match ep.call(req).await {
-            Ok(resp) => {
-                let resp = resp.into_response();
-                let route = resp.data::<PathPattern>().map(|p| p.0.to_string());
-                (resp, route)
+    let ((mut resp, route), db) = super::timing::scope(
+        with_request_context(ctx, async {
+            // Boxed: the stack of endpoint futures is deep enough to hit rustc's layout limit.
+            match Box::pin(ep.call(req)).await {
+                Ok(resp) => {
+                    let resp = resp.into_response();
+                    let route = resp.data::<PathPattern>().map(|p| p.0.to_string());
+                    (resp, route)
+                }
+                Err(err) => {
+                    let unmatched = err.is::<poem::error::NotFoundError>();
+                    let route = err
+                        .data::<PathPattern>()
+                        .map(|p| p.0.to_string())
+                        .filter(|_| !unmatched);
+                    (from_poem_error(err), route)
+                }
             }
-            Err(err) => {
-                let unmatched = err.is::<poem::error::NotFoundError>();
-                let route = err
-                    .data::<PathPattern>()
-                    .map(|p| p.0.to_string())
-                    .filter(|_| !unmatched);
-                (from_poem_error(err), route)
-            }
-        }
-    })
-    .instrument(span.clone())
+        })
+        .instrument(span.clone()),
+    )
     .await;
     let status = resp.status();
     let elapsed = started.elapsed();
@@ -313,7 +316,14 @@ async fn edge<E: Endpoint>(
     });
     super::metrics::record_request(method.as_str(), &route, status.as_u16(), elapsed);
     span.in_scope(|| {
-        tracing::info!(status = status.as_u16(), route = %route, latency_ms = elapsed.as_secs_f64() * 1000.0, "request")
+        tracing::info!(
+            status = status.as_u16(),
+            route = %route,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            db_statements = db.statements,
+            db_ms = db.elapsed.as_secs_f64() * 1000.0,
+            "request"
+        )
     });
     let own_cache_control = resp.data::<OwnCacheControl>().is_some()
         && resp.headers().contains_key(header::CACHE_CONTROL);
@@ -340,6 +350,11 @@ async fn edge<E: Endpoint>(
     // one exception is marked by its handler ([`OwnCacheControl`]): immutable artifact bytes.
     if path.starts_with("/v1/") && !own_cache_control {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if config.server_timing
+        && let Ok(v) = HeaderValue::from_str(&db.server_timing())
+    {
+        headers.insert("server-timing", v);
     }
     if config.hsts_max_age_s > 0
         && let Ok(v) = HeaderValue::from_str(&format!(

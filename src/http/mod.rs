@@ -14,4 +14,5 @@ pub mod middleware;
 pub mod principal;
 pub mod problem;
 pub mod ratelimit;
+pub mod timing;
 pub mod validation;

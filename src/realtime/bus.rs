@@ -9,7 +9,10 @@
 //!   A lost listener connection is re-established and announced as [`BusMessage::Resync`], so
 //!   subscribers re-read the table instead of waiting for a wake-up that was lost.
 //!
-//! Job wake-ups travel the same way on channel `agentdesk_jobs`. Writers publish only through
+//! Job wake-ups travel the same way on channel `agentdesk_jobs`, and the auth cache's
+//! invalidations on `agentdesk_auth` ([`crate::auth::cache`]; written by database triggers):
+//! the listener applies those to the node's [`AuthCache`] itself, as it reads them, and marks
+//! the cache unusable while its connection is down. Writers publish only through
 //! [`Bus::commit`], which commits their transaction together with its [`Outbox`].
 
 use std::{sync::Arc, time::Duration};
@@ -17,6 +20,8 @@ use std::{sync::Arc, time::Duration};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
+
+use crate::auth::cache::{AUTH_CHANNEL, AuthCache, Invalidation};
 
 /// PostgreSQL channel for session events.
 pub const EVENTS_CHANNEL: &str = "agentdesk_events";
@@ -93,16 +98,19 @@ pub struct Bus {
     tx: broadcast::Sender<BusMessage>,
     backend: DbBackend,
     jobs: Arc<Notify>,
+    auth: Arc<AuthCache>,
 }
 
 impl Bus {
-    /// A bus for `backend`; on PostgreSQL call [`Bus::start_listener`] too.
-    pub fn new(backend: DbBackend) -> Self {
+    /// A bus for `backend` that keeps `auth` up to date; on PostgreSQL call
+    /// [`Bus::start_listener`] too.
+    pub fn new(backend: DbBackend, auth: Arc<AuthCache>) -> Self {
         let (tx, _) = broadcast::channel(4096);
         Self {
             tx,
             backend,
             jobs: Arc::new(Notify::new()),
+            auth,
         }
     }
 
@@ -167,8 +175,9 @@ impl Bus {
         }
     }
 
-    /// PostgreSQL: spawns the node's one LISTEN connection, reconnecting with a 1 s pause and
-    /// announcing [`BusMessage::Resync`] after each reconnect. No-op on SQLite. The task ends
+    /// PostgreSQL: spawns the node's one LISTEN connection, reconnecting with a 1 s pause after
+    /// a failure and announcing [`BusMessage::Resync`] after each reconnect; the auth cache is
+    /// live only while the connection listens. No-op on SQLite. The task ends
     /// when the returned handle is aborted.
     pub fn start_listener(&self, database_url: &str) -> Option<tokio::task::JoinHandle<()>> {
         if self.backend != DbBackend::Postgres {
@@ -188,7 +197,10 @@ impl Bus {
                         continue;
                     }
                 };
-                if let Err(e) = listener.listen_all([EVENTS_CHANNEL, JOBS_CHANNEL]).await {
+                if let Err(e) = listener
+                    .listen_all([EVENTS_CHANNEL, JOBS_CHANNEL, AUTH_CHANNEL])
+                    .await
+                {
                     tracing::warn!(error = %e, "event bus: LISTEN failed; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
@@ -198,21 +210,27 @@ impl Bus {
                     bus.jobs.notify_one();
                 }
                 first = false;
+                // Listening from here on: changes committed from now are heard.
+                bus.auth.set_live(true);
                 loop {
                     match listener.try_recv().await {
-                        Ok(Some(n)) => {
-                            if n.channel() == JOBS_CHANNEL {
-                                bus.jobs.notify_one();
-                            } else if let Some(e) = BusEvent::decode(n.payload()) {
-                                let _ = bus.tx.send(BusMessage::Event(e));
+                        Ok(Some(n)) => match n.channel() {
+                            JOBS_CHANNEL => bus.jobs.notify_one(),
+                            AUTH_CHANNEL => bus.auth.invalidate(Invalidation::decode(n.payload())),
+                            _ => {
+                                if let Some(e) = BusEvent::decode(n.payload()) {
+                                    let _ = bus.tx.send(BusMessage::Event(e));
+                                }
                             }
-                        }
+                        },
                         Ok(None) => {
-                            // Connection lost; sqlx reconnects on the next call.
-                            let _ = bus.tx.send(BusMessage::Resync);
-                            bus.jobs.notify_one();
+                            // Connection lost: notifications may be missed until a new one
+                            // listens (the outer loop; it announces the resync).
+                            bus.auth.set_live(false);
+                            break;
                         }
                         Err(e) => {
+                            bus.auth.set_live(false);
                             tracing::warn!(error = %e, "event bus: listener failed; reconnecting");
                             tokio::time::sleep(Duration::from_secs(1)).await;
                             break;

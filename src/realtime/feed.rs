@@ -6,11 +6,18 @@
 //! it subscribes to the feed *before* it catches up from the table, skips what it has
 //! already seen, and re-reads from the table whenever the feed jumps ahead of it (a lagged
 //! receiver, a resync). The feed itself is only an accelerator; the table is the truth.
+//!
+//! What followers send is encoded once per node, not once per follower: a [`FeedBatch`]
+//! carries its events' SSE frames, written by the first follower that needs them and handed to
+//! the others as slices of the same bytes (1,000 subscribers of one session cost one JSON
+//! encoding per event, and one write per subscriber per batch).
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Weak},
+    sync::{Arc, OnceLock, Weak},
 };
+
+use bytes::Bytes;
 
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -28,7 +35,40 @@ pub const READ_BATCH: u64 = 200;
 /// How often a feed re-reads the table without a wake-up.
 const SAFETY_READ: std::time::Duration = std::time::Duration::from_secs(1);
 
-type Batch = Arc<Vec<session_event::Model>>;
+/// Writes one event as its SSE frame (`id:`, `event:`, `data:` lines and the blank line that
+/// ends it) to the buffer. One encoding per node: every follower of a feed passes the same one.
+pub type Encode = fn(&session_event::Model, &mut Vec<u8>);
+
+/// Events committed together, in seq order, as the feed hands them to every follower.
+pub struct FeedBatch {
+    events: Vec<session_event::Model>,
+    frames: OnceLock<Frames>,
+}
+
+/// A batch's frames, back to back; `ends[i]` is where event `i`'s frame ends.
+struct Frames {
+    bytes: Bytes,
+    ends: Vec<usize>,
+}
+
+impl FeedBatch {
+    fn frames(&self, encode: Encode) -> &Frames {
+        self.frames.get_or_init(|| {
+            let mut bytes = Vec::with_capacity(self.events.len() * 256);
+            let mut ends = Vec::with_capacity(self.events.len());
+            for e in &self.events {
+                encode(e, &mut bytes);
+                ends.push(bytes.len());
+            }
+            Frames {
+                bytes: bytes.into(),
+                ends,
+            }
+        })
+    }
+}
+
+type Batch = Arc<FeedBatch>;
 
 struct Shared {
     tx: broadcast::Sender<Batch>,
@@ -111,8 +151,9 @@ impl Feeds {
             last: after_seq,
             rx,
             _shared: shared,
-            pending: Vec::new(),
+            pending: None,
             need_table: true,
+            ended: false,
         })
     }
 }
@@ -157,7 +198,10 @@ async fn run_feed(
                 Ok(batch) => {
                     let full = batch.len() as u64 == READ_BATCH;
                     last = batch.last().map(|e| e.seq).unwrap_or(last);
-                    let _ = sh.tx.send(Arc::new(batch));
+                    let _ = sh.tx.send(Arc::new(FeedBatch {
+                        events: batch,
+                        frames: OnceLock::new(),
+                    }));
                     if !full {
                         break;
                     }
@@ -172,46 +216,72 @@ async fn run_feed(
 }
 
 /// Reads one session's log in order, from a position, without gaps or duplicates: first
-/// from the table, then live from the feed.
+/// from the table, then live from the feed; as SSE frames ([`Follower::next_frames`]).
 pub struct Follower {
     db: DatabaseConnection,
     session_id: Uuid,
     last: i64,
     rx: broadcast::Receiver<Batch>,
     _shared: Arc<Shared>,
-    pending: Vec<session_event::Model>,
+    /// A live batch and the index of its first event not yet sent.
+    pending: Option<(Batch, usize)>,
     need_table: bool,
+    ended: bool,
 }
 
 impl Follower {
-    /// The next events after the last one returned, waiting for them if there are none yet.
-    /// Errors: database errors.
-    pub async fn next_batch(&mut self) -> Result<Vec<session_event::Model>, DbErr> {
+    /// The frames of the next events after the last one returned, waiting for them if there
+    /// are none yet: at least one event, and up to the end of a batch. `None` once the event
+    /// for which `is_last` holds has been returned (nothing follows it). Errors: database
+    /// errors.
+    pub async fn next_frames(
+        &mut self,
+        encode: Encode,
+        is_last: fn(&session_event::Model) -> bool,
+    ) -> Result<Option<Bytes>, DbErr> {
         loop {
-            if !self.pending.is_empty() {
-                let out = std::mem::take(&mut self.pending);
-                self.last = out.last().map(|e| e.seq).unwrap_or(self.last);
-                return Ok(out);
+            if self.ended {
+                return Ok(None);
+            }
+            if let Some((batch, start)) = self.pending.take() {
+                let rest = &batch.events[start..];
+                let stop = match rest.iter().position(is_last) {
+                    Some(i) => {
+                        self.ended = true;
+                        start + i + 1
+                    }
+                    None => batch.events.len(),
+                };
+                let frames = batch.frames(encode);
+                let from = start.checked_sub(1).map_or(0, |i| frames.ends[i]);
+                self.last = batch.events[stop - 1].seq;
+                return Ok(Some(frames.bytes.slice(from..frames.ends[stop - 1])));
             }
             // Catch-up and repair read the table; once caught up, only the feed is read.
             if self.need_table {
                 let rows = read_after(&self.db, self.session_id, self.last, READ_BATCH).await?;
                 self.need_table = rows.len() as u64 == READ_BATCH;
                 if !rows.is_empty() {
-                    self.last = rows.last().map(|e| e.seq).unwrap_or(self.last);
-                    return Ok(rows);
+                    let mut bytes = Vec::with_capacity(rows.len() * 256);
+                    for e in &rows {
+                        encode(e, &mut bytes);
+                        self.last = e.seq;
+                        if is_last(e) {
+                            self.ended = true;
+                            break;
+                        }
+                    }
+                    return Ok(Some(bytes.into()));
                 }
             }
             match self.rx.recv().await {
                 Ok(batch) => {
-                    let fresh: Vec<_> = batch
-                        .iter()
-                        .filter(|e| e.seq > self.last)
-                        .cloned()
-                        .collect();
-                    match fresh.first() {
+                    let start = batch.events.partition_point(|e| e.seq <= self.last);
+                    match batch.events.get(start) {
                         None => {}
-                        Some(first) if first.seq == self.last + 1 => self.pending = fresh,
+                        Some(first) if first.seq == self.last + 1 => {
+                            self.pending = Some((batch, start));
+                        }
                         // The feed is ahead of us: repair from the table.
                         Some(_) => self.need_table = true,
                     }

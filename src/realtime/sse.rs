@@ -10,8 +10,10 @@
 use std::{future::Future, time::Duration};
 
 use futures_util::{StreamExt, stream::BoxStream};
+use bytes::Bytes;
 use poem_openapi::{
-    payload::EventStream,
+    payload::{EventStream, Payload},
+    registry::{MetaSchema, MetaSchemaRef, Registry},
     types::{ToJSON, Type},
 };
 use sea_orm::DatabaseConnection;
@@ -20,7 +22,7 @@ use uuid::Uuid;
 
 use super::{
     bus::{Bus, BusMessage},
-    feed::Follower,
+    feed::{Encode, Follower},
 };
 use crate::entity::{Tenant, session_event};
 
@@ -100,37 +102,107 @@ where
 }
 
 /// Streams one session's log from `follower` (see [`Follower`]: replay, then live, without a
-/// gap or a duplicate), each event mapped by `to_item`. The stream ends after an event for
-/// which `is_last` holds (the session's final status), when `still_allowed` (called every
-/// [`REAUTHORIZE`]) resolves to `false`, or when reading fails (logged).
-pub fn follow_session<T, A, Fut>(
+/// gap or a duplicate) as SSE frames written by `encode` (shared by every subscriber of the
+/// node, see [`super::feed`]); ends after the event for which `is_last` holds, when the client
+/// goes away, or when `still_allowed` says no.
+pub fn follow_session<A, Fut>(
     mut follower: Follower,
-    is_last: impl Fn(&session_event::Model) -> bool + Send + 'static,
-    to_item: impl Fn(session_event::Model) -> T + Send + 'static,
+    encode: Encode,
+    is_last: fn(&session_event::Model) -> bool,
     still_allowed: A,
-) -> BoxStream<'static, T>
+) -> BoxStream<'static, Bytes>
 where
-    T: Send + 'static,
     A: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = bool> + Send,
 {
     guarded(still_allowed, move |tx| async move {
         loop {
-            let batch = match follower.next_batch().await {
-                Ok(b) => b,
+            match follower.next_frames(encode, is_last).await {
+                Ok(Some(frames)) => {
+                    if tx.send(frames).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "event stream read failed");
-                    return;
-                }
-            };
-            for e in batch {
-                let last = is_last(&e);
-                if tx.send(to_item(e)).await.is_err() || last {
                     return;
                 }
             }
         }
     })
+}
+
+/// Writes the SSE frame of one item: `id: <id>`, `event: <event>` (left out for `message`,
+/// the default type), `data: <item as JSON>` (one line: compact JSON has none), then a blank
+/// line; the bytes [`event_stream`] writes for the same item.
+pub fn write_frame(out: &mut Vec<u8>, id: &str, event: &str, item: &impl ToJSON) {
+    out.extend_from_slice(b"id: ");
+    out.extend_from_slice(id.as_bytes());
+    if event != "message" {
+        out.extend_from_slice(b"\nevent: ");
+        out.extend_from_slice(event.as_bytes());
+    }
+    out.extend_from_slice(b"\ndata: ");
+    let _ = serde_json::to_writer(&mut *out, &item.to_json());
+    out.extend_from_slice(b"\n\n");
+}
+
+/// A `text/event-stream` response of frames encoded beforehand ([`write_frame`]), with a `:`
+/// heartbeat comment every `heartbeat`. In the spec it is exactly poem-openapi's
+/// `EventStream` of `E` (an `array` of `E`, format `event-stream`): the same schema, the same
+/// bytes on the wire, without encoding each item once per subscriber.
+pub struct EncodedEventStream<E> {
+    frames: BoxStream<'static, Bytes>,
+    heartbeat: Duration,
+    _item: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<E> EncodedEventStream<E> {
+    /// The response streaming `frames`.
+    pub fn new(frames: BoxStream<'static, Bytes>, heartbeat: Duration) -> Self {
+        Self {
+            frames,
+            heartbeat,
+            _item: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<E: Type + ToJSON> Payload for EncodedEventStream<E> {
+    const CONTENT_TYPE: &'static str = "text/event-stream";
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            items: Some(Box::new(E::schema_ref())),
+            ..MetaSchema::new_with_format("array", "event-stream")
+        }))
+    }
+
+    fn register(registry: &mut Registry) {
+        E::register(registry);
+    }
+}
+
+impl<E> poem::IntoResponse for EncodedEventStream<E> {
+    fn into_response(self) -> poem::Response {
+        let comment = Bytes::from_static(b":\n\n");
+        let mut frames = self.frames;
+        let mut beat =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.heartbeat, self.heartbeat);
+        let body = futures_util::stream::poll_fn(move |cx| {
+            if let std::task::Poll::Ready(frame) = frames.poll_next_unpin(cx) {
+                beat.reset();
+                return std::task::Poll::Ready(frame.map(Ok::<_, std::io::Error>));
+            }
+            beat.poll_tick(cx).map(|_| Some(Ok(comment.clone())))
+        });
+        poem::Response::builder()
+            .content_type("text/event-stream")
+            .header("X-Accel-Buffering", "no")
+            .header("Cache-Control", "no-cache")
+            .body(poem::Body::from_bytes_stream(body))
+    }
 }
 
 /// Streams the `status` events of every session of `org_id` as they are committed (live

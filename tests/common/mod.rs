@@ -232,6 +232,24 @@ pub fn test_config(dir: &std::path::Path, database_url: String) -> Config {
     config
 }
 
+/// Polls `check` every 10 ms until it holds; panics naming `what` after 5 s. For what travels
+/// between nodes through PostgreSQL `NOTIFY` (delivered at the writer's commit, but applied
+/// by the other node's listener task a moment later); never a performance assertion.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within 5 s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Sets every rate limit (per IP, per IP on auth, logins per account) to `per_min` a minute.
 pub fn set_rate_limits(config: &mut Config, per_min: u32) {
     config.rate_limit_per_ip_per_min = per_min;

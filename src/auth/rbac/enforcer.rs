@@ -13,6 +13,8 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
+use crate::auth::cache::AuthCache;
+
 use super::{
     adapter::SeaOrmAdapter,
     catalog::Role,
@@ -39,16 +41,19 @@ e = some(where (p.eft == allow))
 m = g(r.sub, p.sub, r.dom) && (p.dom == "*" || r.dom == p.dom) && r.obj == p.obj && r.act == p.act
 "#;
 
-/// The enforcer, shared by all requests.
+/// The enforcer, shared by all requests, with the node's [`AuthCache`], which
+/// [`Rbac::apply`] invalidates after each committed change.
 #[derive(Clone)]
 pub struct Rbac {
     enforcer: Arc<RwLock<Enforcer>>,
+    cache: Arc<AuthCache>,
 }
 
 impl Rbac {
     /// Writes the built-in role rules (replacing older ones in one transaction), then loads
-    /// every rule into a casbin enforcer. Errors: database or model errors.
-    pub async fn load(db: &DatabaseConnection) -> anyhow::Result<Self> {
+    /// every rule into a casbin enforcer; committed changes will invalidate `cache`. Errors:
+    /// database or model errors.
+    pub async fn load(db: &DatabaseConnection, cache: Arc<AuthCache>) -> anyhow::Result<Self> {
         sync_builtin_roles(db).await?;
         let model = DefaultModel::from_str(MODEL).await?;
         let mut enforcer = Enforcer::new(model, SeaOrmAdapter::new(db.clone())).await?;
@@ -57,6 +62,7 @@ impl Rbac {
         enforcer.enable_auto_save(false);
         Ok(Self {
             enforcer: Arc::new(RwLock::new(enforcer)),
+            cache,
         })
     }
 
@@ -126,9 +132,21 @@ impl Rbac {
         }
     }
 
-    /// Mirrors committed changes in memory. Failures are logged (the database holds the truth
-    /// and authorization reads memberships from it).
+    /// The node's auth cache.
+    pub fn cache(&self) -> &AuthCache {
+        &self.cache
+    }
+
+    /// Mirrors committed changes in memory and invalidates what they touch in the node's
+    /// [`AuthCache`] (other nodes hear of them from the database's triggers). Failures of the
+    /// in-memory casbin update are logged (the database holds the truth and authorization
+    /// reads memberships from it).
     pub async fn apply(&self, changes: Vec<RuleChange>) {
+        for change in &changes {
+            if let Some(i) = change.invalidation() {
+                self.cache.invalidate(i);
+            }
+        }
         let mut enforcer = self.enforcer.write().await;
         for change in changes {
             let result = match change {
@@ -242,6 +260,7 @@ mod tests {
             .unwrap();
         let rbac = Rbac {
             enforcer: Arc::new(RwLock::new(enforcer)),
+            cache: Arc::new(AuthCache::new(std::time::Duration::from_secs(60), true)),
         };
         let (agent, org, other_org) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
         let stored = vec!["desktop:input.pointer".to_owned()];

@@ -18,7 +18,7 @@ use super::{
     adapter::rule_row,
     catalog::{BUILTIN_ROLES, Role},
 };
-use crate::entity::casbin_rule;
+use crate::{auth::cache::Invalidation, entity::casbin_rule};
 
 // The casbin name of a built-in role lives with the other casbin names, so that `catalog`
 // stays free of casbin.
@@ -76,6 +76,36 @@ pub enum RuleChange {
         org_id: Uuid,
         permissions: Vec<String>,
     },
+}
+
+impl RuleChange {
+    /// What the change invalidates in the [`AuthCache`](crate::auth::cache::AuthCache):
+    /// a membership, a key, an org's custom roles or the whole org. Agents' capabilities are
+    /// not cached.
+    pub fn invalidation(&self) -> Option<Invalidation> {
+        match self {
+            RuleChange::Grant {
+                subject, org_id, ..
+            }
+            | RuleChange::Revoke {
+                subject, org_id, ..
+            } => {
+                let (kind, id) = subject.split_once(':')?;
+                let id = Uuid::parse_str(id).ok()?;
+                match kind {
+                    "user" => Some(Invalidation::Member {
+                        org_id: *org_id,
+                        user_id: id,
+                    }),
+                    "key" => Some(Invalidation::Key(id)),
+                    _ => None,
+                }
+            }
+            RuleChange::DropDomain { org_id } => Some(Invalidation::Org(*org_id)),
+            RuleChange::RolePermissions { org_id, .. } => Some(Invalidation::Roles(*org_id)),
+            RuleChange::AgentCapabilities { .. } => None,
+        }
+    }
 }
 
 pub(super) fn agent_subject(agent_id: Uuid) -> String {

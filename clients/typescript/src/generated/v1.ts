@@ -1009,8 +1009,8 @@ export interface paths {
          * Revoke an API key
          * @description Needs `api_keys:write`, and every permission of the key's role (`members:owner` for
          *     an `owner` key): `403 permission_denied` names the first one the caller lacks. A key
-         *     may always revoke itself. Every later request with the key answers 401 (at once on the
-         *     node that revoked it, within `api_key_cache_ttl_s` on other nodes); the keys and
+         *     may always revoke itself. Every later request with the key answers 401, on every node
+         *     (each node's cache hears of the revocation through the event bus); the keys and
          *     pending invitations it made are revoked with it. Revoking a revoked key succeeds.
          *     Audited as `api_key.revoked`.
          */
