@@ -7,6 +7,13 @@ use agentdesk::{Config, config::LogFormat};
 use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
 
+/// mimalloc instead of glibc's allocator: a request allocates and frees many small objects
+/// (headers, JSON values, rows); with glibc, `malloc`/`free` took about a fifth of a list
+/// request's CPU and the heap kept growing from one load round to the next (README,
+/// "Benchmarks").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Agentdesk: the control plane for AI desktop agents.
 #[derive(Parser)]
 #[command(version, about)]

@@ -119,7 +119,9 @@ impl Authenticator {
                         v
                     }
                 };
-                return self.current_user(verified.user_id, verified.generation).await;
+                return self
+                    .current_user(verified.user_id, verified.generation)
+                    .await;
             }
         };
         super::api_keys::authenticate(&self.db, &self.cache, key).await

@@ -325,95 +325,6 @@ fn default_scopes() -> Vec<String> {
     vec!["openid".into(), "email".into(), "profile".into()]
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:8080".into(),
-            database_url: None,
-            data_dir: PathBuf::from("./data"),
-            migrate_on_start: true,
-            db_max_connections: 10,
-            log_format: LogFormat::Pretty,
-            log_level: "info".into(),
-            shutdown_timeout_s: 30,
-            request_timeout_s: 30,
-            body_limit_bytes: 1024 * 1024,
-            cors_allowed_origins: Vec::new(),
-            hsts_max_age_s: 0,
-            server_timing: false,
-            trust_forwarded_for: false,
-            registration_open: true,
-            jwt_issuer: "agentdesk".into(),
-            jwt_audience: "agentdesk-api".into(),
-            jwt_signing_key: String::new(),
-            secret_sealing_key: String::new(),
-            jwt_previous_signing_keys: Vec::new(),
-            access_token_ttl_s: 900,
-            refresh_token_ttl_s: 30 * 24 * 3600,
-            rate_limit_per_ip_per_min: 600,
-            auth_rate_limit_per_ip_per_min: 10,
-            login_rate_limit_per_account_per_min: 10,
-            worker_concurrency: 4,
-            job_lease_s: 30,
-            job_max_attempts: 5,
-            job_backoff_base_ms: 1000,
-            job_backoff_max_ms: 300_000,
-            job_poll_interval_ms: 1000,
-            reaper_interval_ms: 5000,
-            session_default_timeout_s: 900,
-            session_default_max_duration_s: 14_400,
-            max_live_sessions_per_org: 10,
-            command_claim_timeout_s: 60,
-            event_payload_max_bytes: 256 * 1024,
-            idempotency_ttl_s: 24 * 3600,
-            sse_heartbeat_s: 15,
-            desktop_runtime: DesktopRuntimeKind::None,
-            desktop_process_command: "Xvnc".into(),
-            desktop_vnc_host: "127.0.0.1".into(),
-            desktop_display_min: 100,
-            desktop_display_max: 199,
-            desktop_port_min: 15900,
-            desktop_ready_timeout_s: 10,
-            desktop_exec_uid_base: 900_000,
-            desktop_exec_as_server_user: false,
-            desktop_work_dir: PathBuf::new(),
-            desktop_open_url_command: "xdg-open".into(),
-            shell_default_timeout_s: 30,
-            shell_max_output_bytes: 64 * 1024,
-            desktop_ticket_ttl_s: 30,
-            desktop_viewers_per_session: 10,
-            desktop_viewer_idle_timeout_s: 900,
-            desktop_viewer_ping_s: 20,
-            desktop_viewer_recheck_s: 30,
-            public_url: String::new(),
-            frontend_url: String::new(),
-            oidc_providers: std::collections::BTreeMap::new(),
-            oidc_state_ttl_s: 600,
-            login_code_ttl_s: 60,
-            login_throttle_free_failures: 5,
-            login_throttle_ip_free_failures: 50,
-            login_throttle_base_delay_s: 1,
-            login_throttle_max_delay_s: 900,
-            login_throttle_window_s: 900,
-            auth_cache_ttl_s: 60,
-            mail_sender: MailSenderKind::Log,
-            mail_dir: String::new(),
-            email_verification_ttl_s: 24 * 3600,
-            max_orgs_per_user: 20,
-            max_live_sessions_per_user: 20,
-            max_api_keys_per_org: 100,
-            max_pending_invitations_per_org: 100,
-            blob_store: BlobStoreKind::Database,
-            blob_s3_bucket: String::new(),
-            blob_s3_endpoint: String::new(),
-            blob_s3_region: "us-east-1".into(),
-            blob_s3_access_key_id: String::new(),
-            blob_s3_secret_access_key: Secret::default(),
-            blob_s3_prefix: "artifacts/".into(),
-        }
-    }
-}
-
 /// A configuration error; the message names the key.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -800,6 +711,8 @@ pub fn decode_signing_key(b64: &str) -> Option<Vec<u8>> {
         .ok()
         .filter(|k| k.len() >= 32)
 }
+
+mod defaults;
 
 #[cfg(test)]
 mod tests;

@@ -163,6 +163,15 @@ struct Share {
     events: Vec<NewEvent>,
 }
 
+/// What a share's callers are answered: their seqs from `first` on, or (`None`) that the
+/// session is not live.
+struct Answer {
+    replies: Vec<Reply>,
+    sizes: Vec<i64>,
+    session: Key,
+    first: Option<i64>,
+}
+
 /// Commits `group` in one transaction and answers each job.
 async fn commit_group(appenders: &Appenders, group: Vec<Job>) {
     let mut shares: Vec<Share> = Vec::new();
@@ -184,7 +193,7 @@ async fn commit_group(appenders: &Appenders, group: Vec<Job>) {
         share.replies.push(job.reply);
         share.events.extend(job.events);
     }
-    let mut answers: Vec<(Vec<Reply>, Vec<i64>, Key, Option<i64>)> = Vec::new();
+    let mut answers: Vec<Answer> = Vec::new();
     let result = async {
         let tx = super::begin_write(&appenders.db).await?;
         let mut outbox = Outbox::default();
@@ -205,17 +214,22 @@ async fn commit_group(appenders: &Appenders, group: Vec<Job>) {
                 }
                 None => None,
             };
-            answers.push((share.replies, share.sizes, share.session, first));
+            answers.push(Answer {
+                replies: share.replies,
+                sizes: share.sizes,
+                session: share.session,
+                first,
+            });
         }
         appenders.bus.commit(tx, outbox).await?;
         AppResult::Ok(())
     }
     .await;
     if let Err(e) = result {
-        let batches: usize = answers.iter().map(|a| a.0.len()).sum();
+        let batches: usize = answers.iter().map(|a| a.replies.len()).sum();
         tracing::error!(error = %e, batches, "event append group failed");
-        for (replies, ..) in answers {
-            for reply in replies {
+        for answer in answers {
+            for reply in answer.replies {
                 let _ = reply.send(Err(AppError::Internal(anyhow::anyhow!(
                     "event append failed: {e}"
                 ))));
@@ -223,7 +237,13 @@ async fn commit_group(appenders: &Appenders, group: Vec<Job>) {
         }
         return;
     }
-    for (replies, sizes, (org_id, session_id), first) in answers {
+    for Answer {
+        replies,
+        sizes,
+        session: (org_id, session_id),
+        first,
+    } in answers
+    {
         let Some(mut next) = first else {
             // Not live (or not there): each caller gets what the session says now.
             for reply in replies {

@@ -9,8 +9,8 @@
 
 use std::{future::Future, time::Duration};
 
-use futures_util::{StreamExt, stream::BoxStream};
 use bytes::Bytes;
+use futures_util::{StreamExt, stream::BoxStream};
 use poem_openapi::{
     payload::{EventStream, Payload},
     registry::{MetaSchema, MetaSchemaRef, Registry},
