@@ -6,11 +6,13 @@ WORKDIR /src
 # Dependencies first, in their own layer: rebuilt only when the manifests change.
 COPY Cargo.toml Cargo.lock ./
 COPY migration/Cargo.toml migration/Cargo.toml
-RUN mkdir -p src migration/src tests benches \
+# The benchmark is a workspace member: its manifest must be there (it is not built here).
+COPY benches/platform/Cargo.toml benches/platform/Cargo.toml
+RUN mkdir -p src migration/src tests benches/platform/src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs migration/src/lib.rs \
     && echo 'fn main() {}' > tests/main.rs \
-    && for b in sessions desktop relay; do echo 'fn main() {}' > "benches/$b.rs"; done \
+    && for b in desktop relay platform/src/main; do echo 'fn main() {}' > "benches/$b.rs"; done \
     && cargo build --release --locked --bin agentdesk \
     && rm -rf src migration/src
 # Then the sources.
