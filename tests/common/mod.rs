@@ -1,5 +1,5 @@
-//! The test kit of the integration tests (`tests/main.rs`) and the benchmarks
-//! (`benches/sessions.rs`, which includes this module by path).
+//! The test kit of the integration tests (`tests/main.rs`) and the in-process benchmarks
+//! (`benches/desktop.rs`, `benches/relay.rs`, which include this module by path).
 //!
 //! - [`TestApp`] starts the real server on 127.0.0.1:0 against a fresh database from
 //!   [`Databases`]: a SQLite file, or a PostgreSQL database (one per test) when
