@@ -73,6 +73,7 @@ impl Default for Config {
             login_throttle_max_delay_s: 900,
             login_throttle_window_s: 900,
             auth_cache_ttl_s: 60,
+            api_key_cache_ttl_s: None,
             mail_sender: MailSenderKind::Log,
             mail_dir: String::new(),
             email_verification_ttl_s: 24 * 3600,

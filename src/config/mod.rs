@@ -255,9 +255,12 @@ pub struct Config {
     /// Longest time (s) a node serves an entry of its auth cache (accounts' token state,
     /// memberships, orgs, custom roles, verified API keys, decisions) without reading it
     /// again. A backstop only: changes invalidate entries on every node through the bus at
-    /// once. 0: no caching. `api_key_cache_ttl_s` is accepted as its former name.
-    #[serde(alias = "api_key_cache_ttl_s")]
+    /// once. 0: no caching.
     pub auth_cache_ttl_s: u64,
+    /// The former name of `auth_cache_ttl_s` (deprecated), still read: when set, it is
+    /// `auth_cache_ttl_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_cache_ttl_s: Option<u64>,
     /// How mail to account owners is sent: `log` (default, development) or `dir`.
     pub mail_sender: MailSenderKind,
     /// `dir` sender: the directory messages are written to. Empty: `<data_dir>/mail`.
@@ -355,7 +358,10 @@ impl Config {
 
     /// Extracts and validates a config from any figment (tests build their own).
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        let mut config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        if let Some(ttl) = config.api_key_cache_ttl_s.take() {
+            config.auth_cache_ttl_s = ttl;
+        }
         config.validate()?;
         Ok(config)
     }

@@ -66,3 +66,10 @@ fn errors_name_the_key() {
         .to_string();
     assert!(e.contains("colour"), "{e}");
 }
+
+#[test]
+fn the_auth_cache_ttl_keeps_its_former_name() {
+    assert_eq!(with("").unwrap().auth_cache_ttl_s, 60);
+    assert_eq!(with("auth_cache_ttl_s = 5").unwrap().auth_cache_ttl_s, 5);
+    assert_eq!(with("api_key_cache_ttl_s = 7").unwrap().auth_cache_ttl_s, 7);
+}

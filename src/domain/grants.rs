@@ -57,7 +57,7 @@ pub const REASON: &str = "grantor_lost_rights";
 pub(crate) struct Enforced {
     /// The casbin rules of the revoked keys, removed in the transaction.
     pub changes: Vec<RuleChange>,
-    /// The revoked keys, to evict from the key cache.
+    /// The revoked keys, to invalidate in the auth cache.
     pub revoked_keys: Vec<Uuid>,
     /// The revoked invitations.
     pub revoked_invitations: Vec<Uuid>,

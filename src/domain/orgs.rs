@@ -96,16 +96,7 @@ pub async fn authorize(
                 (m.role, Some(org))
             }
         },
-        Subject::ApiKey {
-            org_id: key_org,
-            role,
-            ..
-        } => {
-            if *key_org != org_id {
-                return Err(AppError::NotFound("organization"));
-            }
-            (role.clone(), cache.org(org_id))
-        }
+        Subject::ApiKey { .. } => (key_role(subject, org_id)?, cache.org(org_id)),
     };
     if org.is_none() {
         let read = get(db, org_id).await?;
@@ -131,6 +122,20 @@ pub async fn authorize(
     })
 }
 
+/// An API key's role in `org_id`: the key was verified (not revoked, not expired) on this
+/// request and its org and role never change. Errors: 404 for a key of another org (or a
+/// user).
+fn key_role(subject: &Subject, org_id: Uuid) -> AppResult<String> {
+    match subject {
+        Subject::ApiKey {
+            org_id: key_org,
+            role,
+            ..
+        } if *key_org == org_id => Ok(role.clone()),
+        _ => Err(AppError::NotFound("organization")),
+    }
+}
+
 /// Checks that `subject` acts in `org_id` (a member, or an API key of that org) with a role
 /// that holds `permission`, reading the membership and the org in `db` (for decisions made in
 /// a transaction, under a lock). Errors: 404 `not_found` for non-members, keys of other orgs
@@ -151,18 +156,7 @@ pub async fn authorize_uncached(
                 .ok_or(AppError::NotFound("organization"))?;
             (org.ok_or(AppError::NotFound("organization"))?, m.role)
         }
-        // The key was verified (not revoked, not expired) by the security scheme on this
-        // request; its org and role never change.
-        Subject::ApiKey {
-            org_id: key_org,
-            role,
-            ..
-        } => {
-            if *key_org != org_id {
-                return Err(AppError::NotFound("organization"));
-            }
-            (get(db, org_id).await?, role.clone())
-        }
+        Subject::ApiKey { .. } => (get(db, org_id).await?, key_role(subject, org_id)?),
     };
     if !role_allows(db, rbac, org_id, &role, permission).await? {
         return Err(AppError::permission_denied(permission));

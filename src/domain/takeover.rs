@@ -55,7 +55,7 @@ pub struct HandedOver {
     pub password_removed: bool,
     /// Refresh tokens revoked.
     pub refresh_tokens_revoked: u64,
-    /// API keys revoked (ids): evict them from the node's key cache after commit.
+    /// API keys revoked (ids): invalidate them in the node's auth cache after commit.
     pub api_keys_revoked: Vec<Uuid>,
     /// The casbin rules of those keys, removed in the transaction: apply them to the enforcer
     /// after commit.

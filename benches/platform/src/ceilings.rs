@@ -45,36 +45,45 @@ pub async fn wrk(
     token: Option<&str>,
     load: Load,
 ) -> anyhow::Result<WrkResult> {
-    let run = Command::new("wrk")
-        .arg(format!("-t{}", load.threads))
+    let mut run = Command::new("wrk");
+    run.arg(format!("-t{}", load.threads))
         .arg(format!("-c{}", load.connections))
         .arg(format!("-d{}s", load.seconds))
         .arg("-s")
         .arg(script)
         .arg(url)
-        .env("BENCH_TOKEN", token.unwrap_or(""))
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let limit = Duration::from_secs(load.seconds) + SLACK;
-    let out = tokio::time::timeout(limit, run)
-        .await
-        .with_context(|| format!("wrk did not finish within {limit:?}"))?
-        .context("running wrk (apt-get install wrk)")?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!(
-            "wrk failed ({}): {}{}",
-            out.status,
-            stdout.trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+        .env("BENCH_TOKEN", token.unwrap_or(""));
+    let stdout = bounded("wrk", "wrk", run, load.seconds).await?;
     let line = stdout
         .lines()
         .find(|l| l.starts_with("RESULT "))
         .with_context(|| format!("no RESULT line in wrk's output:\n{stdout}"))?;
     parse_wrk(line)
+}
+
+/// Runs `cmd` (`what`, from Debian's `package`) for `seconds` plus [`SLACK`] at most and
+/// returns its stdout. Errors: it did not start, overran, or exited non-zero (with its output).
+async fn bounded(
+    what: &str,
+    package: &str,
+    mut cmd: Command,
+    seconds: u64,
+) -> anyhow::Result<String> {
+    let limit = Duration::from_secs(seconds) + SLACK;
+    let out = tokio::time::timeout(limit, cmd.stdin(Stdio::null()).kill_on_drop(true).output())
+        .await
+        .with_context(|| format!("{what} did not finish within {limit:?}"))?
+        .with_context(|| format!("running {what} (apt-get install {package})"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}): {}{}",
+            out.status,
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(stdout)
 }
 
 /// Parses `RESULT rps=… p50_ms=… p95_ms=… p99_ms=… requests=… errors=… non2xx=…`.
@@ -130,30 +139,15 @@ pub async fn pgbench_init(url: &str) -> anyhow::Result<()> {
 pub async fn pgbench_select(url: &str, load: Load, log_dir: &Path) -> anyhow::Result<(f64, Pct)> {
     std::fs::create_dir_all(log_dir)?;
     let prefix = log_dir.join("pgbench");
-    let run = Command::new("pgbench")
-        .args(["-S", "-n", "-M", "prepared", "-l"])
+    let mut run = Command::new("pgbench");
+    run.args(["-S", "-n", "-M", "prepared", "-l"])
         .arg(format!("--log-prefix={}", prefix.display()))
         .arg(format!("-c{}", load.connections))
         .arg(format!("-j{}", load.threads))
         .arg(format!("-T{}", load.seconds))
         .arg(url)
-        .current_dir(log_dir)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let limit = Duration::from_secs(load.seconds) + SLACK;
-    let out = tokio::time::timeout(limit, run)
-        .await
-        .with_context(|| format!("pgbench did not finish within {limit:?}"))?
-        .context("running pgbench (apt-get install postgresql-client)")?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!(
-            "pgbench -S failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+        .current_dir(log_dir);
+    let stdout = bounded("pgbench -S", "postgresql-client", run, load.seconds).await?;
     let tps = stdout
         .lines()
         .find_map(|l| l.trim().strip_prefix("tps = "))
