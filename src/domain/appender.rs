@@ -245,13 +245,19 @@ async fn commit_group(appenders: &Appenders, group: Vec<Job>) {
     } in answers
     {
         let Some(mut next) = first else {
-            // Not live (or not there): each caller gets what the session says now.
+            // Not live (or not there): every caller gets what the session says now, read once.
+            let status = sessions::get(&appenders.db, org_id, session_id)
+                .await
+                .map(|s| s.status);
             for reply in replies {
-                let answer = match sessions::get(&appenders.db, org_id, session_id).await {
-                    Ok(s) => Err(sessions::not_live(s.status)),
-                    Err(e) => Err(e),
+                let answer = match &status {
+                    Ok(status) => sessions::not_live(*status),
+                    Err(AppError::NotFound(what)) => AppError::NotFound(what),
+                    Err(e) => {
+                        AppError::Internal(anyhow::anyhow!("reading the session failed: {e}"))
+                    }
                 };
-                let _ = reply.send(answer);
+                let _ = reply.send(Err(answer));
             }
             continue;
         };
